@@ -1,0 +1,50 @@
+"""Atomic writes: a crash or a full disk never leaves a half-written artifact behind.
+
+Everything edgecls writes goes to a temporary name beside its destination and is
+renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Writes UTF-8 ``text`` to ``path`` through a temporary file and a rename."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
+
+    Works for files and directories (e.g. a SavedModel). On any exception the
+    temporary file or directory is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()

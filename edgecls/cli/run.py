@@ -1,0 +1,5 @@
+"""`edgecls` commands for the run stage."""
+
+from __future__ import annotations
+
+from edgecls.cli.app import app  # noqa: F401

@@ -1,0 +1,89 @@
+"""The layout of a run directory: the contract between train, evaluate, prune and export.
+
+A run directory holds everything a later stage needs, so that e.g. export validates
+on exactly the test images training held out::
+
+    RUN/
+      config.yaml               resolved training config
+      split.json                split manifest (see edgecls.data.split)
+      labels.txt                class names, one per line, in output-index order
+      history.csv               per-epoch metrics
+      best.keras                best model by validation metric (what export takes)
+      checkpoints/last.keras    last finished epoch, for --resume
+      checkpoints/state.json    epoch, phase and optimizer step of the last checkpoint
+      metrics.json              evaluation on the test split (schema in edgecls.train.evaluate)
+      confusion_matrix.png
+      classification_report.txt
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.errors import EdgeclsError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "split.json"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels.txt"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def best_model(self) -> Path:
+        return self.root / "best.keras"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.keras"
+
+    @property
+    def state(self) -> Path:
+        return self.checkpoints / "state.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.root / "confusion_matrix.png"
+
+    @property
+    def report_txt(self) -> Path:
+        return self.root / "classification_report.txt"
+
+    def read_labels(self) -> list[str]:
+        """Class names in output-index order."""
+        return [line for line in self.labels.read_text().splitlines() if line]
+
+    def require_model(self) -> Path:
+        """The best model, or a user error explaining that this is not a finished run."""
+        if not self.root.is_dir():
+            raise EdgeclsError(f"run directory {self.root} does not exist",
+                               "pass the --out directory of an `edgecls train` run")
+        if not self.best_model.is_file():
+            raise EdgeclsError(f"{self.root} holds no trained model ({self.best_model.name} is missing)",
+                               "train first with `edgecls train`, or --resume an interrupted run")
+        return self.best_model

@@ -1,0 +1,77 @@
+"""The one interface every inference backend implements (one file per backend).
+
+A backend loads a model file and runs batches of already-prepared float32 NHWC
+images (RGB 0..255 by default, see ``preprocess.prepare``). It converts them to the
+model's own input (dtype, quantization, layout) and returns float32 scores.
+Backends never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.runtime.metadata import ModelMetadata
+
+
+@dataclass
+class TensorInfo:
+    """Shape, dtype and quantization of a model input or output as stored in the file."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: tuple[float, int] | None = None  # (scale, zero_point) for int8/uint8
+    layout: str = "NHWC"
+
+
+@dataclass
+class BackendOptions:
+    """What a target profile or the user may set; ``None`` means "backend decides"."""
+
+    threads: int | None = None
+    device: str | None = None  # OpenVINO: CPU | GPU | NPU
+    providers: list[str] | None = None  # ONNX Runtime execution providers
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Runs one model file. Subclasses register themselves in ``BACKENDS``."""
+
+    name: str = ""
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
+        self.path = Path(path)
+        self.options = options or BackendOptions()
+        self.settings: dict[str, Any] = {}  # what was applied, recorded in bench output
+
+    @property
+    @abstractmethod
+    def input_info(self) -> TensorInfo:
+        """The model's (first) input as stored in the file."""
+
+    @property
+    @abstractmethod
+    def output_info(self) -> TensorInfo:
+        """The model's (first) output as stored in the file."""
+
+    @abstractmethod
+    def read_metadata(self) -> ModelMetadata | None:
+        """The embedded edgecls metadata, or None for a foreign model."""
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Runs a float32 NHWC batch (N, H, W, 3); returns float32 scores (N, classes).
+
+        Quantized inputs and outputs are converted with the model's own scale and
+        zero point; NCHW models are transposed here, not by the caller.
+        """
+
+    @staticmethod
+    def version() -> str:
+        """Version of the underlying inference library."""
+        return "unknown"

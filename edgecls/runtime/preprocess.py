@@ -1,0 +1,87 @@
+"""The one place where a frame becomes model input.
+
+Training, calibration, validation and the runtime all call ``prepare`` so that the
+training/deployment preprocessing mismatch cannot happen. numpy + OpenCV only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecls.errors import DataError
+from edgecls.runtime.metadata import Preprocessing
+
+_INTERPOLATION = {
+    "bilinear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "nearest": cv2.INTER_NEAREST,
+}
+
+
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """Reads an image file as a 3-channel BGR uint8 array (gray and RGBA become BGR)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DataError(f"cannot decode image {path}", "is it a valid JPEG/PNG/BMP/WebP file?")
+    return image
+
+
+def prepare(
+    frame_bgr: np.ndarray,
+    size: tuple[int, int],
+    pre: Preprocessing | None = None,
+) -> np.ndarray:
+    """Turns one BGR uint8 frame into a float32 HWC array in the model's color order.
+
+    Args:
+        frame_bgr: HxWx3 (or HxW gray, or HxWx4 BGRA) uint8 image as OpenCV gives it.
+        size: (height, width) of the model input.
+        pre: preprocessing description; defaults to the edgecls convention.
+
+    Returns:
+        float32 array of shape (height, width, 3) holding pixel * scale + offset.
+    """
+    pre = pre or Preprocessing()
+    image = _to_bgr(frame_bgr)
+    image = _fit(image, size, pre)
+    if pre.color.upper() == "RGB":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    out = image.astype(np.float32)
+    if pre.scale != 1.0 or pre.offset != 0.0:
+        out = out * np.float32(pre.scale) + np.float32(pre.offset)
+    return out
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def _fit(image: np.ndarray, size: tuple[int, int], pre: Preprocessing) -> np.ndarray:
+    height, width = size
+    if pre.resize == "center_crop":
+        image = _center_crop_to_aspect(image, width / height)
+    if image.shape[:2] == (height, width):
+        return image
+    interpolation = _INTERPOLATION.get(pre.interpolation, cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def _center_crop_to_aspect(image: np.ndarray, aspect: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w / h > aspect:
+        new_w = int(round(h * aspect))
+        x0 = (w - new_w) // 2
+        return image[:, x0 : x0 + new_w]
+    new_h = int(round(w / aspect))
+    y0 = (h - new_h) // 2
+    return image[y0 : y0 + new_h]
