@@ -1,5 +1,56 @@
-"""`edgecls` commands for the data stage."""
+"""`edgecls data ...`: check a dataset folder, write the demo dataset."""
 
 from __future__ import annotations
 
-from edgecls.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+
+import typer
+
+from edgecls.cli.app import app
+
+data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def check(
+    data_dir: Path = typer.Argument(..., help="Dataset folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
+) -> None:
+    """Check a dataset: images per class, unreadable files, duplicates, too-small classes.
+
+    Unreadable, zero-byte and non-image files are excluded; identical files within a
+    class are kept once; identical files under different classes (label conflicts) are
+    excluded. Exits with code 2 when the dataset cannot be trained on.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edgecls.atomic import write_text_atomic
+    from edgecls.data.check import check_dataset
+    from edgecls.data.report import render_check
+
+    console = Console()
+    with Progress(transient=True, console=console) as progress:
+        task = progress.add_task("reading images", total=None)
+        report = check_dataset(data_dir, on_progress=lambda done, total: progress.update(
+            task, completed=done, total=total))
+    render_check(report, console)
+    if json_out:
+        write_text_atomic(json_out, json.dumps(report.to_json(), indent=1))
+        console.print(f"report written to {json_out}")
+    if report.errors:
+        raise typer.Exit(2)
+
+
+@data_app.command("digits")
+def digits(
+    out: Path = typer.Argument(..., help="Folder to write the digit images into (one sub-folder per digit)."),
+    size: int = typer.Option(32, help="Side of the written PNG images in pixels."),
+) -> None:
+    """Write scikit-learn's bundled handwritten digits as an image folder (offline demo data)."""
+    from edgecls.data.digits import write_digits_dataset
+
+    write_digits_dataset(out, size)
+    typer.echo(f"wrote 1797 digit images to {out}")

@@ -1,0 +1,87 @@
+"""Find the images of a folder-per-class dataset.
+
+Two layouts are accepted::
+
+    DIR/<class>/*                      (flat: edgecls splits it)
+    DIR/{train,val,test}/<class>/*     (pre-split: the given subsets are kept)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecls.errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+SUBSET_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class ScanResult:
+    """Every file found, by subset (``None`` for a flat layout) and class."""
+
+    root: Path
+    layout: str  # "flat" | "presplit"
+    labels: list[str]
+    files: dict[str | None, dict[str, list[Path]]] = field(default_factory=dict)
+    skipped: list[Path] = field(default_factory=list)  # files with a non-image extension
+
+    def all_files(self) -> list[tuple[str | None, str, Path]]:
+        """(subset, label, path) for every candidate image, in a stable order."""
+        return [(subset, label, path)
+                for subset, by_label in self.files.items()
+                for label, paths in by_label.items()
+                for path in paths]
+
+
+def scan_dataset(root: str | Path) -> ScanResult:
+    """Lists the candidate image files of ``root`` by class (and subset if pre-split)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"dataset folder {root} does not exist",
+                        "pass a folder holding one sub-folder of images per class")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder", "pass a folder holding one sub-folder per class")
+    subdirs = _subdirs(root)
+    if not subdirs:
+        raise DataError(f"dataset folder {root} is empty or has no class sub-folders",
+                        "put the images of each class in its own sub-folder, e.g. DIR/cat/*.jpg")
+    names = {d.name for d in subdirs}
+    if "train" in names and names <= set(SUBSET_NAMES):
+        return _scan_presplit(root, subdirs)
+    result = ScanResult(root=root, layout="flat", labels=sorted(d.name for d in subdirs))
+    result.files[None] = _scan_classes(subdirs, result.skipped)
+    return result
+
+
+def _scan_presplit(root: Path, subset_dirs: list[Path]) -> ScanResult:
+    result = ScanResult(root=root, layout="presplit", labels=[])
+    labels: set[str] = set()
+    for subset_dir in sorted(subset_dirs, key=lambda d: SUBSET_NAMES.index(d.name)):
+        class_dirs = _subdirs(subset_dir)
+        result.files[subset_dir.name] = _scan_classes(class_dirs, result.skipped)
+        labels.update(d.name for d in class_dirs)
+    train_labels = set(result.files["train"])
+    if not train_labels:
+        raise DataError(f"{root / 'train'} has no class sub-folders",
+                        "put the training images of each class in train/<class>/")
+    extra = labels - train_labels
+    if extra:
+        raise DataError(f"classes {', '.join(sorted(extra))} appear in val/test but not in train",
+                        "every class needs training images in train/<class>/")
+    result.labels = sorted(train_labels)
+    return result
+
+
+def _scan_classes(class_dirs: list[Path], skipped: list[Path]) -> dict[str, list[Path]]:
+    files: dict[str, list[Path]] = {}
+    for class_dir in class_dirs:
+        paths = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files[class_dir.name] = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS]
+        skipped.extend(p for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS)
+    return files
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
