@@ -27,6 +27,19 @@ class TensorInfo:
     quantization: tuple[float, int] | None = None  # (scale, zero_point) for int8/uint8
     layout: str = "NHWC"
 
+    @property
+    def is_quantized(self) -> bool:
+        """True for an int8/uint8 tensor that carries a scale and zero point."""
+        return self.dtype in ("int8", "uint8") and self.quantization is not None
+
+    @property
+    def spatial_size(self) -> tuple[int, int] | None:
+        """(height, width) of an image tensor, or None when unknown or dynamic."""
+        if len(self.shape) != 4:
+            return None
+        h, w = (self.shape[2], self.shape[3]) if self.layout == "NCHW" else self.shape[1:3]
+        return (int(h), int(w)) if h > 0 and w > 0 else None
+
 
 @dataclass
 class BackendOptions:
@@ -70,6 +83,14 @@ class Backend(ABC):
         Quantized inputs and outputs are converted with the model's own scale and
         zero point; NCHW models are transposed here, not by the caller.
         """
+
+    def invoke(self, native: np.ndarray) -> np.ndarray:
+        """Runs a batch already in the model's own dtype and layout; returns the raw output.
+
+        The lean per-frame path of ``Classifier`` uses this to skip float conversions;
+        ``run`` is ``invoke`` wrapped in the conversions.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no native invoke")
 
     @staticmethod
     def version() -> str:

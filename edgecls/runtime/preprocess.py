@@ -85,3 +85,29 @@ def _center_crop_to_aspect(image: np.ndarray, aspect: float) -> np.ndarray:
     new_h = int(round(w / aspect))
     y0 = (h - new_h) // 2
     return image[y0 : y0 + new_h]
+
+
+def prepare_uint8(
+    frame_bgr: np.ndarray,
+    size: tuple[int, int],
+    pre: Preprocessing | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``prepare`` without the float conversion: uint8 HWC pixels in the model's color order.
+
+    The same resize and color steps as ``prepare`` (so ``prepare_uint8(f).astype(float32)``
+    equals ``prepare(f)`` for identity scale/offset), written into ``out`` when given:
+    the runtime's lean per-frame path for uint8/int8 models uses it with a preallocated
+    input buffer.
+    """
+    pre = pre or Preprocessing()
+    image = _fit(_to_bgr(frame_bgr), size, pre)
+    if out is None:
+        out = np.empty((size[0], size[1], 3), dtype=np.uint8)
+    if pre.color.upper() == "RGB":
+        result = cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=out)
+        if not np.shares_memory(result, out):  # OpenCV reallocated: copy into place
+            np.copyto(out, result)
+    else:
+        np.copyto(out, image)
+    return out

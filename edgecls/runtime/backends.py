@@ -1,0 +1,85 @@
+"""Backend registry and selection by file suffix: ``load_backend(path, options)``.
+
+Backend modules register their class in ``BACKENDS``; importing them is cheap because
+each imports its inference library only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from edgecls.errors import ModelError
+from edgecls.registry import Registry
+from edgecls.runtime.base import Backend, BackendOptions
+
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+
+_BACKEND_MODULES = ("litert", "onnxruntime", "openvino")
+
+
+def _register_all() -> None:
+    for name in _BACKEND_MODULES:
+        importlib.import_module(f"edgecls.runtime.{name}")
+
+
+def backend_for_suffix(path: str | Path) -> type[Backend]:
+    """The backend class that runs files with this path's suffix."""
+    _register_all()
+    suffix = Path(path).suffix.lower()
+    for name in BACKENDS.list():
+        cls = BACKENDS.get(name)
+        if suffix in cls.suffixes:
+            return cls
+    known = ", ".join(s for n in BACKENDS.list() for s in BACKENDS.get(n).suffixes)
+    raise ModelError(
+        f"{path}: unknown model format {suffix or '(no suffix)'!r}",
+        f"pass a model file ending in one of: {known}",
+    )
+
+
+def load_backend(path: str | Path, options: BackendOptions | None = None,
+                 backend: str | None = None) -> Backend:
+    """Loads a model file with the backend its suffix calls for (or the one named).
+
+    Raises:
+        ModelError: the file is missing, has an unknown suffix or is not a model.
+    """
+    path = Path(path)
+    if backend:
+        _register_all()
+        cls = BACKENDS.get(backend)
+    else:
+        cls = backend_for_suffix(path)
+    check_model_file(path)
+    return cls(path, options)
+
+
+def check_model_file(path: Path) -> None:
+    """Raises a ModelError unless ``path`` is a non-empty readable file."""
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist", "check the path")
+    if not path.is_file():
+        raise ModelError(f"{path} is not a file", "pass the model file itself, not a folder")
+    if path.stat().st_size == 0:
+        raise ModelError(f"model file {path} is empty", "re-export or re-download it")
+
+
+def not_a_model(path: Path, fmt: str, detail: object) -> ModelError:
+    """The error every backend raises when its library rejects the file."""
+    text = str(detail).strip().splitlines()[0][:200] if str(detail).strip() else type(detail).__name__
+    return ModelError(
+        f"{path} is not a valid {fmt} model ({text})",
+        "the file may be truncated or not a model; re-export it with `edgecls export`",
+    )
+
+
+def resolve_threads(options: BackendOptions) -> int:
+    """Thread count: the option when given, else the cores available (at most 4)."""
+    if options.threads is not None:
+        if options.threads < 1:
+            raise ModelError(f"threads must be >= 1, got {options.threads}")
+        return int(options.threads)
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, available or 1))

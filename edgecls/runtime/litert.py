@@ -1,0 +1,111 @@
+"""LiteRT backend for ``.tflite`` files: ``ai_edge_litert``, else ``tflite_runtime``,
+else ``tf.lite`` (only when TensorFlow happens to be installed; never required)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.errors import ModelError
+from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
+from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.metadata import ModelMetadata
+from edgecls.runtime.tensors import from_model_output, guess_layout, normalize_shape, to_model_input
+
+_INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
+
+
+def _interpreter_module() -> Any:
+    """The first interpreter module that imports; ``tf.lite`` only as a last resort."""
+    for name in _INTERPRETER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.lite if name == "tensorflow" else module
+    raise ModelError(
+        "no TFLite interpreter is installed",
+        "pip install 'edgecls[runtime-tflite]' (ai-edge-litert)",
+    )
+
+
+def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
+    shape = normalize_shape(detail.get("shape_signature", detail["shape"]))
+    dtype = np.dtype(detail["dtype"]).name
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    quantization = (float(scale), int(zero_point)) if scale else None
+    return TensorInfo(shape=shape, dtype=dtype, quantization=quantization, layout=guess_layout(shape))
+
+
+@BACKENDS.register("litert")
+class LiteRTBackend(Backend):
+    """Runs a TFLite flatbuffer with the LiteRT interpreter (XNNPACK on CPU)."""
+
+    name = "litert"
+    suffixes = (".tflite",)
+
+    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
+        super().__init__(path, options)
+        self._content = self.path.read_bytes()
+        if self._content[4:8] != b"TFL3":
+            raise not_a_model(self.path, "TFLite", "no TFL3 flatbuffer identifier")
+        module = _interpreter_module()
+        threads = resolve_threads(self.options)
+        try:
+            self._interpreter = module.Interpreter(model_content=self._content, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise not_a_model(self.path, "TFLite", exc) from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._input_info = _tensor_info(self._input)
+        self._output_info = _tensor_info(self._output)
+        self._batch = int(self._input["shape"][0])
+        self.settings.update(threads=threads, interpreter=module.__name__)
+
+    @property
+    def input_info(self) -> TensorInfo:
+        return self._input_info
+
+    @property
+    def output_info(self) -> TensorInfo:
+        return self._output_info
+
+    def read_metadata(self) -> ModelMetadata | None:
+        from edgecls.runtime.tflite_metadata import read_tflite_metadata
+
+        return read_tflite_metadata(self._content)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return from_model_output(self.invoke(to_model_input(batch, self._input_info)), self._output_info)
+
+    def invoke(self, native: np.ndarray) -> np.ndarray:
+        if native.shape[0] != self._batch:
+            self._resize_batch(native.shape[0])
+        self._interpreter.set_tensor(self._input["index"], native)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"])
+
+    def _resize_batch(self, batch: int) -> None:
+        shape = list(self._input["shape"])
+        shape[0] = batch
+        try:
+            self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path} cannot run a batch of {batch}: {exc}") from None
+        self._batch = batch
+
+    @staticmethod
+    def version() -> str:
+        module = _interpreter_module()
+        package = module.__name__.split(".")[0]
+        try:
+            from importlib.metadata import version
+
+            return f"{package} {version(package.replace('_', '-'))}"
+        except Exception:  # noqa: BLE001 - version lookup is informational only
+            return package

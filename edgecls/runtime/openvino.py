@@ -1,0 +1,120 @@
+"""OpenVINO backend for IR files (``.xml`` beside its ``.bin``); device CPU, GPU or NPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.errors import ModelError
+from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
+from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
+from edgecls.runtime.tensors import from_model_output, guess_layout, to_model_input
+
+
+def _tensor_info(port: Any, quantization: tuple[float, int] | None = None) -> TensorInfo:
+    partial = port.get_partial_shape()
+    shape = tuple(d.get_length() if d.is_static else -1 for d in partial)
+    dtype = np.dtype(port.get_element_type().to_dtype()).name
+    return TensorInfo(shape=shape, dtype=dtype, quantization=quantization, layout=guess_layout(shape))
+
+
+@BACKENDS.register("openvino")
+class OpenVINOBackend(Backend):
+    """Runs an OpenVINO IR model compiled for one device (default CPU)."""
+
+    name = "openvino"
+    suffixes = (".xml",)
+
+    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
+        super().__init__(path, options)
+        ov = _import_openvino()
+        core = ov.Core()
+        device = (self.options.device or "CPU").upper()
+        self._check_device(device, core.available_devices)
+        if not self.path.with_suffix(".bin").is_file():
+            raise ModelError(f"{self.path}: weights file {self.path.with_suffix('.bin').name} is missing",
+                             "keep the .bin file beside the .xml")
+        try:
+            model = core.read_model(str(self.path))
+            self._metadata_text = _rt_info_text(model)
+            compiled = core.compile_model(model, device, self._config(device))
+        except RuntimeError as exc:
+            raise not_a_model(self.path, "OpenVINO IR", exc) from None
+        self._request = compiled.create_infer_request()
+        self._output_port = compiled.output(0)
+        meta = self.read_metadata()
+        self._input_info = _tensor_info(compiled.input(0), meta.input_quantization if meta else None)
+        self._output_info = _tensor_info(compiled.output(0), meta.output_quantization if meta else None)
+        self.settings["device"] = device
+
+    def _config(self, device: str) -> dict[str, Any]:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if device == "CPU":
+            threads = resolve_threads(self.options)
+            config["INFERENCE_NUM_THREADS"] = threads
+            self.settings["threads"] = threads
+            # On CPUs with BF16 (AVX512_BF16, AMX) OpenVINO runs float models in bfloat16 by
+            # default, which changes the scores the float model was validated with.
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        config.update(self.options.extra.get("openvino_config", {}))
+        self.settings["config"] = {k: str(v) for k, v in config.items()}
+        return config
+
+    @staticmethod
+    def _check_device(device: str, available: list[str]) -> None:
+        base = device.split(".")[0].split(":")[0]
+        if base in ("AUTO", "MULTI", "HETERO") or any(d.split(".")[0] == base for d in available):
+            return
+        raise ModelError(f"OpenVINO device {device} is not available here",
+                         f"available devices: {', '.join(available) or 'none'}; try --device CPU")
+
+    @property
+    def input_info(self) -> TensorInfo:
+        return self._input_info
+
+    @property
+    def output_info(self) -> TensorInfo:
+        return self._output_info
+
+    def read_metadata(self) -> ModelMetadata | None:
+        if not self._metadata_text:
+            return None
+        try:
+            return ModelMetadata.from_json(self._metadata_text)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"{self.path}: embedded edgecls metadata is unreadable ({exc})") from None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return from_model_output(self.invoke(to_model_input(batch, self._input_info)), self._output_info)
+
+    def invoke(self, native: np.ndarray) -> np.ndarray:
+        fixed = self._input_info.shape[0]
+        if fixed > 0 and native.shape[0] != fixed:
+            parts = [self.invoke(native[i : i + fixed]) for i in range(0, native.shape[0], fixed)]
+            return np.concatenate(parts)
+        self._request.infer({0: native}, share_inputs=True)
+        return self._request.get_tensor(self._output_port).data.copy()
+
+    @staticmethod
+    def version() -> str:
+        return f"openvino {_import_openvino().__version__}"
+
+
+def _rt_info_text(model: Any) -> str | None:
+    if not model.has_rt_info([METADATA_KEY]):
+        return None
+    value = model.get_rt_info([METADATA_KEY])
+    return value.astype(str) if hasattr(value, "astype") else str(value)
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise ModelError(
+            "OpenVINO is not installed", "pip install 'edgecls[runtime-openvino]' (openvino)"
+        ) from None
+    return openvino
