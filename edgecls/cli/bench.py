@@ -1,5 +1,129 @@
-"""`edgecls` commands for the bench stage."""
+"""`edgecls bench` (measure models on this machine) and `edgecls report` (compare them)."""
 
 from __future__ import annotations
 
-from edgecls.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+from edgecls.cli.app import app
+from edgecls.errors import EdgeclsError
+
+
+@app.command("bench")
+def bench(
+    models: list[Path] = typer.Argument(..., help="Model files: .tflite, .onnx or OpenVINO .xml."),
+    json_out: Path = typer.Option(..., "--json", help="Write the measurements to this JSON file."),
+    data: Path = typer.Option(None, help="Labelled images: DIR/CLASS/*, a pre-split dataset "
+                              "(its test or val subset), or a run directory (its test split)."),
+    reference: Path = typer.Option(None, help="Model to compare top-1 predictions with (e.g. the fp32 "
+                                   "artifact of the same run); needs --data."),
+    target: str = typer.Option(None, help="Target profile name recorded with the results "
+                               "(e.g. raspberry-pi-4); its threads/device/providers apply unless given."),
+    threads: str = typer.Option(None, help="Thread count(s), comma-separated, e.g. 1,2,4: one record "
+                                "per count. Default: the target's, else the backend's choice."),
+    runs: int = typer.Option(100, help="Timed runs per model (after the warm-up)."),
+    seconds: float = typer.Option(None, help="Time budget per model instead of --runs."),
+    warmup: int = typer.Option(10, help="Untimed runs before timing."),
+    min_accuracy: float = typer.Option(None, help="Top-1 floor: below it a model's status is "
+                                       "below_floor. Needs --data."),
+    labels: Path = typer.Option(None, help="Labels file for models without embedded labels (one per line)."),
+    max_per_class: int = typer.Option(None, help="Score at most this many images per class."),
+    device: str = typer.Option(None, help="OpenVINO device (CPU, GPU, NPU)."),
+    providers: str = typer.Option(None, help="ONNX Runtime execution providers, comma-separated."),
+    timeout: float = typer.Option(1800.0, help="Seconds before one model's measurement is abandoned."),
+) -> None:
+    """Measure latency, size, memory and accuracy of model files on this machine.
+
+    Each model (and thread count) is measured in a fresh process through the edgecls
+    runtime, so memory figures do not mix and a model that fails to load or run is
+    recorded as `failed` while the others continue. Exit code 1 if any model failed
+    or scored below --min-accuracy.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgecls.atomic import write_text_atomic
+    from edgecls.bench.report import merge_records
+    from edgecls.bench.render_table import print_report
+    from edgecls.bench.runner import BenchOptions, run_bench
+    from edgecls.bench.schema import STATUS_PASSED, dump_report
+    from edgecls.bench.targets import apply_target
+
+    options = BenchOptions(
+        data=data, reference=reference, target=target, threads=_parse_threads(threads),
+        warmup=warmup, runs=runs, seconds=seconds, min_accuracy=min_accuracy, labels_file=labels,
+        max_per_class=max_per_class, device=device, providers=_split(providers), timeout_s=timeout,
+    )
+    apply_target(options, threads_given=threads is not None)
+    console = Console()
+    steps = len(models) * len(options.threads) + (1 if reference else 0)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("bench", total=steps)
+        report = run_bench(models, options, progress=_ticker(progress, task))
+    write_text_atomic(json_out, dump_report(report))
+    print_report(merge_records([report]), console)
+    console.print(f"wrote {json_out}")
+    if any(r["status"] != STATUS_PASSED for r in report["records"]):
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    files: list[Path] = typer.Argument(..., help="JSON files written by `edgecls bench --json`."),
+    html: Path = typer.Option(None, "--html", help="Write a self-contained HTML page with plots."),
+    md: Path = typer.Option(None, "--md", help="Write a Markdown table (for pull requests)."),
+) -> None:
+    """Compare bench results from one or more machines: table, HTML with plots, Markdown.
+
+    Files of another schema version or broken JSON are skipped with a warning; models
+    trained on different label sets are refused.
+    """
+    from edgecls.atomic import write_text_atomic
+    from edgecls.bench.render_table import print_report
+    from edgecls.bench.report import merge_reports
+
+    merged = merge_reports(files)
+    print_report(merged)
+    if html:
+        from edgecls.bench.render_html import render_html
+
+        write_text_atomic(html, render_html(merged))
+        typer.echo(f"wrote {html}")
+    if md:
+        from edgecls.bench.render_md import render_markdown
+
+        write_text_atomic(md, render_markdown(merged))
+        typer.echo(f"wrote {md}")
+
+
+def _ticker(progress: Any, task: Any) -> Callable[[str], None]:
+    """A progress callback: each message starts a new step."""
+    started = {"count": 0}
+
+    def tick(message: str) -> None:
+        if started["count"]:
+            progress.advance(task)
+        started["count"] += 1
+        progress.update(task, description=f"measuring {message}")
+
+    return tick
+
+
+def _parse_threads(text: str | None) -> list[int | None]:
+    if text is None:
+        return [None]
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise EdgeclsError(f"--threads {text!r} is not a list of integers", "e.g. --threads 1,2,4") from None
+    if not counts:
+        raise EdgeclsError("--threads is empty", "e.g. --threads 2")
+    return list(dict.fromkeys(counts))
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None

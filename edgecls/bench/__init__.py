@@ -1,0 +1,6 @@
+"""Bench and report: latency, size, memory and accuracy of artifacts, merged across machines.
+
+``runner.run_bench`` measures models (each in a fresh subprocess, through the edgecls
+runtime, never TensorFlow); ``report.merge_reports`` merges the JSON files it writes;
+``render_table``, ``render_md`` and ``render_html`` show them. Report keys: SCHEMA.md.
+"""

@@ -1,0 +1,90 @@
+"""The columns every report rendering shows (terminal, Markdown, HTML), formatted once."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edgecls.bench.report import Row
+
+_MB = 1e6
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _latency(row: Row, key: str) -> float | None:
+    latency = row.record.get("latency")
+    return latency.get(key) if latency else None
+
+
+def _accuracy(row: Row, key: str) -> float | None:
+    accuracy = row.record.get("accuracy")
+    return accuracy.get(key) if accuracy else None
+
+
+def _drop(row: Row) -> str:
+    drop = row.drop_pp
+    if drop is None:
+        return "–"
+    return "0.00 pp" if abs(drop) < 0.005 else f"{-drop:+.2f} pp"
+
+
+def _memory(row: Row) -> float | None:
+    memory = row.record.get("memory")
+    return memory.get("peak_rss_mb") if memory else None
+
+
+def _runs(row: Row) -> str:
+    latency = row.record.get("latency")
+    if not latency:
+        return "–"
+    return f"{latency['runs']} (±{latency.get('block_p50_spread_pct', 0):.1f}%)"
+
+
+# (header, formatter, right-aligned, shown in the terminal)
+COLUMNS: list[tuple[str, Callable[[Row], str], bool, bool]] = [
+    ("model", lambda r: r.record["file"], False, True),
+    ("format", lambda r: r.record["format"], False, True),
+    ("precision", lambda r: r.record.get("precision") or "?", False, True),
+    ("threads", lambda r: str(r.record.get("threads") or "auto"), True, True),
+    ("top-1", lambda r: _num(_accuracy(r, "top1"), ".4f"), True, True),
+    ("top-5", lambda r: _num(_accuracy(r, "top5"), ".4f"), True, False),
+    ("macro F1", lambda r: _num(_accuracy(r, "macro_f1"), ".4f"), True, False),
+    ("vs float", _drop, True, True),
+    ("p50 ms", lambda r: _num(_latency(r, "p50_ms"), ".2f"), True, True),
+    ("p99 ms", lambda r: _num(_latency(r, "p99_ms"), ".2f"), True, True),
+    ("FPS", lambda r: _num(_latency(r, "fps"), ".1f"), True, True),
+    ("runs (p50 spread)", _runs, True, True),
+    ("size MB", lambda r: _num(r.record["size_bytes"] / _MB, ".2f"), True, True),
+    ("peak RSS MB", lambda r: _num(_memory(r), ".0f"), True, True),
+    ("status", lambda r: r.record["status"], False, True),
+]
+TERMINAL_COLUMNS = [c for c in COLUMNS if c[3]]
+
+
+def cells(row: Row, columns: list | None = None) -> list[str]:
+    """The formatted cells of one row, in ``columns`` (default ``COLUMNS``) order."""
+    return [fmt(row) for _, fmt, _, _ in columns or COLUMNS]
+
+
+def headers(columns: list | None = None) -> list[str]:
+    """Column headers in ``columns`` (default ``COLUMNS``) order."""
+    return [name for name, _, _, _ in columns or COLUMNS]
+
+
+def failure_notes(rows: list[Row]) -> list[str]:
+    """"file: status: reason" for every record that did not pass."""
+    return [f"{r.record['file']}" + (f" ({r.record['threads']} threads)" if r.record.get("threads") else "")
+            + f": {r.record['status']}: {r.record.get('reason') or 'no reason given'}"
+            for r in rows if r.record["status"] != "passed"]
+
+
+def machine_summary(machine: dict) -> str:
+    """One line describing a machine."""
+    parts = [machine.get("device_model") or machine.get("cpu_model"),
+             f"{machine.get('cores_logical')} cores", machine.get("os"), f"Python {machine.get('python')}"]
+    packages = machine.get("packages") or {}
+    if packages:
+        parts.append(", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+    return " · ".join(str(p) for p in parts if p)

@@ -1,0 +1,79 @@
+"""Labelled images for bench: a folder per class, a pre-split dataset, or a run directory.
+
+Uses the data layer's scanner and split manifest (both TensorFlow-free), so bench can
+score a model on a device with the same test images training held out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.errors import DataError
+from edgecls.rundir import RunDir
+
+
+@dataclass
+class LabelledImages:
+    """Image paths with the index of their class in ``labels``."""
+
+    source: str  # what was scored, e.g. "DIR (test split of run dir)"
+    labels: list[str]
+    items: list[tuple[Path, int]]
+
+
+def load_labelled_images(path: str | Path, max_per_class: int | None = None) -> LabelledImages:
+    """Finds the labelled images to score models on.
+
+    Args:
+        path: a run directory (its ``split.json`` test subset), a pre-split dataset
+            (its ``test`` subset, else ``val``), or a folder with one sub-folder per class.
+        max_per_class: keep at most this many images of each class (first in file order).
+
+    Raises:
+        DataError: the folder is missing, empty or has no images.
+    """
+    path = Path(path).expanduser()
+    run = RunDir(path)
+    if run.split.is_file():
+        images = _from_run_dir(run)
+    else:
+        images = _from_folder(path)
+    if max_per_class is not None:
+        images.items = _cap_per_class(images.items, max_per_class)
+    if not images.items:
+        raise DataError(f"no images to score in {path}", "check the folder or --max-per-class")
+    return images
+
+
+def _from_run_dir(run: RunDir) -> LabelledImages:
+    from edgecls.data.split import Split
+
+    split = Split.load(run.split)
+    return LabelledImages(f"{run.root} (test split)", list(split.labels), split.items("test"))
+
+
+def _from_folder(path: Path) -> LabelledImages:
+    from edgecls.data.scan import scan_dataset
+
+    scan = scan_dataset(path)
+    subset = None
+    if scan.layout == "presplit":
+        subset = "test" if scan.files.get("test") else "val" if scan.files.get("val") else None
+        if subset is None:
+            raise DataError(f"{path} is pre-split but has no test or val images",
+                            "pass the folder of the images to score, e.g. DIR/test")
+    index = {label: i for i, label in enumerate(scan.labels)}
+    items = [(p, index[label]) for label, paths in scan.files[subset].items() for p in paths]
+    source = f"{path} ({subset} subset)" if subset else str(path)
+    return LabelledImages(source, list(scan.labels), items)
+
+
+def _cap_per_class(items: list[tuple[Path, int]], cap: int) -> list[tuple[Path, int]]:
+    kept: list[tuple[Path, int]] = []
+    counts: dict[int, int] = {}
+    for path, label in items:
+        if counts.get(label, 0) < cap:
+            kept.append((path, label))
+            counts[label] = counts.get(label, 0) + 1
+    return kept

@@ -1,0 +1,29 @@
+"""A Markdown rendering of a merged report, for pasting into a pull request."""
+
+from __future__ import annotations
+
+from edgecls.bench.columns import COLUMNS, cells, failure_notes, headers, machine_summary
+from edgecls.bench.report import MergedReport
+
+
+def render_markdown(merged: MergedReport) -> str:
+    """One section per target: machine line and a pipe table."""
+    lines = ["# edgecls bench report", ""]
+    if merged.warnings:
+        lines += ["**Warnings**", ""] + [f"- {_escape(w)}" for w in merged.warnings] + [""]
+    for group, rows in merged.groups().items():
+        lines += [f"## {_escape(group)}", ""]
+        for summary in sorted({machine_summary(row.machine) for row in rows}):
+            lines.append(f"_{_escape(summary)}_")
+        lines += ["", "| " + " | ".join(headers()) + " |",
+                  "|" + "|".join("---:" if right else "---" for _, _, right, _ in COLUMNS) + "|"]
+        lines += ["| " + " | ".join(_escape(c) for c in cells(row)) + " |" for row in rows]
+        lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows)]
+        lines.append("")
+    lines.append("Top-1 drop is versus the fp32 model on the same machine (or the reference model); "
+                  "p50 spread is the range of the p50 of five consecutive blocks of runs.")
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,186 @@
+"""Merge bench reports from several machines into rows ready to render.
+
+Rows are grouped by target (the ``--target`` profile, else the machine) and sorted by
+format and precision. Each row carries its accuracy drop versus float: the fp32
+record of the same model on the same machine, or else the reference model scored
+with it. Bad files are skipped with a named warning; different label sets are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecls.bench.machine import machine_key
+from edgecls.bench.schema import SchemaError, load_report
+from edgecls.errors import EdgeclsError
+
+_PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3}
+_FORMAT_ORDER = {"tflite": 0, "onnx": 1, "openvino": 2}
+
+
+@dataclass
+class Row:
+    """One measured model as the report shows it."""
+
+    group: str
+    machine: dict[str, Any]
+    record: dict[str, Any]
+    float_top1: float | None = None
+    float_source: str | None = None  # "fp32 <file>" or "reference <file>"
+    float_per_class: dict[str, float] | None = None
+
+    @property
+    def top1(self) -> float | None:
+        accuracy = self.record.get("accuracy")
+        return accuracy["top1"] if accuracy else None
+
+    @property
+    def drop_pp(self) -> float | None:
+        """Top-1 lost versus float, in percentage points (positive = worse than float)."""
+        if self.top1 is None or self.float_top1 is None:
+            return None
+        return round(100.0 * (self.float_top1 - self.top1), 3)
+
+    @property
+    def label(self) -> str:
+        """Short name for plots: file, plus threads when set."""
+        threads = self.record.get("threads")
+        return self.record["file"] + (f" ×{threads}t" if threads else "")
+
+
+@dataclass
+class MergedReport:
+    """All usable rows, grouped, plus the warnings about skipped files."""
+
+    rows: list[Row]
+    warnings: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def groups(self) -> dict[str, list[Row]]:
+        """Rows by group, in first-seen order."""
+        grouped: dict[str, list[Row]] = {}
+        for row in self.rows:
+            grouped.setdefault(row.group, []).append(row)
+        return grouped
+
+
+def merge_reports(paths: list[str | Path]) -> MergedReport:
+    """Loads, validates and merges report files.
+
+    Raises:
+        EdgeclsError: no file was usable, or the models have different label sets.
+    """
+    reports, warnings, sources = [], [], []
+    for path in paths:
+        try:
+            reports.append(load_report(path))
+        except SchemaError as exc:
+            warnings.append(f"skipped {path}: {exc}")
+            continue
+        sources.append(str(path))
+    return merge_records(reports, warnings, sources)
+
+
+def merge_records(reports: list[dict[str, Any]], warnings: list[str] | None = None,
+                  sources: list[str] | None = None) -> MergedReport:
+    """Merges already loaded report objects (see ``merge_reports``)."""
+    merged = MergedReport(rows=[], warnings=list(warnings or []), sources=list(sources or []))
+    for report in reports:
+        merged.rows.extend(_rows_of(report))
+    if not merged.rows:
+        detail = "; ".join(merged.warnings) or "the files hold no records"
+        raise EdgeclsError(f"nothing to report: {detail}",
+                           "pass JSON files written by `edgecls bench --json`")
+    check_label_sets(merged.rows)
+    _attach_float_baselines(merged.rows)
+    merged.rows.sort(key=_sort_key)
+    return merged
+
+
+def check_label_sets(rows: list[Row]) -> None:
+    """Refuses to compare models that classify into different label lists."""
+    first: Row | None = None
+    for row in rows:
+        labels = row.record.get("labels")
+        if labels is None:
+            continue
+        if first is None:
+            first = row
+            continue
+        if labels != first.record["labels"]:
+            raise EdgeclsError(
+                f"models with different label sets cannot be compared: {first.record['file']} "
+                f"({_describe_labels(first.record['labels'])}) vs {row.record['file']} "
+                f"({_describe_labels(labels)})",
+                "report models trained on the same classes together; run `edgecls report` "
+                "once per label set",
+            )
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (latency, accuracy) points no other point beats on both.
+
+    A point is dominated when another is at least as fast and at least as accurate,
+    and strictly better in one. Returned in increasing latency.
+    """
+    front = []
+    for i, (lat_i, acc_i) in enumerate(points):
+        dominated = any(
+            lat_j <= lat_i and acc_j >= acc_i and (lat_j < lat_i or acc_j > acc_i)
+            for j, (lat_j, acc_j) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+def _rows_of(report: dict[str, Any]) -> list[Row]:
+    machine = report["machine"]
+    rows = []
+    for record in report["records"]:
+        target = record.get("target") or machine.get("target")
+        rows.append(Row(group=target or machine_key(machine), machine=machine, record=record))
+    return rows
+
+
+def _attach_float_baselines(rows: list[Row]) -> None:
+    for row in rows:
+        base = _float_twin(row, rows)
+        if base is not None:
+            row.float_top1 = base.top1
+            row.float_source = f"fp32 {base.record['file']}"
+            row.float_per_class = base.record["accuracy"].get("per_class")
+            continue
+        reference = (row.record.get("accuracy") or {}).get("reference")
+        if reference:
+            row.float_top1 = reference["top1"]
+            row.float_source = f"reference {Path(reference['model']).name}"
+
+
+def _float_twin(row: Row, rows: list[Row]) -> Row | None:
+    """The fp32 record of the same model on the same machine (same format preferred)."""
+    candidates = [
+        other for other in rows
+        if other.record.get("precision") == "fp32" and other.top1 is not None
+        and other.record.get("model_name") == row.record.get("model_name")
+        and machine_key(other.machine) == machine_key(row.machine)
+    ]
+    candidates.sort(key=lambda other: other.record["format"] != row.record["format"])
+    return candidates[0] if candidates else None
+
+
+def _sort_key(row: Row) -> tuple:
+    record = row.record
+    return (
+        row.group,
+        _FORMAT_ORDER.get(record["format"], 9), record["format"],
+        _PRECISION_ORDER.get(record.get("precision") or "", 8), record.get("precision") or "",
+        record.get("threads") or 0, record["file"],
+    )
+
+
+def _describe_labels(labels: list[str]) -> str:
+    shown = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
+    return f"{len(labels)} labels: {shown}"
