@@ -141,6 +141,19 @@ def test_refuses_any_other_global(tmp_path: Path, module: str, name: str):
     assert "other.pth" in str(info.value)
 
 
+def test_allowed_globals_cannot_be_tampered_with(tmp_path: Path, crafted):
+    # GLOBAL torch.FloatStorage; BUILD it with {"dtype": 1} (dict state) or slot state.
+    dict_state = b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeK\x01sb."
+    slot_state = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x04\x00\x00\x00name"
+                  b"X\x01\x00\x00\x00xs\x86b.")
+    for index, raw in enumerate((dict_state, slot_state)):
+        path = write_legacy(tmp_path / f"tamper{index}.pth", None, raw_object_pickle=raw)
+        with pytest.raises(ModelError, match=f"tamper{index}.pth.*tries to modify torch"):
+            load_state_dict(path)
+    path, expected = crafted
+    np.testing.assert_array_equal(load_state_dict(path)["bn.bias"], expected["bn.bias"])
+
+
 @pytest.mark.parametrize("keep", [0.3, 0.9, 0.999])
 def test_truncated_file_names_the_file(crafted, keep: float):
     path, _ = crafted

@@ -10,7 +10,7 @@ with ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``. Ea
 storage is then written as a little-endian int64 element count and its raw bytes.
 
 The unpickler here resolves only the handful of globals such a state dict needs, to
-this module's own functions; any other global (``os.system``, ``builtins.eval``...)
+this module's own stand-ins; any other global (``os.system``, ``builtins.eval``...)
 is refused with a ``ModelError`` before anything is called.
 """
 
@@ -44,12 +44,19 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageType:
-    """Stands for ``torch.<Name>Storage`` in the pickle: only its element type matters."""
+    """Stands for ``torch.<Name>Storage`` in the pickle: only its element type matters.
+
+    Frozen and slotted, like ``TensorRebuilder``, so a pickle's BUILD opcode cannot
+    alter it.
+    """
 
     name: str
     dtype: np.dtype
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError(f"the pickle tries to modify torch.{self.name}")
 
 
 @dataclass
@@ -97,22 +104,32 @@ def _rebuild_tensor(storage: Any, storage_offset: int, size: tuple, stride: tupl
                          tuple(int(s) for s in stride), extra)
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    allowed: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    }
-    for name, dtype in STORAGE_DTYPES.items():
-        allowed[("torch", name)] = StorageType(name, dtype)
-    return allowed
+@dataclass(frozen=True, slots=True)
+class TensorRebuilder:
+    """Stands for ``torch._utils._rebuild_tensor_v2``; calls ``_rebuild_tensor``."""
+
+    name: str
+
+    def __call__(self, *args: Any) -> PendingTensor:
+        return _rebuild_tensor(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError(f"the pickle tries to modify torch._utils.{self.name}")
 
 
-ALLOWED_GLOBALS = _allowed_globals()
+def allowed_global(module: str, name: str) -> Any:
+    """A fresh stand-in for one of the few globals a state dict needs, else ``None``."""
+    if (module, name) == ("collections", "OrderedDict"):
+        return collections.OrderedDict  # a C type: its attributes cannot be set
+    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+        return TensorRebuilder(name)
+    if module == "torch" and name in STORAGE_DTYPES:
+        return StorageType(name, STORAGE_DTYPES[name])
+    return None
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles a legacy torch object pickle, resolving only ``ALLOWED_GLOBALS``.
+    """Unpickles a legacy torch object pickle, resolving only ``allowed_global`` names.
 
     Args:
         file: binary stream positioned at the object pickle.
@@ -126,14 +143,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.views: dict[str, StorageView] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        try:
-            return ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
+        found = allowed_global(module, name)
+        if found is None:
             raise ModelError(
                 f"{self.source} asks to load the global {module}.{name}, which a weights "
                 "file has no need of; refusing to unpickle it",
                 "the file may be malicious or not a plain state dict; use a trusted file",
-            ) from None
+            )
+        return found
 
     def persistent_load(self, pid: Any) -> Storage | StorageView:
         if not (isinstance(pid, tuple) and len(pid) == 6 and _as_str(pid[0]) == "storage"):
@@ -184,8 +201,10 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         raise
     except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError,
             KeyError, IndexError, AttributeError, MemoryError) as exc:
-        raise ModelError(f"weights file {path} is truncated or corrupt ({exc})",
-                         "reinstall the package or download the file again") from None
+        truncated = isinstance(exc, EOFError) or "truncated" in str(exc)
+        what = "truncated" if truncated else "corrupt or not a plain state dict"
+        raise ModelError(f"weights file {path} is {what} ({exc})",
+                         "reinstall the package or use a trusted file") from None
 
 
 def _parse(stream: io.BytesIO, source: str) -> dict[str, np.ndarray]:
