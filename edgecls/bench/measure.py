@@ -30,6 +30,7 @@ class MeasureSpec:
     threads: int | None = None
     device: str | None = None
     providers: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
     warmup: int = 10
     runs: int | None = 100
     seconds: float | None = None
@@ -116,7 +117,8 @@ def model_labels(classifier: Any, spec: MeasureSpec) -> list[str] | None:
 def _load(spec: MeasureSpec) -> Any:
     from edgecls.runtime import BackendOptions, Classifier
 
-    options = BackendOptions(threads=spec.threads, device=spec.device, providers=spec.providers)
+    options = BackendOptions(threads=spec.threads, device=spec.device, providers=spec.providers,
+                             extra=spec.extra)
     return Classifier(spec.model, labels=spec.labels_file, options=options)
 
 

@@ -45,6 +45,8 @@ class BenchOptions:
     max_per_class: int | None = None
     device: str | None = None
     providers: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # BackendOptions.extra
+    target_profile: dict[str, Any] | None = None  # recorded in machine["target_profile"]
     timeout_s: float = 1800.0
 
 
@@ -61,6 +63,7 @@ def run_bench(models: list[Path], options: BenchOptions, progress: Progress | No
     _check_options(models, options)
     say = progress or (lambda message: None)
     machine = describe_machine(options.target)
+    machine["target_profile"] = options.target_profile
     images = load_labelled_images(options.data, options.max_per_class) if options.data else None
     reference = _measure_reference(options, images, say) if options.reference else None
     records = []
@@ -133,7 +136,7 @@ def _spec(model: Path, options: BenchOptions, threads: int | None,
           images: LabelledImages | None) -> MeasureSpec:
     return MeasureSpec(
         model=str(model), labels_file=str(options.labels_file) if options.labels_file else None,
-        threads=threads, device=options.device, providers=options.providers,
+        threads=threads, device=options.device, providers=options.providers, extra=options.extra,
         warmup=options.warmup, runs=options.runs, seconds=options.seconds,
         data_labels=images.labels if images else None,
         data_items=[(str(p), int(i)) for p, i in images.items] if images else [],

@@ -1,0 +1,194 @@
+"""`edgecls bench` on tiny real models of every backend, through the edgecls runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
+
+from edgecls.bench.runner import BenchOptions, run_bench
+from edgecls.bench.schema import STATUS_BELOW_FLOOR, STATUS_FAILED, STATUS_PASSED, validate_report
+from edgecls.errors import EdgeclsError
+
+NET = TinyNet()
+BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
+QUICK = dict(runs=15, warmup=2)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny model per backend and precision, built once for this module."""
+    root = tmp_path_factory.mktemp("bench_models")
+    return {
+        "tflite_fp32": make_tflite(root / "tiny_fp32.tflite", NET, tiny_metadata(NET)),
+        "tflite_int8": make_tflite(root / "tiny_int8.tflite", NET, tiny_metadata(NET, precision="int8"), "int8"),
+        "onnx_fp32": make_onnx(root / "tiny_fp32.onnx", NET, tiny_metadata(NET)),
+        "onnx_int8": make_onnx(root / "tiny_int8.onnx", NET, tiny_metadata(NET, precision="int8"), quantized=True),
+        "openvino_fp32": make_openvino(root / "tiny_fp32.xml", NET, tiny_metadata(NET)),
+    }
+
+
+def write_color_folder(root: Path, per_class: int = 3, swap: bool = False) -> Path:
+    """Noisy pure-color images in red/green/blue folders (``swap``: wrong folders)."""
+    rng = np.random.default_rng(0)
+    names = list(BGR)
+    for index, name in enumerate(names):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        color = BGR[names[(index + 1) % 3] if swap else name]
+        for i in range(per_class):
+            noise = rng.integers(0, 40, (24, 20, 3))
+            image = np.clip(np.asarray(color) * 0.85 + noise, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{name}_{i}.png"), image)
+    return root
+
+
+@pytest.fixture(scope="module")
+def colors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_color_folder(tmp_path_factory.mktemp("colors"))
+
+
+def test_every_backend_measured_and_scored(models: dict[str, Path], colors: Path) -> None:
+    options = BenchOptions(data=colors, reference=models["onnx_fp32"], min_accuracy=0.9, **QUICK)
+    report = run_bench(list(models.values()), options)
+    validate_report(report)
+    records = {Path(r["model"]).name: r for r in report["records"]}
+    assert set(records) == {p.name for p in models.values()}
+    backends = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino"}
+    for name, record in records.items():
+        assert record["status"] == STATUS_PASSED, record["reason"]
+        assert record["backend"]["name"] == backends[record["format"]]
+        assert record["backend"]["version"] not in ("", "unknown")
+        assert record["labels"] == ["red", "green", "blue"]
+        assert record["size_bytes"] == _size(Path(record["model"]))
+        latency = record["latency"]
+        assert latency["runs"] == 15 and latency["warmup"] == 2
+        assert latency["min_ms"] <= latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+        assert len(latency["block_p50_ms"]) == 5
+        assert record["load_ms"] > 0 and record["first_inference_ms"] > 0
+        assert record["memory"]["peak_rss_mb"] > record["memory"]["baseline_rss_mb"] > 0
+        accuracy = record["accuracy"]
+        assert accuracy["images"] == 9 and accuracy["top1"] == 1.0 and accuracy["macro_f1"] == 1.0
+        assert accuracy["confusion"] == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
+        assert accuracy["reference"]["agreement"] == 1.0
+    assert records["tiny_int8.tflite"]["precision"] == "int8"
+    assert records["tiny_int8.tflite"]["input"]["dtype"] == "int8"
+    assert "threads" in records["tiny_fp32.onnx"]["backend"]["settings"]
+    assert report["settings"]["images"] == 9 and report["machine"]["cores_logical"] >= 1
+
+
+def test_failures_do_not_stop_the_other_models(models: dict[str, Path], tmp_path: Path) -> None:
+    broken = write_not_a_model(tmp_path / "broken.tflite")
+    report = run_bench([broken, tmp_path / "absent.onnx", models["onnx_fp32"]], BenchOptions(**QUICK))
+    statuses = [(r["file"], r["status"]) for r in report["records"]]
+    assert statuses == [("broken.tflite", STATUS_FAILED), ("absent.onnx", STATUS_FAILED),
+                        ("tiny_fp32.onnx", STATUS_PASSED)]
+    assert report["records"][0]["reason"].startswith("load failed:")
+    assert "Traceback" not in report["records"][0]["reason"]
+    assert "does not exist" in report["records"][1]["reason"]
+
+
+def test_below_accuracy_floor(models: dict[str, Path], tmp_path: Path) -> None:
+    mislabelled = write_color_folder(tmp_path / "swapped", per_class=2, swap=True)
+    report = run_bench([models["onnx_fp32"]], BenchOptions(data=mislabelled, min_accuracy=0.5, **QUICK))
+    record = report["records"][0]
+    assert record["status"] == STATUS_BELOW_FLOOR
+    assert record["accuracy"]["top1"] == 0.0
+    assert "< floor 0.5000" in record["reason"]
+
+
+def test_thread_counts_give_one_record_each(models: dict[str, Path], colors: Path) -> None:
+    options = BenchOptions(data=colors, threads=[1, 2], seconds=0.05, warmup=1)
+    records = run_bench([models["tflite_int8"]], options)["records"]
+    assert [r["threads"] for r in records] == [1, 2]
+    assert [r["backend"]["settings"]["threads"] for r in records] == [1, 2]
+    assert all(r["latency"]["runs"] >= 10 for r in records)  # time budget, at least 10 runs
+    assert records[1]["accuracy"]["scored_with_threads"] == 1
+    assert records[0]["accuracy"]["top1"] == records[1]["accuracy"]["top1"]
+
+
+def test_data_classes_unknown_to_the_model_fail_with_a_reason(models: dict[str, Path], tmp_path: Path) -> None:
+    folder = write_color_folder(tmp_path / "data", per_class=1)
+    (folder / "red").rename(folder / "purple")
+    record = run_bench([models["onnx_fp32"]], BenchOptions(data=folder, **QUICK))["records"][0]
+    assert record["status"] == STATUS_FAILED
+    assert "data classes not among the model's labels: purple" in record["reason"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(min_accuracy=0.9), "needs labelled data"),
+    (dict(runs=0), "--runs must be at least 1"),
+    (dict(threads=[0]), "thread counts"),
+])
+def test_bad_options_are_user_errors(models: dict[str, Path], options: dict, message: str) -> None:
+    with pytest.raises(EdgeclsError, match=message):
+        run_bench([models["onnx_fp32"]], BenchOptions(**options))
+
+
+def test_bench_cli_writes_json_and_prints_the_table(models: dict[str, Path], colors: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _cli("bench", str(models["openvino_fp32"]), "--data", str(colors), "--runs", "10",
+                "--warmup", "1", "--target", "intel-cpu-openvino", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    validate_report(report)
+    record, machine = report["records"][0], report["machine"]
+    assert record["target"] == "intel-cpu-openvino" == machine["target"]
+    assert machine["target_profile"]["backend"] == "openvino"
+    assert record["threads"] == machine["target_profile"]["threads"]
+    assert record["backend"]["settings"]["device"] == machine["target_profile"]["device"]
+    assert "tiny_fp32.xml" in proc.stdout and "intel-cpu-openvino" in proc.stdout
+
+
+def test_bench_cli_unknown_target_is_exit_2(models: dict[str, Path], tmp_path: Path) -> None:
+    proc = _cli("bench", str(models["onnx_fp32"]), "--target", "raspbery-pi-4", "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "unknown target 'raspbery-pi-4'" in proc.stderr
+
+
+def test_bench_cli_bad_threads_is_exit_2(models: dict[str, Path], tmp_path: Path) -> None:
+    proc = _cli("bench", str(models["onnx_fp32"]), "--threads", "two", "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "--threads 'two'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_does_not_import_tensorflow() -> None:
+    code = ("import sys, edgecls.cli.bench, edgecls.bench.runner, edgecls.bench.worker, "
+            "edgecls.bench.report; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=120)
+
+
+def test_coral_model_on_imagenette(shared_dir: Path, tmp_path: Path) -> None:
+    """A real INT8 model, real images whose folder names are ImageNet label names."""
+    coral = shared_dir / "models" / "coral"
+    data = tmp_path / "imagenette"
+    data.mkdir()
+    for wnid, name in [("n01440764", "tench"), ("n03888257", "parachute"), ("n03445777", "golf ball")]:
+        (data / name).symlink_to(shared_dir / "data" / "imagenette" / "val" / wnid)
+    options = BenchOptions(data=data, labels_file=coral / "imagenet_labels.txt", max_per_class=4,
+                           runs=5, warmup=1, threads=[2])
+    record = run_bench([coral / "mobilenet_v1_0.25_128_quant.tflite"], options)["records"][0]
+    assert record["status"] == STATUS_PASSED, record["reason"]
+    assert record["accuracy"]["images"] == 12
+    assert record["accuracy"]["top5"] >= 0.5
+    assert len(record["labels"]) == 1001 and record["input"]["dtype"] == "uint8"
+
+
+def _size(model: Path) -> int:
+    size = model.stat().st_size
+    return size + model.with_suffix(".bin").stat().st_size if model.suffix == ".xml" else size
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgecls", *args], capture_output=True, text=True,
+                          env={**_env(), "COLUMNS": "200"}, timeout=300)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
