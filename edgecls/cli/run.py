@@ -1,5 +1,152 @@
-"""`edgecls` commands for the run stage."""
+"""`edgecls run` (classify a camera, video or folder) and `edgecls targets list|show`.
+
+Runtime-only imports (numpy, OpenCV, one backend), inside the command bodies, so this
+works on a device without TensorFlow.
+"""
 
 from __future__ import annotations
 
-from edgecls.cli.app import app  # noqa: F401
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from edgecls.cli.app import app
+
+targets_app = typer.Typer(help="Device target profiles (targets/*.yaml).", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+
+@app.command("run")
+def run(
+    model: Path = typer.Argument(..., help="Model file: .tflite, .onnx or OpenVINO .xml."),
+    source: str = typer.Option(None, "--source", "-s", help=(
+        "Camera index (0) or /dev/videoN, video file, image folder, rtsp:// or http:// URL, "
+        "GStreamer pipeline, or 'picamera2'. Default: the target's camera, else 0.")),
+    labels: Path = typer.Option(None, help="Labels file (one per line) for models without embedded labels."),
+    target: str = typer.Option(None, help="Device profile from `edgecls targets list` (threads, providers, device)."),
+    threads: int = typer.Option(None, min=1, help="Inference threads (default: target, else up to 4 cores)."),
+    device: str = typer.Option(None, help="OpenVINO device: CPU, GPU or NPU."),
+    providers: str = typer.Option(None, help="ONNX Runtime providers, comma-separated: cpu,cuda,tensorrt."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="How many (label, score) pairs per frame."),
+    threshold: float = typer.Option(0.0, min=0.0, max=1.0, help="Below this score the label is 'unknown'."),
+    smooth: int = typer.Option(1, min=1, help="Average scores over the last N frames."),
+    headless: bool = typer.Option(False, help="No window: one JSON line per frame on stdout (or --jsonl)."),
+    jsonl: Path = typer.Option(None, help="Write the per-frame JSON lines to this file."),
+    save: Path = typer.Option(None, help="Write the annotated video to this file (.mp4 or .avi)."),
+    serve: bool = typer.Option(False, help="Stream annotated frames as MJPEG over HTTP."),
+    host: str = typer.Option("127.0.0.1", help="Address for --serve (0.0.0.0 to allow other machines)."),
+    port: int = typer.Option(8080, help="Port for --serve."),
+    max_frames: int = typer.Option(None, min=1, help="Stop after this many frames."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log backend settings and reconnects."),
+) -> None:
+    """Classify frames from a camera, video, stream or image folder, live.
+
+    Shows a window with label, score and FPS when a display exists; `--headless` prints
+    JSON lines instead. Ctrl+C or the end of the input prints a summary
+    (frames, FPS, latency p50/p95) on stderr.
+    """
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.loop import LoopOptions, run_loop
+    from edgecls.runtime.sources import open_source
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    profile = _load_profile(target)
+    options = profile.backend_options(threads) if profile else _plain_options(threads)
+    if device:
+        options.device = device
+    if providers:
+        options.providers = [p.strip() for p in providers.split(",") if p.strip()]
+    classifier = Classifier(model, labels=labels, options=options, top_k=top_k)
+    _log_backend(classifier)
+    frames = open_source(source or (profile.camera if profile else "0"))
+    sinks = _make_sinks(headless, jsonl, save, serve, host, port, getattr(frames, "fps", 0.0))
+    summary = run_loop(classifier, frames, sinks, LoopOptions(top_k, threshold, smooth, max_frames))
+    summary["backend"] = classifier.backend.name
+    summary["settings"] = classifier.backend.settings
+    _print_summary(summary)
+
+
+def _load_profile(target: str | None):
+    if not target:
+        return None
+    from edgecls.runtime.targets import load_target
+
+    return load_target(target)
+
+
+def _plain_options(threads: int | None):
+    from edgecls.runtime.base import BackendOptions
+
+    return BackendOptions(threads=threads)
+
+
+def _log_backend(classifier) -> None:
+    backend = classifier.backend
+    logging.getLogger("edgecls").info("%s %s, settings %s", backend.name, backend.version(), backend.settings)
+
+
+def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, serve: bool,
+                host: str, port: int, fps: float) -> list:
+    from edgecls.runtime import sinks as out
+
+    chosen: list = []
+    if jsonl is not None:
+        chosen.append(out.JsonLinesSink(path=jsonl))
+    elif headless:
+        chosen.append(out.JsonLinesSink(stream=sys.stdout))
+    if save is not None:
+        chosen.append(out.VideoSink(save, fps))
+    if serve:
+        server = out.MjpegSink(host, port)
+        typer.echo(f"streaming on {server.url}", err=True)
+        chosen.append(server)
+    if not headless:
+        if out.display_available():
+            chosen.append(out.WindowSink())
+        elif not chosen:
+            typer.echo("no display found: printing JSON lines (use --headless to silence this)", err=True)
+            chosen.append(out.JsonLinesSink(stream=sys.stdout))
+    return chosen
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    state = "interrupted" if summary.get("interrupted") else "done"
+    console.print(
+        f"[bold]{state}:[/] {summary['frames']} frames, {summary['fps']:.1f} FPS, "
+        f"latency p50 {summary['latency_ms_p50']:.2f} ms, p95 {summary['latency_ms_p95']:.2f} ms "
+        f"({summary['backend']})"
+    )
+    console.print(json.dumps(summary), soft_wrap=True, markup=False)
+
+
+@targets_app.command("list")
+def targets_list() -> None:
+    """List the device profiles: format, precision, backend, device."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgecls.runtime.targets import list_targets
+
+    table = Table()
+    for column in ("name", "format", "precision", "backend", "device / providers"):
+        table.add_column(column, no_wrap=True)
+    for t in list_targets():
+        where = ",".join(t.execution_providers) if t.execution_providers else t.device
+        table.add_row(t.name, t.format, t.precision, t.backend, where)
+    Console().print(table)
+
+
+@targets_app.command("show")
+def targets_show(name: str = typer.Argument(..., help="Target name, e.g. raspberry-pi-5.")) -> None:
+    """Show one device profile, including the pip line and the sources of its facts."""
+    import yaml
+
+    from edgecls.runtime.targets import load_target
+
+    typer.echo(yaml.safe_dump(load_target(name).as_dict(), sort_keys=False, width=100).rstrip())

@@ -52,6 +52,7 @@ class Classifier:
                  options: BackendOptions | None = None, top_k: int = 5,
                  preprocessing: Preprocessing | None = None) -> None:
         self.backend: Backend = load_backend(path, options)
+        self._check_image_input()
         self.top_k = top_k
         embedded = self.backend.read_metadata()
         self.is_foreign = embedded is None
@@ -77,15 +78,18 @@ class Classifier:
     def _out(self) -> TensorInfo:
         return self.backend.output_info
 
-    def _foreign_metadata(self) -> ModelMetadata:
-        """Defaults from the input tensor: its size, and raw pixels for 8-bit inputs."""
+    def _check_image_input(self) -> None:
         info = self._in
         channels_axis = 1 if info.layout == "NCHW" else 3
         if len(info.shape) != 4 or info.shape[channels_axis] not in (3, -1):
             raise ModelError(
-                f"{self.backend.path}: input shape {info.shape} is not a color image the frame can be fitted to",
-                "edgecls runs models with a (N, H, W, 3) or (N, 3, H, W) input",
+                f"{self.backend.path}: a camera frame cannot be fitted to input shape {info.shape}",
+                "edgecls runs image classifiers with a (N, H, W, 3) or (N, 3, H, W) input",
             )
+
+    def _foreign_metadata(self) -> ModelMetadata:
+        """Defaults from the input tensor: its size, and raw pixels for 8-bit inputs."""
+        info = self._in
         size = info.spatial_size
         if size is None:
             raise ModelError(f"{self.backend.path}: input size is dynamic and no edgecls metadata says it",
@@ -106,7 +110,7 @@ class Classifier:
         else:
             log.warning("%s has no embedded labels; pass --labels FILE", self.backend.path)
             return [f"class_{i}" for i in range(classes or 0)]
-        if classes and len(names) == classes - 1:  # e.g. ImageNet labels without "background"
+        if classes == 1001 and len(names) == 1000:  # ImageNet labels without "background"
             names = ["background", *names]
         if classes and len(names) != classes:
             raise ModelError(f"{len(names)} labels for a model with {classes} outputs",

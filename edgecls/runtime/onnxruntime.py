@@ -78,8 +78,10 @@ class OnnxRuntimeBackend(Backend):
         if missing:
             log.warning("execution providers not available here, skipped: %s", ", ".join(missing))
             self.settings["providers_unavailable"] = missing
+        provider_options = self._provider_options(providers)
         try:
-            self._session = ort.InferenceSession(content, session_options, providers=providers)
+            self._session = ort.InferenceSession(content, session_options, providers=providers,
+                                                 provider_options=provider_options)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise not_a_model(self.path, "ONNX", exc) from None
         self._meta_map = dict(self._session.get_modelmeta().custom_metadata_map)
@@ -102,6 +104,12 @@ class OnnxRuntimeBackend(Backend):
                 f"quantized model on {cpu_info().summary()}: u8s8 kernels saturate without VNNI"
             )
         return session_options
+
+    def _provider_options(self, providers: list[str]) -> list[dict[str, Any]]:
+        """Per-provider options from ``options.extra["provider_options"]`` (aliases allowed)."""
+        given = {_PROVIDER_ALIASES.get(k.lower(), k): v
+                 for k, v in self.options.extra.get("provider_options", {}).items()}
+        return [{k: str(v) for k, v in (given.get(p) or {}).items()} for p in providers]
 
     def _wants_x64_quant_precision(self, content: bytes) -> bool:
         forced = self.options.extra.get("x64quantprecision")

@@ -1,0 +1,128 @@
+"""The classification loop behind ``edgecls run``: source -> classifier -> sinks.
+
+Per frame: probabilities (lean path of ``Classifier``), optional temporal smoothing,
+top-k, a confidence threshold below which the label is "unknown", then every sink.
+Ends at the end of the input, after ``max_frames``, when a sink asks to stop, or on
+Ctrl+C; returns the summary (frames, FPS, latency p50/p95).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.sinks import Sink, annotate
+from edgecls.runtime.smoothing import ScoreSmoother
+from edgecls.runtime.sources import FrameSource
+
+UNKNOWN = "unknown"
+SUMMARY_SCHEMA_VERSION = 1
+
+
+@dataclass
+class LoopOptions:
+    """How results are formed; ``None`` means no limit / no threshold."""
+
+    top_k: int = 5
+    threshold: float = 0.0
+    smooth: int = 1
+    max_frames: int | None = None
+
+
+class Stats:
+    """Latencies and wall time of a run."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.start = time.perf_counter()
+        self.end = self.start
+
+    def add(self, latency_ms: float) -> None:
+        self.latencies_ms.append(latency_ms)
+        self.end = time.perf_counter()
+
+    @property
+    def fps(self) -> float:
+        elapsed = self.end - self.start
+        return len(self.latencies_ms) / elapsed if elapsed > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Frames, FPS and latency percentiles as a JSON-ready dict."""
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        return {
+            "schema_version": SUMMARY_SCHEMA_VERSION,
+            "frames": len(self.latencies_ms),
+            "seconds": round(self.end - self.start, 3),
+            "fps": round(self.fps, 2),
+            "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
+            "latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
+            "latency_ms_mean": round(float(lat.mean()), 3),
+        }
+
+
+def make_result(classifier: Classifier, index: int, probabilities: np.ndarray,
+                options: LoopOptions, latency_ms: float) -> dict[str, Any]:
+    """The per-frame record: frame, label, score, topk, latency_ms."""
+    top = classifier.top(probabilities, options.top_k)
+    label, score = top[0]
+    if score < options.threshold:
+        label = UNKNOWN
+    return {
+        "frame": index,
+        "label": label,
+        "score": round(score, 6),
+        "topk": [[name, round(value, 6)] for name, value in top],
+        "latency_ms": round(latency_ms, 3),
+    }
+
+
+def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
+             options: LoopOptions | None = None,
+             on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Classifies every frame of ``source`` and hands results to ``sinks``.
+
+    Returns:
+        The run summary (see ``Stats.summary``), with ``interrupted`` set on Ctrl+C.
+    """
+    options = options or LoopOptions()
+    smoother = ScoreSmoother(options.smooth, len(classifier.labels))
+    annotated = any(s.wants_pixels for s in sinks)
+    stats = Stats()
+    interrupted = False
+    try:
+        for frame in source:
+            started = time.perf_counter()
+            probabilities = smoother.update(classifier.probabilities(frame.image))
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            result = make_result(classifier, frame.index, probabilities, options, latency_ms)
+            if frame.name is not None:
+                result["file"] = frame.name
+            stats.add(latency_ms)
+            if on_result is not None:
+                on_result(result)
+            if not _deliver(sinks, frame.image, result, stats.fps, annotated):
+                break
+            if options.max_frames is not None and len(stats.latencies_ms) >= options.max_frames:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for sink in sinks:
+            sink.close()
+        source.close()
+    summary = stats.summary()
+    summary["interrupted"] = interrupted
+    return summary
+
+
+def _deliver(sinks: Sequence[Sink], image: np.ndarray, result: dict[str, Any], fps: float,
+             annotated: bool) -> bool:
+    picture = annotate(image, result, fps) if annotated else image
+    keep_going = True
+    for sink in sinks:
+        keep_going &= sink.write(picture if sink.wants_pixels else image, result, fps)
+    return keep_going

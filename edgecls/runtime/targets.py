@@ -1,0 +1,99 @@
+"""Device target profiles (``targets/*.yaml``): what to export and how to run it there.
+
+Used by ``edgecls run --target``, ``edgecls export --target`` and ``edgecls bench``.
+A NAME is looked up in ``$EDGECLS_TARGETS_DIR`` and then the project's ``targets/``
+folder; a path to a YAML file works too. Unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgecls.config import from_dict
+from edgecls.errors import ConfigError
+from edgecls.runtime.base import BackendOptions
+
+TARGETS_ENV = "EDGECLS_TARGETS_DIR"
+_PROJECT_TARGETS = Path(__file__).resolve().parents[2] / "targets"
+
+
+@dataclass
+class Target:
+    """One device profile. Facts in the YAML files cite their sources."""
+
+    name: str
+    description: str
+    arch: str
+    format: str  # tflite | onnx | openvino
+    precision: str  # fp32 | fp16 | int8 | dynamic
+    backend: str  # litert | onnxruntime | openvino
+    device: str = "CPU"
+    threads: int | None = None
+    execution_providers: list[str] = field(default_factory=list)
+    provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    input_size_advice: str = ""
+    camera: str = "0"
+    python: str = ""
+    pip: str = ""
+    notes: str = ""
+    sources: list[str] = field(default_factory=list)
+
+    def backend_options(self, threads: int | None = None) -> BackendOptions:
+        """BackendOptions for this device; an explicit ``threads`` wins over the profile."""
+        extra: dict[str, Any] = {}
+        if self.provider_options:
+            extra["provider_options"] = self.provider_options
+        return BackendOptions(
+            threads=threads if threads is not None else self.threads,
+            device=self.device if self.backend == "openvino" else None,
+            providers=list(self.execution_providers) or None,
+            extra=extra,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, e.g. for bench output."""
+        from edgecls.config import to_dict
+
+        return to_dict(self)
+
+
+def target_dirs() -> list[Path]:
+    """Folders searched for ``NAME.yaml``, first match wins."""
+    dirs = [Path(os.environ[TARGETS_ENV])] if os.environ.get(TARGETS_ENV) else []
+    return dirs + [_PROJECT_TARGETS]
+
+
+def _read(path: Path) -> Target:
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    return from_dict(Target, values, source=str(path))
+
+
+def list_targets() -> list[Target]:
+    """Every target profile found, sorted by name."""
+    found: dict[str, Path] = {}
+    for folder in reversed(target_dirs()):
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            found[path.stem] = path
+    return [_read(found[name]) for name in sorted(found)]
+
+
+def load_target(name: str) -> Target:
+    """The profile called ``name`` (or read from a YAML path)."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return _read(Path(name))
+    for folder in target_dirs():
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return _read(path)
+    known = ", ".join(t.name for t in list_targets()) or "none found"
+    raise ConfigError(f"unknown target {name!r}", f"choose one of: {known} (see `edgecls targets list`)")

@@ -1,0 +1,101 @@
+"""`edgecls run` end to end in a subprocess: a generated video through --headless,
+--jsonl/--save/--threshold/--smooth, and bad inputs giving exit 2 with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata, write_not_a_model
+
+EDGECLS = [sys.executable, "-m", "edgecls"]
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*EDGECLS, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_onnx(tmp_path_factory.mktemp("cli") / "colors.onnx", TinyNet(), tiny_metadata())
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MJPG .avi: 4 red frames, 4 green, 4 blue (BGR)."""
+    path = tmp_path_factory.mktemp("video") / "colors.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for bgr in ((0, 0, 255), (0, 255, 0), (255, 0, 0)):
+        for _ in range(4):
+            writer.write(np.full((48, 64, 3), bgr, np.uint8))
+    writer.release()
+    return path
+
+
+def test_headless_json_lines(model: Path, video: Path) -> None:
+    result = _run("run", str(model), "--source", str(video), "--headless", "--top-k", "2", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["frame"] for r in lines] == list(range(12))
+    assert [r["label"] for r in lines] == [c for c in COLOR_LABELS for _ in range(4)]
+    for record in lines:
+        assert set(record) == {"frame", "label", "score", "topk", "latency_ms"}
+        assert len(record["topk"]) == 2 and record["topk"][0][0] == record["label"]
+        assert 0.9 < record["score"] <= 1.0 and record["latency_ms"] > 0
+    assert "12 frames" in result.stderr and "p95" in result.stderr
+
+
+def test_jsonl_save_threshold_smooth(model: Path, video: Path, tmp_path: Path) -> None:
+    jsonl, saved = tmp_path / "out.jsonl", tmp_path / "annotated.avi"
+    result = _run("run", str(model), "--source", str(video), "--headless", "--jsonl", str(jsonl),
+                  "--save", str(saved), "--smooth", "4", "--threshold", "0.9", "--max-frames", "8")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == 8 and result.stdout == ""
+    labels = [r["label"] for r in records]
+    assert labels[:4] == ["red"] * 4
+    assert "unknown" in labels[4:7]  # smoothing mixes red and green: below the threshold
+    capture = cv2.VideoCapture(str(saved))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    capture.release()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_image_folder_records_file_names(model: Path, image_folder: Path) -> None:
+    result = _run("run", str(model), "--source", str(image_folder), "--headless", "--max-frames", "3")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3 and all(r["file"].endswith(".png") for r in records)
+
+
+def _assert_user_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and text in errors[0], result.stderr
+
+
+def test_not_a_model_file(tmp_path: Path, video: Path) -> None:
+    fake = write_not_a_model(tmp_path / "model.tflite")
+    _assert_user_error(_run("run", str(fake), "--source", str(video), "--headless"), "not a valid TFLite model")
+
+
+def test_missing_camera(model: Path) -> None:
+    result = _run("run", str(model), "--source", "/dev/video97", "--headless")
+    _assert_user_error(result, "camera /dev/video97 does not exist")
+    assert "cameras found" in result.stderr
+
+
+def test_unreadable_video(model: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF....AVI garbage" * 50)
+    _assert_user_error(_run("run", str(model), "--source", str(broken), "--headless"), "cannot read video")
+
+
+def test_unknown_target(model: Path, video: Path) -> None:
+    _assert_user_error(_run("run", str(model), "--source", str(video), "--target", "toaster"), "unknown target")

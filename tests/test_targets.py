@@ -1,0 +1,49 @@
+"""Target profiles: every shipped YAML loads, unknown keys and names are rejected,
+and `edgecls targets list|show` work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecls.cli import app
+from edgecls.errors import ConfigError
+from edgecls.runtime.targets import list_targets, load_target
+
+REQUIRED = ["raspberry-pi-4", "raspberry-pi-5", "jetson-nano", "jetson-orin-nano", "x86-cpu", "intel-cpu-openvino"]
+
+
+def test_required_targets_load_with_sources() -> None:
+    names = [t.name for t in list_targets()]
+    for name in REQUIRED:
+        assert name in names
+        target = load_target(name)
+        assert target.format in ("tflite", "onnx", "openvino")
+        assert target.backend in ("litert", "onnxruntime", "openvino")
+        assert target.pip.startswith("pip install") and target.sources
+
+
+def test_backend_options_from_target() -> None:
+    orin = load_target("jetson-orin-nano").backend_options()
+    assert orin.providers == ["tensorrt", "cuda", "cpu"]
+    assert orin.extra["provider_options"]["tensorrt"]["trt_fp16_enable"] is True
+    assert load_target("intel-cpu-openvino").backend_options(threads=2).threads == 2
+
+
+def test_unknown_key_and_name_are_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndescription: d\narch: a\nformat: onnx\nprecision: fp32\nbackend: onnxruntime\nthreds: 2\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_target(str(bad))
+    with pytest.raises(ConfigError, match="unknown target"):
+        load_target("toaster")
+
+
+def test_targets_cli() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["targets", "list"], terminal_width=200)
+    assert listed.exit_code == 0 and "raspberry-pi-5" in listed.output
+    shown = runner.invoke(app, ["targets", "show", "jetson-nano"])
+    assert shown.exit_code == 0 and "Python 3.6" in shown.output and "pip install" in shown.output
