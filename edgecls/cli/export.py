@@ -1,5 +1,117 @@
-"""`edgecls` commands for the export stage."""
+"""`edgecls export` and `edgecls prune`: deployable artifacts validated against float."""
 
 from __future__ import annotations
 
-from edgecls.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from edgecls.cli.app import app
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip().lower() for v in value.split(",") if v.strip()]
+
+
+@app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Run directory of `edgecls train` (holds best.keras, split.json)."),
+    formats: str = typer.Option("tflite,onnx,openvino", "--formats", "-f",
+                                help="Comma-separated formats: tflite, onnx, openvino."),
+    precision: str = typer.Option("int8", "--precision", "-p",
+                                  help="Comma-separated precisions: int8, fp32, fp16, dynamic."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: RUN/export)."),
+    target: str = typer.Option(None, "--target", "-t",
+                               help="Device profile from targets/ (sets format and precision)."),
+    calibration: str = typer.Option(None, "--calibration", "-c",
+                                    help="Calibration preset (calibration/NAME.yaml), a preset YAML, "
+                                         "or a folder of images. Default: 300 balanced train images."),
+    max_drop: float = typer.Option(1.0, "--max-drop",
+                                   help="Largest accepted top-1 accuracy drop vs float, in percentage points."),
+    input_type: str = typer.Option("uint8", "--input-type",
+                                   help="TFLite INT8 input/output dtype: uint8, int8 or float32."),
+    remedies: bool = typer.Option(True, "--remedies/--no-remedies",
+                                  help="When INT8 misses --max-drop, retry with other calibration "
+                                       "settings and sensitive layers in float."),
+    threads: int = typer.Option(None, "--threads", help="Threads for validation inference."),
+) -> None:
+    """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
+
+    Each artifact is run through the edgecls runtime on the run's test split and
+    compared with the float Keras model (accuracy, agreement, KL). An artifact losing
+    more than --max-drop points fails: it is shown in red and the exit code is 2.
+    Writes the artifacts and OUT/manifest.json.
+    """
+    from rich.console import Console
+
+    from edgecls.export.pipeline import ExportConfig, export_run
+    from edgecls.runtime.base import BackendOptions
+
+    if target:
+        formats, precision = _from_target(target, formats, precision)
+    config = ExportConfig(out=out or run / "export", formats=_csv(formats),
+                          precisions=_csv(precision), calibration=calibration,
+                          max_drop=max_drop, input_type=input_type.lower(), remedies=remedies,
+                          options=BackendOptions(threads=threads))
+    console = Console()
+    with _progress(console) as say:
+        manifest = export_run(run, config, progress=say)
+    _render(manifest, console)
+    console.print(f"manifest: {config.out / 'manifest.json'}")
+    _gate(manifest)
+
+
+def _from_target(name: str, formats: str, precision: str) -> tuple[str, str]:
+    from edgecls.runtime.targets import load_target
+
+    profile = load_target(name)
+    return profile.format, profile.precision
+
+
+class _progress:
+    """A rich progress bar fed by the pipeline's (message, fraction) callback."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             TimeElapsedColumn(), console=console, transient=True)
+        self._task = self._bar.add_task("export", total=1.0)
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return lambda message, fraction: self._bar.update(
+            self._task, description=message, completed=fraction)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.__exit__(*exc)
+
+
+def _render(manifest: Any, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"float accuracy {100 * manifest.float_accuracy:.2f}% on "
+                        f"{manifest.test_images} test images; budget {manifest.max_drop_pp:g} pp")
+    for column in ("artifact", "size KB", "top-1 %", "drop pp", "agreement %", "KL", "remedies", "gate"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    for a in manifest.artifacts:
+        style = None if a.passed else "red"
+        kept = next((r.description for r in a.remedies if r.kept), "")
+        table.add_row(a.path, f"{a.size_bytes / 1024:.1f}", f"{100 * a.accuracy:.2f}",
+                      f"{a.drop_pp:+.2f}", f"{100 * a.agreement:.1f}", f"{a.kl_divergence:.4f}",
+                      (kept[:40] or str(len(a.remedies))) if a.remedies else "-",
+                      "[green]PASS[/]" if a.passed else "[bold red]FAIL[/]", style=style)
+    console.print(table)
+
+
+def _gate(manifest: Any) -> None:
+    from edgecls.errors import GateError
+
+    failed = manifest.failed
+    if not failed:
+        return
+    names = ", ".join(f"{a.path} (-{a.drop_pp:.2f} pp)" for a in failed)
+    raise GateError(f"{names} lost more than {manifest.max_drop_pp:g} pp of accuracy vs float",
+                    "try --calibration thorough (more images, other methods), a calibration "
+                    "folder closer to your data, fp16, or a larger --max-drop; see manifest.json")

@@ -1,0 +1,193 @@
+"""The Exporter interface, quantization configs and the exporter registry.
+
+One file per format (``tflite.py``, ``onnx.py``, ``openvino.py``); each registers an
+``Exporter`` subclass in ``EXPORTERS``. An exporter turns an ``ExportSource`` (the
+float Keras model, its SavedModel and the metadata) into one artifact for one
+``QuantizationConfig``. Quantization configs are built with named constructors::
+
+    QuantizationConfig.for_int8(calibration_images, method="entropy")
+    QuantizationConfig.for_float16()
+    QuantizationConfig.for_dynamic()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgecls.errors import ConfigError
+from edgecls.registry import Registry
+from edgecls.runtime.metadata import ModelMetadata
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+IO_TYPES = ("uint8", "int8", "float32")
+EXPORTERS: Registry = Registry("export format")
+_FORMAT_MODULES = ("tflite", "onnx", "openvino")
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """How to quantize one artifact.
+
+    Attributes:
+        precision: one of ``PRECISIONS``.
+        calibration: prepared float32 NHWC images (RGB 0..255) for ``int8``.
+        method: calibration method; the exporter maps it ("minmax", "entropy",
+            "percentile" for ONNX; "default" / "accuracy_control" for OpenVINO).
+        io_type: input/output dtype of a full-integer TFLite model.
+        per_channel: per-channel weight quantization.
+        exclude: layer / node names kept in float (the sensitive ones).
+        max_drop: accuracy budget (fraction) for accuracy-controlled quantization.
+        validation: (images, labels) for accuracy-controlled quantization.
+    """
+
+    precision: str = "fp32"
+    calibration: np.ndarray | None = field(default=None, repr=False, compare=False)
+    method: str = "default"
+    io_type: str = "uint8"
+    per_channel: bool = True
+    exclude: tuple[str, ...] = ()
+    max_drop: float = 0.01
+    validation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
+                                                            compare=False)
+
+    @classmethod
+    def for_float32(cls) -> "QuantizationConfig":
+        """No quantization."""
+        return cls(precision="fp32")
+
+    @classmethod
+    def for_float16(cls) -> "QuantizationConfig":
+        """Weights stored as float16."""
+        return cls(precision="fp16")
+
+    @classmethod
+    def for_dynamic(cls) -> "QuantizationConfig":
+        """INT8 weights, float activations (no calibration data needed)."""
+        return cls(precision="dynamic")
+
+    @classmethod
+    def for_int8(cls, calibration: np.ndarray, method: str = "default",
+                 io_type: str = "uint8", **options: Any) -> "QuantizationConfig":
+        """Full-integer INT8 calibrated on ``calibration`` (N, H, W, 3) float32 images."""
+        if calibration is None or len(calibration) == 0:
+            raise ConfigError("INT8 export needs calibration images",
+                              "pass --calibration PRESET or a folder of images")
+        if io_type not in IO_TYPES:
+            raise ConfigError(f"unknown input type {io_type!r}",
+                              f"choose one of: {', '.join(IO_TYPES)}")
+        return cls(precision="int8", calibration=np.asarray(calibration, np.float32),
+                   method=method, io_type=io_type, **options)
+
+    @classmethod
+    def for_precision(cls, precision: str, calibration: np.ndarray | None = None,
+                      **int8_options: Any) -> "QuantizationConfig":
+        """The config for a precision name (``fp32``, ``fp16``, ``dynamic``, ``int8``)."""
+        if precision == "int8":
+            return cls.for_int8(calibration, **int8_options)  # type: ignore[arg-type]
+        makers = {"fp32": cls.for_float32, "fp16": cls.for_float16, "dynamic": cls.for_dynamic}
+        if precision not in makers:
+            raise ConfigError(f"unknown precision {precision!r}",
+                              f"choose from: {', '.join(PRECISIONS)}")
+        return makers[precision]()
+
+    def replace(self, **changes: Any) -> "QuantizationConfig":
+        """A copy with some fields changed (used by the accuracy remedies)."""
+        return dataclasses.replace(self, **changes)
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON-friendly settings recorded in the manifest."""
+        out: dict[str, Any] = {"precision": self.precision}
+        if self.precision == "int8":
+            out.update(method=self.method, io_type=self.io_type, per_channel=self.per_channel,
+                       calibration_images=int(len(self.calibration)),
+                       exclude=list(self.exclude))
+        return out
+
+    def calibration_batches(self, batch_size: int = 1) -> Iterator[np.ndarray]:
+        """The calibration images in batches of ``batch_size``."""
+        assert self.calibration is not None
+        for start in range(0, len(self.calibration), batch_size):
+            yield self.calibration[start:start + batch_size]
+
+
+@dataclass
+class ExportSource:
+    """The float model an exporter starts from.
+
+    Attributes:
+        model: the float ``keras.Model`` (RGB 0..255 in, probabilities out).
+        saved_model: a SavedModel directory written by ``model.export``.
+        metadata: the metadata every artifact of this model carries.
+        work_dir: scratch directory for intermediate files shared by exporters.
+    """
+
+    model: Any
+    saved_model: Path
+    metadata: ModelMetadata
+    work_dir: Path
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """Static (1, H, W, 3) input shape."""
+        height, width = self.metadata.input_size
+        return (1, int(height), int(width), 3)
+
+
+@dataclass
+class Remedy:
+    """One retry when an INT8 artifact misses its accuracy budget."""
+
+    description: str
+    config: QuantizationConfig
+
+
+class Exporter(ABC):
+    """Writes one artifact format. Subclasses set ``name``, ``suffix``, ``precisions``."""
+
+    name: str = ""
+    suffix: str = ""
+    precisions: tuple[str, ...] = ()
+    calibration_methods: tuple[str, ...] = ("default",)
+
+    def artifact_name(self, stem: str, quant: QuantizationConfig) -> str:
+        """File name of the artifact, e.g. ``model_int8.tflite``."""
+        return f"{stem}_{quant.precision}{self.suffix}"
+
+    @abstractmethod
+    def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
+        """Writes the artifact to ``out`` atomically, with metadata embedded; returns it."""
+
+    def remedies(self, source: ExportSource, quant: QuantizationConfig,
+                 tried: list[QuantizationConfig]) -> list[Remedy]:
+        """Retries to try, in order, when ``quant`` missed the budget. Default: none."""
+        return []
+
+    def check_precision(self, precision: str) -> None:
+        """Raises a user error when this format cannot produce ``precision``."""
+        if precision not in self.precisions:
+            raise ConfigError(f"{self.name} export does not support precision {precision!r}",
+                              f"{self.name} supports: {', '.join(self.precisions)}")
+
+
+def _load_formats() -> None:
+    for name in _FORMAT_MODULES:
+        importlib.import_module(f"edgecls.export.{name}")
+
+
+def get_exporter(name: str) -> Exporter:
+    """An instance of the exporter registered as ``name`` (``tflite``, ``onnx``, ``openvino``)."""
+    _load_formats()
+    return EXPORTERS.get(name)()
+
+
+def list_formats() -> list[str]:
+    """Names of the registered export formats."""
+    _load_formats()
+    return EXPORTERS.list()

@@ -1,0 +1,56 @@
+"""Writes ``ModelMetadata`` into each artifact format (the runtime reads it back).
+
+TFLite uses the runtime's own flatbuffer writer (``edgecls.runtime.tflite_metadata``)
+so that reader and writer cannot drift apart; ONNX stores the JSON in
+``metadata_props["edgecls"]``, OpenVINO in ``rt_info["edgecls"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import edgecls
+from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing
+
+
+def base_metadata(labels: list[str], input_size: tuple[int, int], model_name: str | None,
+                  extra: dict[str, Any] | None = None) -> ModelMetadata:
+    """The metadata shared by every artifact of one model (precision still unset)."""
+    return ModelMetadata(
+        labels=list(labels),
+        input_size=(int(input_size[0]), int(input_size[1])),
+        layout="NHWC",
+        preprocessing=Preprocessing(),
+        model_name=model_name,
+        producer_version=edgecls.__version__,
+        extra=dict(extra or {}),
+    )
+
+
+def for_artifact(meta: ModelMetadata, **changes: Any) -> ModelMetadata:
+    """A copy of ``meta`` with artifact-specific fields (precision, dtype, quantization)."""
+    extra = {**meta.extra, **changes.pop("extra", {})}
+    return dataclasses.replace(meta, extra=extra, **changes)
+
+
+def embed_tflite(tflite_bytes: bytes, meta: ModelMetadata) -> bytes:
+    """The TFLite flatbuffer with ``meta`` in its "edgecls" metadata buffer."""
+    from edgecls.runtime.tflite_metadata import embed_tflite_metadata
+
+    return embed_tflite_metadata(tflite_bytes, meta)
+
+
+def embed_onnx(model: Any, meta: ModelMetadata) -> None:
+    """Sets ``metadata_props["edgecls"]`` of an ``onnx.ModelProto`` in place."""
+    props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = meta.to_json()
+
+
+def embed_openvino(model: Any, meta: ModelMetadata) -> None:
+    """Sets ``rt_info["edgecls"]`` of an ``openvino.Model`` in place."""
+    model.set_rt_info(meta.to_json(), [METADATA_KEY])

@@ -1,0 +1,146 @@
+"""TFLite export: SavedModel -> ``TFLiteConverter`` (fp32, fp16, dynamic, full INT8)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from edgecls.atomic import write_bytes_atomic
+from edgecls.errors import ModelError
+from edgecls.export import metadata as md
+from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+
+_UNSUPPORTED_OP = re.compile(r"'?((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)'? op")
+# A layer whose quantization error exceeds this share of its quantization step is
+# kept in float by the denylist remedy (rule of thumb from the TFLite debugger guide).
+_SENSITIVE_RMSE_PER_SCALE = 0.7
+_MAX_DENYLIST = 5
+
+
+@EXPORTERS.register("tflite")
+class TFLiteExporter(Exporter):
+    """LiteRT flatbuffers; INT8 is full-integer with per-channel weights."""
+
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "dynamic", "int8")
+
+    def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
+        self.check_precision(quant.precision)
+        flatbuffer = convert(source, quant)
+        meta = md.for_artifact(source.metadata, precision=quant.precision,
+                               **_io_fields(flatbuffer))
+        write_bytes_atomic(out, md.embed_tflite(flatbuffer, meta))
+        return out
+
+    def remedies(self, source: ExportSource, quant: QuantizationConfig,
+                 tried: list[QuantizationConfig]) -> list[Remedy]:
+        if quant.exclude:
+            return []
+        layers = sensitive_layers(source, quant)
+        if not layers:
+            return []
+        return [Remedy(f"kept {len(layers)} most sensitive layer(s) in float "
+                       f"(quantization debugger denylist): {', '.join(layers)}",
+                       quant.replace(exclude=tuple(layers)))]
+
+
+def convert(source: ExportSource, quant: QuantizationConfig) -> bytes:
+    """Converts the SavedModel of ``source`` with the settings of ``quant``."""
+    converter = _converter(source, quant)
+    try:
+        if quant.exclude:
+            return _selective_int8(converter, quant)
+        return converter.convert()
+    except Exception as exc:  # the converter raises many types; all mean "cannot convert"
+        raise conversion_error(exc) from None
+
+
+def conversion_error(exc: Exception) -> ModelError:
+    """A user error naming the unsupported op when the converter says which one."""
+    text = str(exc)
+    match = _UNSUPPORTED_OP.search(text)
+    op = f"op {match.group(1)}" if match else "an operation"
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return ModelError(f"TFLite conversion failed on {op}: {first}",
+                      "replace that layer with a TFLite builtin op, or export to onnx/openvino")
+
+
+def _converter(source: ExportSource, quant: QuantizationConfig) -> Any:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model))
+    if quant.precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant.precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quant.precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(quant)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter._experimental_disable_per_channel = not quant.per_channel
+        if quant.io_type != "float32":
+            io_dtype = tf.uint8 if quant.io_type == "uint8" else tf.int8
+            converter.inference_input_type = io_dtype
+            converter.inference_output_type = io_dtype
+    return converter
+
+
+def _representative(quant: QuantizationConfig) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for batch in quant.calibration_batches(1):
+            yield [batch.astype(np.float32)]
+
+    return dataset
+
+
+def _selective_int8(converter: Any, quant: QuantizationConfig) -> bytes:
+    import tensorflow as tf
+
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=list(quant.exclude), fully_quantize=True)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(quant), debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def sensitive_layers(source: ExportSource, quant: QuantizationConfig) -> list[str]:
+    """Tensor names whose INT8 error is largest relative to their quantization step."""
+    import tensorflow as tf
+
+    converter = _converter(source, quant.replace(io_type="float32"))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(quant.replace(
+            calibration=quant.calibration[:32])))
+    debugger.run()
+    ranked = []
+    for name, stats in debugger.layer_statistics.items():
+        scale = float(stats.get("scale", 0.0) or 0.0)
+        mse = float(stats.get("mean_squared_error", 0.0) or 0.0)
+        if scale > 0:
+            ranked.append((np.sqrt(mse) / scale, name))
+    ranked.sort(reverse=True)
+    chosen = [name for ratio, name in ranked if ratio > _SENSITIVE_RMSE_PER_SCALE]
+    return (chosen or [name for _, name in ranked[:1]])[:_MAX_DENYLIST]
+
+
+def _io_fields(flatbuffer: bytes) -> dict[str, Any]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    return {
+        "input_dtype": np.dtype(inp["dtype"]).name,
+        "input_quantization": _quant_params(inp),
+        "output_quantization": _quant_params(out),
+    }
+
+
+def _quant_params(detail: dict[str, Any]) -> tuple[float, int] | None:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return (float(scale), int(zero_point)) if scale else None

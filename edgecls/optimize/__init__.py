@@ -1,0 +1,1 @@
+"""Model optimization: magnitude pruning and validation of artifacts against the float model."""

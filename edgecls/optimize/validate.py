@@ -1,0 +1,131 @@
+"""Accuracy of an exported artifact against the float Keras model (the export gate).
+
+The artifact runs through the edgecls runtime (``load_backend``: the same code that
+runs on devices); the float model runs in Keras on the very same prepared arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecls.runtime.backends import load_backend
+from edgecls.runtime.base import BackendOptions
+
+_EPS = 1e-7
+BATCH = 32
+
+
+@dataclass
+class Validation:
+    """How one artifact compares with the float model on the test images.
+
+    Attributes:
+        accuracy: top-1 accuracy of the artifact.
+        float_accuracy: top-1 accuracy of the float Keras model.
+        agreement: share of images where the artifact's top-1 equals the float model's.
+        kl_divergence: mean KL(float || artifact) of the class probabilities.
+        per_class_change: class -> accuracy change in percentage points.
+        images: number of test images.
+        backend_settings: what the runtime backend applied (threads, session options).
+    """
+
+    accuracy: float
+    float_accuracy: float
+    agreement: float
+    kl_divergence: float
+    per_class_change: dict[str, float]
+    images: int
+    backend_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def drop_pp(self) -> float:
+        """Accuracy lost against the float model, in percentage points."""
+        return 100.0 * (self.float_accuracy - self.accuracy)
+
+    def passed(self, max_drop_pp: float) -> bool:
+        """True when the artifact lost at most ``max_drop_pp`` percentage points."""
+        return self.drop_pp <= max_drop_pp + 1e-9
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly fields, with the drop in percentage points."""
+        return {**asdict(self), "drop_pp": round(self.drop_pp, 4)}
+
+
+def float_probabilities(model: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """Class probabilities of the float Keras model on prepared float32 images."""
+    chunks = [np.asarray(model(images[i:i + batch].astype(np.float32), training=False))
+              for i in range(0, len(images), batch)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def artifact_probabilities(path: Path, images: np.ndarray,
+                           options: BackendOptions | None = None, batch: int = BATCH,
+                           on_batch: Callable[[int], None] | None = None,
+                           ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Class probabilities of an artifact run by the edgecls runtime, and its settings."""
+    backend = load_backend(path, options)
+    meta = backend.read_metadata()
+    chunks = []
+    for start in range(0, len(images), batch):
+        chunks.append(backend.run(images[start:start + batch].astype(np.float32)))
+        if on_batch:
+            on_batch(len(chunks[-1]))
+    scores = np.concatenate(chunks).astype(np.float32)
+    if meta is not None and not meta.outputs_probabilities:
+        scores = softmax(scores)
+    return scores, dict(backend.settings)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax."""
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
+            class_names: list[str]) -> Validation:
+    """Accuracy, agreement, per-class change and mean KL of ``probs`` against the float model."""
+    top1, float_top1 = probs.argmax(axis=1), float_probs.argmax(axis=1)
+    return Validation(
+        accuracy=float(np.mean(top1 == labels)),
+        float_accuracy=float(np.mean(float_top1 == labels)),
+        agreement=float(np.mean(top1 == float_top1)),
+        kl_divergence=kl_divergence(float_probs, probs),
+        per_class_change=_per_class_change(top1, float_top1, labels, class_names),
+        images=int(len(labels)),
+    )
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Mean over rows of KL(p || q) for probability rows."""
+    p = np.clip(p.astype(np.float64), _EPS, 1.0)
+    q = np.clip(q.astype(np.float64), _EPS, 1.0)
+    p /= p.sum(axis=1, keepdims=True)
+    q /= q.sum(axis=1, keepdims=True)
+    return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
+
+
+def _per_class_change(top1: np.ndarray, float_top1: np.ndarray, labels: np.ndarray,
+                      class_names: list[str]) -> dict[str, float]:
+    change = {}
+    for index, name in enumerate(class_names):
+        mask = labels == index
+        if mask.any():
+            delta = np.mean(top1[mask] == index) - np.mean(float_top1[mask] == index)
+            change[name] = round(100.0 * float(delta), 3)
+    return change
+
+
+def validate_artifact(path: Path, images: np.ndarray, labels: np.ndarray,
+                      float_probs: np.ndarray, class_names: list[str],
+                      options: BackendOptions | None = None,
+                      on_batch: Callable[[int], None] | None = None) -> Validation:
+    """Runs ``path`` through the runtime on ``images`` and compares with the float model."""
+    probs, settings = artifact_probabilities(path, images, options, on_batch=on_batch)
+    result = compare(probs, float_probs, labels, class_names)
+    result.backend_settings = settings
+    return result

@@ -1,0 +1,184 @@
+"""The template test every exporter x precision passes: export a tiny Keras model,
+reload it through the edgecls runtime, compare with the float model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_image_folder
+
+CLASSES = {"circle_r": 40, "square_g": 40, "circle_b": 40}
+SIZE = 32
+FORMATS = ("tflite", "onnx", "openvino")
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+# Per precision: largest max |p - p_float| (None: not checked), least top-1 agreement,
+# largest accuracy drop in percentage points.
+THRESHOLDS = {
+    "fp32": (1e-4, 1.0, 0.0),
+    "fp16": (2e-2, 0.97, 3.0),
+    "dynamic": (None, 0.95, 5.0),
+    "int8": (None, 0.95, 5.0),
+}
+
+
+def tiny_model(size: int = SIZE, classes: int = 3, name: str = "tiny"):
+    """A small convnet (RGB 0..255 in, softmax out) shaped like the real backbones."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def make_run(root: Path, epochs: int = 30) -> Path:
+    """A finished run dir: generated images, split.json/labels.txt, a trained best.keras."""
+    import keras
+
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import prepare_split
+
+    data = write_image_folder(root / "images", CLASSES, size=SIZE)
+    run = root / "run"
+    run.mkdir(parents=True)
+    split = prepare_split(data, run)
+    images, labels = load_arrays(split.items("train"), (SIZE, SIZE))
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(images.astype("float32"), labels, epochs=epochs, batch_size=16, verbose=0)
+    model.save(run / "best.keras")
+    return run
+
+
+@dataclass
+class Prepared:
+    """The float model of the tiny run, ready for every exporter."""
+
+    source: object
+    images: np.ndarray
+    labels: np.ndarray
+    float_probs: np.ndarray
+    calibration: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("export_run"))
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_run: Path) -> Prepared:
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+    from edgecls.export.base import ExportSource
+    from edgecls.export.metadata import base_metadata
+    from edgecls.export.pipeline import load_float_model
+    from edgecls.optimize.validate import float_probabilities
+
+    model = load_float_model(tiny_run / "best.keras")
+    model.export(str(tiny_run / "saved_model"), verbose=False)
+    split = Split.load(tiny_run / "split.json")
+    items = [item for subset in ("train", "val", "test") for item in split.items(subset)]
+    images, labels = load_arrays(items, (SIZE, SIZE))
+    images = images.astype(np.float32)
+    meta = base_metadata(split.labels, (SIZE, SIZE), model.name)
+    source = ExportSource(model, tiny_run / "saved_model", meta, tiny_run)
+    return Prepared(source, images, labels, float_probabilities(model, images), images[::2])
+
+
+@pytest.fixture(scope="module")
+def artifacts(prepared: Prepared, tmp_path_factory) -> dict:
+    """(format, precision) -> exported path; each artifact is exported once per module."""
+    cache: dict = {}
+    out = tmp_path_factory.mktemp("artifacts")
+
+    def get(fmt: str, precision: str) -> Path:
+        from edgecls.export.base import QuantizationConfig, get_exporter
+
+        if (fmt, precision) not in cache:
+            exporter = get_exporter(fmt)
+            quant = QuantizationConfig.for_precision(precision, calibration=prepared.calibration)
+            cache[fmt, precision] = exporter.export(
+                prepared.source, quant, out / exporter.artifact_name("tiny", quant))
+        return cache[fmt, precision]
+
+    return get
+
+
+def assert_matches_float(path: Path, precision: str, prepared: Prepared) -> None:
+    """The runtime reads the metadata back and the scores agree with the float model."""
+    from edgecls.optimize.validate import compare
+    from edgecls.runtime import Classifier
+
+    classifier = Classifier(path)
+    meta = classifier.metadata
+    assert meta.labels == sorted(CLASSES)
+    assert tuple(meta.input_size) == (SIZE, SIZE)
+    assert meta.precision == precision
+    probs = classifier.predict(prepared.images)
+    result = compare(probs, prepared.float_probs, prepared.labels, meta.labels)
+    max_diff, min_agreement, max_drop = THRESHOLDS[precision]
+    if max_diff is not None:
+        assert np.abs(probs - prepared.float_probs).max() < max_diff
+    assert result.agreement >= min_agreement, result
+    assert result.drop_pp <= max_drop, result
+
+
+def test_tiny_model_learned_the_task(prepared: Prepared) -> None:
+    accuracy = np.mean(prepared.float_probs.argmax(1) == prepared.labels)
+    assert accuracy >= 0.9
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exporter_matches_float(fmt: str, precision: str, artifacts, prepared: Prepared) -> None:
+    path = artifacts(fmt, precision)
+    assert path.is_file() and path.stat().st_size > 0
+    assert_matches_float(path, precision, prepared)
+
+
+def test_tflite_int8_is_full_integer_with_selected_io(artifacts, prepared, tmp_path) -> None:
+    from edgecls.export.base import QuantizationConfig, get_exporter
+    from edgecls.runtime import load_backend
+
+    assert load_backend(artifacts("tflite", "int8")).input_info.dtype == "uint8"
+    quant = QuantizationConfig.for_int8(prepared.calibration, io_type="int8")
+    path = get_exporter("tflite").export(prepared.source, quant, tmp_path / "m.tflite")
+    backend = load_backend(path)
+    assert backend.input_info.dtype == "int8"
+    assert backend.read_metadata().input_quantization == backend.input_info.quantization
+    assert_matches_float(path, "int8", prepared)
+
+
+def test_openvino_writes_the_xml_bin_pair_only(artifacts) -> None:
+    xml = artifacts("openvino", "int8")
+    assert xml.with_suffix(".bin").is_file()
+    assert not [p for p in xml.parent.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_onnx_calibration_methods(method: str, prepared: Prepared, tmp_path: Path) -> None:
+    from edgecls.export.base import QuantizationConfig, get_exporter
+
+    quant = QuantizationConfig.for_int8(prepared.calibration, method=method)
+    path = get_exporter("onnx").export(prepared.source, quant, tmp_path / "m.onnx")
+    assert_matches_float(path, "int8", prepared)
+
+
+def test_unknown_precision_for_format_is_a_user_error() -> None:
+    from edgecls.errors import ConfigError
+    from edgecls.export.base import QuantizationConfig
+
+    with pytest.raises(ConfigError, match="unknown precision 'int4'"):
+        QuantizationConfig.for_precision("int4")
+    with pytest.raises(ConfigError, match="calibration images"):
+        QuantizationConfig.for_int8(np.zeros((0, 4, 4, 3)))
