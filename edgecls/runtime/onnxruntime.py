@@ -97,6 +97,7 @@ class OnnxRuntimeBackend(Backend):
         session_options.intra_op_num_threads = threads
         session_options.inter_op_num_threads = 1
         self.settings["threads"] = threads
+        self.settings["cpu"] = cpu_info().summary()
         if self._wants_x64_quant_precision(content):
             session_options.add_session_config_entry(X64_QUANT_PRECISION, "1")
             self.settings[X64_QUANT_PRECISION] = "1"

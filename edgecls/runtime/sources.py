@@ -213,11 +213,16 @@ def _missing_camera(spec: str) -> SourceError:
 
 
 def _open_capture(target: Any, api: int, description: str) -> Callable[[], Any]:
+    hint = "check the address, cable or pipeline"
+    if api == cv2.CAP_GSTREAMER and not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):
+        hint = ("this OpenCV has no GStreamer support (pip's opencv-python wheels do not); "
+                "use the system OpenCV, e.g. a venv with --system-site-packages on Jetson")
+
     def opener() -> Any:
         capture = cv2.VideoCapture(target, api)
         if not capture.isOpened():
             capture.release()
-            raise SourceError(f"cannot open {description}", "check the address, cable or pipeline")
+            raise SourceError(f"cannot open {description}", hint)
         return capture
 
     return opener
