@@ -1,0 +1,150 @@
+"""`edgecls export`: the accuracy gate, its remedies, and the bad inputs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from test_export import make_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("export_cli"))
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Runs the real CLI entry point in-process; returns (exit code, stdout + stderr)."""
+    from edgecls.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(sys, "argv", ["edgecls", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out + captured.err
+
+
+def black_image_folder(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(root / "black.png"), np.zeros((32, 32, 3), np.uint8))
+    return root
+
+
+def test_gate_trips_on_one_black_calibration_image(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    calib = black_image_folder(tmp_path / "calib")
+    out = tmp_path / "out"
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--formats", "tflite",
+                         "--precision", "int8", "--calibration", str(calib), "--out", str(out),
+                         "--no-remedies")
+    assert code == 2
+    assert "FAIL" in text and "model_int8.tflite" in text and "--calibration" in text
+    record = json.loads((out / "manifest.json").read_text())["artifacts"][0]
+    assert record["passed"] is False and record["drop_pp"] > 1.0
+    assert record["agreement"] < 0.9
+
+
+def test_remedies_recover_a_broken_calibration(run_dir, tmp_path) -> None:
+    from edgecls.export.pipeline import ExportConfig, export_run
+
+    config = ExportConfig(out=tmp_path / "out", formats=["onnx"], precisions=["int8"],
+                          calibration=str(black_image_folder(tmp_path / "calib")))
+    manifest = export_run(run_dir, config)
+    artifact = manifest.artifacts[0]
+    assert artifact.passed, artifact
+    assert artifact.remedies and any(r.kept and r.passed for r in artifact.remedies)
+    saved = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert saved["schema_version"] == 1
+    assert saved["artifacts"][0]["remedies"][-1]["kept"] is True
+
+
+def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "out"
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "-f", "onnx,openvino",
+                         "-p", "fp32,int8", "--out", str(out))
+    assert code == 0, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [
+        ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+    for artifact in manifest["artifacts"]:
+        for key in ("path", "size_bytes", "sha256", "accuracy", "float_accuracy", "agreement",
+                    "passed", "kl_divergence", "per_class_change", "settings", "remedies"):
+            assert key in artifact
+        assert (out / artifact["path"]).is_file()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "model_fp32.bin", "model_fp32.onnx", "model_fp32.xml",
+        "model_int8.bin", "model_int8.onnx", "model_int8.xml"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--formats", "coreml"], "unknown export format 'coreml'"),
+    (["--precision", "int4"], "unknown precision 'int4'"),
+    (["--input-type", "float64", "-f", "tflite"], "unknown input type 'float64'"),
+])
+def test_bad_options_exit_2(run_dir, tmp_path, monkeypatch, capsys, args, message) -> None:
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--out", str(tmp_path), *args)
+    assert code == 2 and message in text
+
+
+def test_run_without_model_exits_2(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    code, text = run_cli(monkeypatch, capsys, "export", str(tmp_path / "run"))
+    assert code == 2 and "holds no trained model" in text
+
+
+def test_calibration_folder_without_images_exits_2(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "notes.txt").write_text("no images here")
+    (calib / "broken.jpg").write_bytes(b"not a jpeg")
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "-f", "tflite",
+                         "--calibration", str(calib), "--out", str(tmp_path / "out"))
+    assert code == 2 and "holds no readable images" in text
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_unsupported_op_is_named_per_format(tmp_path) -> None:
+    import keras
+
+    from edgecls.errors import ModelError
+    from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
+    from edgecls.export.metadata import base_metadata
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Reshape((8, 24))(inputs)
+    x = keras.layers.Lambda(lambda t: keras.ops.svd(t, compute_uv=False))(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.export(str(tmp_path / "saved"), verbose=False)
+    source = ExportSource(model, tmp_path / "saved", base_metadata(["a", "b"], (8, 8), "svd"),
+                          tmp_path)
+    for fmt, expected in (("tflite", "tf.Svd"), ("onnx", "Svd"), ("openvino", "Svd")):
+        target = tmp_path / f"out{fmt}" / "m"
+        with pytest.raises(ModelError, match=expected) as error:
+            get_exporter(fmt).export(source, QuantizationConfig.for_float32(), target)
+        assert fmt.replace("tflite", "TFLite").replace("onnx", "ONNX").replace(
+            "openvino", "OpenVINO") in error.value.message
+        assert not target.parent.exists() or not any(target.parent.iterdir())
+
+
+def test_full_disk_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch) -> None:
+    from edgecls.atomic import atomic_path
+    from edgecls.errors import EdgeclsError
+    from edgecls.export import tflite
+    from edgecls.export.pipeline import ExportConfig, export_run
+
+    def half_write_then_enospc(path, data: bytes) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tflite, "write_bytes_atomic", half_write_then_enospc)
+    out = tmp_path / "out"
+    with pytest.raises(EdgeclsError, match="disk full"):
+        export_run(run_dir, ExportConfig(out=out, formats=["tflite"], precisions=["fp32"]))
+    assert list(out.iterdir()) == []
