@@ -61,6 +61,10 @@ class Classifier:
             self.metadata.preprocessing = preprocessing
         self.labels = self._resolve_labels(labels)
         self.input_size: tuple[int, int] = tuple(self.metadata.input_size)  # type: ignore[assignment]
+        actual = self._in.spatial_size
+        if actual is not None and actual != self.input_size:
+            raise ModelError(f"{self.backend.path}: metadata says input {self.input_size}, the model has {actual}",
+                             "re-export the model; its embedded metadata does not match it")
         self._pre = self.metadata.preprocessing
         self._softmax: bool | None = None if self.is_foreign and not self._out.is_quantized \
             else not self.metadata.outputs_probabilities
