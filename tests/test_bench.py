@@ -122,6 +122,24 @@ def test_data_classes_unknown_to_the_model_fail_with_a_reason(models: dict[str, 
     assert "data classes not among the model's labels: purple" in record["reason"]
 
 
+def test_run_dir_scores_its_test_split(models: dict[str, Path], tmp_path: Path) -> None:
+    from edgecls.data.split import prepare_split
+
+    split = prepare_split(write_color_folder(tmp_path / "data", per_class=8), tmp_path / "run")
+    record = run_bench([models["onnx_int8"]], BenchOptions(data=tmp_path / "run", **QUICK))["records"][0]
+    assert record["status"] == STATUS_PASSED, record["reason"]
+    assert record["accuracy"]["images"] == len(split.items("test")) > 0
+    assert record["accuracy"]["top1"] == 1.0
+
+
+def test_presplit_folder_scores_its_test_subset(models: dict[str, Path], tmp_path: Path) -> None:
+    write_color_folder(tmp_path / "ds" / "train", per_class=2)
+    write_color_folder(tmp_path / "ds" / "test", per_class=1)
+    report = run_bench([models["onnx_fp32"]], BenchOptions(data=tmp_path / "ds", **QUICK))
+    assert report["settings"]["data"].endswith("(test subset)")
+    assert report["records"][0]["accuracy"]["images"] == 3
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(min_accuracy=0.9), "needs labelled data"),
     (dict(runs=0), "--runs must be at least 1"),
@@ -150,6 +168,19 @@ def test_bench_cli_writes_json_and_prints_the_table(models: dict[str, Path], col
 def test_bench_cli_unknown_target_is_exit_2(models: dict[str, Path], tmp_path: Path) -> None:
     proc = _cli("bench", str(models["onnx_fp32"]), "--target", "raspbery-pi-4", "--json", str(tmp_path / "x.json"))
     assert proc.returncode == 2 and "unknown target 'raspbery-pi-4'" in proc.stderr
+
+
+def test_bench_cli_shows_models_of_different_label_sets(models: dict[str, Path], tmp_path: Path) -> None:
+    other = make_onnx(tmp_path / "cmy.onnx", NET, tiny_metadata(NET, labels=["cyan", "magenta", "yellow"]))
+    out = tmp_path / "b.json"
+    proc = _cli("bench", str(models["onnx_fp32"]), str(other), "--runs", "5", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny_fp32.onnx" in proc.stdout and "cmy.onnx" in proc.stdout
+
+
+def test_bench_cli_json_into_a_folder_is_refused_before_measuring(models: dict[str, Path], tmp_path: Path) -> None:
+    proc = _cli("bench", str(models["onnx_fp32"]), "--json", str(tmp_path))
+    assert proc.returncode == 2 and "is a folder" in proc.stderr
 
 
 def test_bench_cli_bad_threads_is_exit_2(models: dict[str, Path], tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     Raises:
         StageError: loading, running or scoring the model failed.
     """
+    import edgecls.runtime  # noqa: F401  numpy + OpenCV: the baseline every format pays
+
     baseline_rss = memory.current_rss_mb()
     start = time.perf_counter()
     classifier = _stage("load", _load, spec)

@@ -84,8 +84,12 @@ def merge_reports(paths: list[str | Path]) -> MergedReport:
 
 
 def merge_records(reports: list[dict[str, Any]], warnings: list[str] | None = None,
-                  sources: list[str] | None = None) -> MergedReport:
-    """Merges already loaded report objects (see ``merge_reports``)."""
+                  sources: list[str] | None = None, check_labels: bool = True) -> MergedReport:
+    """Merges already loaded report objects (see ``merge_reports``).
+
+    ``check_labels=False`` shows models of different label sets side by side (what one
+    bench of unrelated models prints) instead of refusing to compare them.
+    """
     merged = MergedReport(rows=[], warnings=list(warnings or []), sources=list(sources or []))
     for report in reports:
         merged.rows.extend(_rows_of(report))
@@ -93,7 +97,8 @@ def merge_records(reports: list[dict[str, Any]], warnings: list[str] | None = No
         detail = "; ".join(merged.warnings) or "the files hold no records"
         raise EdgeclsError(f"nothing to report: {detail}",
                            "pass JSON files written by `edgecls bench --json`")
-    check_label_sets(merged.rows)
+    if check_labels:
+        check_label_sets(merged.rows)
     _attach_float_baselines(merged.rows)
     merged.rows.sort(key=_sort_key)
     return merged

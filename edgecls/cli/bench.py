@@ -56,6 +56,7 @@ def bench(
         warmup=warmup, runs=runs, seconds=seconds, min_accuracy=min_accuracy, labels_file=labels,
         max_per_class=max_per_class, device=device, providers=_split(providers), timeout_s=timeout,
     )
+    _check_output(json_out)
     apply_target(options, threads_given=threads is not None)
     console = Console()
     steps = len(models) * len(options.threads) + (1 if reference else 0)
@@ -65,7 +66,7 @@ def bench(
         task = progress.add_task("bench", total=steps)
         report = run_bench(models, options, progress=_ticker(progress, task))
     write_text_atomic(json_out, dump_report(report))
-    print_report(merge_records([report]), console)
+    print_report(merge_records([report], check_labels=False), console)
     console.print(f"wrote {json_out}")
     if any(r["status"] != STATUS_PASSED for r in report["records"]):
         raise typer.Exit(1)
@@ -111,6 +112,15 @@ def _ticker(progress: Any, task: Any) -> Callable[[str], None]:
         progress.update(task, description=f"measuring {message}")
 
     return tick
+
+
+def _check_output(path: Path) -> None:
+    """Fails before a long bench, not after it, when the JSON cannot be written."""
+    if path.is_dir():
+        raise EdgeclsError(f"--json {path} is a folder", "give a file name, e.g. --json bench.json")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise EdgeclsError(f"cannot write {path}: {parent} is not a folder")
 
 
 def _parse_threads(text: str | None) -> list[int | None]:
