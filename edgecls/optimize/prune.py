@@ -1,0 +1,251 @@
+"""Magnitude pruning in native Keras 3 (tensorflow-model-optimization rejects Keras 3).
+
+During a short fine-tune, a callback raises the sparsity of every large conv/dense
+kernel along a polynomial schedule (``s(t) = s_f * (1 - (1 - t)^3)``, as in Zhu & Gupta
+2017 and tfmot's ``PolynomialDecay``): every ``frequency`` steps the smallest-magnitude
+weights of each kernel are masked, and after every step the masks are re-applied so the
+optimizer cannot revive them. The masks live in the callback, not in the model: at the
+end the weights simply hold zeros, the model has no wrapper layers, and the output run
+directory is a normal run that ``edgecls export`` accepts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecls.atomic import atomic_path, write_text_atomic
+from edgecls.data.split import Split
+from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.rundir import RunDir
+
+PRUNE_SCHEMA_VERSION = 1
+REPORT_NAME = "prune_report.json"
+_KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
+@dataclass
+class PruneConfig:
+    """Options of one ``edgecls prune`` call.
+
+    Attributes:
+        sparsity: final share of zero weights in each pruned kernel (0 < s < 1).
+        epochs: fine-tune epochs; the schedule reaches ``sparsity`` at ``end_fraction``.
+        batch_size: fine-tune batch size.
+        learning_rate: Adam learning rate of the fine-tune.
+        end_fraction: share of the fine-tune after which sparsity stays at its target.
+        frequency: steps between mask updates.
+        min_weights: kernels with fewer weights are left dense (first conv, tiny layers).
+        augment: augment the fine-tune images like training does.
+    """
+
+    sparsity: float = 0.5
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    end_fraction: float = 0.7
+    frequency: int = 10
+    min_weights: int = 1024
+    augment: bool = True
+
+    def check(self) -> None:
+        """Raises a user error for values that cannot work."""
+        if not 0.0 < self.sparsity < 1.0:
+            raise ConfigError(f"--sparsity must be between 0 and 1, got {self.sparsity}",
+                              "e.g. --sparsity 0.5 zeroes half of each kernel")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if not 0.0 < self.end_fraction <= 1.0 or self.frequency < 1 or self.batch_size < 1:
+            raise ConfigError("end_fraction must be in (0, 1], frequency and batch_size >= 1")
+
+
+@dataclass
+class PruneReport:
+    """What pruning did, written as ``prune_report.json`` into the output run."""
+
+    source_run: str
+    sparsity_target: float
+    epochs: int
+    accuracy_before: float
+    accuracy_after: float
+    gzip_bytes_before: int
+    gzip_bytes_after: int
+    overall_sparsity: float
+    layers: dict[str, float] = field(default_factory=dict)  # kernel path -> sparsity
+    schema_version: int = PRUNE_SCHEMA_VERSION
+
+
+def polynomial_sparsity(step: int, end_step: int, final: float, power: int = 3) -> float:
+    """Sparsity at ``step``: 0 at step 0, ``final`` from ``end_step`` on."""
+    progress = min(1.0, step / max(1, end_step))
+    return final * (1.0 - (1.0 - progress) ** power)
+
+
+def prunable_kernels(model: Any, min_weights: int) -> list[Any]:
+    """Conv / depthwise / dense kernel variables with at least ``min_weights`` weights."""
+    found = []
+    for variable in model.weights:
+        name = variable.path.rsplit("/", 1)[-1]
+        if name in _KERNEL_NAMES and len(variable.shape) >= 2 and \
+                int(np.prod(variable.shape)) >= min_weights:
+            found.append(variable)
+    return found
+
+
+def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
+    """Boolean mask keeping the largest-magnitude ``1 - sparsity`` share of ``weights``."""
+    count = int(round(sparsity * weights.size))
+    if count <= 0:
+        return np.ones(weights.shape, dtype=bool)
+    flat = np.abs(weights).ravel()
+    order = np.argpartition(flat, count - 1)[:count]
+    mask = np.ones(flat.size, dtype=bool)
+    mask[order] = False
+    return mask.reshape(weights.shape)
+
+
+def make_pruning_callback(kernels: list[Any], final: float, end_step: int, frequency: int):
+    """A Keras callback that applies the polynomial magnitude-pruning schedule."""
+    import keras
+
+    class MagnitudePruning(keras.callbacks.Callback):
+        """Updates masks every ``frequency`` steps; re-applies them after every step."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+            self.masks = [np.ones(tuple(k.shape), dtype=bool) for k in kernels]
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            if self.step % frequency == 0 or self.step == end_step:
+                self.update_masks(polynomial_sparsity(self.step, end_step, final))
+            self.apply()
+
+        def update_masks(self, sparsity: float) -> None:
+            self.masks = [magnitude_mask(np.asarray(k.numpy()), sparsity) for k in kernels]
+
+        def apply(self) -> None:
+            for kernel, mask in zip(kernels, self.masks):
+                kernel.assign(np.asarray(kernel.numpy()) * mask)
+
+        def finish(self) -> None:
+            """Masks at exactly the target sparsity (also when training ended early)."""
+            self.update_masks(final)
+            self.apply()
+
+    return MagnitudePruning()
+
+
+def kernel_sparsity(kernels: list[Any]) -> dict[str, float]:
+    """Kernel path -> share of exactly-zero weights."""
+    return {k.path: float(np.mean(np.asarray(k.numpy()) == 0.0)) for k in kernels}
+
+
+def gzip_size(path: Path) -> int:
+    """Bytes of ``path`` after gzip compression (what pruning saves in transfer/storage)."""
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
+              on_epoch: Callable[[int, dict], None] | None = None) -> PruneReport:
+    """Fine-tunes the run's model with magnitude pruning into a new run directory."""
+    from edgecls.data.augment import AugmentConfig
+    from edgecls.data.pipeline import load_arrays, make_dataset
+    from edgecls.export.pipeline import input_size, load_float_model
+
+    config.check()
+    source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
+    model_path = source.require_model()
+    if target.root.resolve() == source.root.resolve():
+        raise ConfigError("--out must differ from the run directory",
+                          "pruning writes a new run, e.g. RUN-pruned")
+    split = Split.load(source.split)
+    model = load_float_model(model_path)
+    size = input_size(model)
+    test_images, test_labels = load_arrays(split.items("test"), size)
+    before = _accuracy(model, test_images, test_labels)
+    kernels = prunable_kernels(model, config.min_weights)
+    if not kernels:
+        raise EdgeclsError(f"the model has no conv/dense kernel with >= {config.min_weights} weights",
+                           "nothing to prune; lower --min-weights or prune a larger model")
+    train = make_dataset(split.items("train"), size, config.batch_size, training=True,
+                         augment=AugmentConfig(enabled=config.augment))
+    steps = int(train.cardinality().numpy()) * config.epochs
+    callback = make_pruning_callback(kernels, config.sparsity,
+                                     max(1, int(config.end_fraction * steps)), config.frequency)
+    _prepare_for_finetune(model, config.learning_rate)
+    model.fit(train, epochs=config.epochs, verbose=0, callbacks=[callback, _epoch_hook(on_epoch)])
+    callback.finish()
+    layers = kernel_sparsity(kernels)
+    report = PruneReport(
+        source_run=str(source.root), sparsity_target=config.sparsity, epochs=config.epochs,
+        accuracy_before=before, accuracy_after=_accuracy(model, test_images, test_labels),
+        gzip_bytes_before=gzip_size(model_path), gzip_bytes_after=0,
+        overall_sparsity=_overall(kernels), layers=layers)
+    _write_run(source, target, model, report)
+    return report
+
+
+def _epoch_hook(on_epoch: Callable[[int, dict], None] | None) -> Any:
+    """A Keras callback forwarding (epoch number, logs) to ``on_epoch``."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch and on_epoch(epoch + 1, dict(logs or {})))
+
+
+def _prepare_for_finetune(model: Any, learning_rate: float) -> None:
+    """Everything trainable except BatchNorm (small batches would wreck its statistics)."""
+    import keras
+
+    model.trainable = True
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def _accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
+    from edgecls.optimize.validate import float_probabilities
+
+    if len(labels) == 0:
+        return float("nan")
+    probs = float_probabilities(model, images.astype(np.float32))
+    return float(np.mean(probs.argmax(axis=1) == labels))
+
+
+def _overall(kernels: list[Any]) -> float:
+    zeros = sum(int(np.sum(np.asarray(k.numpy()) == 0.0)) for k in kernels)
+    return zeros / max(1, sum(int(np.prod(k.shape)) for k in kernels))
+
+
+def _write_run(source: RunDir, target: RunDir, model: Any, report: PruneReport) -> None:
+    """A normal run directory: the pruned best.keras plus the source's split, labels, config."""
+    target.root.mkdir(parents=True, exist_ok=True)
+    for name in ("split", "labels", "config"):
+        src = getattr(source, name)
+        if src.is_file():
+            with atomic_path(getattr(target, name)) as tmp:
+                shutil.copyfile(src, tmp)
+    save_model_atomic(model, target.best_model)
+    report.gzip_bytes_after = gzip_size(target.best_model)
+    write_text_atomic(target.root / REPORT_NAME, json.dumps(asdict(report), indent=1) + "\n")
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    """``model.save`` through a temporary ``.keras`` name beside ``path`` and a rename."""
+    with atomic_path(path) as tmp:
+        staged = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
+        try:
+            model.save(str(staged))
+            staged.rename(tmp)
+        finally:
+            staged.unlink(missing_ok=True)
