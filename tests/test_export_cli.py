@@ -148,3 +148,19 @@ def test_full_disk_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch) -
     with pytest.raises(EdgeclsError, match="disk full"):
         export_run(run_dir, ExportConfig(out=out, formats=["tflite"], precisions=["fp32"]))
     assert list(out.iterdir()) == []
+
+
+def test_target_picks_format_and_precision(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "out"
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--target", "raspberry-pi-4",
+                         "--out", str(out))
+    assert code == 0, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == "raspberry-pi-4"
+    assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [("tflite", "int8")]
+
+
+def test_unknown_target_exits_2(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--target", "toaster",
+                         "--out", str(tmp_path))
+    assert code == 2 and "toaster" in text

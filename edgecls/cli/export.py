@@ -49,11 +49,11 @@ def export(
     from edgecls.runtime.base import BackendOptions
 
     if target:
-        formats, precision = _from_target(target, formats, precision)
+        formats, precision = _from_target(target)
     config = ExportConfig(out=out or run / "export", formats=_csv(formats),
                           precisions=_csv(precision), calibration=calibration,
                           max_drop=max_drop, input_type=input_type.lower(), remedies=remedies,
-                          options=BackendOptions(threads=threads))
+                          options=BackendOptions(threads=threads), target=target)
     console = Console()
     with _progress(console) as say:
         manifest = export_run(run, config, progress=say)
@@ -62,7 +62,8 @@ def export(
     _gate(manifest)
 
 
-def _from_target(name: str, formats: str, precision: str) -> tuple[str, str]:
+def _from_target(name: str) -> tuple[str, str]:
+    """Format and precision of a device profile in targets/."""
     from edgecls.runtime.targets import load_target
 
     profile = load_target(name)

@@ -63,6 +63,7 @@ class Manifest:
     float_accuracy: float
     calibration: str | None
     cpu: str
+    target: str | None = None
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     schema_version: int = MANIFEST_SCHEMA_VERSION
 

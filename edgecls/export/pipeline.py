@@ -51,6 +51,7 @@ class ExportConfig:
         remedies: try remedies when INT8 misses the budget.
         stem: artifact file name stem.
         options: runtime backend options used for validation.
+        target: name of the device profile the formats/precisions came from.
     """
 
     out: Path
@@ -62,6 +63,7 @@ class ExportConfig:
     remedies: bool = True
     stem: str = "model"
     options: BackendOptions | None = None
+    target: str | None = None
 
 
 @dataclass
@@ -185,7 +187,7 @@ def _new_manifest(context: _Context) -> Manifest:
                     labels=meta.labels, input_size=meta.input_size,
                     max_drop_pp=context.config.max_drop, test_images=len(context.test_labels),
                     float_accuracy=float_acc, calibration=context.calibration_note,
-                    cpu=cpu_info().summary())
+                    cpu=cpu_info().summary(), target=context.config.target)
 
 
 def _quant_config(context: _Context, exporter: Exporter, precision: str) -> QuantizationConfig:
