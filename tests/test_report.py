@@ -96,7 +96,7 @@ def test_missing_file_and_wrong_kind_are_skipped(tmp_path: Path) -> None:
 def test_different_label_sets_are_refused() -> None:
     with pytest.raises(EdgeclsError, match="different label sets") as info:
         merge_reports([X86, OTHER_LABELS])
-    assert "pets_int8.tflite" in str(info.value) and "2 labels: cat, dog" in str(info.value)
+    assert "pets_int8.tflite" in str(info.value) and "2 labels: 'cat', 'dog'" in str(info.value)
 
 
 @pytest.mark.parametrize("problem, message", [
@@ -127,7 +127,16 @@ def test_terminal_table_shows_groups_rows_and_failure_reason() -> None:
     assert "Raspberry Pi 4 Model B" in text
     assert "model_int8.xml (4 threads): failed: load failed: OpenVINO is not installed" in text
     assert "warning: skipped" in text and "broken.json" in text
-    assert "-1.91 pp" in text  # Pi INT8 TFLite vs Pi FP32 TFLite
+    assert "-1.91pp" in text  # Pi INT8 TFLite vs Pi FP32 TFLite
+
+
+def test_narrow_terminal_gets_one_column_per_model() -> None:
+    console = Console(record=True, width=80)
+    print_report(merge_reports([PI]), console)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines if not line.startswith("  model_int8.xml")) <= 80
+    p50 = next(line for line in lines if line.startswith(" p50 "))
+    assert p50.split()[1:] == ["58.40", "21.90", "34.60", "–"]
 
 
 def test_markdown_has_a_table_per_target() -> None:

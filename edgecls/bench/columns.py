@@ -27,7 +27,7 @@ def _drop(row: Row) -> str:
     drop = row.drop_pp
     if drop is None:
         return "–"
-    return "0.00 pp" if abs(drop) < 0.005 else f"{-drop:+.2f} pp"
+    return "0.00pp" if abs(drop) < 0.005 else f"{-drop:+.2f}pp"
 
 
 def _memory(row: Row) -> float | None:
@@ -35,32 +35,33 @@ def _memory(row: Row) -> float | None:
     return memory.get("peak_rss_mb") if memory else None
 
 
-def _runs(row: Row) -> str:
-    latency = row.record.get("latency")
-    if not latency:
-        return "–"
-    return f"{latency['runs']} (±{latency.get('block_p50_spread_pct', 0):.1f}%)"
+def _spread(row: Row) -> str:
+    spread = _latency(row, "block_p50_spread_pct")
+    return "–" if spread is None else f"{spread:.0f}%"
 
 
-# (header, formatter, right-aligned, shown in the terminal)
-COLUMNS: list[tuple[str, Callable[[Row], str], bool, bool]] = [
-    ("model", lambda r: r.record["file"], False, True),
-    ("format", lambda r: r.record["format"], False, True),
-    ("precision", lambda r: r.record.get("precision") or "?", False, True),
-    ("threads", lambda r: str(r.record.get("threads") or "auto"), True, True),
-    ("top-1", lambda r: _num(_accuracy(r, "top1"), ".4f"), True, True),
-    ("top-5", lambda r: _num(_accuracy(r, "top5"), ".4f"), True, False),
-    ("macro F1", lambda r: _num(_accuracy(r, "macro_f1"), ".4f"), True, False),
-    ("vs float", _drop, True, True),
-    ("p50 ms", lambda r: _num(_latency(r, "p50_ms"), ".2f"), True, True),
-    ("p99 ms", lambda r: _num(_latency(r, "p99_ms"), ".2f"), True, True),
-    ("FPS", lambda r: _num(_latency(r, "fps"), ".1f"), True, True),
-    ("runs (p50 spread)", _runs, True, True),
-    ("size MB", lambda r: _num(r.record["size_bytes"] / _MB, ".2f"), True, True),
-    ("peak RSS MB", lambda r: _num(_memory(r), ".0f"), True, True),
-    ("status", lambda r: r.record["status"], False, True),
+# (header, formatter, right-aligned, terminal header or None when not in the terminal table)
+COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
+    ("model", lambda r: r.record["file"], False, "model"),
+    ("format", lambda r: r.record["format"], False, None),
+    ("precision", lambda r: r.record.get("precision") or "?", False, "prec"),
+    ("threads", lambda r: str(r.record.get("threads") or "auto"), True, "thr"),
+    ("top-1", lambda r: _num(_accuracy(r, "top1"), ".4f"), True, "top-1"),
+    ("top-5", lambda r: _num(_accuracy(r, "top5"), ".4f"), True, None),
+    ("macro F1", lambda r: _num(_accuracy(r, "macro_f1"), ".4f"), True, None),
+    ("vs float", _drop, True, "Δ float"),
+    ("p50 ms", lambda r: _num(_latency(r, "p50_ms"), ".2f"), True, "p50"),
+    ("p99 ms", lambda r: _num(_latency(r, "p99_ms"), ".2f"), True, "p99"),
+    ("FPS", lambda r: _num(_latency(r, "fps"), ".1f"), True, "FPS"),
+    ("runs", lambda r: _num(_latency(r, "runs"), "d"), True, "runs"),
+    ("p50 spread", _spread, True, "±p50"),
+    ("size MB", lambda r: _num(r.record["size_bytes"] / _MB, ".2f"), True, "MB"),
+    ("peak RSS MB", lambda r: _num(_memory(r), ".0f"), True, "RSS"),
+    ("status", lambda r: r.record["status"], False, "status"),
 ]
-TERMINAL_COLUMNS = [c for c in COLUMNS if c[3]]
+TERMINAL_COLUMNS = [(short, fmt, right, short) for _, fmt, right, short in COLUMNS if short]
+TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · Δ float: top-1 vs the fp32 model · "
+                    "±p50: spread of the p50 of 5 blocks of runs")
 
 
 def cells(row: Row, columns: list | None = None) -> list[str]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecls.bench import accuracy, latency, memory
+
 
 @dataclass
 class MeasureSpec:
@@ -62,7 +62,7 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     start = time.perf_counter()
     classifier = _stage("load", _load, spec)
     load_ms = (time.perf_counter() - start) * 1000.0
-    frame = _sample_frame(classifier, spec)
+    frame = _stage("reading a sample frame", _sample_frame, classifier, spec)
     start = time.perf_counter()
     _stage("first inference", classifier.probabilities, frame)
     first_ms = (time.perf_counter() - start) * 1000.0

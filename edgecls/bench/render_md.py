@@ -21,7 +21,7 @@ def render_markdown(merged: MergedReport) -> str:
         lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows)]
         lines.append("")
     lines.append("Top-1 drop is versus the fp32 model on the same machine (or the reference model); "
-                  "p50 spread is the range of the p50 of five consecutive blocks of runs.")
+                  "p50 spread is the range of the p50 of five consecutive blocks of runs, in percent of their median.")
     return "\n".join(lines) + "\n"
 
 

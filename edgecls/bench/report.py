@@ -187,5 +187,5 @@ def _sort_key(row: Row) -> tuple:
 
 
 def _describe_labels(labels: list[str]) -> str:
-    shown = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
+    shown = ", ".join(repr(label) for label in labels[:4]) + (", ..." if len(labels) > 4 else "")
     return f"{len(labels)} labels: {shown}"
