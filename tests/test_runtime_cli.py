@@ -99,3 +99,12 @@ def test_unreadable_video(model: Path, tmp_path: Path) -> None:
 
 def test_unknown_target(model: Path, video: Path) -> None:
     _assert_user_error(_run("run", str(model), "--source", str(video), "--target", "toaster"), "unknown target")
+
+
+def test_target_profile_sets_backend_options(model: Path, video: Path) -> None:
+    result = _run("run", str(model), "--source", str(video), "--headless", "--target", "x86-cpu", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads([line for line in result.stderr.splitlines() if line.startswith("{")][-1])
+    assert summary["frames"] == 2 and summary["backend"] == "onnxruntime"
+    assert summary["settings"]["threads"] == 4 and summary["settings"]["providers"] == ["CPUExecutionProvider"]
+    assert summary["schema_version"] == 1
