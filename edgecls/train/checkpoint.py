@@ -1,0 +1,163 @@
+"""Resumable training: after every epoch the run directory gets a history row, the best
+model when val accuracy improved, the last model, and finally ``state.json``.
+
+``state.json`` is written last and atomically, so it always describes a complete
+checkpoint: a run killed at any moment resumes from its last finished epoch and loses
+at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecls.atomic import write_text_atomic
+from edgecls.errors import EdgeclsError
+from edgecls.rundir import RunDir
+
+STATE_SCHEMA_VERSION = 1
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+@dataclass
+class TrainState:
+    """Where a run stands after its last finished epoch.
+
+    Attributes:
+        epoch: epochs finished in total (all phases).
+        phase: index of the phase the last epoch belonged to.
+        phase_epoch: epochs finished within that phase.
+        stopped_early: that phase was stopped by early stopping.
+        best_val_accuracy: best val accuracy so far (the one ``best.keras`` has).
+        wait: epochs since the last improvement, for early stopping.
+        done: every phase is finished.
+    """
+
+    epoch: int = 0
+    phase: int = 0
+    phase_epoch: int = 0
+    stopped_early: bool = False
+    best_val_accuracy: float = -1.0
+    wait: int = 0
+    done: bool = False
+    schema_version: int = STATE_SCHEMA_VERSION
+
+
+def load_state(run: RunDir) -> TrainState | None:
+    """The state of the last checkpoint, or None for a run that has none."""
+    if not (run.state.is_file() and run.last_checkpoint.is_file()):
+        return None
+    try:
+        data = json.loads(run.state.read_text())
+        return TrainState(**data)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise EdgeclsError(f"checkpoint state {run.state} is unreadable ({exc})",
+                           "start a new run with a fresh --out directory") from None
+
+
+def save_state(run: RunDir, state: TrainState) -> None:
+    """Writes ``state.json`` atomically (the commit point of a checkpoint)."""
+    write_text_atomic(run.state, json.dumps(asdict(state), indent=1))
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    """``model.save`` through a temporary ``.keras`` name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_history(run: RunDir) -> list[dict[str, str]]:
+    """The rows of ``history.csv`` (empty list without one)."""
+    if not run.history.is_file():
+        return []
+    return list(csv.DictReader(io.StringIO(run.history.read_text())))
+
+
+def write_history(run: RunDir, rows: list[dict[str, Any]]) -> None:
+    """Rewrites ``history.csv`` atomically with ``rows``."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(run.history, out.getvalue())
+
+
+def _keras_callback_base() -> type:
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
+    """Keras callback: history row, best and last checkpoints, state, early stopping.
+
+    Args:
+        run: the run directory.
+        state: state to continue from (updated in place).
+        phase_index: index of the phase being trained.
+        phase_name: its name, written into the history.
+        patience: stop the phase after this many epochs without improvement (0: never).
+    """
+
+    def __init__(self, run: RunDir, state: TrainState, phase_index: int, phase_name: str,
+                 patience: int) -> None:
+        super().__init__()
+        self.run = run
+        self.state = state
+        self.phase_index = phase_index
+        self.phase_name = phase_name
+        self.patience = patience
+        self.history = read_history(run)[: state.epoch]
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        logs = logs or {}
+        state = self.state
+        state.epoch += 1
+        state.phase, state.phase_epoch = self.phase_index, epoch + 1
+        self.history.append({"epoch": state.epoch, "phase": self.phase_name,
+                             **{k: _fmt(logs.get(k)) for k in HISTORY_COLUMNS[2:6]},
+                             "lr": _fmt(_current_lr(self.model)),
+                             "seconds": f"{time.perf_counter() - self._started:.2f}"})
+        write_history(self.run, self.history)
+        val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
+        if val_accuracy > state.best_val_accuracy:
+            state.best_val_accuracy, state.wait = val_accuracy, 0
+            save_model_atomic(self.model, self.run.best_model)
+        else:
+            state.wait += 1
+        if self.patience and state.wait >= self.patience:
+            self.model.stop_training = True
+        state.stopped_early = bool(self.model.stop_training)
+        save_model_atomic(self.model, self.run.last_checkpoint)
+        save_state(self.run, state)
+
+
+def _current_lr(model: Any) -> float | None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    rate = optimizer.learning_rate
+    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{float(value):.6g}"

@@ -1,0 +1,95 @@
+"""The training configuration: YAML file and/or CLI options, saved resolved in the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecls.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. ``None`` means "use the default".
+
+    Attributes:
+        data: image folder (``DIR/<class>/*`` or ``DIR/{train,val,test}/<class>/*``).
+        out: run directory.
+        model: registry name (see ``edgecls models list``).
+        img_size: square input side in pixels.
+        weights: ``none`` (from scratch), ``imagenet`` or a ``.keras``/``.weights.h5`` path.
+        alpha: width multiplier for MobileNets (``None``: the model's default, 1.0).
+        epochs: total epochs, both phases together.
+        head_epochs: with pretrained weights, epochs training only the new head
+            (``None``: a third of ``epochs``, at least 1); the rest fine-tune.
+        batch_size: images per step.
+        lr: peak learning rate (cosine decay to 1% of it within each phase).
+        fine_tune_lr: learning rate of the fine-tuning phase (``None``: ``lr / 10``).
+        fine_tune_fraction: share of the backbone's layers (the upper ones) unfrozen
+            for fine-tuning; BatchNorm layers stay frozen in inference mode.
+        weight_decay: AdamW decoupled weight decay.
+        dropout: dropout rate before the classification layer.
+        label_smoothing: label smoothing of the cross-entropy loss.
+        class_weights: weight the loss by inverse class frequency against imbalance.
+        patience: early stopping after this many epochs without a better val accuracy
+            (``None`` or 0: off).
+        split: train, val, test fractions for a dataset without its own split.
+        seed: split, shuffle and augmentation seed.
+        augment: augmentation strengths, keys of ``edgecls.data.augment.AugmentConfig``
+            (``None``: its defaults; ``{enabled: false}``: none).
+        top_k: k of the top-k accuracy in the evaluation.
+        jit_compile: compile training steps with XLA (slow to start; on CPU usually
+            slower than plain TensorFlow graphs, hence off by default).
+    """
+
+    data: str | None = None
+    out: str | None = None
+    model: str = "mobilenet_v3_small"
+    img_size: int = 224
+    weights: str = "none"
+    alpha: float | None = None
+    epochs: int = 20
+    head_epochs: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    fine_tune_lr: float | None = None
+    fine_tune_fraction: float = 0.3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    class_weights: bool = True
+    patience: int | None = 5
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    seed: int = 0
+    augment: dict[str, Any] | None = None
+    top_k: int = 5
+    jit_compile: bool = False
+
+    def validate(self) -> "TrainConfig":
+        """Checks ranges; returns ``self``. Raises ConfigError on a bad value."""
+        _require(self.epochs >= 1, "epochs must be at least 1")
+        _require(self.img_size >= 32, "img_size must be at least 32 pixels")
+        _require(self.batch_size >= 1, "batch_size must be at least 1")
+        _require(self.lr > 0 and (self.fine_tune_lr is None or self.fine_tune_lr > 0),
+                 "learning rates must be positive")
+        _require(0 < self.fine_tune_fraction <= 1, "fine_tune_fraction must be in (0, 1]")
+        _require(0 <= self.dropout < 1, "dropout must be in [0, 1)")
+        _require(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)")
+        _require(self.head_epochs is None or 1 <= self.head_epochs <= self.epochs,
+                 "head_epochs must be between 1 and epochs")
+        _require(len(self.split) == 3, "split needs three fractions: train, val, test")
+        _require(self.top_k >= 1, "top_k must be at least 1")
+        return self
+
+    def model_options(self) -> dict[str, Any]:
+        """Family options passed to ``edgecls.models.build``."""
+        options: dict[str, Any] = {"dropout": self.dropout}
+        if self.alpha is not None:
+            options["alpha"] = self.alpha
+        return options
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"invalid training config: {message}",
+                          "fix the option or the --config YAML file")

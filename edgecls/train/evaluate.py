@@ -1,0 +1,91 @@
+"""Evaluation of a trained run on one split of its own split manifest.
+
+The JSON report (``metrics.json`` for the test split, or ``--json FILE``) holds::
+
+    schema_version, run, model, split, num_samples, accuracy, top_k, top_<k>_accuracy,
+    per_class {label: {precision, recall, f1, support}}, macro_avg, weighted_avg,
+    labels, confusion_matrix (rows true, columns predicted)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.atomic import write_text_atomic
+from edgecls.errors import DataError
+from edgecls.rundir import RunDir
+from edgecls.train.metrics import classification_metrics, format_report
+from edgecls.train.plots import save_confusion_png
+
+EVAL_SCHEMA_VERSION = 1
+PREDICT_CHUNK = 512
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", top_k: int = 5,
+                 json_path: str | Path | None = None, batch_size: int = 64,
+                 model: Any = None) -> dict[str, Any]:
+    """Evaluates the run's best model on one subset of the run's split.
+
+    Writes ``metrics.json``, ``confusion_matrix.png`` and ``classification_report.txt``
+    into the run for the test split; with ``json_path`` also that JSON file and a PNG
+    beside it (same name, ``.png``).
+
+    Args:
+        run_dir: directory of an ``edgecls train`` run.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        top_k: k of the top-k accuracy.
+        json_path: extra JSON report to write.
+        batch_size: images per inference batch.
+        model: an already loaded model (default: the run's ``best.keras``).
+
+    Returns:
+        The report as a dict (see the module docstring).
+    """
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+
+    run = RunDir(Path(run_dir))
+    model_path = run.require_model()
+    manifest = Split.load(run.split)
+    items = manifest.items(split)
+    if not items:
+        raise DataError(f"the {split} split of {run.root} has no images",
+                        "evaluate another split with --split val or --split train")
+    if model is None:
+        import keras
+
+        model = keras.saving.load_model(model_path, compile=False)
+    images, labels = load_arrays(items, tuple(model.input_shape[1:3]))
+    scores = predict_scores(model, images, batch_size)
+    report = {"schema_version": EVAL_SCHEMA_VERSION, "run": str(run.root),
+              "model": str(model_path), "split": split,
+              **classification_metrics(labels, scores, manifest.labels, top_k)}
+    _write_outputs(run, report, json_path)
+    return report
+
+
+def predict_scores(model: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class scores of a Keras model for uint8/float images, in chunks to bound memory."""
+    chunks = []
+    for start in range(0, len(images), PREDICT_CHUNK):
+        batch = images[start:start + PREDICT_CHUNK].astype(np.float32)
+        chunks.append(np.asarray(model.predict(batch, batch_size=batch_size, verbose=0)))
+    return np.concatenate(chunks, axis=0)
+
+
+def _write_outputs(run: RunDir, report: dict[str, Any], json_path: str | Path | None) -> None:
+    text = json.dumps(report, indent=1)
+    title = f"{Path(report['run']).name}: {report['split']} accuracy {report['accuracy']:.3f}"
+    if report["split"] == "test":
+        write_text_atomic(run.metrics, text)
+        save_confusion_png(report["confusion_matrix"], report["labels"], run.confusion_png, title)
+        write_text_atomic(run.report_txt, format_report(report))
+    if json_path is not None:
+        json_path = Path(json_path)
+        write_text_atomic(json_path, text)
+        save_confusion_png(report["confusion_matrix"], report["labels"],
+                           json_path.with_suffix(".png"), title)

@@ -1,0 +1,206 @@
+"""The training loop: split, datasets, model, phases, checkpoints, final evaluation.
+
+``train(config)`` is what ``edgecls train`` calls. A run directory is filled as laid out
+in ``edgecls.rundir``; ``resume=True`` continues it from its last finished epoch with the
+split it already has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgecls.config import from_dict, save_config
+from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.models import build
+from edgecls.models.weights import parse_weights
+from edgecls.rundir import RunDir
+from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
+from edgecls.train.config import TrainConfig
+from edgecls.train.phases import Phase, plan_phases, set_trainable
+
+
+@dataclass
+class TrainResult:
+    """What a finished ``train`` call reports."""
+
+    run_dir: Path
+    epochs: int
+    best_val_accuracy: float
+    test_metrics: dict[str, Any] | None
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Trains (or resumes) one run and evaluates its best model on the test split.
+
+    Args:
+        config: the resolved training configuration (``config.out`` is the run dir).
+        resume: continue the run in ``config.out`` from its last finished epoch.
+        progress: draw rich progress bars.
+        callbacks: extra Keras callbacks (called after the checkpointing one).
+
+    Raises:
+        EdgeclsError: bad data, model, weights or options; a run that exists already.
+    """
+    config.validate()
+    run = _run_dir(config, resume)
+    state = load_state(run) if resume else None
+    split = _split(config, run)
+    save_config(config, run.config)
+    image_size = (config.img_size, config.img_size)
+    train_ds, steps = _dataset(split, "train", image_size, config, training=True)
+    val_ds, _ = _dataset(split, "val", image_size, config, training=False)
+    class_weight = _class_weights(split) if config.class_weights else None
+    phases = plan_phases(config, pretrained=parse_weights(config.weights) is not None)
+    state = state or TrainState()
+    with _strategy().scope():
+        model = _initial_model(config, run, state, len(split.labels))
+        for index, phase in enumerate(phases):
+            if _phase_done(state, index, phase):
+                continue
+            initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
+            fit_callbacks = [RunRecorder(run, state, index, phase.name, config.patience or 0)]
+            if progress:
+                from edgecls.train.progress import RichProgress
+
+                fit_callbacks.append(RichProgress(phase.name, state.epoch - initial_epoch + 1))
+            _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
+                 [*fit_callbacks, *callbacks])
+    state.done = True
+    save_state(run, state)
+    return TrainResult(run.root, state.epoch, state.best_val_accuracy,
+                       _final_evaluation(run, split, config))
+
+
+def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
+    if not config.out:
+        raise ConfigError("no run directory given", "pass --out RUN")
+    run = RunDir(Path(config.out))
+    if resume and not run.config.is_file():
+        raise EdgeclsError(f"{run.root} holds no training run to resume",
+                           "start one without --resume, or pass the --out of an earlier run")
+    if not resume and (run.state.is_file() or run.best_model.is_file()):
+        raise EdgeclsError(f"{run.root} already holds a training run",
+                           "continue it with --resume, or pass a new --out directory")
+    return run
+
+
+def _split(config: TrainConfig, run: RunDir):
+    from edgecls.data.split import prepare_split
+
+    if not run.split.is_file() and not config.data:
+        raise ConfigError("no dataset given", "pass --data DIR (a folder with one subfolder per class)")
+    split = prepare_split(config.data or "", run.root, tuple(config.split), config.seed)
+    if len(split.labels) < 2:
+        raise EdgeclsError(f"the dataset has a single class ({split.labels[0]})",
+                           "a classifier needs at least two class folders")
+    return split
+
+
+def _dataset(split: Any, subset: str, image_size: tuple[int, int], config: TrainConfig,
+             training: bool) -> tuple[Any, int]:
+    """A tf.data dataset with one-hot labels (for label smoothing) and its step count."""
+    import tensorflow as tf
+
+    from edgecls.data.augment import AugmentConfig
+    from edgecls.data.pipeline import make_dataset
+
+    items = split.items(subset)
+    augment = from_dict(AugmentConfig, config.augment or {}, source="augment")
+    ds = make_dataset(items, image_size, config.batch_size, training=training,
+                      augment=augment, seed=config.seed)
+    classes = len(split.labels)
+    ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, math.ceil(len(items) / config.batch_size)
+
+
+def _class_weights(split: Any) -> dict[int, float]:
+    """Inverse-frequency weights with mean 1 over the training images."""
+    labels = np.array([label for _, label in split.items("train")])
+    counts = np.bincount(labels, minlength=len(split.labels)).astype(float)
+    weights = np.divide(len(labels), len(counts) * counts, out=np.zeros_like(counts),
+                        where=counts > 0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _strategy() -> Any:
+    """MirroredStrategy across several GPUs, else the default (one device) strategy."""
+    import tensorflow as tf
+
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, classes: int) -> Any:
+    """The last checkpoint when resuming, else a new model with the chosen weights."""
+    if state.epoch > 0:
+        import keras
+
+        model = keras.saving.load_model(run.last_checkpoint)
+        model.jit_compile = config.jit_compile  # not part of the saved compile config
+        return model
+    try:
+        return build(config.model, weights=config.weights, include_top=False,
+                     num_classes=classes, input_size=config.img_size, **config.model_options())
+    except TypeError as exc:
+        raise ConfigError(f"model {config.model!r} does not take these options ({exc})",
+                          "drop alpha for models without a width multiplier") from None
+
+
+def _phase_done(state: TrainState, index: int, phase: Phase) -> bool:
+    if index != state.phase:
+        return index < state.phase
+    return state.epoch > 0 and (state.stopped_early or state.phase_epoch >= phase.epochs)
+
+
+def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, steps: int,
+                   config: TrainConfig) -> int:
+    """Sets trainable layers and the optimizer; returns the phase's first epoch index."""
+    schedule = _schedule(phase, steps)
+    if state.epoch > 0 and index == state.phase:
+        model.optimizer.learning_rate = schedule  # keeps its moments and step count
+        return state.phase_epoch
+    import keras
+
+    set_trainable(model, phase, config.fine_tune_fraction)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=config.jit_compile,
+    )
+    state.phase, state.phase_epoch, state.stopped_early, state.wait = index, 0, False, 0
+    return 0
+
+
+def _schedule(phase: Phase, steps: int) -> Any:
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(phase.lr, decay_steps=max(1, steps * phase.epochs),
+                                                  alpha=0.01)
+
+
+def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: int,
+         class_weight: dict[int, float] | None, callbacks: list[Any]) -> None:
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
+                  initial_epoch=initial_epoch, class_weight=class_weight,
+                  callbacks=callbacks, shuffle=False, verbose=0)
+    finally:
+        for callback in callbacks:  # stop live progress bars when interrupted
+            if callback.__class__.__name__ == "RichProgress":
+                callback.on_train_end()
+
+
+def _final_evaluation(run: RunDir, split: Any, config: TrainConfig) -> dict[str, Any] | None:
+    from edgecls.train.evaluate import evaluate_run
+
+    if not split.items("test"):
+        return None
+    return evaluate_run(run.root, "test", top_k=config.top_k, batch_size=config.batch_size)

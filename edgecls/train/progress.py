@@ -1,0 +1,78 @@
+"""Rich progress bars for Keras training: one bar over epochs, one over the batches of
+the current epoch, and a summary line per finished epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import keras
+
+
+class RichProgress(keras.callbacks.Callback):
+    """Keras callback drawing rich progress bars.
+
+    Args:
+        phase: name of the training phase, shown in the bars.
+        first_epoch: global number of the phase's first epoch (for the summary lines).
+        console: where to draw (default: stderr).
+    """
+
+    def __init__(self, phase: str, first_epoch: int = 1, console: Console | None = None) -> None:
+        super().__init__()
+        self.phase = phase
+        self.first_epoch = first_epoch
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._epochs_task: Any = None
+        self._batches_task: Any = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+            console=self.console, transient=True)
+        self._progress.start()
+        epochs = self.params.get("epochs") or 0
+        self._epochs_task = self._progress.add_task(f"{self.phase} epochs", total=epochs,
+                                                    metrics="")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._progress.update(self._epochs_task, completed=epoch)
+        if self._batches_task is not None:
+            self._progress.remove_task(self._batches_task)
+        self._batches_task = self._progress.add_task(
+            f"epoch {self.first_epoch + epoch}", total=self.params.get("steps"), metrics="")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._progress.update(self._batches_task, completed=batch + 1,
+                              metrics=_format(logs, ("loss", "accuracy")))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._progress.update(self._epochs_task, completed=epoch + 1)
+        self.console.print(f"{self.phase} epoch {self.first_epoch + epoch}: "
+                           f"{_format(logs, ('loss', 'accuracy', 'val_loss', 'val_accuracy'))}",
+                           highlight=False, soft_wrap=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._batches_task = None
+
+
+def _format(logs: dict | None, keys: tuple[str, ...]) -> str:
+    logs = logs or {}
+    return "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
