@@ -42,6 +42,9 @@ class Target:
     pip: str = ""
     notes: str = ""
     sources: list[str] = field(default_factory=list)
+    # Findings of scripts/check-aarch64.sh (emulated arm64 install + classification),
+    # written by hand into the profile; see docs/aarch64.md.
+    aarch64_check: dict[str, Any] = field(default_factory=dict)
 
     def backend_options(self, threads: int | None = None) -> BackendOptions:
         """BackendOptions for this device; an explicit ``threads`` wins over the profile."""
