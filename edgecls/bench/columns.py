@@ -60,7 +60,7 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
     ("status", lambda r: r.record["status"], False, "status"),
 ]
 TERMINAL_COLUMNS = [(short, fmt, right, short) for _, fmt, right, short in COLUMNS if short]
-TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · Δ float: top-1 vs the fp32 model · "
+TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · Δ float: top-1 vs the fp32 model (else the --reference) · "
                     "±p50: spread of the p50 of 5 blocks of runs")
 
 

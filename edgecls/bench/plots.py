@@ -40,18 +40,19 @@ def accuracy_vs_latency(group: str, rows: list[Row]) -> str | None:
     front = pareto_front([(lat, acc) for lat, acc, _ in points])
     for index, (lat, acc, row) in enumerate(points):
         on_front = index in front
-        ax.scatter(lat, acc, s=60 if on_front else 30, zorder=3,
-                   marker="o" if on_front else "x", color="tab:red" if on_front else "tab:gray")
-        ax.annotate(row.label, (lat, acc), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.scatter(lat, acc, s=60 if on_front else 30, zorder=3, marker="o" if on_front else "x",
+                   color="tab:red" if on_front else "tab:gray",
+                   label=f"{index + 1}. {row.label} ({row.record.get('precision') or '?'})")
+        ax.annotate(str(index + 1), (lat, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front_points = [points[i][:2] for i in front]
     ax.step([p[0] for p in front_points], [p[1] for p in front_points], where="post",
-            color="tab:red", alpha=0.6, label="Pareto front (faster and/or more accurate)")
+            color="tab:red", alpha=0.6, label="Pareto front (nothing faster and more accurate)")
     ax.set_xlabel("p50 latency per frame (ms, log scale)")
     ax.set_xscale("log")
     ax.set_ylabel("top-1 accuracy")
     ax.set_title(f"Accuracy vs latency: {group}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     return _to_svg(fig)
 
 
