@@ -29,7 +29,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "tflite_fp32": make_tflite(root / "tiny_fp32.tflite", NET, tiny_metadata(NET)),
         "tflite_int8": make_tflite(root / "tiny_int8.tflite", NET, tiny_metadata(NET, precision="int8"), "int8"),
-        "onnx_fp32": make_onnx(root / "tiny_fp32.onnx", NET, tiny_metadata(NET)),
+        "onnx_fp32": make_onnx(root / "tiny_fp32.onnx", NET, tiny_metadata(NET, extra={"run": "tiny-run"})),
         "onnx_int8": make_onnx(root / "tiny_int8.onnx", NET, tiny_metadata(NET, precision="int8"), quantized=True),
         "openvino_fp32": make_openvino(root / "tiny_fp32.xml", NET, tiny_metadata(NET)),
     }
@@ -81,6 +81,7 @@ def test_every_backend_measured_and_scored(models: dict[str, Path], colors: Path
     assert records["tiny_int8.tflite"]["precision"] == "int8"
     assert records["tiny_int8.tflite"]["input"]["dtype"] == "int8"
     assert "threads" in records["tiny_fp32.onnx"]["backend"]["settings"]
+    assert records["tiny_fp32.onnx"]["run"] == "tiny-run" and records["tiny_fp32.onnx"]["model_name"] == "tiny"
     assert report["settings"]["images"] == 9 and report["machine"]["cores_logical"] >= 1
 
 

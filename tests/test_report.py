@@ -58,6 +58,16 @@ def test_drop_is_against_fp32_of_the_same_machine() -> None:
     assert x86_onnx.float_per_class == _row(merged, "x86-cpu", "model_fp32.onnx").record["accuracy"]["per_class"]
 
 
+def test_float_twin_must_come_from_the_same_run(tmp_path: Path) -> None:
+    data = json.loads(X86.read_text())
+    data["records"][1]["run"] = "another-run"  # model_int8.tflite
+    path = tmp_path / "two_runs.json"
+    path.write_text(json.dumps(data))
+    merged = merge_reports([path])
+    assert _row(merged, "x86-cpu", "model_int8.tflite").drop_pp is None
+    assert _row(merged, "x86-cpu", "model_int8.onnx").float_source == "fp32 model_fp32.onnx"
+
+
 def test_reference_is_the_float_baseline_when_no_fp32_record(tmp_path: Path) -> None:
     data = json.loads(X86.read_text())
     data["records"] = [data["records"][1]]  # int8 only

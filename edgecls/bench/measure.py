@@ -99,6 +99,7 @@ def describe_classifier(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
         precision = "int8"
     return {
         "model_name": meta.model_name,
+        "run": (meta.extra or {}).get("run"),
         "precision": precision,
         "labels": model_labels(classifier, spec),
         "input": {"shape": [int(d) for d in info.shape], "dtype": str(info.dtype),

@@ -165,11 +165,12 @@ def _attach_float_baselines(rows: list[Row]) -> None:
 
 
 def _float_twin(row: Row, rows: list[Row]) -> Row | None:
-    """The fp32 record of the same model on the same machine (same format preferred)."""
+    """The fp32 record of the same model and run on the same machine (same format preferred)."""
     candidates = [
         other for other in rows
         if other.record.get("precision") == "fp32" and other.top1 is not None
         and other.record.get("model_name") == row.record.get("model_name")
+        and other.record.get("run") == row.record.get("run")
         and machine_key(other.machine) == machine_key(row.machine)
     ]
     candidates.sort(key=lambda other: other.record["format"] != row.record["format"])

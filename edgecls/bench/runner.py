@@ -173,6 +173,7 @@ def _record(model: Path, threads: int | None, options: BenchOptions, result: dic
         "format": FORMATS.get(model.suffix.lower(), model.suffix.lstrip(".") or "unknown"),
         "precision": info.get("precision"),
         "model_name": info.get("model_name"),
+        "run": info.get("run"),
         "labels": info.get("labels"),
         "threads": threads,
         "target": options.target,
