@@ -55,17 +55,19 @@ class CpuInfo:
 def parse_cpuinfo(text: str, machine: str) -> CpuInfo:
     """Parses /proc/cpuinfo text (x86 'flags' or ARM 'Features' lines)."""
     flags: set[str] = set()
-    model_name = ""
+    names: dict[str, str] = {}
     cores = 0
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
         if key in ("flags", "features"):
             flags.update(value.split())
-        elif key in ("model name", "hardware", "model") and not model_name:
-            model_name = value.strip()
+        elif key in ("model name", "hardware", "model") and key not in names:
+            names[key] = value.strip()
         elif key == "processor":
             cores += 1
+    # x86: "model name" (the "model" line is a number); ARM boards: "Model" or "Hardware".
+    model_name = names.get("model name") or names.get("model") or names.get("hardware", "")
     return CpuInfo(machine=machine, model_name=model_name, flags=frozenset(flags), cores=cores)
 
 
