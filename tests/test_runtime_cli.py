@@ -108,3 +108,22 @@ def test_target_profile_sets_backend_options(model: Path, video: Path) -> None:
     assert summary["frames"] == 2 and summary["backend"] == "onnxruntime"
     assert summary["settings"]["threads"] == 4 and summary["settings"]["providers"] == ["CPUExecutionProvider"]
     assert summary["schema_version"] == 1
+
+
+def test_ctrl_c_prints_summary(model: Path, tmp_path: Path) -> None:
+    import signal
+
+    long_video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(long_video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (32, 24))
+    for i in range(3000):
+        writer.write(np.full((24, 32, 3), i % 256, np.uint8))
+    writer.release()
+    process = subprocess.Popen([*EDGECLS, "run", str(model), "--source", str(long_video), "--headless"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    first = json.loads(process.stdout.readline())
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert first["frame"] == 0 and process.returncode == 0, err
+    assert "interrupted:" in err and "Traceback" not in err
+    assert len(out.splitlines()) + 1 < 3000
