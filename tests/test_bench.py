@@ -78,6 +78,7 @@ def test_every_backend_measured_and_scored(models: dict[str, Path], colors: Path
         assert accuracy["images"] == 9 and accuracy["top1"] == 1.0 and accuracy["macro_f1"] == 1.0
         assert accuracy["confusion"] == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
         assert accuracy["reference"]["agreement"] == 1.0
+        assert accuracy["reference"]["per_class"] == {"red": 1.0, "green": 1.0, "blue": 1.0}
     assert records["tiny_int8.tflite"]["precision"] == "int8"
     assert records["tiny_int8.tflite"]["input"]["dtype"] == "int8"
     assert "threads" in records["tiny_fp32.onnx"]["backend"]["settings"]

@@ -71,12 +71,13 @@ def test_float_twin_must_come_from_the_same_run(tmp_path: Path) -> None:
 def test_reference_is_the_float_baseline_when_no_fp32_record(tmp_path: Path) -> None:
     data = json.loads(X86.read_text())
     data["records"] = [data["records"][1]]  # int8 only
+    per_class = {label: 0.95 for label in data["records"][0]["labels"]}
     data["records"][0]["accuracy"]["reference"] = {"model": "/x/model_fp32.tflite", "top1": 0.95,
-                                                   "agreement": 0.97}
+                                                   "per_class": per_class, "agreement": 0.97}
     path = tmp_path / "int8_only.json"
     path.write_text(json.dumps(data))
     row = merge_reports([path]).rows[0]
-    assert row.float_source == "reference model_fp32.tflite"
+    assert row.float_source == "reference model_fp32.tflite" and row.float_per_class == per_class
     assert row.drop_pp == pytest.approx(100 * (0.95 - row.top1), abs=1e-3)
 
 

@@ -98,7 +98,7 @@ def per_class_change(rows: list[Row]) -> str | None:
     ax.set_xticks([i + width * (len(pairs) - 1) / 2 for i in range(len(classes))])
     ax.set_xticklabels(classes, rotation=45, ha="right")
     ax.set_ylabel("top-1 change vs float (pp)")
-    ax.set_title("Per-class accuracy change, INT8 vs float")
+    ax.set_title("Per-class accuracy change, INT8 vs float (or the reference)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     return _to_svg(fig)

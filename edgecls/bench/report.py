@@ -162,6 +162,7 @@ def _attach_float_baselines(rows: list[Row]) -> None:
         if reference:
             row.float_top1 = reference["top1"]
             row.float_source = f"reference {Path(reference['model']).name}"
+            row.float_per_class = reference.get("per_class")
 
 
 def _float_twin(row: Row, rows: list[Row]) -> Row | None:

@@ -129,7 +129,7 @@ def _measure_reference(options: BenchOptions, images: LabelledImages | None,
         raise EdgeclsError(f"the reference model failed: {result.get('error')}",
                            "fix or drop --reference; it must run on this machine")
     return {"model": str(options.reference), "top1": result["accuracy"]["top1"],
-            "predictions": result["predictions"]}
+            "per_class": result["accuracy"]["per_class"], "predictions": result["predictions"]}
 
 
 def _spec(model: Path, options: BenchOptions, threads: int | None,
@@ -193,7 +193,7 @@ def _record(model: Path, threads: int | None, options: BenchOptions, result: dic
         return record
     if reference and record["accuracy"] and result.get("predictions"):
         record["accuracy"]["reference"] = {
-            "model": reference["model"], "top1": reference["top1"],
+            "model": reference["model"], "top1": reference["top1"], "per_class": reference["per_class"],
             "agreement": acc.agreement(result["predictions"], reference["predictions"]),
         }
     floor = options.min_accuracy
