@@ -1,5 +1,113 @@
-"""`edgecls` commands for the train stage."""
+"""`edgecls train` and `edgecls evaluate`: fit a classifier on an image folder and
+evaluate a finished run. TensorFlow is imported inside the commands only."""
 
 from __future__ import annotations
 
-from edgecls.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from edgecls.cli.app import app
+
+
+@app.command("train")
+def train(
+    data: Path = typer.Option(None, "--data", help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
+    out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
+    model: str = typer.Option(None, "--model", help="Model name (see `edgecls models list`). Default: mobilenet_v3_small."),
+    img_size: int = typer.Option(None, "--img-size", help="Square input size in pixels. Default: 224."),
+    epochs: int = typer.Option(None, "--epochs", help="Total epochs (both phases with pretrained weights). Default: 20."),
+    weights: str = typer.Option(None, "--weights", help="none (from scratch), imagenet (Keras cache), or a .keras/.weights.h5 file. Default: none."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Images per step. Default: 32."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (cosine decay). Default: 0.001."),
+    alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
+    patience: int = typer.Option(None, "--patience", help="Early stopping after this many epochs without a better val accuracy (0: off). Default: 5."),
+    seed: int = typer.Option(None, "--seed", help="Split, shuffle and augmentation seed. Default: 0."),
+    config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys; command-line options override it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch, with the same split."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
+) -> None:
+    """Train a classifier on a folder of labelled images.
+
+    From scratch (`--weights none`) all layers train in one phase. With pretrained
+    weights the new head trains first on the frozen backbone, then the upper backbone
+    layers fine-tune at a lower learning rate. The run directory receives config.yaml,
+    split.json, labels.txt, history.csv, best.keras, checkpoints/, metrics.json,
+    confusion_matrix.png and classification_report.txt.
+    """
+    from edgecls.train.fit import train as run_training
+
+    overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
+                 "img_size": img_size, "epochs": epochs, "weights": weights,
+                 "batch_size": batch_size, "lr": lr, "alpha": alpha, "patience": patience,
+                 "seed": seed}
+    train_config = _resolve_config(out, config, resume, overrides)
+    try:
+        result = run_training(train_config, resume=resume, progress=not no_progress)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"trained {result.epochs} epochs; best val accuracy {result.best_val_accuracy:.4f}")
+    if result.test_metrics:
+        typer.echo(f"test accuracy {result.test_metrics['accuracy']:.4f} "
+                   f"on {result.test_metrics['num_samples']} images")
+    typer.echo(f"run directory: {out}")
+
+
+def _resolve_config(out: Path, config: Path | None, resume: bool, overrides: dict[str, Any]):
+    from edgecls.config import from_dict, load_config
+    from edgecls.errors import ConfigError
+    from edgecls.rundir import RunDir
+    from edgecls.train.config import TrainConfig
+
+    saved = RunDir(out).config
+    if resume and config is not None:
+        raise ConfigError("--config cannot be combined with --resume",
+                          f"a resumed run uses its saved {saved}; override single options instead")
+    if config is not None:
+        return load_config(TrainConfig, config, overrides)
+    if resume and saved.is_file():
+        return load_config(TrainConfig, saved, overrides)
+    return from_dict(TrainConfig, {k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
+    split: str = typer.Option("test", "--split", help="Subset of the run's split: train, val or test."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the report to this JSON file (and a PNG beside it)."),
+    top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
+) -> None:
+    """Evaluate a run's best model: accuracy, top-k, per-class precision/recall/F1,
+    macro and weighted averages, confusion matrix (JSON and PNG)."""
+    from rich.console import Console
+
+    from edgecls.train.evaluate import evaluate_run
+
+    report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
+                          batch_size=batch_size)
+    _print_report(report, Console())
+    if json_out:
+        typer.echo(f"report written to {json_out}")
+
+
+def _print_report(report: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['split']} split of {report['run']}")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for label in report["labels"]:
+        row = report["per_class"][label]
+        table.add_row(label, f"{row['precision']:.4f}", f"{row['recall']:.4f}",
+                      f"{row['f1']:.4f}", str(row["support"]))
+    for name in ("macro_avg", "weighted_avg"):
+        row = report[name]
+        table.add_row(name.replace("_", " "), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
+                      f"{row['f1']:.4f}", str(row["support"]), style="bold")
+    console.print(table)
+    k = report["top_k"]
+    console.print(f"accuracy {report['accuracy']:.4f}   top-{k} accuracy "
+                  f"{report[f'top_{k}_accuracy']:.4f}   ({report['num_samples']} images)")

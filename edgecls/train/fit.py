@@ -16,7 +16,7 @@ import numpy as np
 
 from edgecls.config import from_dict, save_config
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.models import build
+from edgecls.models import MODELS, build, list_models
 from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
@@ -48,6 +48,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
         EdgeclsError: bad data, model, weights or options; a run that exists already.
     """
     config.validate()
+    pretrained = _check_model_choice(config)
     run = _run_dir(config, resume)
     state = load_state(run) if resume else None
     split = _split(config, run)
@@ -56,7 +57,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     train_ds, steps = _dataset(split, "train", image_size, config, training=True)
     val_ds, _ = _dataset(split, "val", image_size, config, training=False)
     class_weight = _class_weights(split) if config.class_weights else None
-    phases = plan_phases(config, pretrained=parse_weights(config.weights) is not None)
+    phases = plan_phases(config, pretrained)
     state = state or TrainState()
     with _strategy().scope():
         model = _initial_model(config, run, state, len(split.labels))
@@ -75,6 +76,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     save_state(run, state)
     return TrainResult(run.root, state.epoch, state.best_val_accuracy,
                        _final_evaluation(run, split, config))
+
+
+def _check_model_choice(config: TrainConfig) -> bool:
+    """Fails fast on an unknown model or weights file; True for pretrained weights."""
+    list_models()
+    MODELS.get(config.model)
+    return parse_weights(config.weights) is not None
 
 
 def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
