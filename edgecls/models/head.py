@@ -33,7 +33,10 @@ def attach_head(backbone, num_classes: int, dropout: float = 0.2, name: str = "c
 
     backbone.name = BACKBONE
     inputs = keras.Input(shape=backbone.input_shape[1:], name="image")
-    features = backbone(inputs, training=False)
+    # No training=False here: from scratch BatchNorm must learn its statistics; when
+    # fine-tuning, training freezes BatchNorm layers (a frozen Keras 3 BatchNormalization
+    # runs in inference mode), see edgecls.train.phases.
+    features = backbone(inputs)
     if len(features.shape) == 4:
         features = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
     else:
