@@ -48,12 +48,22 @@ def accuracy_vs_latency(group: str, rows: list[Row]) -> str | None:
     ax.step([p[0] for p in front_points], [p[1] for p in front_points], where="post",
             color="tab:red", alpha=0.6, label="Pareto front (nothing faster and more accurate)")
     ax.set_xlabel("p50 latency per frame (ms, log scale)")
-    ax.set_xscale("log")
+    _log_axis(ax.xaxis)
     ax.set_ylabel("top-1 accuracy")
     ax.set_title(f"Accuracy vs latency: {group}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     return _to_svg(fig)
+
+
+def _log_axis(axis: Any) -> None:
+    """Log scale with plain tick labels at 1, 2, 5 x 10^k (no 6x10^-1 notation)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.axes.set_xscale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def size_per_artifact(rows: list[Row]) -> str | None:

@@ -19,6 +19,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.passed td.status { color: #11772d; } tr.below_floor td.status { color: #9a6700; }
 tr.failed td.status { color: #b3261e; } tr.failed { background: #fff4f4; }
 .failures { color: #b3261e; font-size: 0.85rem; } .machine { color: #555; font-size: 0.85rem; } .warning { color: #9a6700; }
+.scroll { overflow-x: auto; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 figure.plot { margin: 0; } figure.plot svg { max-width: 100%; height: auto; }
 .note { color: #555; font-size: 0.8rem; max-width: 60rem; }
@@ -71,7 +72,8 @@ def _table(rows: list[Row]) -> str:
         body.append(f"<tr class='{escape(row.record['status'])}'>{tds}</tr>")
     notes = "".join(f"<li>{escape(note)}</li>" for note in failure_notes(rows))
     notes = f"<ul class='failures'>{notes}</ul>" if notes else ""
-    return f"<table class='bench'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
+    table = f"<table class='bench'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='scroll'>{table}</div>{notes}"
 
 
 def _cell_class(name: str, right: bool) -> str:
