@@ -115,3 +115,46 @@ def test_live_source_reconnects_after_drop_out(tmp_path: Path, caplog: pytest.Lo
         source.close()
     assert source.reconnects >= 2 and len(opened) >= 3
     assert "dropped out" in caplog.text and "reconnected" in caplog.text
+
+
+def test_http_mjpeg_stream_is_a_live_source() -> None:
+    """Our own MJPEG server (`run --serve`) read back as `--source http://...`."""
+    import threading
+
+    from edgecls.runtime.sinks import MjpegSink
+
+    sink = MjpegSink("127.0.0.1", 0)
+    stop = threading.Event()
+
+    def feed() -> None:
+        value = 0
+        while not stop.is_set():
+            sink.write(np.full((48, 64, 3), value % 256, np.uint8), {}, 0.0)
+            value += 1
+            time.sleep(0.01)
+
+    threading.Thread(target=feed, daemon=True).start()
+    source = open_source(sink.url + "stream")
+    try:
+        assert isinstance(source, LiveSource)
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 3:
+                break
+    finally:
+        source.close()
+        stop.set()
+        sink.close()
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert all(f.image.shape == (48, 64, 3) for f in frames)
+
+
+def test_unreachable_stream_and_missing_picamera2() -> None:
+    with pytest.raises(SourceError, match="cannot open stream"):
+        open_source("rtsp://127.0.0.1:1/cam")
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        with pytest.raises(SourceError, match="Picamera2 is not installed"):
+            open_source("picamera2")
