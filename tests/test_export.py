@@ -39,7 +39,7 @@ def tiny_model(size: int = SIZE, classes: int = 3, name: str = "tiny"):
     return keras.Model(inputs, outputs, name=name)
 
 
-def make_run(root: Path, epochs: int = 30) -> Path:
+def make_run(root: Path, epochs: int = 12) -> Path:
     """A finished run dir: generated images, split.json/labels.txt, a trained best.keras."""
     import keras
 
