@@ -136,3 +136,10 @@ def test_import_runtime_does_not_import_tensorflow() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_metadata_contradicting_the_model_is_a_user_error(tmp_path: Path) -> None:
+    net = TinyNet()
+    path = make_onnx(tmp_path / "m.onnx", net, tiny_metadata(net, input_size=(32, 32)), dynamic_batch=False)
+    with pytest.raises(ModelError, match="metadata says input"):
+        Classifier(path)

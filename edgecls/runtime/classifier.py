@@ -61,10 +61,7 @@ class Classifier:
             self.metadata.preprocessing = preprocessing
         self.labels = self._resolve_labels(labels)
         self.input_size: tuple[int, int] = tuple(self.metadata.input_size)  # type: ignore[assignment]
-        actual = self._in.spatial_size
-        if actual is not None and actual != self.input_size:
-            raise ModelError(f"{self.backend.path}: metadata says input {self.input_size}, the model has {actual}",
-                             "re-export the model; its embedded metadata does not match it")
+        self._check_metadata_fits()
         self._pre = self.metadata.preprocessing
         self._softmax: bool | None = None if self.is_foreign and not self._out.is_quantized \
             else not self.metadata.outputs_probabilities
@@ -90,6 +87,15 @@ class Classifier:
                 f"{self.backend.path}: a camera frame cannot be fitted to input shape {info.shape}",
                 "edgecls runs image classifiers with a (N, H, W, 3) or (N, 3, H, W) input",
             )
+
+    def _check_metadata_fits(self) -> None:
+        """Embedded layout wins over the shape guess; the input size must match the model."""
+        if not self.is_foreign and self.metadata.layout in ("NHWC", "NCHW"):
+            self._in.layout = self.metadata.layout
+        actual = self._in.spatial_size
+        if actual is not None and actual != self.input_size:
+            raise ModelError(f"{self.backend.path}: metadata says input {self.input_size}, the model has {actual}",
+                             "re-export the model; its embedded metadata does not match it")
 
     def _foreign_metadata(self) -> ModelMetadata:
         """Defaults from the input tensor: its size, and raw pixels for 8-bit inputs."""
