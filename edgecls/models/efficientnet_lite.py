@@ -19,6 +19,7 @@ from typing import Any
 
 from edgecls.errors import ModelError
 from edgecls.models import MODELS
+from edgecls.models.lite_weights import PACKAGES
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
@@ -159,8 +160,12 @@ def _factory(name: str):
         return build_efficientnet_lite(name, input_size=input_size, num_classes=num_classes,
                                        include_top=include_top, weights=weights, **options)
 
+    variant = VARIANTS[name]
+    source = "weights=imagenet offline from the pip package" if name in PACKAGES \
+        else "no ImageNet weights"
     factory.__name__ = name
-    factory.__doc__ = f"{name} (see ``build_efficientnet_lite``)."
+    factory.__doc__ = (f"EfficientNet-Lite{name[-1]} ({variant.resolution} px, ReLU6, no SE; "
+                       f"{source}).\n\nSee ``build_efficientnet_lite``.")
     return factory
 
 
