@@ -173,6 +173,18 @@ def test_html_is_self_contained_with_table_and_plots() -> None:
     assert "@import" not in html and not re.search(r"url\((?!#)", html)  # only in-page refs
 
 
+def test_size_plot_tells_apart_same_name_different_size(tmp_path: Path) -> None:
+    from edgecls.bench.plots import size_per_artifact
+
+    data = json.loads(PI.read_text())
+    data["records"][1]["size_bytes"] = 4_000_000  # another model_int8.tflite than the x86 one
+    path = tmp_path / "pi.json"
+    path.write_text(json.dumps(data))
+    svg = size_per_artifact(merge_reports([X86, path]).rows)
+    assert "model_int8.tflite (raspberry-pi-4)" in svg and "model_int8.tflite (x86-cpu)" in svg
+    assert "model_fp32.tflite (" not in svg  # the same file on both machines: one bar
+
+
 def test_report_cli_writes_html_and_markdown(tmp_path: Path) -> None:
     html, md = tmp_path / "r.html", tmp_path / "r.md"
     proc = subprocess.run(

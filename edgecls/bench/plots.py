@@ -67,11 +67,16 @@ def _log_axis(axis: Any) -> None:
 
 
 def size_per_artifact(rows: list[Row]) -> str | None:
-    """Horizontal bars: size on disk of each distinct artifact file."""
-    sizes: dict[str, float] = {}
+    """Horizontal bars: size on disk of each distinct artifact (file name and size)."""
+    distinct: dict[tuple[str, int], str] = {}
     for row in rows:
         if row.record["size_bytes"] > 0:
-            sizes.setdefault(row.record["file"], row.record["size_bytes"] / 1e6)
+            distinct.setdefault((row.record["file"], row.record["size_bytes"]), row.group)
+    names = [file for file, _ in distinct]
+    sizes = {  # a file name with different sizes on different machines is told apart by group
+        (file if names.count(file) == 1 else f"{file} ({group})"): size / 1e6
+        for (file, size), group in distinct.items()
+    }
     if not sizes:
         return None
     plt = _pyplot()
