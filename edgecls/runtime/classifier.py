@@ -187,8 +187,8 @@ class Classifier:
         """The k best (label, score) pairs of one probability vector."""
         k = min(top_k or self.top_k, probabilities.shape[0])
         best = np.argpartition(probabilities, -k)[-k:]
-        best = best[np.argsort(probabilities[best])[::-1]]
-        return [(self.labels[i], float(probabilities[i])) for i in best]
+        best = best[np.argsort(probabilities[best])[::-1]].tolist()
+        return list(zip([self.labels[i] for i in best], probabilities[best].tolist()))
 
     # -- helpers --------------------------------------------------------------------
     @staticmethod
