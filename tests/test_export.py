@@ -182,3 +182,16 @@ def test_unknown_precision_for_format_is_a_user_error() -> None:
         QuantizationConfig.for_precision("int4")
     with pytest.raises(ConfigError, match="calibration images"):
         QuantizationConfig.for_int8(np.zeros((0, 4, 4, 3)))
+
+
+def test_onnx_sensitive_nodes_are_measured_conv_or_matmul(prepared: Prepared) -> None:
+    import onnx
+
+    from edgecls.export.base import QuantizationConfig
+    from edgecls.export.onnx import float_model, sensitive_nodes
+
+    path = float_model(prepared.source)
+    quant = QuantizationConfig.for_int8(prepared.calibration)
+    nodes = sensitive_nodes(path, quant, prepared.source.work_dir, count=2, images=8)
+    kinds = {n.name: n.op_type for n in onnx.load(str(path)).graph.node}
+    assert len(nodes) == 2 and all(kinds[n] in ("Conv", "MatMul", "Gemm") for n in nodes)
