@@ -90,6 +90,11 @@ def test_bad_files_are_named_and_skipped_the_rest_reported() -> None:
     assert merged.sources == [str(X86), str(PI)]
 
 
+def test_a_file_given_twice_is_reported_once() -> None:
+    merged = merge_reports([X86, X86])
+    assert len(merged.rows) == 6 and merged.warnings == [f"skipped {X86}: given twice"]
+
+
 def test_only_bad_files_is_a_user_error() -> None:
     with pytest.raises(EdgeclsError, match="nothing to report"):
         merge_reports([OLD, BROKEN])

@@ -73,7 +73,12 @@ def merge_reports(paths: list[str | Path]) -> MergedReport:
         EdgeclsError: no file was usable, or the models have different label sets.
     """
     reports, warnings, sources = [], [], []
+    seen: set[Path] = set()
     for path in paths:
+        if Path(path).resolve() in seen:
+            warnings.append(f"skipped {path}: given twice")
+            continue
+        seen.add(Path(path).resolve())
         try:
             reports.append(load_report(path))
         except SchemaError as exc:
