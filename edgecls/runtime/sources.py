@@ -197,8 +197,10 @@ class _Picamera2Capture:
             return False, None
 
     def release(self) -> None:
-        self._camera.stop()
-        self._camera.close()
+        if self._camera is not None:  # release may be called again after a reconnect
+            self._camera.stop()
+            self._camera.close()
+            self._camera = None
 
 
 def list_cameras() -> list[str]:
