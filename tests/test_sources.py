@@ -89,8 +89,8 @@ def test_live_source_keeps_only_the_newest_frame() -> None:
                 break
     finally:
         source.close()
-    gaps = np.diff(seen)
-    assert (gaps > 3).all(), seen  # stale frames were dropped, not queued
+    assert seen == sorted(set(seen)), seen  # always newer frames, never a repeat
+    assert seen[-1] - seen[0] > 4, seen  # stale frames were dropped, not queued (a queue gives 1, 2, 3, 4)
 
 
 def test_live_source_reconnects_after_drop_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
