@@ -106,10 +106,11 @@ def test_live_source_reconnects_after_drop_out(tmp_path: Path, caplog: pytest.Lo
     source = LiveSource(opener, "test stream", max_backoff=0.1)
     try:
         frames = 0
+        deadline = time.monotonic() + 30
         for _ in source:
             frames += 1
             time.sleep(0.02)
-            if source.reconnects >= 2 and frames >= 3:
+            if (source.reconnects >= 2 and frames >= 3) or time.monotonic() > deadline:
                 break
     finally:
         source.close()
