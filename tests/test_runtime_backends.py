@@ -154,3 +154,48 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         load_backend(write_not_a_model(tmp_path / "model.pt"))
     with pytest.raises(ModelError, match="does not exist"):
         load_backend(tmp_path / "missing.onnx")
+
+
+def _saturating_qdq_conv(path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A QDQ 1x1 conv (u8 activations 255, s8 weights 127) whose adjacent-pair sums
+    (255*127*2 = 64770) overflow 16 bits, the way VPMADDUBSW computes them without VNNI."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels, outputs = 64, 8
+    weights = np.full((outputs, channels, 1, 1), 127, np.int8)
+    y_scale = channels * 255 * 127 / 200
+    inits = [numpy_helper.from_array(weights, "W"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "s1"),
+             numpy_helper.from_array(np.array(0, np.uint8), "z8"),
+             numpy_helper.from_array(np.array(0, np.int8), "zs8"),
+             numpy_helper.from_array(np.array(y_scale, np.float32), "ys")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s1", "z8"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s1", "z8"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["W", "s1", "zs8"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["yc"]),
+             helper.make_node("QuantizeLinear", ["yc", "ys", "z8"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "z8"], ["y"])]
+    graph = helper.make_graph(nodes, "sat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, outputs, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    x = np.full((1, channels, 4, 4), 255, np.float32)
+    exact = np.round(channels * 255 * 127 / y_scale) * y_scale
+    return path, x, np.float32(exact)
+
+
+def test_cpu_detection_agrees_with_onnxruntime_kernels(tmp_path: Path) -> None:
+    """On this machine: where edgecls sees no overflow risk, ORT's int8 conv is exact
+    without the setting; where it sees a risk, the setting it applies makes it exact."""
+    import onnxruntime as ort
+
+    from edgecls.runtime.cpu import cpu_info
+
+    path, x, exact = _saturating_qdq_conv(tmp_path / "sat.onnx")
+    options = ort.SessionOptions()
+    if cpu_info().u8s8_overflow_risk:
+        options.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], exact, rtol=1e-6)
