@@ -81,7 +81,7 @@ def test_script_syntax_is_valid() -> None:
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_script(tmp_path, "--help")
     assert result.returncode == 0
-    for option in ("--python", "--keep", "--model", "--dry-run", "--root-only"):
+    for option in ("--python", "--keep", "--model", "--dry-run", "--root-only", "--tie-margin"):
         assert option in result.stdout
 
 
@@ -90,6 +90,7 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     (["--python", "3.12"], "unsupported Python '3.12'"),
     (["--python"], "--python needs a value"),
     (["--images", "0"], "--images needs a positive integer"),
+    (["--tie-margin", "1.5"], "--tie-margin needs a number in [0, 1)"),
     (["--model", "/nonexistent/model.tflite"], "does not exist"),
 ])
 def test_bad_usage_is_refused(tmp_path: Path, args: list[str], phrase: str) -> None:
@@ -136,16 +137,20 @@ def test_dry_run_changes_nothing(tmp_path: Path, proc_filesystems: Path, registr
     assert not (tmp_path / "cache").exists()
 
 
-def write_jsonl(path: Path, folder: str, labels: list[str]) -> Path:
+def write_jsonl(path: Path, folder: str, labels: list[str],
+                topk: dict[int, list[list]] | None = None) -> Path:
     """An `edgecls run --jsonl` style file: one record per image of ``folder``."""
-    lines = [json.dumps({"frame": i, "label": label, "score": 0.9, "file": f"{folder}/img_{i}.JPEG"})
-             for i, label in enumerate(labels)]
-    path.write_text("\n".join(lines) + "\n")
+    records = []
+    for i, label in enumerate(labels):
+        top = (topk or {}).get(i, [[label, 0.9], ["other", 0.05]])
+        records.append({"frame": i, "label": label, "score": top[0][1], "topk": top,
+                        "file": f"{folder}/img_{i}.JPEG"})
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     return path
 
 
-def compare(host: Path, arm: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(COMPARER), str(host), str(arm)],
+def compare(host: Path, arm: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(COMPARER), str(host), str(arm), *args],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -155,16 +160,29 @@ def test_comparer_accepts_identical_labels_from_different_folders(tmp_path: Path
     arm = write_jsonl(tmp_path / "arm.jsonl", "/opt/edgecls-check/images", labels)
     result = compare(host, arm)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "3 100.0%"
+    assert result.stdout.strip() == "3 100.0% 0"
 
 
 def test_comparer_fails_on_a_label_difference(tmp_path: Path) -> None:
     host = write_jsonl(tmp_path / "host.jsonl", "/a", ["tench", "church", "golf ball"])
     arm = write_jsonl(tmp_path / "arm.jsonl", "/b", ["tench", "parachute", "golf ball"])
-    result = compare(host, arm)
+    result = compare(host, arm, "--tie-margin", "0.05")
     assert result.returncode == 1
-    assert result.stdout.strip() == "3 66.7%"
-    assert "img_1.JPEG: host 'church' (0.9) vs aarch64 'parachute'" in result.stderr
+    assert result.stdout.strip() == "3 66.7% 0"
+    assert "img_1.JPEG: host 'church' 0.9 (its 'parachute' None) vs aarch64 'parachute'" in result.stderr
+
+
+def test_comparer_accepts_a_top2_near_tie_only_within_the_margin(tmp_path: Path) -> None:
+    host = write_jsonl(tmp_path / "host.jsonl", "/a", ["parachute", "tench"],
+                       {0: [["parachute", 0.234], ["chain saw", 0.223]]})
+    arm = write_jsonl(tmp_path / "arm.jsonl", "/b", ["chain saw", "tench"],
+                      {0: [["chain saw", 0.250], ["parachute", 0.227]]})
+    accepted = compare(host, arm, "--tie-margin", "0.05")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip() == "2 50.0% 1"
+    assert "near tie (within 0.05, accepted): img_0.JPEG" in accepted.stderr
+    assert compare(host, arm, "--tie-margin", "0.015").returncode == 1  # arm's gap is 0.023
+    assert compare(host, arm).returncode == 1  # no margin: any label difference fails
 
 
 def test_comparer_fails_on_a_missing_frame_or_empty_output(tmp_path: Path) -> None:
@@ -176,6 +194,25 @@ def test_comparer_fails_on_a_missing_frame_or_empty_output(tmp_path: Path) -> No
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert compare(empty, empty).returncode == 1
+
+
+def test_prepare_digests_compare(tmp_path: Path, image_folder: Path) -> None:
+    digest = REPO / "scripts" / "aarch64" / "prep_digest.py"
+    images = image_folder / "circle_r"
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for out in (first, second):
+        subprocess.run([sys.executable, str(digest), str(images), str(out)], check=True, timeout=120)
+    same = subprocess.run([sys.executable, str(digest), "--compare", str(first), str(second)],
+                          capture_output=True, text=True, timeout=60)
+    assert same.returncode == 0 and same.stdout.strip() == "100 100.0%"  # 20 images x 5 cases
+    lines = second.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["sha256"] = "0" * 64
+    second.write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    differs = subprocess.run([sys.executable, str(digest), "--compare", str(first), str(second)],
+                             capture_output=True, text=True, timeout=60)
+    assert differs.returncode == 1
+    assert "is not bit-identical" in differs.stderr
 
 
 @pytest.mark.slow
