@@ -186,8 +186,9 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         An ordered mapping from parameter name to a C-contiguous numpy array.
 
     Raises:
-        ModelError: the file is missing, truncated, not a legacy torch file, holds
-            anything but tensors in (nested) dicts, or asks for a forbidden global.
+        ModelError: the file is missing, truncated, not a legacy torch file, not a
+            dict (or ``{"state_dict": dict}``), or asks for a forbidden global.
+            Non-tensor entries of the dict are skipped.
     """
     path = Path(path)
     try:
