@@ -33,7 +33,7 @@ FORMATS = ("tflite", "onnx", "openvino")
 
 def imagenette_run(root: Path, every: int) -> Path:
     """A run dir holding EfficientNet-Lite0 (ImageNet head) and an Imagenette split whose
-    labels are the 1000 ImageNet classes (Imagenette val = test, train = calibration)."""
+    labels are the 1000 ImageNet classes (Imagenette val = test; train = calibration)."""
     from edgecls.atomic import write_text_atomic
     from edgecls.data.split import Split
     from edgecls.models import build
@@ -41,11 +41,14 @@ def imagenette_run(root: Path, every: int) -> Path:
     data = SHARED / "data" / "imagenette"
     names = (SHARED / "models" / "coral" / "imagenet_labels.txt").read_text().splitlines()[1:1001]
     index = _imagenette_indices()
-    subsets = {"train": [], "val": [], "test": []}
-    for subset, target in (("train", "train"), ("val", "test")):
+    def items(subset: str) -> list[tuple[str, int]]:
         files = sorted((data / subset).glob("*/*.JPEG"))
-        step = every if target == "test" else 1
-        subsets[target] = [(str(p.relative_to(data)), index[p.parent.name]) for p in files[::step]]
+        return [(str(p.relative_to(data)), index[p.parent.name]) for p in files]
+
+    train = items("train")
+    # every 10th train image is held out as "val" (NNCF accuracy control uses it, never test)
+    subsets = {"train": [t for i, t in enumerate(train) if i % 10], "val": train[::10],
+               "test": items("val")[::every]}
     run = root / "imagenette_lite0"
     run.mkdir(parents=True, exist_ok=True)
     Split(root=data, labels=names, subsets=subsets).save(run / "split.json")
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--calibration", default=None, help="calibration preset or folder")
     parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--max-drop", type=float, default=1.0, help="gate in pp (remedies below it)")
     args = parser.parse_args()
 
     from edgecls.export.pipeline import ExportConfig, export_run
@@ -103,7 +107,7 @@ def main() -> None:
     formats = args.formats.split(",")
     started = time.perf_counter()
     manifest = export_run(run, ExportConfig(out=out, formats=formats, precisions=["fp32", "int8"],
-                                            calibration=args.calibration),
+                                            calibration=args.calibration, max_drop=args.max_drop),
                           progress=lambda message, fraction: print(f"[{fraction:4.0%}] {message}",
                                                                    flush=True))
     export_minutes = (time.perf_counter() - started) / 60

@@ -19,12 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgecls.data.calibration import CalibrationPreset, calibration_images, split_calibration
+from edgecls.data.calibration import (CalibrationPreset, calibration_images, sample_items,
+                                      split_calibration)
 from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
-from edgecls.export.base import (PRECISIONS, Exporter, ExportSource, QuantizationConfig,
+from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
                                  Remedy, get_exporter, list_formats)
 from edgecls.export.manifest import (ArtifactRecord, Manifest, RemedyRecord, artifact_files,
                                      describe_files)
@@ -96,6 +97,9 @@ def check_request(config: ExportConfig) -> list[Exporter]:
                               f"choose from: {', '.join(PRECISIONS)}")
         for exporter in exporters:
             exporter.check_precision(precision)
+    if config.input_type not in IO_TYPES:
+        raise ConfigError(f"unknown input type {config.input_type!r}",
+                          f"choose one of: {', '.join(IO_TYPES)}")
     if config.max_drop < 0:
         raise ConfigError(f"--max-drop must be >= 0, got {config.max_drop}")
     if not config.formats or not config.precisions:
@@ -266,7 +270,7 @@ def _remedies(context: _Context, exporter: Exporter, quant: QuantizationConfig,
 def _with_validation(context: _Context, quant: QuantizationConfig) -> QuantizationConfig:
     """Adds val-split images (never test images) for accuracy-controlled quantization."""
     assert context.split is not None
-    items = context.split.items("val")[:_VALIDATION_FOR_ACCURACY_CONTROL]
+    items = sample_items(context.split.items("val"), _VALIDATION_FOR_ACCURACY_CONTROL)
     if not items:
         return quant
     images, labels = load_arrays(items, context.source.metadata.input_size)
