@@ -42,6 +42,23 @@ if TINY not in MODELS:
     MODELS.register(TINY)(tiny_cnn)
 
 
+class InterruptAt:
+    """Keras callback raising KeyboardInterrupt (as Ctrl+C would) inside an epoch."""
+
+    def __new__(cls, epoch: int, batch: int):
+        import keras
+
+        class _Interrupt(keras.callbacks.Callback):
+            def on_train_batch_end(self, index: int, logs: dict | None = None) -> None:
+                if self._epoch == epoch and index == batch:
+                    raise KeyboardInterrupt
+
+            def on_epoch_begin(self, index: int, logs: dict | None = None) -> None:
+                self._epoch = index
+
+        return _Interrupt()
+
+
 def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
     """A config that trains the tiny CNN on 32 px images in a few seconds."""
     values = dict(data=str(data), out=str(out), model=TINY, img_size=32, epochs=2,
@@ -83,6 +100,7 @@ def test_run_directory_holds_every_artifact(trained_run: tuple[Path, Path]) -> N
     assert state["epoch"] == 2 and state["done"] and state["schema_version"] == 1
     model = keras.saving.load_model(run.best_model)
     assert model.output_shape == (None, 3)
+    assert model.get_layer("backbone").get_layer("bn0").momentum == 0.99  # from scratch
     assert run.last_checkpoint.is_file()
     metrics = json.loads(run.metrics.read_text())
     assert {"schema_version", "accuracy", "per_class", "confusion_matrix", "labels"} <= set(metrics)
@@ -95,7 +113,8 @@ def test_run_directory_holds_every_artifact(trained_run: tuple[Path, Path]) -> N
 def test_pretrained_weights_train_head_then_fine_tune(trained_run: tuple[Path, Path],
                                                       tmp_path: Path) -> None:
     """Head phase on a frozen backbone, then the upper layers fine-tune at a lower LR;
-    BatchNorm statistics and the lower layers stay exactly as pretrained."""
+    BatchNorm statistics and the lower layers stay exactly as pretrained, also across
+    an interruption in the middle of fine-tuning."""
     import keras
 
     from edgecls.train.fit import train
@@ -104,7 +123,9 @@ def test_pretrained_weights_train_head_then_fine_tune(trained_run: tuple[Path, P
     source = keras.saving.load_model(RunDir(source_run).best_model).get_layer("backbone")
     config = tiny_config(data, tmp_path / "run", weights=str(RunDir(source_run).best_model),
                          epochs=3, head_epochs=1, fine_tune_fraction=0.5)
-    result = train(config, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # in the 2nd fine-tuning epoch
+        train(config, progress=False, callbacks=[InterruptAt(epoch=1, batch=1)])
+    result = train(config, resume=True, progress=False)
     run = RunDir(tmp_path / "run")
     phases = [row.split(",")[1] for row in run.history.read_text().splitlines()[1:]]
     assert phases == ["head", "finetune", "finetune"] and result.epochs == 3

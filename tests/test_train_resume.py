@@ -11,24 +11,7 @@ import pytest
 from conftest import write_image_folder
 from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
-from test_train import temp_files, tiny_config
-
-
-class InterruptAt:
-    """Keras callback raising KeyboardInterrupt (as Ctrl+C would) inside an epoch."""
-
-    def __new__(cls, epoch: int, batch: int):
-        import keras
-
-        class _Interrupt(keras.callbacks.Callback):
-            def on_train_batch_end(self, index: int, logs: dict | None = None) -> None:
-                if self._epoch == epoch and index == batch:
-                    raise KeyboardInterrupt
-
-            def on_epoch_begin(self, index: int, logs: dict | None = None) -> None:
-                self._epoch = index
-
-        return _Interrupt()
+from test_train import InterruptAt, temp_files, tiny_config
 
 
 @pytest.fixture
@@ -84,6 +67,6 @@ def test_existing_run_is_not_overwritten_and_nothing_to_resume(data: Path, tmp_p
         train(tiny_config(data, tmp_path / "empty"), resume=True, progress=False)
     run = RunDir(tmp_path / "run")
     run.root.mkdir()
-    run.best_model.write_bytes(b"model")
+    run.config.write_text("epochs: 1\n")
     with pytest.raises(EdgeclsError, match="already holds a training run"):
         train(tiny_config(data, run.root), progress=False)

@@ -38,6 +38,9 @@ class TrainConfig:
         augment: augmentation strengths, keys of ``edgecls.data.augment.AugmentConfig``
             (``None``: its defaults; ``{enabled: false}``: none).
         top_k: k of the top-k accuracy in the evaluation.
+        bn_momentum: BatchNorm moving-average momentum when training from scratch.
+            Keras' MobileNets use 0.999, whose statistics take thousands of steps to
+            settle: a short run then validates at chance level.
         jit_compile: compile training steps with XLA (slow to start; on CPU usually
             slower than plain TensorFlow graphs, hence off by default).
     """
@@ -63,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     augment: dict[str, Any] | None = None
     top_k: int = 5
+    bn_momentum: float = 0.99
     jit_compile: bool = False
 
     def validate(self) -> "TrainConfig":
@@ -79,6 +83,7 @@ class TrainConfig:
                  "head_epochs must be between 1 and epochs")
         _require(len(self.split) == 3, "split needs three fractions: train, val, test")
         _require(self.top_k >= 1, "top_k must be at least 1")
+        _require(0 < self.bn_momentum < 1, "bn_momentum must be in (0, 1)")
         return self
 
     def model_options(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ split it already has.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,26 +51,22 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     config.validate()
     pretrained = _check_model_choice(config)
     run = _run_dir(config, resume)
-    state = load_state(run) if resume else None
-    split = _split(config, run)
+    state = (load_state(run) if resume else None) or TrainState()
+    split = _split(config, run, resume)
+    strategy = _strategy()
+    with strategy.scope():
+        model = _initial_model(config, run, state, len(split.labels))
     save_config(config, run.config)
     image_size = (config.img_size, config.img_size)
     train_ds, steps = _dataset(split, "train", image_size, config, training=True)
     val_ds, _ = _dataset(split, "val", image_size, config, training=False)
     class_weight = _class_weights(split) if config.class_weights else None
-    phases = plan_phases(config, pretrained)
-    state = state or TrainState()
-    with _strategy().scope():
-        model = _initial_model(config, run, state, len(split.labels))
-        for index, phase in enumerate(phases):
+    with strategy.scope():
+        for index, phase in enumerate(plan_phases(config, pretrained)):
             if _phase_done(state, index, phase):
                 continue
             initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
-            fit_callbacks = [RunRecorder(run, state, index, phase.name, config.patience or 0)]
-            if progress:
-                from edgecls.train.progress import RichProgress
-
-                fit_callbacks.append(RichProgress(phase.name, state.epoch - initial_epoch + 1))
+            fit_callbacks = _callbacks(run, state, index, phase, initial_epoch, config, progress)
             _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
                  [*fit_callbacks, *callbacks])
     state.done = True
@@ -79,9 +76,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
 
 
 def _check_model_choice(config: TrainConfig) -> bool:
-    """Fails fast on an unknown model or weights file; True for pretrained weights."""
+    """Fails fast on an unknown model, option or weights file; True for pretrained weights."""
     list_models()
-    MODELS.get(config.model)
+    accepted = inspect.signature(MODELS.get(config.model)).parameters
+    for option in config.model_options():
+        if option not in accepted:
+            raise ConfigError(f"model {config.model!r} has no option {option!r}",
+                              "drop it (alpha is the MobileNet width multiplier)")
     return parse_weights(config.weights) is not None
 
 
@@ -92,17 +93,23 @@ def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
     if resume and not run.config.is_file():
         raise EdgeclsError(f"{run.root} holds no training run to resume",
                            "start one without --resume, or pass the --out of an earlier run")
-    if not resume and (run.state.is_file() or run.best_model.is_file()):
+    if not resume and any(p.is_file() for p in (run.config, run.state, run.best_model)):
         raise EdgeclsError(f"{run.root} already holds a training run",
                            "continue it with --resume, or pass a new --out directory")
     return run
 
 
-def _split(config: TrainConfig, run: RunDir):
-    from edgecls.data.split import prepare_split
+def _split(config: TrainConfig, run: RunDir, resume: bool):
+    """The run's split: created from ``config.data``, or the one the run already has."""
+    from edgecls.data.split import Split, prepare_split
 
     if not run.split.is_file() and not config.data:
         raise ConfigError("no dataset given", "pass --data DIR (a folder with one subfolder per class)")
+    if run.split.is_file() and config.data and not resume:
+        existing = Split.load(run.split).root
+        if existing.resolve() != Path(config.data).resolve():
+            raise EdgeclsError(f"{run.root} already holds the split of another dataset ({existing})",
+                               "pass a new --out directory")
     split = prepare_split(config.data or "", run.root, tuple(config.split), config.seed)
     if len(split.labels) < 2:
         raise EdgeclsError(f"the dataset has a single class ({split.labels[0]})",
@@ -153,12 +160,8 @@ def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, classes:
         model = keras.saving.load_model(run.last_checkpoint)
         model.jit_compile = config.jit_compile  # not part of the saved compile config
         return model
-    try:
-        return build(config.model, weights=config.weights, include_top=False,
-                     num_classes=classes, input_size=config.img_size, **config.model_options())
-    except TypeError as exc:
-        raise ConfigError(f"model {config.model!r} does not take these options ({exc})",
-                          "drop alpha for models without a width multiplier") from None
+    return build(config.model, weights=config.weights, include_top=False,
+                 num_classes=classes, input_size=config.img_size, **config.model_options())
 
 
 def _phase_done(state: TrainState, index: int, phase: Phase) -> bool:
@@ -176,7 +179,7 @@ def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, step
         return state.phase_epoch
     import keras
 
-    set_trainable(model, phase, config.fine_tune_fraction)
+    set_trainable(model, phase, config.fine_tune_fraction, config.bn_momentum)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -194,6 +197,16 @@ def _schedule(phase: Phase, steps: int) -> Any:
                                                   alpha=0.01)
 
 
+def _callbacks(run: RunDir, state: TrainState, index: int, phase: Phase, initial_epoch: int,
+               config: TrainConfig, progress: bool) -> list[Any]:
+    callbacks = [RunRecorder(run, state, index, phase.name, config.patience or 0)]
+    if progress:
+        from edgecls.train.progress import RichProgress
+
+        callbacks.append(RichProgress(phase.name, state.epoch - initial_epoch + 1))
+    return callbacks
+
+
 def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: int,
          class_weight: dict[int, float] | None, callbacks: list[Any]) -> None:
     try:
@@ -201,8 +214,10 @@ def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: in
                   initial_epoch=initial_epoch, class_weight=class_weight,
                   callbacks=callbacks, shuffle=False, verbose=0)
     finally:
+        from edgecls.train.progress import RichProgress
+
         for callback in callbacks:  # stop live progress bars when interrupted
-            if callback.__class__.__name__ == "RichProgress":
+            if isinstance(callback, RichProgress):
                 callback.on_train_end()
 
 

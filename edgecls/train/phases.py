@@ -37,18 +37,26 @@ def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
     return phases
 
 
-def set_trainable(model: Any, phase: Phase, fine_tune_fraction: float) -> None:
-    """Freezes and unfreezes ``model``'s layers for ``phase``."""
+def set_trainable(model: Any, phase: Phase, fine_tune_fraction: float,
+                  bn_momentum: float = 0.99) -> None:
+    """Freezes and unfreezes ``model``'s layers for ``phase``.
+
+    From scratch every layer trains and BatchNorm gets ``bn_momentum``, so its moving
+    statistics follow the weights within a short run.
+    """
+    import keras
+
     backbone = model.get_layer(BACKBONE)
     if phase.name == "scratch":
         model.trainable = True
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
         return
     model.trainable = True
     backbone.trainable = phase.name == "finetune"
     if phase.name != "finetune":
         return
-    import keras
-
     layers = backbone.layers
     first_trainable = int(round(len(layers) * (1.0 - fine_tune_fraction)))
     for index, layer in enumerate(layers):
