@@ -195,3 +195,14 @@ def test_onnx_sensitive_nodes_are_measured_conv_or_matmul(prepared: Prepared) ->
     nodes = sensitive_nodes(path, quant, prepared.source.work_dir, count=2, images=8)
     kinds = {n.name: n.op_type for n in onnx.load(str(path)).graph.node}
     assert len(nodes) == 2 and all(kinds[n] in ("Conv", "MatMul", "Gemm") for n in nodes)
+
+
+def test_openvino_accuracy_control(prepared: Prepared, tmp_path: Path) -> None:
+    from edgecls.export.base import QuantizationConfig, get_exporter
+
+    images = prepared.images[1::2].astype(np.uint8)
+    quant = QuantizationConfig.for_int8(prepared.calibration.astype(np.uint8),
+                                        method="accuracy_control", max_drop=0.01,
+                                        validation=(images, prepared.labels[1::2]))
+    path = get_exporter("openvino").export(prepared.source, quant, tmp_path / "m.xml")
+    assert_matches_float(path, "int8", prepared)

@@ -93,14 +93,14 @@ def sample_items(items: list[tuple[Path, int]], count: int, selection: str = "ba
 
 def split_calibration(split: Split, size: tuple[int, int], preset: CalibrationPreset,
                       count: int | None = None) -> np.ndarray:
-    """Prepared float32 (N, h, w, 3) images sampled from the training split."""
+    """Prepared uint8 (N, h, w, 3) RGB images sampled from the training split."""
     items = sample_items(split.items("train"), count or preset.count, preset.selection,
                          preset.seed)
     if not items:
         raise DataError("the run's training split is empty: nothing to calibrate on",
                         "pass --calibration DIR with representative images")
     images, _ = load_arrays(items, size)
-    return images.astype(np.float32)
+    return images
 
 
 def folder_calibration(folder: Path, size: tuple[int, int], count: int,

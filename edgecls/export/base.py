@@ -37,14 +37,14 @@ class QuantizationConfig:
 
     Attributes:
         precision: one of ``PRECISIONS``.
-        calibration: prepared float32 NHWC images (RGB 0..255) for ``int8``.
+        calibration: prepared NHWC images (RGB 0..255, uint8 or float32) for ``int8``.
         method: calibration method; the exporter maps it ("minmax", "entropy",
             "percentile" for ONNX; "default" / "accuracy_control" for OpenVINO).
         io_type: input/output dtype of a full-integer TFLite model.
         per_channel: per-channel weight quantization.
         exclude: layer / node names kept in float (the sensitive ones).
         max_drop: accuracy budget (fraction) for accuracy-controlled quantization.
-        validation: (images, labels) for accuracy-controlled quantization.
+        validation: (uint8 or float32 images, labels) for accuracy-controlled quantization.
     """
 
     precision: str = "fp32"
@@ -75,14 +75,14 @@ class QuantizationConfig:
     @classmethod
     def for_int8(cls, calibration: np.ndarray, method: str = "default",
                  io_type: str = "uint8", **options: Any) -> "QuantizationConfig":
-        """Full-integer INT8 calibrated on ``calibration`` (N, H, W, 3) float32 images."""
+        """Full-integer INT8 calibrated on ``calibration`` (N, H, W, 3) RGB 0..255 images."""
         if calibration is None or len(calibration) == 0:
             raise ConfigError("INT8 export needs calibration images",
                               "pass --calibration PRESET or a folder of images")
         if io_type not in IO_TYPES:
             raise ConfigError(f"unknown input type {io_type!r}",
                               f"choose one of: {', '.join(IO_TYPES)}")
-        return cls(precision="int8", calibration=np.asarray(calibration, np.float32),
+        return cls(precision="int8", calibration=np.asarray(calibration),
                    method=method, io_type=io_type, **options)
 
     @classmethod
@@ -111,10 +111,10 @@ class QuantizationConfig:
         return out
 
     def calibration_batches(self, batch_size: int = 1) -> Iterator[np.ndarray]:
-        """The calibration images in batches of ``batch_size``."""
+        """The calibration images as float32 batches of ``batch_size``."""
         assert self.calibration is not None
         for start in range(0, len(self.calibration), batch_size):
-            yield self.calibration[start:start + batch_size]
+            yield self.calibration[start:start + batch_size].astype(np.float32)
 
 
 @dataclass

@@ -96,7 +96,7 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
     if quant.method not in _METHODS:
         raise ConfigError(f"unknown OpenVINO calibration method {quant.method!r}",
                           f"choose one of: {', '.join(_METHODS)}")
-    calibration = nncf.Dataset(list(quant.calibration_batches(1)))
+    calibration = nncf.Dataset(quant.calibration, _as_batch)
     params = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
     ignored = nncf.IgnoredScope(names=list(quant.exclude)) if quant.exclude else None
     common = dict(subset_size=len(quant.calibration), ignored_scope=ignored)
@@ -105,7 +105,7 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
         if quant.validation is None:
             raise ConfigError("accuracy-controlled quantization needs validation images")
         images, labels = quant.validation
-        validation = nncf.Dataset(list(zip(images[:, None], labels)))
+        validation = nncf.Dataset(list(zip(images, labels)), lambda item: _as_batch(item[0]))
         quantized = nncf.quantize_with_accuracy_control(
             model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop,
             advanced_quantization_parameters=params, **common)
@@ -114,9 +114,15 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
     return nncf.quantize(model, calibration, advanced_parameters=params, **common), settings
 
 
+def _as_batch(image: np.ndarray) -> np.ndarray:
+    """One prepared HWC image as a float32 batch of one."""
+    return image[None].astype(np.float32)
+
+
 def _accuracy(compiled_model: Any, items: Any) -> float:
     output = compiled_model.outputs[0]
-    hits = [int(np.argmax(compiled_model(image)[output]) == label) for image, label in items]
+    hits = [int(np.argmax(compiled_model(_as_batch(image))[output]) == label)
+            for image, label in items]
     return float(np.mean(hits)) if hits else 0.0
 
 

@@ -141,17 +141,17 @@ def _context(run: RunDir, model_path: Path, config: ExportConfig, work: Path) ->
         raise DataError(f"{run.root} has no test split to validate the artifacts on",
                         "export a run made by `edgecls train` (it writes split.json)")
     labels = labels or split.labels
-    images, test_labels = load_arrays(split.items("test"), size)
-    images = images.astype(np.float32)
+    calibration = None, None, None
+    if "int8" in config.precisions:  # first: a bad calibration folder fails fast
+        calibration = calibration_images(config.calibration, split, size)
+    images, test_labels = load_arrays(split.items("test"), size)  # uint8: 4x less memory
     meta = md.base_metadata(labels, size, model.name, extra={"run": run.root.name})
     saved_model = work / "saved_model"
     _export_saved_model(model, saved_model)
     source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work)
     context = _Context(run=run, config=config, source=source, split=split, test_images=images,
                        test_labels=test_labels, float_probs=float_probabilities(model, images))
-    if "int8" in config.precisions:
-        context.calibration, context.preset, context.calibration_note = calibration_images(
-            config.calibration, split, size)
+    context.calibration, context.preset, context.calibration_note = calibration
     return context
 
 
@@ -273,8 +273,7 @@ def _with_validation(context: _Context, quant: QuantizationConfig) -> Quantizati
     items = sample_items(context.split.items("val"), _VALIDATION_FOR_ACCURACY_CONTROL)
     if not items:
         return quant
-    images, labels = load_arrays(items, context.source.metadata.input_size)
-    return quant.replace(validation=(images.astype(np.float32), labels))
+    return quant.replace(validation=load_arrays(items, context.source.metadata.input_size))
 
 
 def _more_images(context: _Context, quant: QuantizationConfig) -> Remedy | None:
