@@ -102,6 +102,7 @@ parse_args() {
     esac
   done
   ((${#PYTHONS[@]})) || PYTHONS=(3.11)
+  mapfile -t PYTHONS < <(printf '%s\n' "${PYTHONS[@]}" | awk '!seen[$0]++')
 }
 
 suite_for() { case "$1" in 3.11) echo bookworm ;; 3.13) echo trixie ;; esac; }
@@ -446,6 +447,16 @@ print_summary() {
   if ((FAILED)); then log "RESULT: FAILED (see the rows above)"; else log "RESULT: all aarch64 checks agree with the host"; fi
 }
 
+lock_suites() {  # one lock per Debian suite: two runs never build or use the same root at once
+  local pyver suite fd
+  for pyver in "${PYTHONS[@]}"; do
+    suite="$(suite_for "$pyver")"
+    exec {fd}>"$CACHE/.lock-$suite"
+    flock -n "$fd" || die "another check-aarch64.sh is using the $suite root (lock $CACHE/.lock-$suite)" \
+      "wait for it to finish"
+  done
+}
+
 # ---------------------------------------------------------------- main
 main() {
   parse_args "$@"
@@ -459,8 +470,7 @@ main() {
     return 0
   fi
   mkdir -p "$CACHE"
-  exec 9>"$CACHE/.lock"
-  flock -n 9 || die "another check-aarch64.sh is running (lock $CACHE/.lock)" "wait for it to finish"
+  lock_suites
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   install_tools
@@ -475,4 +485,5 @@ main() {
   return "$FAILED"
 }
 
-main "$@"
+# One line: bash has read it whole before main runs, so editing this file during a run is safe.
+main "$@"; exit "$?"

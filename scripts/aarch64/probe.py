@@ -36,6 +36,18 @@ def check_forbidden() -> list[str]:
     return found
 
 
+def check_target_profiles() -> str:
+    """Whether the installed package finds the device profiles (informational)."""
+    from edgecls.errors import EdgeclsError
+    from edgecls.runtime.targets import load_target
+
+    try:
+        load_target("raspberry-pi-4")
+    except EdgeclsError as exc:
+        return f"NOT found by the installed wheel ({exc.message}): `edgecls run --target NAME` fails"
+    return "found"
+
+
 def main() -> int:
     """Prints the facts; returns the exit code."""
     machine = platform.machine()
@@ -48,6 +60,7 @@ def main() -> int:
         if versions[dist]:
             importlib.import_module(module)
             print(f"import {module}: ok")
+    print(f"target profiles: {check_target_profiles()}")
     leaked = [m for m in sys.modules if m.split(".")[0] in FORBIDDEN]
     found = check_forbidden()
     print("import tensorflow: " + ("FAILS as it must" if "tensorflow" not in found else "SUCCEEDS (bad)"))
