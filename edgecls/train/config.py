@@ -66,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     augment: dict[str, Any] | None = None
     top_k: int = 5
-    bn_momentum: float = 0.99
+    bn_momentum: float = 0.9
     jit_compile: bool = False
 
     def validate(self) -> "TrainConfig":

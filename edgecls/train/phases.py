@@ -38,7 +38,7 @@ def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
 
 
 def set_trainable(model: Any, phase: Phase, fine_tune_fraction: float,
-                  bn_momentum: float = 0.99) -> None:
+                  bn_momentum: float = 0.9) -> None:
     """Freezes and unfreezes ``model``'s layers for ``phase``.
 
     From scratch every layer trains and BatchNorm gets ``bn_momentum``, so its moving
