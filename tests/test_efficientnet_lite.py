@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgecls.errors import EdgeclsError, ModelError
-from edgecls.models import build, list_models
+from edgecls.models import MODELS, build, list_models
 from edgecls.models import lite_weights
 from edgecls.runtime.preprocess import prepare, read_image_bgr
 
@@ -47,6 +48,8 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_registered():
     assert list_models("efficientnet_lite*") == [f"efficientnet_lite{i}" for i in range(5)]
+    # `edgecls train` checks options against the factory signature before building.
+    assert "dropout" in inspect.signature(MODELS.get("efficientnet_lite0")).parameters
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

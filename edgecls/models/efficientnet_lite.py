@@ -156,9 +156,11 @@ def build_classifier(name: str, input_size: tuple[int, int], num_classes: int,
 
 def _factory(name: str):
     def factory(input_size: tuple[int, int] | None = None, num_classes: int | None = None,
-                include_top: bool = True, weights: str | None = None, **options: Any):
+                include_top: bool = True, weights: str | Path | None = None,
+                dropout: float | None = None, **options: Any):
         return build_efficientnet_lite(name, input_size=input_size, num_classes=num_classes,
-                                       include_top=include_top, weights=weights, **options)
+                                       include_top=include_top, weights=weights,
+                                       dropout=dropout, **options)
 
     variant = VARIANTS[name]
     source = "weights=imagenet offline from the pip package" if name in PACKAGES \
