@@ -133,7 +133,8 @@ def prune(
 
     Sparsity rises along a polynomial schedule; pruned weights are exactly zero in the
     saved model (no wrapper layers), so `edgecls export OUT` works as for any run.
-    Reports sparsity per layer, test accuracy and gzip-compressed size before/after.
+    Reports sparsity per layer, test accuracy and the gzip-compressed size of the
+    weights before/after.
     """
     from rich.console import Console
 
@@ -165,7 +166,7 @@ def _render_prune(report: Any, console: Any) -> None:
         summary.add_column(column, justify="right")
     summary.add_row("test accuracy %", f"{100 * report.accuracy_before:.2f}",
                     f"{100 * report.accuracy_after:.2f}")
-    summary.add_row("gzip size KB", f"{report.gzip_bytes_before / 1024:.1f}",
+    summary.add_row("weights gzip KB", f"{report.gzip_bytes_before / 1024:.1f}",
                     f"{report.gzip_bytes_after / 1024:.1f}")
     summary.add_row("overall sparsity", "-", f"{report.overall_sparsity:.1%}")
     console.print(summary)

@@ -105,7 +105,7 @@ class QuantizationConfig:
         """The JSON-friendly settings recorded in the manifest."""
         out: dict[str, Any] = {"precision": self.precision}
         if self.precision == "int8":
-            out.update(method=self.method, io_type=self.io_type, per_channel=self.per_channel,
+            out.update(method=self.method, per_channel=self.per_channel,
                        calibration_images=int(len(self.calibration)),
                        exclude=list(self.exclude))
         return out
@@ -168,6 +168,10 @@ class Exporter(ABC):
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         """Retries to try, in order, when ``quant`` missed the budget. Default: none."""
         return []
+
+    def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
+        """What this format did with ``quant``, for the manifest."""
+        return quant.settings()
 
     def check_precision(self, precision: str) -> None:
         """Raises a user error when this format cannot produce ``precision``."""

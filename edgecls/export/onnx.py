@@ -59,6 +59,9 @@ class OnnxExporter(Exporter):
             onnx.save(model, str(tmp))
         return out
 
+    def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
+        return {**quant.settings(), **_settings(quant).get("onnx", {})}
+
     def remedies(self, source: ExportSource, quant: QuantizationConfig,
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         used = {_method(q) for q in tried}

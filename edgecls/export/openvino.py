@@ -50,6 +50,14 @@ class OpenVinoExporter(Exporter):
         save_ir_atomic(model, out, compress_to_fp16=quant.precision == "fp16")
         return out
 
+    def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
+        out = quant.settings()
+        if quant.precision == "int8":
+            out.update(overflow_fix="enable", compress_to_fp16=False)
+        elif quant.precision == "dynamic":
+            out.update(weights="int8 (nncf.compress_weights)")
+        return out
+
     def remedies(self, source: ExportSource, quant: QuantizationConfig,
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         if quant.method == "accuracy_control" or quant.validation is None:

@@ -324,5 +324,5 @@ def _record(context: _Context, exporter: Exporter, path: Path, quant: Quantizati
         accuracy=result.accuracy, float_accuracy=result.float_accuracy,
         agreement=result.agreement, drop_pp=round(result.drop_pp, 4),
         kl_divergence=result.kl_divergence, per_class_change=result.per_class_change,
-        passed=_passes(context, result), settings=quant.settings(), remedies=remedies,
+        passed=_passes(context, result), settings=exporter.settings(quant), remedies=remedies,
         backend_settings=result.backend_settings, export_seconds=round(seconds, 2))

@@ -36,6 +36,12 @@ class TFLiteExporter(Exporter):
         write_bytes_atomic(out, md.embed_tflite(flatbuffer, meta))
         return out
 
+    def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
+        out = quant.settings()
+        if quant.precision == "int8":
+            out.update(io_type=quant.io_type, activations="int8", weights="int8")
+        return out
+
     def remedies(self, source: ExportSource, quant: QuantizationConfig,
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         if quant.exclude:

@@ -74,7 +74,7 @@ class PruneReport:
     epochs: int
     accuracy_before: float
     accuracy_after: float
-    gzip_bytes_before: int
+    gzip_bytes_before: int  # gzip of the float32 weights
     gzip_bytes_after: int
     overall_sparsity: float
     layers: dict[str, float] = field(default_factory=dict)  # kernel path -> sparsity
@@ -148,9 +148,11 @@ def kernel_sparsity(kernels: list[Any]) -> dict[str, float]:
     return {k.path: float(np.mean(np.asarray(k.numpy()) == 0.0)) for k in kernels}
 
 
-def gzip_size(path: Path) -> int:
-    """Bytes of ``path`` after gzip compression (what pruning saves in transfer/storage)."""
-    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+def weights_gzip_size(model: Any) -> int:
+    """gzip-compressed bytes of the model's weights as float32 (what pruning shrinks;
+    optimizer state, which a saved run may also hold, is left out on both sides)."""
+    raw = b"".join(np.asarray(w.numpy(), dtype=np.float32).tobytes() for w in model.weights)
+    return len(gzip.compress(raw, compresslevel=6))
 
 
 def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
@@ -171,6 +173,7 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     size = input_size(model)
     test_images, test_labels = load_arrays(split.items("test"), size)
     before = _accuracy(model, test_images, test_labels)
+    gzip_before = weights_gzip_size(model)
     kernels = prunable_kernels(model, config.min_weights)
     if not kernels:
         raise EdgeclsError(f"the model has no conv/dense kernel with >= {config.min_weights} weights",
@@ -187,7 +190,7 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     report = PruneReport(
         source_run=str(source.root), sparsity_target=config.sparsity, epochs=config.epochs,
         accuracy_before=before, accuracy_after=_accuracy(model, test_images, test_labels),
-        gzip_bytes_before=gzip_size(model_path), gzip_bytes_after=0,
+        gzip_bytes_before=gzip_before, gzip_bytes_after=weights_gzip_size(model),
         overall_sparsity=_overall(kernels), layers=layers)
     _write_run(source, target, model, report)
     return report
@@ -235,9 +238,17 @@ def _write_run(source: RunDir, target: RunDir, model: Any, report: PruneReport) 
         if src.is_file():
             with atomic_path(getattr(target, name)) as tmp:
                 shutil.copyfile(src, tmp)
-    save_model_atomic(model, target.best_model)
-    report.gzip_bytes_after = gzip_size(target.best_model)
+    save_model_atomic(_without_optimizer(model), target.best_model)
     write_text_atomic(target.root / REPORT_NAME, json.dumps(asdict(report), indent=1) + "\n")
+
+
+def _without_optimizer(model: Any) -> Any:
+    """A copy of ``model`` with the same weights and no optimizer state (a plain model)."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def save_model_atomic(model: Any, path: Path) -> None:
