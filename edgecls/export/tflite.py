@@ -69,9 +69,11 @@ def conversion_error(exc: Exception) -> ModelError:
     """A user error naming the unsupported op when the converter says which one."""
     text = str(exc)
     match = _UNSUPPORTED_OP.search(text)
-    op = f"op {match.group(1)}" if match else "an operation"
-    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
-    return ModelError(f"TFLite conversion failed on {op}: {first}",
+    if match:
+        detail = f"op {match.group(1)} is neither a TFLite builtin nor a custom op"
+    else:
+        detail = (text.strip().splitlines() or [type(exc).__name__])[0][:300]
+    return ModelError(f"TFLite conversion failed: {detail}",
                       "replace that layer with a TFLite builtin op, or export to onnx/openvino")
 
 
