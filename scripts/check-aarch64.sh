@@ -378,7 +378,7 @@ check_model() {  # check_model PYVER MODEL_FILE
   if [[ " ${EXTRAS[*]} " != *" $(extra_of "$base") "* ]]; then
     add_row "$base" "$backend" "$pyver" - - - "skipped: no aarch64 wheel"; return
   fi
-  host_out="$WORK/host-${base%.*}.jsonl"
+  host_out="$WORK/host-$base.jsonl"  # the full name: model.tflite and model.onnx differ
   if [[ ! -f "$host_out" ]]; then
     log "host: edgecls run $base"
     if ! run_model host "$model" "$host_out"; then
@@ -386,7 +386,7 @@ check_model() {  # check_model PYVER MODEL_FILE
       add_row "$base" "$backend" "host" - - - "FAIL: host run"; FAILED=1; return
     fi
   fi
-  arm_out="$CHECK_DIR/out/${base%.*}.jsonl"
+  arm_out="$CHECK_DIR/out/$base.jsonl"
   log "aarch64 Python $pyver: edgecls run $base (emulated)"
   if ! run_model chroot "$model" "$arm_out"; then
     log "aarch64 run failed:"; grep -v cpuinfo "$WORK/$(basename "$arm_out").chroot.log" | tail -20 >&2
