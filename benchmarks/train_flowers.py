@@ -6,7 +6,7 @@ first, which also traces the graph), and the same number of training steps timed
 the tf.data pipeline versus on batches already held in memory: the difference is the
 share of a step spent waiting for input.
 
-    nice -n 5 .venv/bin/python benchmarks/train_flowers.py [--epochs 5] [--out RUN]
+    nice -n 5 .venv/bin/python benchmarks/train_flowers.py [--epochs 10] [--out RUN]
 """
 
 from __future__ import annotations
