@@ -16,9 +16,10 @@ from edgecls.config import load_config
 from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError
+from edgecls.resources import resource_dir
 from edgecls.runtime.preprocess import prepare, read_image_bgr
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "calibration"
+PRESET_DIR = resource_dir("calibration")
 DEFAULT_PRESET = "default"
 SELECTIONS = ("balanced", "random")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -16,10 +16,11 @@ import yaml
 
 from edgecls.config import from_dict
 from edgecls.errors import ConfigError
+from edgecls.resources import resource_dir
 from edgecls.runtime.base import BackendOptions
 
 TARGETS_ENV = "EDGECLS_TARGETS_DIR"
-_PROJECT_TARGETS = Path(__file__).resolve().parents[2] / "targets"
+_PROJECT_TARGETS = resource_dir("targets")
 
 
 @dataclass
