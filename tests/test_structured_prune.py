@@ -1,0 +1,155 @@
+"""Structured channel pruning: block discovery, equality at ratio 0, narrower shapes for
+every family, channel selection, MAC counting, fine-tune (with distillation) and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAMILIES = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+            "efficientnet_lite0")
+SIZE = 40
+
+
+def _images(count: int = 2, size: int = SIZE) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (count, size, size, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_model(request):
+    import keras
+
+    from edgecls.models import build
+
+    keras.utils.set_random_seed(0)
+    model = build(request.param, num_classes=3, input_size=SIZE, include_top=False)
+    return request.param, model
+
+
+def _randomize_batchnorm(model) -> None:
+    """Distinct BN gammas / statistics so that channel choice and slicing matter."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.1, 2, gamma.shape).astype("float32"),
+                               rng.normal(0, 0.1, beta.shape).astype("float32"),
+                               rng.normal(0, 0.1, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 2, var.shape).astype("float32")])
+
+
+def test_ratio_zero_keeps_the_output(family_model) -> None:
+    from edgecls.optimize.structured import plan, prune_channels
+
+    name, model = family_model
+    _randomize_batchnorm(model)
+    groups, keep = plan(model, 0.0)
+    assert all(len(keep[g.key]) == g.channels for g in groups)
+    pruned = prune_channels(model, groups, keep)
+    x = _images()
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=0, atol=1e-6)
+
+
+def test_pruned_blocks_are_narrower_and_consistent(family_model) -> None:
+    from edgecls.optimize.structured import count_macs, plan, prune_channels
+
+    name, model = family_model
+    groups, keep = plan(model, 0.5, criterion="l1", per_block=True)
+    expected_blocks = {"mobilenet_v2": 16, "mobilenet_v3_small": 10, "mobilenet_v3_large": 14,
+                       "efficientnet_b0": 15, "efficientnet_lite0": 15}[name]
+    assert len(groups) == expected_blocks
+    pruned = prune_channels(model, groups, keep)
+    backbone = pruned.get_layer("backbone")
+    for group in groups:
+        width = len(keep[group.key])
+        assert width % 8 == 0 and 8 <= width < group.channels
+        for source in group.sources:
+            assert backbone.get_layer(source).get_weights()[0].shape[-1] == width
+        for sink in group.sinks:
+            assert backbone.get_layer(sink).get_weights()[0].shape[2] == width
+    assert pruned.predict(_images(), verbose=0).shape == (2, 3)
+    assert pruned.count_params() < model.count_params()
+    assert count_macs(pruned) < 0.8 * count_macs(model)
+
+
+def test_kept_channels_carry_the_original_weights() -> None:
+    import keras
+
+    from edgecls.models import build
+    from edgecls.optimize.structured import plan, prune_channels
+
+    keras.utils.set_random_seed(0)
+    model = build("efficientnet_b0", num_classes=3, input_size=SIZE, include_top=False)
+    _randomize_batchnorm(model)
+    groups, keep = plan(model, 0.4, criterion="bn")
+    pruned = prune_channels(model, groups, keep)
+    group = next(g for g in groups if len(keep[g.key]) < g.channels)
+    index = keep[group.key]
+    old, new = model.get_layer("backbone"), pruned.get_layer("backbone")
+    gamma = old.get_layer(group.expand_bn).get_weights()[0]
+    assert gamma[index].min() >= np.delete(gamma, index).max()  # bn criterion keeps the largest
+    for name in group.sources:
+        np.testing.assert_array_equal(new.get_layer(name).get_weights()[0],
+                                      old.get_layer(name).get_weights()[0][..., index])
+    dw = next(n for n in group.members if isinstance(old.get_layer(n), keras.layers.DepthwiseConv2D))
+    np.testing.assert_array_equal(new.get_layer(dw).get_weights()[0],
+                                  old.get_layer(dw).get_weights()[0][:, :, index, :])
+    for name in group.sinks:
+        np.testing.assert_array_equal(new.get_layer(name).get_weights()[0],
+                                      old.get_layer(name).get_weights()[0][:, :, index, :])
+
+
+def test_select_channels_rounds_to_multiples_of_eight() -> None:
+    from edgecls.optimize.structured import round_channels, select_channels
+
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.uniform(size=96), "b": rng.uniform(size=40), "c": rng.uniform(size=16)}
+    keep = select_channels(scores, 0.9, per_block=True)
+    assert {k: len(v) for k, v in keep.items()} == {"a": 8, "b": 8, "c": 8}
+    keep = select_channels(scores, 0.3, per_block=False)
+    assert all(len(v) % 8 == 0 and len(v) >= 8 for v in keep.values())
+    assert sum(len(v) for v in keep.values()) == pytest.approx(0.7 * 152, abs=12)
+    assert all(np.all(np.diff(v) > 0) for v in keep.values())
+    assert round_channels(3, 16) == 8 and round_channels(13, 16) == 16 and round_channels(21, 96) == 24
+
+
+def test_count_macs_matches_hand_count() -> None:
+    import keras
+
+    from edgecls.optimize.structured import count_macs
+
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(image)       # 64*27*4
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(x)          # 16*9*4
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(5)(x)                                               # 4*5
+    assert count_macs(keras.Model(image, x)) == 64 * 27 * 4 + 16 * 9 * 4 + 20
+
+
+def test_ratio_for_mac_reduction_hits_the_target() -> None:
+    import keras
+
+    from edgecls.models import build
+    from edgecls.optimize.structured import count_macs, plan, prune_channels, ratio_for_mac_reduction
+
+    keras.utils.set_random_seed(0)
+    model = build("efficientnet_lite0", num_classes=3, input_size=64, include_top=False)
+    ratio = ratio_for_mac_reduction(model, 0.3, criterion="l1")
+    pruned = prune_channels(model, *plan(model, ratio, criterion="l1"))
+    assert 1 - count_macs(pruned) / count_macs(model) == pytest.approx(0.3, abs=0.03)
+
+
+def test_bad_options_are_user_errors() -> None:
+    from edgecls.errors import ConfigError
+    from edgecls.optimize.structured import StructuredConfig
+
+    for config in (StructuredConfig(ratio=1.0), StructuredConfig(criterion="random"),
+                   StructuredConfig(alpha=2.0)):
+        with pytest.raises(ConfigError):
+            config.check()
