@@ -94,8 +94,11 @@ def _render(manifest: Any, console: Any) -> None:
 
     table = Table(title=f"float accuracy {100 * manifest.float_accuracy:.2f}% on "
                         f"{manifest.test_images} test images; budget {manifest.max_drop_pp:g} pp")
-    for column in ("artifact", "size KB", "top-1 %", "drop pp", "agreement %", "KL", "remedies", "gate"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+    table.add_column("artifact", no_wrap=True)
+    for column in ("size KB", "top-1 %", "drop pp", "agree %", "KL"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("remedy kept", max_width=28)
+    table.add_column("gate", no_wrap=True)
     for a in manifest.artifacts:
         style = None if a.passed else "red"
         kept = next((r.description for r in a.remedies if r.kept), "")
@@ -128,15 +131,39 @@ def prune(
     learning_rate: float = typer.Option(1e-4, "--lr", help="Fine-tune learning rate (Adam)."),
     min_weights: int = typer.Option(1024, "--min-weights",
                                     help="Kernels with fewer weights stay dense."),
+    structured: bool = typer.Option(False, "--structured",
+                                    help="Remove whole expansion channels of every inverted-"
+                                         "residual / MBConv block (smaller and faster model) "
+                                         "instead of zeroing weights."),
+    ratio: float = typer.Option(0.3, "--ratio", help="--structured: share of expansion channels "
+                                                     "to remove (counts rounded to multiples of 8)."),
+    criterion: str = typer.Option("bn", "--criterion",
+                                  help="--structured: channel importance, l1 / l2 (expand filter "
+                                       "norm) or bn (BatchNorm |gamma|)."),
+    per_block: bool = typer.Option(False, "--per-block",
+                                   help="--structured: the same ratio in every block instead of "
+                                        "one global threshold."),
+    distill: bool = typer.Option(False, "--distill",
+                                 help="--structured: fine-tune by knowledge distillation from "
+                                      "the unpruned model (KL on softened outputs + CE)."),
 ) -> None:
     """Magnitude-prune a trained model during a short fine-tune (native Keras 3).
 
     Sparsity rises along a polynomial schedule; pruned weights are exactly zero in the
     saved model (no wrapper layers), so `edgecls export OUT` works as for any run.
     Reports sparsity per layer, test accuracy and the gzip-compressed size of the
-    weights before/after.
+    weights before/after. With --structured, channels are removed instead and the
+    report shows parameters, multiply-accumulates, size and accuracy before/after.
     """
     from rich.console import Console
+
+    if structured:
+        from edgecls.optimize.structured import StructuredConfig, run_with_progress
+
+        run_with_progress(run, out or run.with_name(run.name + "-pruned"), StructuredConfig(
+            ratio=ratio, criterion=criterion.lower(), per_block=per_block, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, distill=distill), Console())
+        return
 
     from edgecls.optimize.prune import PruneConfig, prune_run
 
