@@ -81,7 +81,8 @@ def test_script_syntax_is_valid() -> None:
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_script(tmp_path, "--help")
     assert result.returncode == 0
-    for option in ("--python", "--keep", "--model", "--dry-run", "--root-only", "--tie-margin"):
+    for option in ("--python", "--keep", "--model", "--dry-run", "--root-only", "--tie-margin",
+                   "--run-openvino"):
         assert option in result.stdout
 
 
