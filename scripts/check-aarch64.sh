@@ -262,8 +262,9 @@ platform_args() {  # the brief's manylinux tags plus every manylinux_2_N up to t
 build_edgecls_wheel() {  # sets EDGECLS_WHEEL; builds from a copy so no stale build/ leaks in
   log "building the edgecls wheel on the host"
   mkdir -p "$WORK/src" "$WORK/dist"
-  cp "$REPO/pyproject.toml" "$REPO/README.md" "$WORK/src/"
-  (cd "$REPO" && tar --exclude=__pycache__ --exclude='*.pyc' -cf - edgecls) | tar -xf - -C "$WORK/src"
+  # every file git does not ignore (package, targets/, calibration/ data files, README...)
+  git -C "$REPO" ls-files -z --cached --others --exclude-standard \
+    | (cd "$REPO" && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$WORK/src"
   "$HOST_PY" -m pip wheel -q --no-deps -w "$WORK/dist" "$WORK/src" >&2 \
     || die "pip wheel of edgecls failed" "run '$HOST_PY -m pip wheel --no-deps .' to see why" 1
   EDGECLS_WHEEL="$(ls "$WORK/dist"/edgecls-*.whl)"
