@@ -153,3 +153,90 @@ def test_bad_options_are_user_errors() -> None:
                    StructuredConfig(alpha=2.0)):
         with pytest.raises(ConfigError):
             config.check()
+
+
+def _mbconv_run(root: Path) -> Path:
+    """A run dir whose best.keras is a small MobileNetV2 briefly trained on generated images."""
+    import keras
+
+    from conftest import write_image_folder
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import prepare_split
+    from edgecls.models import build
+    from test_export import CLASSES
+    from test_export import SIZE as RUN_SIZE
+
+    data = write_image_folder(root / "images", CLASSES, size=RUN_SIZE)
+    run = root / "run"
+    run.mkdir(parents=True)
+    split = prepare_split(data, run)
+    images, labels = load_arrays(split.items("train"), (RUN_SIZE, RUN_SIZE))
+    keras.utils.set_random_seed(0)
+    model = build("mobilenet_v2", num_classes=len(CLASSES), input_size=RUN_SIZE,
+                  include_top=False, alpha=0.35)
+    model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy")
+    model.fit(images.astype("float32"), labels, epochs=4, batch_size=16, verbose=0)
+    model.save(run / "best.keras")
+    return run
+
+
+@pytest.fixture(scope="module")
+def pruned_run(tmp_path_factory):
+    from edgecls.optimize.structured import StructuredConfig, structured_prune_run
+
+    root = tmp_path_factory.mktemp("structured")
+    run = _mbconv_run(root)
+    out = root / "run-pruned"
+    config = StructuredConfig(ratio=0.5, epochs=1, batch_size=16, learning_rate=1e-3,
+                              distill=True, augment=False)
+    return run, out, structured_prune_run(run, out, config)
+
+
+def test_pruned_run_is_a_smaller_normal_run(pruned_run) -> None:
+    run, out, report = pruned_run
+    for name in ("split.json", "labels.txt", "best.keras", "prune_report.json"):
+        assert (out / name).is_file()
+    assert (out / "split.json").read_bytes() == (run / "split.json").read_bytes()
+    saved = json.loads((out / "prune_report.json").read_text())
+    assert saved["schema_version"] == 1 and saved["kind"] == "structured"
+    assert saved["after"]["macs"] < saved["before"]["macs"]
+    assert saved["after"]["parameters"] < saved["before"]["parameters"]
+    assert 0.0 <= report.accuracy_after <= 1.0 and report.mac_reduction > 0.2
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_pruned_run_exports_int8_tflite(pruned_run, tmp_path) -> None:
+    from edgecls.export.pipeline import ExportConfig, export_run
+
+    _, out, report = pruned_run
+    manifest = export_run(out, ExportConfig(out=tmp_path, formats=["tflite"],
+                                            precisions=["int8"], max_drop=100.0))
+    artifact = manifest.artifacts[0]
+    assert (tmp_path / artifact.path).is_file()
+    assert manifest.float_accuracy == pytest.approx(report.accuracy_after, abs=1e-6)
+    assert artifact.passed and artifact.agreement >= 0.5  # tiny model: near-tie outputs
+
+
+def test_structured_cli_bad_ratio_exits_2(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    from edgecls.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["edgecls", "prune", str(tmp_path), "--structured",
+                                      "--ratio", "1.2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "--ratio must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_unsupported_model_is_a_user_error() -> None:
+    import keras
+
+    from edgecls.errors import EdgeclsError
+    from edgecls.optimize.structured import plan
+
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3)(image)
+    model = keras.Model(image, keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(EdgeclsError, match="no inverted-residual"):
+        plan(model, 0.3)

@@ -40,6 +40,7 @@ from edgecls.optimize.channel_graph import (
 STRUCTURED_SCHEMA_VERSION = 1
 CRITERIA = ("l1", "l2", "bn")
 CHANNEL_MULTIPLE = 8
+RECALIBRATION_IMAGES = 512
 
 
 @dataclass
@@ -265,6 +266,8 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
     test_images, test_labels = load_arrays(split.items("test"), size)
     groups, keep = plan(original, config.ratio, config.criterion, config.per_block)
     pruned = prune_channels(original, groups, keep)
+    train_images, _ = load_arrays(_sample(split.items("train"), RECALIBRATION_IMAGES), size)
+    recalibrate_batchnorm(pruned, train_images)
     accuracy_pruned = _accuracy(pruned, test_images, test_labels)
     if config.epochs:
         finetune(pruned, original if config.distill else None, split, size, config, on_epoch)
@@ -279,6 +282,33 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
         blocks={g.key: [g.channels, len(keep[g.key])] for g in groups})
     _write_run(source, target, pruned, report)
     return report
+
+
+def recalibrate_batchnorm(model: Any, images: np.ndarray, batch_size: int = 64) -> None:
+    """Re-estimates every BatchNorm's moving mean/variance on ``images``.
+
+    Removing channels shifts the statistics of the layers after each block (the removed
+    ReLU outputs were not zero-mean), so the stored statistics no longer fit; the new
+    ones are the average of the batch statistics over ``images`` (AdaBN-style).
+    """
+    import keras
+
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [(layer.trainable, layer.momentum) for layer in layers]
+    for index, start in enumerate(range(0, len(images), batch_size)):
+        for layer in layers:  # momentum i/(i+1): the running average of batch statistics
+            layer.trainable, layer.momentum = True, index / (index + 1)
+        model(images[start:start + batch_size].astype(np.float32), training=True)
+    for layer, (trainable, momentum) in zip(layers, saved):
+        layer.trainable, layer.momentum = trainable, momentum
+
+
+def _sample(items: list, count: int) -> list:
+    """An evenly spaced, deterministic subset of at most ``count`` items."""
+    if len(items) <= count:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count)]
 
 
 def finetune(student: Any, teacher: Any | None, split: Any, size: tuple[int, int],
@@ -324,3 +354,37 @@ def _distiller(student: Any, teacher: Any, config: StructuredConfig) -> Any:
     trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=kd_loss,
                     metrics=[accuracy])
     return trainer
+
+
+def run_with_progress(run_dir: Path, out_dir: Path, config: StructuredConfig,
+                      console: Any) -> StructuredReport:
+    """``structured_prune_run`` with a rich status line and the before/after table."""
+    config.check()
+    with console.status("pruning channels and fine-tuning") as status:
+        report = structured_prune_run(run_dir, out_dir, config, on_epoch=lambda e, logs: status.update(
+            f"epoch {e}/{config.epochs}: loss {logs.get('loss', float('nan')):.4f}"))
+    render_report(report, console)
+    console.print(f"pruned run: {out_dir} (export it with `edgecls export {out_dir}`)")
+    return report
+
+
+def render_report(report: StructuredReport, console: Any) -> None:
+    """Before/after table: parameters, MACs, float32 size and test accuracy."""
+    from rich.table import Table
+
+    changed = sum(1 for before, after in report.blocks.values() if after < before)
+    table = Table(title=f"structured pruning ({report.criterion}, ratio {report.ratio:g}, "
+                        f"{changed}/{len(report.blocks)} blocks narrowed)")
+    for column in ("", "before", "after", "change"):
+        table.add_column(column, justify="right")
+    rows = (("parameters", report.before.parameters, report.after.parameters),
+            ("MACs (M)", report.before.macs / 1e6, report.after.macs / 1e6),
+            ("float32 weights KB", report.before.weights_bytes / 1024,
+             report.after.weights_bytes / 1024))
+    for label, before, after in rows:
+        table.add_row(label, f"{before:,.1f}", f"{after:,.1f}", f"{after / before - 1:+.1%}")
+    table.add_row("test accuracy %", f"{100 * report.accuracy_before:.2f}",
+                  f"{100 * report.accuracy_after:.2f}",
+                  f"{100 * (report.accuracy_after - report.accuracy_before):+.2f} pp "
+                  f"(no fine-tune: {100 * report.accuracy_pruned:.2f})")
+    console.print(table)
