@@ -192,6 +192,7 @@ def pruned_run(tmp_path_factory):
     return run, out, structured_prune_run(run, out, config)
 
 
+@pytest.mark.slow
 def test_pruned_run_is_a_smaller_normal_run(pruned_run) -> None:
     run, out, report = pruned_run
     for name in ("split.json", "labels.txt", "best.keras", "prune_report.json"):
@@ -205,6 +206,7 @@ def test_pruned_run_is_a_smaller_normal_run(pruned_run) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_pruned_run_exports_int8_tflite(pruned_run, tmp_path) -> None:
     from edgecls.export.pipeline import ExportConfig, export_run
 
