@@ -122,18 +122,18 @@ def _print(report, tflite: dict, latency: dict, args: argparse.Namespace) -> Non
     print(f"\nEfficientNet-Lite0 128 px on flowers128, criterion {report.criterion}, "
           f"{'per-block' if report.per_block else 'global'} ratio {report.ratio:g}, "
           f"fine-tune {report.epochs} epochs{' with distillation' if report.distill else ''}")
-    print(f"{'':28}{'original':>12}{'pruned':>12}{'pruned/orig':>13}")
+    print(f"{'':28}{'original':>14}{'pruned':>14}{'pruned/orig':>13}")
     rows = [("parameters", before.parameters, after.parameters),
             ("MACs (M)", before.macs / 1e6, after.macs / 1e6),
             ("INT8 TFLite size (KB)", tflite["original"]["size"] / 1024, tflite["pruned"]["size"] / 1024),
             (f"INT8 latency ms ({args.threads} thr)", latency["original"], latency["pruned"])]
     for label, a, b in rows:
-        print(f"{label:28}{a:12,.2f}{b:12,.2f}{b / a:13.3f}")
-    print(f"{'float test accuracy %':28}{100 * report.accuracy_before:12.2f}"
-          f"{100 * report.accuracy_after:12.2f}{100 * (report.accuracy_after - report.accuracy_before):+12.2f} pp")
-    print(f"{'INT8 test accuracy %':28}{100 * tflite['original']['accuracy']:12.2f}"
-          f"{100 * tflite['pruned']['accuracy']:12.2f}"
-          f"{100 * (tflite['pruned']['accuracy'] - tflite['original']['accuracy']):+12.2f} pp")
+        print(f"{label:28}{a:14,.2f}{b:14,.2f}{b / a:13.3f}")
+    print(f"{'float test accuracy %':28}{100 * report.accuracy_before:14.2f}"
+          f"{100 * report.accuracy_after:14.2f}{100 * (report.accuracy_after - report.accuracy_before):+10.2f} pp")
+    print(f"{'INT8 test accuracy %':28}{100 * tflite['original']['accuracy']:14.2f}"
+          f"{100 * tflite['pruned']['accuracy']:14.2f}"
+          f"{100 * (tflite['pruned']['accuracy'] - tflite['original']['accuracy']):+10.2f} pp")
     print(f"pruned float accuracy before fine-tune: {100 * report.accuracy_pruned:.2f} %")
 
 
