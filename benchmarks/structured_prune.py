@@ -6,7 +6,7 @@ multiply-accumulates, fine-tunes (distillation from the unpruned model by defaul
 exports both runs to INT8 TFLite with validation, then times the two interpreters in
 interleaved rounds with the same thread count and prints the ratios.
 
-    nice -n 5 .venv/bin/python benchmarks/structured_prune.py [--run RUN] [--epochs 4]
+    nice -n 5 .venv/bin/python benchmarks/structured_prune.py [--run RUN] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--mac-reduction", type=float, default=0.3)
     parser.add_argument("--criterion", default="bn")
-    parser.add_argument("--per-block", action="store_true")
+    parser.add_argument("--global-threshold", dest="per_block", action="store_false",
+                        help="one global threshold (default: the same ratio per block)")
     parser.add_argument("--no-distill", action="store_true")
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs after pruning")
+    parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs after pruning")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
