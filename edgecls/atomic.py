@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -48,3 +48,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def save_keras_model_atomic(model: Any, path: str | Path) -> None:
+    """``model.save`` to a temporary ``.keras`` name beside ``path``, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.keras", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        model.save(str(tmp))  # Keras insists on the .keras suffix
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -12,21 +12,19 @@ directory is a normal run that ``edgecls export`` accepts.
 from __future__ import annotations
 
 import gzip
-import json
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from edgecls.atomic import atomic_path, write_text_atomic
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.optimize.finetune import (epoch_hook, prepare_for_finetune, top1_accuracy,
+                                       write_pruned_run)
 from edgecls.rundir import RunDir
 
 PRUNE_SCHEMA_VERSION = 1
-REPORT_NAME = "prune_report.json"
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
 
@@ -172,7 +170,7 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     model = load_float_model(model_path)
     size = input_size(model)
     test_images, test_labels = load_arrays(split.items("test"), size)
-    before = _accuracy(model, test_images, test_labels)
+    before = top1_accuracy(model, test_images, test_labels)
     gzip_before = weights_gzip_size(model)
     kernels = prunable_kernels(model, config.min_weights)
     if not kernels:
@@ -183,80 +181,19 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     steps = int(train.cardinality().numpy()) * config.epochs
     callback = make_pruning_callback(kernels, config.sparsity,
                                      max(1, int(config.end_fraction * steps)), config.frequency)
-    _prepare_for_finetune(model, config.learning_rate)
-    model.fit(train, epochs=config.epochs, verbose=0, callbacks=[callback, _epoch_hook(on_epoch)])
+    prepare_for_finetune(model, config.learning_rate)
+    model.fit(train, epochs=config.epochs, verbose=0, callbacks=[callback, epoch_hook(on_epoch)])
     callback.finish()
     layers = kernel_sparsity(kernels)
     report = PruneReport(
         source_run=str(source.root), sparsity_target=config.sparsity, epochs=config.epochs,
-        accuracy_before=before, accuracy_after=_accuracy(model, test_images, test_labels),
+        accuracy_before=before, accuracy_after=top1_accuracy(model, test_images, test_labels),
         gzip_bytes_before=gzip_before, gzip_bytes_after=weights_gzip_size(model),
         overall_sparsity=_overall(kernels), layers=layers)
-    _write_run(source, target, model, report)
+    write_pruned_run(source, target, model, report)
     return report
-
-
-def _epoch_hook(on_epoch: Callable[[int, dict], None] | None) -> Any:
-    """A Keras callback forwarding (epoch number, logs) to ``on_epoch``."""
-    import keras
-
-    return keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: on_epoch and on_epoch(epoch + 1, dict(logs or {})))
-
-
-def _prepare_for_finetune(model: Any, learning_rate: float) -> None:
-    """Everything trainable except BatchNorm (small batches would wreck its statistics)."""
-    import keras
-
-    model.trainable = True
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-
-def _accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    from edgecls.optimize.validate import float_probabilities
-
-    if len(labels) == 0:
-        return float("nan")
-    probs = float_probabilities(model, images.astype(np.float32))
-    return float(np.mean(probs.argmax(axis=1) == labels))
 
 
 def _overall(kernels: list[Any]) -> float:
     zeros = sum(int(np.sum(np.asarray(k.numpy()) == 0.0)) for k in kernels)
     return zeros / max(1, sum(int(np.prod(k.shape)) for k in kernels))
-
-
-def _write_run(source: RunDir, target: RunDir, model: Any, report: PruneReport) -> None:
-    """A normal run directory: the pruned best.keras plus the source's split, labels, config."""
-    target.root.mkdir(parents=True, exist_ok=True)
-    for name in ("split", "labels", "config"):
-        src = getattr(source, name)
-        if src.is_file():
-            with atomic_path(getattr(target, name)) as tmp:
-                shutil.copyfile(src, tmp)
-    save_model_atomic(_without_optimizer(model), target.best_model)
-    write_text_atomic(target.root / REPORT_NAME, json.dumps(asdict(report), indent=1) + "\n")
-
-
-def _without_optimizer(model: Any) -> Any:
-    """A copy of ``model`` with the same weights and no optimizer state (a plain model)."""
-    import keras
-
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save`` through a temporary ``.keras`` name beside ``path`` and a rename."""
-    with atomic_path(path) as tmp:
-        staged = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
-        try:
-            model.save(str(staged))
-            staged.rename(tmp)
-        finally:
-            staged.unlink(missing_ok=True)

@@ -251,7 +251,7 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
     from edgecls.data.pipeline import load_arrays
     from edgecls.data.split import Split
     from edgecls.export.pipeline import input_size, load_float_model
-    from edgecls.optimize.prune import _accuracy, _write_run
+    from edgecls.optimize.finetune import top1_accuracy, write_pruned_run
     from edgecls.rundir import RunDir
 
     config.check()
@@ -268,7 +268,7 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
     pruned = prune_channels(original, groups, keep)
     train_images, _ = load_arrays(_sample(split.items("train"), RECALIBRATION_IMAGES), size)
     recalibrate_batchnorm(pruned, train_images)
-    accuracy_pruned = _accuracy(pruned, test_images, test_labels)
+    accuracy_pruned = top1_accuracy(pruned, test_images, test_labels)
     if config.epochs:
         finetune(pruned, original if config.distill else None, split, size, config, on_epoch)
     before, after = model_cost(original), model_cost(pruned)
@@ -276,11 +276,11 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
         source_run=str(source.root), ratio=config.ratio, criterion=config.criterion,
         per_block=config.per_block, distill=config.distill, epochs=config.epochs,
         before=before, after=after, mac_reduction=1.0 - after.macs / max(1, before.macs),
-        accuracy_before=_accuracy(original, test_images, test_labels),
+        accuracy_before=top1_accuracy(original, test_images, test_labels),
         accuracy_pruned=accuracy_pruned,
-        accuracy_after=_accuracy(pruned, test_images, test_labels),
+        accuracy_after=top1_accuracy(pruned, test_images, test_labels),
         blocks={g.key: [g.channels, len(keep[g.key])] for g in groups})
-    _write_run(source, target, pruned, report)
+    write_pruned_run(source, target, pruned, report)
     return report
 
 
@@ -317,13 +317,13 @@ def finetune(student: Any, teacher: Any | None, split: Any, size: tuple[int, int
     (``alpha * CE(labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``)."""
     from edgecls.data.augment import AugmentConfig
     from edgecls.data.pipeline import make_dataset
-    from edgecls.optimize.prune import _epoch_hook, _prepare_for_finetune
+    from edgecls.optimize.finetune import epoch_hook, prepare_for_finetune
 
     train = make_dataset(split.items("train"), size, config.batch_size, training=True,
                          augment=AugmentConfig(enabled=config.augment))
-    _prepare_for_finetune(student, config.learning_rate)
+    prepare_for_finetune(student, config.learning_rate)
     trainer = student if teacher is None else _distiller(student, teacher, config)
-    trainer.fit(train, epochs=config.epochs, verbose=0, callbacks=[_epoch_hook(on_epoch)])
+    trainer.fit(train, epochs=config.epochs, verbose=0, callbacks=[epoch_hook(on_epoch)])
 
 
 def _distiller(student: Any, teacher: Any, config: StructuredConfig) -> Any:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from edgecls.atomic import write_text_atomic
+from edgecls.atomic import save_keras_model_atomic, write_text_atomic
 from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
 
@@ -63,18 +61,6 @@ def load_state(run: RunDir) -> TrainState | None:
 def save_state(run: RunDir, state: TrainState) -> None:
     """Writes ``state.json`` atomically (the commit point of a checkpoint)."""
     write_text_atomic(run.state, json.dumps(asdict(state), indent=1))
-
-
-def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save`` through a temporary ``.keras`` name and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_history(run: RunDir) -> list[dict[str, str]]:
@@ -141,13 +127,13 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
         if val_accuracy > state.best_val_accuracy:
             state.best_val_accuracy, state.wait = val_accuracy, 0
-            save_model_atomic(self.model, self.run.best_model)
+            save_keras_model_atomic(self.model, self.run.best_model)
         else:
             state.wait += 1
         if self.patience and state.wait >= self.patience:
             self.model.stop_training = True
         state.stopped_early = bool(self.model.stop_training)
-        save_model_atomic(self.model, self.run.last_checkpoint)
+        save_keras_model_atomic(self.model, self.run.last_checkpoint)
         save_state(self.run, state)
 
 

@@ -1,0 +1,68 @@
+"""What both pruning methods share: the short fine-tune, top-1 accuracy of a Keras model,
+and writing the pruned model as a normal run directory that ``edgecls export`` accepts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecls.atomic import atomic_path, save_keras_model_atomic, write_text_atomic
+from edgecls.rundir import RunDir
+
+REPORT_NAME = "prune_report.json"
+
+
+def epoch_hook(on_epoch: Callable[[int, dict], None] | None) -> Any:
+    """A Keras callback forwarding (epoch number, logs) to ``on_epoch``."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch and on_epoch(epoch + 1, dict(logs or {})))
+
+
+def prepare_for_finetune(model: Any, learning_rate: float) -> None:
+    """Everything trainable except BatchNorm (small batches would wreck its statistics)."""
+    import keras
+
+    model.trainable = True
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def top1_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of a Keras model on prepared uint8/float images (NaN without images)."""
+    from edgecls.optimize.validate import float_probabilities
+
+    if len(labels) == 0:
+        return float("nan")
+    probs = float_probabilities(model, images.astype(np.float32))
+    return float(np.mean(probs.argmax(axis=1) == labels))
+
+
+def write_pruned_run(source: RunDir, target: RunDir, model: Any, report: Any) -> None:
+    """A normal run directory: the pruned best.keras, the source's split, labels and config,
+    and ``prune_report.json`` from the ``report`` dataclass."""
+    target.root.mkdir(parents=True, exist_ok=True)
+    for name in ("split", "labels", "config"):
+        src = getattr(source, name)
+        if src.is_file():
+            with atomic_path(getattr(target, name)) as tmp:
+                shutil.copyfile(src, tmp)
+    save_keras_model_atomic(_without_optimizer(model), target.best_model)
+    write_text_atomic(target.root / REPORT_NAME, json.dumps(asdict(report), indent=1) + "\n")
+
+
+def _without_optimizer(model: Any) -> Any:
+    """A copy of ``model`` with the same weights and no optimizer state (a plain model)."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
