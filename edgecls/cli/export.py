@@ -95,15 +95,15 @@ def _render(manifest: Any, console: Any) -> None:
     table = Table(title=f"float accuracy {100 * manifest.float_accuracy:.2f}% on "
                         f"{manifest.test_images} test images; budget {manifest.max_drop_pp:g} pp")
     table.add_column("artifact", no_wrap=True)
-    for column in ("size KB", "top-1 %", "drop pp", "agree %", "KL"):
+    for column in ("size KB", "top-1 %", "drop pp", "agree %"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("remedy kept", max_width=28)
+    table.add_column("remedy", min_width=10, max_width=28)
     table.add_column("gate", no_wrap=True)
     for a in manifest.artifacts:
         style = None if a.passed else "red"
         kept = next((r.description for r in a.remedies if r.kept), "")
         table.add_row(a.path, f"{a.size_bytes / 1024:.1f}", f"{100 * a.accuracy:.2f}",
-                      f"{a.drop_pp:+.2f}", f"{100 * a.agreement:.1f}", f"{a.kl_divergence:.4f}",
+                      f"{a.drop_pp:+.2f}", f"{100 * a.agreement:.1f}",
                       (kept[:40] or str(len(a.remedies))) if a.remedies else "-",
                       "[green]PASS[/]" if a.passed else "[bold red]FAIL[/]", style=style)
     console.print(table)
