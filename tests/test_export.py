@@ -206,3 +206,18 @@ def test_openvino_accuracy_control(prepared: Prepared, tmp_path: Path) -> None:
                                         validation=(images, prepared.labels[1::2]))
     path = get_exporter("openvino").export(prepared.source, quant, tmp_path / "m.xml")
     assert_matches_float(path, "int8", prepared)
+
+
+def test_tflite_denylist_keeps_the_most_sensitive_layer_in_float(prepared: Prepared, tmp_path: Path) -> None:
+    from edgecls.export.base import QuantizationConfig, get_exporter
+    from edgecls.export.tflite import sensitive_layers
+
+    quant = QuantizationConfig.for_int8(prepared.calibration)
+    layers = sensitive_layers(prepared.source, quant)
+    assert layers and all(isinstance(name, str) and name for name in layers)
+    remedies = get_exporter("tflite").remedies(prepared.source, quant, [quant])
+    assert remedies and remedies[0].config.exclude == tuple(layers)
+    path = get_exporter("tflite").export(prepared.source, remedies[0].config, tmp_path / "m.tflite")
+    plain = get_exporter("tflite").export(prepared.source, quant, tmp_path / "plain.tflite")
+    assert path.read_bytes() != plain.read_bytes()  # the denylisted layer really changed the model
+    assert_matches_float(path, "int8", prepared)

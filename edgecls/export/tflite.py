@@ -126,14 +126,25 @@ def sensitive_layers(source: ExportSource, quant: QuantizationConfig) -> list[st
             calibration=quant.calibration[:32])))
     debugger.run()
     ranked = []
-    for name, stats in debugger.layer_statistics.items():
-        scale = float(stats.get("scale", 0.0) or 0.0)
-        mse = float(stats.get("mean_squared_error", 0.0) or 0.0)
-        if scale > 0:
-            ranked.append((np.sqrt(mse) / scale, name))
+    for row in _layer_statistics(debugger):  # the dump carries scale and node names
+        scale = float(row.get("scale") or 0.0)
+        mse = float(row.get("mean_squared_error") or 0.0)
+        if scale > 0 and row.get("tensor_name"):
+            ranked.append((np.sqrt(mse) / scale, row["tensor_name"]))
     ranked.sort(reverse=True)
     chosen = [name for ratio, name in ranked if ratio > _SENSITIVE_RMSE_PER_SCALE]
     return (chosen or [name for _, name in ranked[:1]])[:_MAX_DENYLIST]
+
+
+def _layer_statistics(debugger: Any) -> list[dict[str, str]]:
+    """Per-layer rows of the quantization debugger (``layer_statistics`` itself has no
+    ``scale``; its CSV dump has scale, zero point and the node name the denylist takes)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    return list(csv.DictReader(io.StringIO(buffer.getvalue())))
 
 
 def _io_fields(flatbuffer: bytes) -> dict[str, Any]:
