@@ -30,10 +30,11 @@ step "4/7 evaluate on the held-out test split"
 $EDGECLS evaluate "$OUT/run" --split test --json "$OUT/evaluation.json"
 
 step "5/7 export TFLite, ONNX and OpenVINO in fp32 and INT8; validate each against the float model"
-# The digits test split holds ~176 images, so one image is 0.57 pp: the gate allows 2 pp
-# (three images) here. On real data keep the default of 1 pp or tighten it.
+# The digits test split holds ~176 images, so one image is 0.57 pp, and the INT8 drop of
+# this tiny-image model moved between 0 and 1.7 pp across training runs here: the demo's
+# gate allows 3 pp (five images). On real data keep the default of 1 pp or tighten it.
 $EDGECLS export "$OUT/run" --formats tflite,onnx,openvino --precision fp32,int8 \
-  --max-drop 2.0 --out "$OUT/export"
+  --max-drop 3.0 --out "$OUT/export"
 
 step "6/7 classify a few images of the digit 7 through the runtime (no TensorFlow), INT8 TFLite"
 mkdir -p "$OUT/samples"
