@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from edgecls.atomic import atomic_path, save_keras_model_atomic, write_text_atomic
+from edgecls.errors import ConfigError
 from edgecls.rundir import RunDir
 
 REPORT_NAME = "prune_report.json"
@@ -66,3 +68,35 @@ def _without_optimizer(model: Any) -> Any:
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
+
+
+@dataclass
+class PruningJob:
+    """What every pruning method starts from: the source and target runs, the split,
+    the float model, its input size and the prepared test images."""
+
+    source: RunDir
+    target: RunDir
+    split: Any
+    model: Any
+    size: tuple[int, int]
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def open_pruning_job(run_dir: Path, out_dir: Path) -> PruningJob:
+    """Loads a trained run for pruning into ``out_dir`` (which must be another folder)."""
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+    from edgecls.export.pipeline import input_size, load_float_model
+
+    source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
+    model_path = source.require_model()
+    if target.root.resolve() == source.root.resolve():
+        raise ConfigError("--out must differ from the run directory",
+                          "pruning writes a new run, e.g. RUN-pruned")
+    split = Split.load(source.split)
+    model = load_float_model(model_path)
+    size = input_size(model)
+    test_images, test_labels = load_arrays(split.items("test"), size)
+    return PruningJob(source, target, split, model, size, test_images, test_labels)

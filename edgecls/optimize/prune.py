@@ -18,11 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgecls.data.split import Split
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.optimize.finetune import (epoch_hook, prepare_for_finetune, top1_accuracy,
-                                       write_pruned_run)
-from edgecls.rundir import RunDir
+from edgecls.optimize.finetune import (epoch_hook, open_pruning_job, prepare_for_finetune,
+                                       top1_accuracy, write_pruned_run)
 
 PRUNE_SCHEMA_VERSION = 1
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -157,19 +155,12 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
               on_epoch: Callable[[int, dict], None] | None = None) -> PruneReport:
     """Fine-tunes the run's model with magnitude pruning into a new run directory."""
     from edgecls.data.augment import AugmentConfig
-    from edgecls.data.pipeline import load_arrays, make_dataset
-    from edgecls.export.pipeline import input_size, load_float_model
+    from edgecls.data.pipeline import make_dataset
 
     config.check()
-    source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
-    model_path = source.require_model()
-    if target.root.resolve() == source.root.resolve():
-        raise ConfigError("--out must differ from the run directory",
-                          "pruning writes a new run, e.g. RUN-pruned")
-    split = Split.load(source.split)
-    model = load_float_model(model_path)
-    size = input_size(model)
-    test_images, test_labels = load_arrays(split.items("test"), size)
+    job = open_pruning_job(run_dir, out_dir)
+    source, target, split, model, size = job.source, job.target, job.split, job.model, job.size
+    test_images, test_labels = job.test_images, job.test_labels
     before = top1_accuracy(model, test_images, test_labels)
     gzip_before = weights_gzip_size(model)
     kernels = prunable_kernels(model, config.min_weights)

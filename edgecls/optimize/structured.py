@@ -249,21 +249,12 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
                          on_epoch: Callable[[int, dict], None] | None = None) -> StructuredReport:
     """Prunes the run's model channel-wise, fine-tunes it and writes a new run directory."""
     from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import Split
-    from edgecls.export.pipeline import input_size, load_float_model
-    from edgecls.optimize.finetune import top1_accuracy, write_pruned_run
-    from edgecls.rundir import RunDir
+    from edgecls.optimize.finetune import open_pruning_job, top1_accuracy, write_pruned_run
 
     config.check()
-    source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
-    model_path = source.require_model()
-    if target.root.resolve() == source.root.resolve():
-        raise ConfigError("--out must differ from the run directory",
-                          "pruning writes a new run, e.g. RUN-pruned")
-    split = Split.load(source.split)
-    original = load_float_model(model_path)
-    size = input_size(original)
-    test_images, test_labels = load_arrays(split.items("test"), size)
+    job = open_pruning_job(run_dir, out_dir)
+    source, target, split, original, size = job.source, job.target, job.split, job.model, job.size
+    test_images, test_labels = job.test_images, job.test_labels
     groups, keep = plan(original, config.ratio, config.criterion, config.per_block)
     pruned = prune_channels(original, groups, keep)
     train_images, _ = load_arrays(_sample(split.items("train"), RECALIBRATION_IMAGES), size)
