@@ -133,32 +133,19 @@ def find_groups(config: dict, path: tuple[str, ...] = ()) -> list[ChannelGroup]:
 def _grow(graph: _Graph, start: str, path: tuple[str, ...]) -> ChannelGroup | None:
     """The channel group around depthwise conv ``start``, or None if it is not prunable."""
     members, sources, sinks = {start}, set(), set()
-    forward, backward = [start], [start]
-    while forward or backward:
-        if backward:
-            name = backward.pop()
-            for parent in graph.inputs[name]:
-                if parent in members or parent in sources:
+    pending = [start]
+    while pending:
+        name = pending.pop()
+        # Upstream 1x1 convs feed the channels (sources), downstream ones consume them (sinks).
+        for neighbours, ends in ((graph.inputs[name], sources), (graph.consumers.get(name, []), sinks)):
+            for other in neighbours:
+                if other in members or other in ends:
                     continue
-                if graph.cls(parent) == "Conv2D":
-                    sources.add(parent)
-                elif _channel_preserving(graph, parent):
-                    members.add(parent)
-                    backward.append(parent)
-                    forward.append(parent)
-                else:
-                    return None
-        else:
-            name = forward.pop()
-            for child in graph.consumers.get(name, []):
-                if child in members or child in sinks:
-                    continue
-                if graph.cls(child) == "Conv2D":
-                    sinks.add(child)
-                elif _channel_preserving(graph, child):
-                    members.add(child)
-                    forward.append(child)
-                    backward.append(child)
+                if graph.cls(other) == "Conv2D":
+                    ends.add(other)
+                elif _channel_preserving(graph, other):
+                    members.add(other)
+                    pending.append(other)
                 else:
                     return None
     return _validated(graph, start, path, members, sources, sinks)
