@@ -76,21 +76,23 @@ class Backend(ABC):
     def read_metadata(self) -> ModelMetadata | None:
         """The embedded edgecls metadata, or None for a foreign model."""
 
-    @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Runs a float32 NHWC batch (N, H, W, 3); returns float32 scores (N, classes).
 
         Quantized inputs and outputs are converted with the model's own scale and
         zero point; NCHW models are transposed here, not by the caller.
         """
+        from edgecls.runtime.tensors import from_model_output, to_model_input  # imports base
 
+        return from_model_output(self.invoke(to_model_input(batch, self.input_info)), self.output_info)
+
+    @abstractmethod
     def invoke(self, native: np.ndarray) -> np.ndarray:
         """Runs a batch already in the model's own dtype and layout; returns the raw output.
 
         The lean per-frame path of ``Classifier`` uses this to skip float conversions;
         ``run`` is ``invoke`` wrapped in the conversions.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no native invoke")
 
     @staticmethod
     def version() -> str:

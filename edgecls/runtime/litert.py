@@ -13,7 +13,7 @@ from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.metadata import ModelMetadata
-from edgecls.runtime.tensors import from_model_output, guess_layout, normalize_shape, to_model_input
+from edgecls.runtime.tensors import guess_layout, normalize_shape
 
 _INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
 
@@ -78,9 +78,6 @@ class LiteRTBackend(Backend):
         from edgecls.runtime.tflite_metadata import read_tflite_metadata
 
         return read_tflite_metadata(self._content)
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return from_model_output(self.invoke(to_model_input(batch, self._input_info)), self._output_info)
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         if native.shape[0] != self._batch:

@@ -19,7 +19,7 @@ from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.cpu import cpu_info
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
-from edgecls.runtime.tensors import from_model_output, guess_layout, normalize_shape, to_model_input
+from edgecls.runtime.tensors import guess_layout, normalize_shape
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,6 @@ class OnnxRuntimeBackend(Backend):
             return ModelMetadata.from_json(text)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{self.path}: embedded edgecls metadata is unreadable ({exc})") from None
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return from_model_output(self.invoke(to_model_input(batch, self._input_info)), self._output_info)
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]

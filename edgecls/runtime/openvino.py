@@ -11,7 +11,7 @@ from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
-from edgecls.runtime.tensors import from_model_output, guess_layout, to_model_input
+from edgecls.runtime.tensors import guess_layout
 
 
 def _tensor_info(port: Any, quantization: tuple[float, int] | None = None) -> TensorInfo:
@@ -86,9 +86,6 @@ class OpenVINOBackend(Backend):
             return ModelMetadata.from_json(self._metadata_text)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{self.path}: embedded edgecls metadata is unreadable ({exc})") from None
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return from_model_output(self.invoke(to_model_input(batch, self._input_info)), self._output_info)
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]
