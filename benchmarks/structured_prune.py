@@ -1,12 +1,16 @@
-"""Structured channel pruning on flowers128: accuracy and INT8 TFLite latency, side by side.
+"""Structured channel pruning: accuracy and INT8 TFLite latency, side by side.
 
-Trains EfficientNet-Lite0 (ImageNet weights, 128 px) on flowers128 unless ``--run`` gives
-a finished run, prunes expansion channels for about ``--mac-reduction`` fewer
-multiply-accumulates, fine-tunes (distillation from the unpruned model by default),
-exports both runs to INT8 TFLite with validation, then times the two interpreters in
-interleaved rounds with the same thread count and prints the ratios.
+Trains EfficientNet-Lite0 (ImageNet weights) on ``--data`` (flowers128 by default;
+Imagenette's train/val layout works too) unless ``--run`` gives a finished run, prunes
+expansion channels for about ``--mac-reduction`` fewer multiply-accumulates (energy
+criterion, least-squares refit of every block), fine-tunes (distillation from the
+unpruned model by default, keeping the epoch best on validation), exports both runs to
+INT8 TFLite with validation, then times the two interpreters in interleaved rounds with
+the same thread count and prints the ratios.
 
-    nice -n 5 .venv/bin/python benchmarks/structured_prune.py [--run RUN] [--epochs 10]
+    nice -n 5 .venv/bin/python benchmarks/structured_prune.py [--run RUN] [--epochs 3]
+    nice -n 5 .venv/bin/python benchmarks/structured_prune.py \
+        --data ../shared/data/imagenette --img-size 160 --train-epochs 4
 """
 
 from __future__ import annotations
@@ -42,14 +46,17 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--run", type=Path, help="a finished run to prune (skips training)")
     parser.add_argument("--work", type=Path, help="folder for the runs and exports")
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--img-size", type=int, default=128)
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--mac-reduction", type=float, default=0.3)
-    parser.add_argument("--criterion", default="bn")
-    parser.add_argument("--global-threshold", dest="per_block", action="store_false",
-                        help="one global threshold (default: the same ratio per block)")
+    parser.add_argument("--criterion", default="energy")
+    parser.add_argument("--no-reconstruct", dest="reconstruct", action="store_false")
+    parser.add_argument("--per-block", action="store_true",
+                        help="the same ratio in every block (default: one global threshold)")
     parser.add_argument("--no-distill", action="store_true")
-    parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs after pruning")
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tune epochs after pruning")
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--invokes", type=int, default=30)
@@ -62,24 +69,23 @@ def _train(args: argparse.Namespace, out: Path) -> Path:
 
     if not args.data.is_dir():
         sys.exit(f"dataset {args.data} is absent (see ../shared/DATA.md)")
-    config = TrainConfig(data=str(args.data), out=str(out), model="efficientnet_lite0",
-                         weights="imagenet", img_size=128, epochs=args.train_epochs, patience=0)
+    config = TrainConfig(data=str(args.data), out=str(out), model=args.model,
+                         weights="imagenet", img_size=args.img_size, epochs=args.train_epochs,
+                         patience=0)
     train(config, progress=False)
     return out
 
 
 def _prune(args: argparse.Namespace, run: Path, out: Path):
-    from edgecls.export.pipeline import load_float_model
-    from edgecls.optimize.structured import StructuredConfig, ratio_for_mac_reduction, structured_prune_run
+    from edgecls.optimize.structured import StructuredConfig, structured_prune_run
 
-    model = load_float_model(run / "best.keras")
-    ratio = ratio_for_mac_reduction(model, args.mac_reduction, args.criterion, args.per_block)
-    config = StructuredConfig(ratio=ratio, criterion=args.criterion, per_block=args.per_block,
+    config = StructuredConfig(mac_reduction=args.mac_reduction, criterion=args.criterion,
+                              per_block=args.per_block, reconstruct=args.reconstruct,
                               epochs=args.epochs, learning_rate=args.lr,
                               distill=not args.no_distill)
     started = time.perf_counter()
     report = structured_prune_run(run, out, config)
-    print(f"pruned at ratio {ratio:g} and fine-tuned in {time.perf_counter() - started:.0f} s")
+    print(f"pruned at ratio {report.ratio:g} and fine-tuned in {time.perf_counter() - started:.0f} s")
     return out, report
 
 
@@ -120,8 +126,11 @@ def _interleaved_latency(tflite: dict, threads: int, rounds: int, invokes: int) 
 
 def _print(report, tflite: dict, latency: dict, args: argparse.Namespace) -> None:
     before, after = report.before, report.after
-    print(f"\nEfficientNet-Lite0 128 px on flowers128, criterion {report.criterion}, "
+    data = Path(_run_config(report.source_run).get("data", args.data))
+    data = data.name if data.name not in ("all", "train") else data.parent.name
+    print(f"\n{args.model} {args.img_size} px on {data}, criterion {report.criterion}, "
           f"{'per-block' if report.per_block else 'global'} ratio {report.ratio:g}, "
+          f"{'least-squares refit' if report.reconstruct else 'BatchNorm recalibration'}, "
           f"fine-tune {report.epochs} epochs{' with distillation' if report.distill else ''}")
     print(f"{'':28}{'original':>14}{'pruned':>14}{'pruned/orig':>13}")
     rows = [("parameters", before.parameters, after.parameters),
@@ -136,6 +145,16 @@ def _print(report, tflite: dict, latency: dict, args: argparse.Namespace) -> Non
           f"{100 * tflite['pruned']['accuracy']:14.2f}"
           f"{100 * (tflite['pruned']['accuracy'] - tflite['original']['accuracy']):+10.2f} pp")
     print(f"pruned float accuracy before fine-tune: {100 * report.accuracy_pruned:.2f} %")
+    print("validation top-1 before / after each fine-tune epoch: "
+          + ", ".join(f"{100 * a:.2f}" for a in report.val_accuracy)
+          + f" % (kept epoch {report.best_epoch})")
+
+
+def _run_config(run: str) -> dict:
+    import yaml
+
+    path = Path(run) / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_ratio_zero_keeps_the_output(family_model) -> None:
 
     name, model = family_model
     _randomize_batchnorm(model)
-    groups, keep = plan(model, 0.0)
+    groups, keep = plan(model, 0.0, criterion="bn")
     assert all(len(keep[g.key]) == g.channels for g in groups)
     pruned = prune_channels(model, groups, keep)
     x = _images()
@@ -139,10 +139,13 @@ def test_ratio_for_mac_reduction_hits_the_target() -> None:
     from edgecls.optimize.structured import count_macs, plan, prune_channels, ratio_for_mac_reduction
 
     keras.utils.set_random_seed(0)
-    model = build("efficientnet_lite0", num_classes=3, input_size=64, include_top=False)
-    ratio = ratio_for_mac_reduction(model, 0.3, criterion="l1")
-    pruned = prune_channels(model, *plan(model, ratio, criterion="l1"))
-    assert 1 - count_macs(pruned) / count_macs(model) == pytest.approx(0.3, abs=0.03)
+    for name in ("efficientnet_lite0", "mobilenet_v3_small"):  # V3: SE blocks with bare ops
+        model = build(name, num_classes=3, input_size=64, include_top=False)
+        ratio = ratio_for_mac_reduction(model, 0.3, criterion="l1")
+        pruned = prune_channels(model, *plan(model, ratio, criterion="l1"))
+        assert 1 - count_macs(pruned) / count_macs(model) == pytest.approx(0.3, abs=0.03)
+        pruned = prune_channels(model, *plan(model, None, criterion="l1", mac_reduction=0.3))
+        assert 1 - count_macs(pruned) / count_macs(model) == pytest.approx(0.3, abs=0.03)
 
 
 def test_bad_options_are_user_errors() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
@@ -137,9 +137,17 @@ def prune(
                                          "instead of zeroing weights."),
     ratio: float = typer.Option(0.3, "--ratio", help="--structured: share of expansion channels "
                                                      "to remove (counts rounded to multiples of 8)."),
-    criterion: str = typer.Option("bn", "--criterion",
-                                  help="--structured: channel importance, l1 / l2 (expand filter "
-                                       "norm) or bn (BatchNorm |gamma|)."),
+    mac_reduction: Optional[float] = typer.Option(
+        None, "--mac-reduction", help="--structured: choose the ratio that gives this share "
+                                      "fewer multiply-accumulates instead (e.g. 0.3)."),
+    criterion: str = typer.Option("energy", "--criterion",
+                                  help="--structured: channel importance: energy (what the channel "
+                                       "adds to the block's output on training images), l1 / l2 "
+                                       "(expand filter norm) or bn (BatchNorm |gamma|)."),
+    reconstruct: bool = typer.Option(True, "--reconstruct/--no-reconstruct",
+                                     help="--structured: refit each narrowed block's project conv "
+                                          "by least squares to reproduce the original block "
+                                          "(else only re-estimate BatchNorm statistics)."),
     per_block: bool = typer.Option(False, "--per-block",
                                    help="--structured: the same ratio in every block instead of "
                                         "one global threshold."),
@@ -152,8 +160,10 @@ def prune(
     Sparsity rises along a polynomial schedule; pruned weights are exactly zero in the
     saved model (no wrapper layers), so `edgecls export OUT` works as for any run.
     Reports sparsity per layer, test accuracy and the gzip-compressed size of the
-    weights before/after. With --structured, channels are removed instead and the
-    report shows parameters, multiply-accumulates, size and accuracy before/after.
+    weights before/after. With --structured, whole expansion channels are removed instead
+    (ranked by --criterion), each narrowed block is refit by least squares to reproduce the
+    original, and the fine-tune keeps the epoch best on the validation split; the report
+    shows parameters, multiply-accumulates, size and accuracy before/after.
     """
     from rich.console import Console
 
@@ -161,8 +171,9 @@ def prune(
         from edgecls.optimize.structured import StructuredConfig, run_with_progress
 
         run_with_progress(run, out or run.with_name(run.name + "-pruned"), StructuredConfig(
-            ratio=ratio, criterion=criterion.lower(), per_block=per_block, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, distill=distill), Console())
+            ratio=ratio, mac_reduction=mac_reduction, criterion=criterion.lower(),
+            per_block=per_block, reconstruct=reconstruct, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, distill=distill), Console())
         return
 
     from edgecls.optimize.prune import PruneConfig, prune_run

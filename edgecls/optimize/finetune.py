@@ -26,8 +26,9 @@ def epoch_hook(on_epoch: Callable[[int, dict], None] | None) -> Any:
         on_epoch_end=lambda epoch, logs: on_epoch and on_epoch(epoch + 1, dict(logs or {})))
 
 
-def prepare_for_finetune(model: Any, learning_rate: float) -> None:
-    """Everything trainable except BatchNorm (small batches would wreck its statistics)."""
+def prepare_for_finetune(model: Any, learning_rate: Any) -> None:
+    """Everything trainable except BatchNorm (small batches would wreck its statistics);
+    ``learning_rate`` is a number or a Keras schedule."""
     import keras
 
     model.trainable = True
