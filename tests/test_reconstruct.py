@@ -92,7 +92,8 @@ def test_energy_ranks_channels_by_their_output_contribution() -> None:
     assert set(np.argsort(scores)[:3]) == {3, 7, 11} and np.argmax(scores) == 5
 
 
-@pytest.fixture(scope="module", params=["mobilenet_v3_small", "efficientnet_lite0"])
+@pytest.fixture(scope="module", params=["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+                                        "efficientnet_lite0"])
 def trained_like(request):
     """A tiny backbone with varied BatchNorms (weights otherwise at initialization)."""
     import keras

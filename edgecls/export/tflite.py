@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -111,9 +113,19 @@ def _selective_int8(converter: Any, quant: QuantizationConfig) -> bytes:
 
     options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=list(quant.exclude), fully_quantize=True)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(quant), debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+    with _tf_interpreter_notice_hidden():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_representative(quant), debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+
+
+@contextmanager
+def _tf_interpreter_notice_hidden() -> Iterator[None]:
+    """The debugger runs ``tf.lite.Interpreter``, which warns on every use that it moves
+    to LiteRT; our runtime already uses LiteRT, so the notice only adds noise here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"tensorflow\.lite\.python\.interpreter")
+        yield
 
 
 def sensitive_layers(source: ExportSource, quant: QuantizationConfig) -> list[str]:
@@ -121,10 +133,11 @@ def sensitive_layers(source: ExportSource, quant: QuantizationConfig) -> list[st
     import tensorflow as tf
 
     converter = _converter(source, quant.replace(io_type="float32"))
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(quant.replace(
-            calibration=quant.calibration[:32])))
-    debugger.run()
+    with _tf_interpreter_notice_hidden():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_representative(quant.replace(
+                calibration=quant.calibration[:32])))
+        debugger.run()
     ranked = []
     for row in _layer_statistics(debugger):  # the dump carries scale and node names
         scale = float(row.get("scale") or 0.0)

@@ -173,7 +173,8 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     callback = make_pruning_callback(kernels, config.sparsity,
                                      max(1, int(config.end_fraction * steps)), config.frequency)
     prepare_for_finetune(model, config.learning_rate)
-    model.fit(train, epochs=config.epochs, verbose=0, callbacks=[callback, epoch_hook(on_epoch)])
+    model.fit(train, epochs=config.epochs, verbose=0, shuffle=False,  # the dataset shuffles
+              callbacks=[callback, epoch_hook(on_epoch)])
     callback.finish()
     layers = kernel_sparsity(kernels)
     report = PruneReport(

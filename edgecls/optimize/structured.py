@@ -400,7 +400,8 @@ def finetune(student: Any, teacher: Any | None, split: Any, size: tuple[int, int
         from edgecls.optimize.callbacks import KeepBest
 
         callbacks.insert(0, KeepBest(student, *validation))
-    trainer.fit(train, epochs=config.epochs, verbose=0, callbacks=callbacks)
+    trainer.fit(train, epochs=config.epochs, verbose=0, shuffle=False,  # the dataset shuffles
+                callbacks=callbacks)
     return callbacks[0] if len(callbacks) > 1 else None
 
 
