@@ -245,3 +245,38 @@ def test_unsupported_model_is_a_user_error() -> None:
     model = keras.Model(image, keras.layers.GlobalAveragePooling2D()(x))
     with pytest.raises(EdgeclsError, match="no inverted-residual"):
         plan(model, 0.3)
+
+
+def test_structured_cli_prunes_refits_and_reports(tmp_path, monkeypatch, capsys) -> None:
+    """The whole command on a small untrained MobileNetV2 run: energy scores, refit, one
+    fine-tune epoch that keeps the best validation weights, the table and a new run."""
+    import sys
+
+    import keras
+
+    from conftest import write_image_folder
+    from edgecls.cli import main
+    from edgecls.data.split import prepare_split
+    from edgecls.models import build
+
+    data = write_image_folder(tmp_path / "images", {"a": 20, "b": 20}, size=32)
+    run = tmp_path / "run"
+    run.mkdir()
+    prepare_split(data, run)
+    keras.utils.set_random_seed(0)
+    build("mobilenet_v2", num_classes=2, input_size=32, include_top=False,
+          alpha=0.35).save(run / "best.keras")
+    out = tmp_path / "narrow"
+    monkeypatch.setattr(sys, "argv", ["edgecls", "prune", str(run), "--structured",
+                                      "--mac-reduction", "0.3", "--epochs", "1",
+                                      "--batch-size", "8", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    printed = capsys.readouterr().out
+    assert exit_info.value.code in (0, None), printed
+    assert "MACs (M)" in printed and "fine-tune: kept" in printed
+    saved = json.loads((out / "prune_report.json").read_text())
+    assert saved["criterion"] == "energy" and saved["reconstruct"] is True
+    assert 0.25 < saved["mac_reduction"] < 0.35
+    assert len(saved["val_accuracy"]) == 2 and saved["best_epoch"] in (0, 1)
+    assert set(saved["reconstruction_error"]) <= set(saved["blocks"])
