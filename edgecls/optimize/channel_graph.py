@@ -43,6 +43,7 @@ class ChannelGroup:
         sinks: convs whose input channels are sliced (project, SE reduce).
         members: channel-preserving layers in the group (BatchNorm, depthwise, ...).
         expand_bn: the BatchNorm right after the expand conv, if any.
+        sink_bn: for each sink, the BatchNorm that is its only consumer, if any.
     """
 
     path: tuple[str, ...]
@@ -52,6 +53,7 @@ class ChannelGroup:
     sinks: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     expand_bn: str | None = None
+    sink_bn: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -173,11 +175,14 @@ def _validated(graph: _Graph, start: str, path: tuple[str, ...], members: set,
     if expand is None or len(widths) != 1:
         return None
     bn = next((c for c in graph.consumers[expand] if graph.cls(c) == "BatchNormalization"), None)
+    sink_bn = {sink: after[0] for sink in sinks
+               if len(after := graph.consumers.get(sink, [])) == 1
+               and graph.cls(after[0]) == "BatchNormalization"}
     order = list(graph.layers)
     return ChannelGroup(path=path, expand=expand, channels=widths.pop(),
                         sources=sorted(sources, key=order.index),
                         sinks=sorted(sinks, key=order.index),
-                        members=sorted(members, key=order.index), expand_bn=bn)
+                        members=sorted(members, key=order.index), expand_bn=bn, sink_bn=sink_bn)
 
 
 def _expand_of(graph: _Graph, start: str, sources: set) -> str | None:
@@ -192,6 +197,13 @@ def _expand_of(graph: _Graph, start: str, sources: set) -> str | None:
             return name
         if graph.cls(name) == "Conv2D":
             return None
+
+
+def sub_model(model: Any, path: tuple[str, ...]) -> Any:
+    """The nested model at ``path`` inside ``model`` (``model`` itself for ``()``)."""
+    for name in path:
+        model = model.get_layer(name)
+    return model
 
 
 def narrowed_config(config: dict, groups: list[ChannelGroup], keep: dict[str, np.ndarray],

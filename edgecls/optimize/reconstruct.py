@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.optimize.channel_graph import ChannelGroup
+from edgecls.optimize.channel_graph import ChannelGroup, sub_model
 
 POSITIONS_PER_IMAGE = 48  # spatial positions sampled per image for each regression
 RIDGE = 1e-3  # ridge strength relative to the mean activation energy
@@ -31,11 +31,12 @@ BATCH = 64
 
 def output_energy(model: Any, groups: list[ChannelGroup], images: np.ndarray) -> dict[str, np.ndarray]:
     """Per group, ``E[a_c^2] * ||W_c||^2`` of each channel at its project conv."""
-    inputs = _sink_inputs(model, [(g, project_sink(model, g)) for g in groups], images)
+    projects = [(group, project_sink(model, group)) for group in groups]
+    inputs = _sink_inputs(model, projects, images)
     scores = {}
-    for group in groups:
-        activations = inputs[(group.key, project_sink(model, group))]
-        kernel = _holder(model, group.path).get_layer(project_sink(model, group)).get_weights()[0]
+    for group, project in projects:
+        activations = inputs[(group.key, project)]
+        kernel = sub_model(model, group.path).get_layer(project).get_weights()[0]
         weight_energy = np.square(kernel.reshape(kernel.shape[-2], -1)).sum(axis=1)
         scores[group.key] = np.mean(np.square(activations), axis=0) * weight_energy
     return scores
@@ -57,8 +58,8 @@ def reconstruct_sinks(original: Any, pruned: Any, groups: list[ChannelGroup],
     for group in groups:
         current = _sink_inputs(pruned, [(group, s) for s in group.sinks], images)
         for sink in group.sinks:
-            error = _refit(original, pruned, group, sink, keep[group.key],
-                           targets[(group.key, sink)], current[(group.key, sink)])
+            error = _refit(original, pruned, group, sink, targets[(group.key, sink)],
+                           current[(group.key, sink)])
             if sink == project_sink(original, group):
                 errors[group.key] = error
     return errors
@@ -66,15 +67,15 @@ def reconstruct_sinks(original: Any, pruned: Any, groups: list[ChannelGroup],
 
 def project_sink(model: Any, group: ChannelGroup) -> str:
     """The sink that reads the channels at full resolution (not the pooled SE branch)."""
-    holder = _holder(model, group.path)
+    holder = sub_model(model, group.path)
     return max(group.sinks, key=lambda s: int(np.prod(holder.get_layer(s).input.shape[1:3])))
 
 
-def _refit(original: Any, pruned: Any, group: ChannelGroup, sink: str, kept: np.ndarray,
+def _refit(original: Any, pruned: Any, group: ChannelGroup, sink: str,
            full_inputs: np.ndarray, kept_inputs: np.ndarray) -> float:
     """Ridge fit of one sink's kernel (and constant) on the kept channels' activations."""
-    old_layer = _holder(original, group.path).get_layer(sink)
-    new_layer = _holder(pruned, group.path).get_layer(sink)
+    old_layer = sub_model(original, group.path).get_layer(sink)
+    new_layer = sub_model(pruned, group.path).get_layer(sink)
     old_weights = old_layer.get_weights()
     kernel = old_weights[0].reshape(old_weights[0].shape[-2], -1)
     bias = old_weights[1] if old_layer.use_bias else 0.0
@@ -84,8 +85,9 @@ def _refit(original: Any, pruned: Any, group: ChannelGroup, sink: str, kept: np.
     new_weights[0] = solution.reshape(new_weights[0].shape).astype(np.float32)
     if new_layer.use_bias:
         new_weights[1] = intercept.astype(np.float32)
-    else:
-        _fold_into_next_batchnorm(pruned, group, sink, intercept)
+    elif sink in group.sink_bn:
+        _shift_batchnorm_mean(sub_model(pruned, group.path).get_layer(group.sink_bn[sink]),
+                              intercept)
     new_layer.set_weights(new_weights)
     fitted = kept_inputs @ solution + intercept
     return float(np.linalg.norm(fitted - target) / max(np.linalg.norm(target), 1e-12))
@@ -102,41 +104,25 @@ def _ridge(inputs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return solution, y_mean - x_mean @ solution
 
 
-def _fold_into_next_batchnorm(model: Any, group: ChannelGroup, sink: str,
-                              intercept: np.ndarray) -> None:
-    """Adds ``intercept`` to a bias-free conv's output by shifting the next BN's mean."""
-    holder = _holder(model, group.path)
-    consumers = [layer for layer in holder.layers
-                 if any(node_input is holder.get_layer(sink).output
-                        for node_input in _flat_inputs(layer))]
-    import keras
-
-    if len(consumers) == 1 and isinstance(consumers[0], keras.layers.BatchNormalization):
-        gamma, beta, mean, variance = consumers[0].get_weights()
-        consumers[0].set_weights([gamma, beta, (mean - intercept).astype(np.float32), variance])
-
-
-def _flat_inputs(layer: Any) -> list[Any]:
-    try:
-        value = layer.input
-    except (AttributeError, ValueError):
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+def _shift_batchnorm_mean(batchnorm: Any, intercept: np.ndarray) -> None:
+    """Adds ``intercept`` to the bias-free conv feeding ``batchnorm`` (a lower mean)."""
+    gamma, beta, mean, variance = batchnorm.get_weights()
+    batchnorm.set_weights([gamma, beta, (mean - intercept).astype(np.float32), variance])
 
 
 def _sink_inputs(model: Any, sinks: list[tuple[ChannelGroup, str]],
                  images: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
     """Rows of each sink's input activations: ``POSITIONS_PER_IMAGE`` fixed spatial
     positions per image (all of them for the pooled SE input)."""
+    import keras
+
     extractors = {}
     for group, sink in sinks:
         extractors.setdefault(group.path, []).append((group, sink))
     rows: dict[tuple[str, str], list[np.ndarray]] = {(g.key, s): [] for g, s in sinks}
     for path, entries in extractors.items():
         feed = _feeder(model, path)
-        holder = _holder(model, path)
-        import keras
-
+        holder = sub_model(model, path)
         extractor = keras.Model(_single(holder.inputs),
                                 [holder.get_layer(s).input for _, s in entries])
         for start in range(0, len(images), BATCH):
@@ -184,9 +170,3 @@ def _single(tensors: list[Any]) -> Any:
     """One tensor as itself (Keras warns when a one-input model is called with a bare
     tensor but was built with a list), several as a list."""
     return tensors[0] if len(tensors) == 1 else list(tensors)
-
-
-def _holder(model: Any, path: tuple[str, ...]) -> Any:
-    for name in path:
-        model = model.get_layer(name)
-    return model

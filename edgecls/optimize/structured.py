@@ -46,6 +46,7 @@ from edgecls.optimize.channel_graph import (
     copy_sliced_weights,
     find_groups,
     narrowed_config,
+    sub_model,
 )
 
 STRUCTURED_SCHEMA_VERSION = 1
@@ -154,7 +155,7 @@ def group_scores(model: Any, groups: list[ChannelGroup], criterion: str,
 
 def channel_scores(model: Any, group: ChannelGroup, criterion: str) -> np.ndarray:
     """Weight-only importance (``l1``, ``l2`` or ``bn``) of one group's channels."""
-    holder = _sub_model(model, group.path)
+    holder = sub_model(model, group.path)
     if criterion == "bn":
         if group.expand_bn is None:
             raise EdgeclsError(f"block {group.key} has no BatchNorm after its expand conv",
@@ -205,11 +206,19 @@ def plan(model: Any, ratio: float | None, criterion: str = "energy", per_block: 
          ) -> tuple[list[ChannelGroup], dict[str, np.ndarray]]:
     """The prunable blocks of ``model`` and the channels each keeps: ``ratio`` of the
     channels go, or as many as give ``mac_reduction`` fewer MACs when that is set."""
+    groups, keep, _ = _plan_with_ratio(model, ratio, criterion, per_block, images, mac_reduction)
+    return groups, keep
+
+
+def _plan_with_ratio(model: Any, ratio: float | None, criterion: str, per_block: bool,
+                     images: np.ndarray | None, mac_reduction: float | None,
+                     ) -> tuple[list[ChannelGroup], dict[str, np.ndarray], float]:
+    """``plan`` and the ratio it used (chosen here when ``mac_reduction`` is set)."""
     groups = prunable_groups(model)
     scores = group_scores(model, groups, criterion, images)
     if mac_reduction is not None:
         ratio = _ratio_for(model, groups, scores, mac_reduction, per_block)
-    return groups, select_channels(scores, ratio, per_block)
+    return groups, select_channels(scores, ratio, per_block), ratio
 
 
 def prune_channels(model: Any, groups: list[ChannelGroup], keep: dict[str, np.ndarray]) -> Any:
@@ -271,7 +280,7 @@ def _group_macs(model: Any, groups: list[ChannelGroup]) -> list[int]:
     """MACs of the convs whose cost scales with each group's width."""
     macs = []
     for group in groups:
-        layers = {layer.name: layer for layer in _sub_model(model, group.path).layers}
+        layers = {layer.name: layer for layer in sub_model(model, group.path).layers}
         names = (*group.sources, *group.sinks, *group.members)  # members may be bare ops
         macs.append(sum(count_macs_layer(layers[n]) for n in names if n in layers))
     return macs
@@ -291,12 +300,6 @@ def _leaf_layers(model: Any) -> list[Any]:
             if not hasattr(layer, "layers")]
 
 
-def _sub_model(model: Any, path: tuple[str, ...]) -> Any:
-    for name in path:
-        model = model.get_layer(name)
-    return model
-
-
 def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
                          on_epoch: Callable[[int, dict], None] | None = None) -> StructuredReport:
     """Prunes the run's model channel-wise, fine-tunes it and writes a new run directory."""
@@ -307,11 +310,8 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
     job = open_pruning_job(run_dir, out_dir)
     original, split, size = job.model, job.split, job.size
     calibration, _ = load_arrays(_sample(split.items("train"), CALIBRATION_IMAGES), size)
-    groups = prunable_groups(original)
-    scores = group_scores(original, groups, config.criterion, calibration)
-    ratio = config.ratio if config.mac_reduction is None else \
-        _ratio_for(original, groups, scores, config.mac_reduction, config.per_block)
-    keep = select_channels(scores, ratio, config.per_block)
+    groups, keep, ratio = _plan_with_ratio(original, config.ratio, config.criterion,
+                                           config.per_block, calibration, config.mac_reduction)
     pruned = prune_channels(original, groups, keep)
     errors = _repair(original, pruned, groups, keep, calibration, config.reconstruct)
     accuracy_pruned = top1_accuracy(pruned, job.test_images, job.test_labels)
@@ -395,14 +395,15 @@ def finetune(student: Any, teacher: Any | None, split: Any, size: tuple[int, int
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, steps))
     prepare_for_finetune(student, schedule)
     trainer = student if teacher is None else _distiller(student, teacher, config, schedule)
-    callbacks = [epoch_hook(on_epoch)]
+    keeper = None
     if validation is not None and len(validation[1]):
         from edgecls.optimize.callbacks import KeepBest
 
-        callbacks.insert(0, KeepBest(student, *validation))
-    trainer.fit(train, epochs=config.epochs, verbose=0, shuffle=False,  # the dataset shuffles
-                callbacks=callbacks)
-    return callbacks[0] if len(callbacks) > 1 else None
+        keeper = KeepBest(student, *validation)
+    callbacks = [c for c in (keeper, epoch_hook(on_epoch)) if c is not None]  # keeper first:
+    trainer.fit(train, epochs=config.epochs, verbose=0, shuffle=False,  # it adds val_top1
+                callbacks=callbacks)  # to the logs the hook reports; the dataset shuffles
+    return keeper
 
 
 def _distiller(student: Any, teacher: Any, config: StructuredConfig, learning_rate: Any) -> Any:
