@@ -82,7 +82,7 @@ def prepared(tiny_run: Path) -> Prepared:
     from edgecls.export.base import ExportSource
     from edgecls.export.metadata import base_metadata
     from edgecls.export.pipeline import load_float_model
-    from edgecls.optimize.validate import float_probabilities
+    from edgecls.export.validate import float_probabilities
 
     model = load_float_model(tiny_run / "best.keras")
     model.export(str(tiny_run / "saved_model"), verbose=False)
@@ -116,7 +116,7 @@ def artifacts(prepared: Prepared, tmp_path_factory) -> dict:
 
 def assert_matches_float(path: Path, precision: str, prepared: Prepared) -> None:
     """The runtime reads the metadata back and the scores agree with the float model."""
-    from edgecls.optimize.validate import compare
+    from edgecls.export.validate import compare
     from edgecls.runtime import Classifier
 
     classifier = Classifier(path)

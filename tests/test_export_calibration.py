@@ -12,7 +12,7 @@ import pytest
 from edgecls.data.calibration import (folder_calibration, list_presets, load_preset,
                                       sample_items)
 from edgecls.errors import ConfigError, DataError
-from edgecls.optimize.validate import compare, kl_divergence
+from edgecls.export.validate import compare, kl_divergence
 
 
 def items(per_class: dict[int, int]) -> list[tuple[Path, int]]:

@@ -29,7 +29,7 @@ from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, Q
                                  Remedy, get_exporter, list_formats)
 from edgecls.export.manifest import (ArtifactRecord, Manifest, RemedyRecord, artifact_files,
                                      describe_files)
-from edgecls.optimize.validate import Validation, float_probabilities, validate_artifact
+from edgecls.export.validate import Validation, float_probabilities, validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info

@@ -41,7 +41,7 @@ def prepare_for_finetune(model: Any, learning_rate: Any) -> None:
 
 def top1_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of a Keras model on prepared uint8/float images (NaN without images)."""
-    from edgecls.optimize.validate import float_probabilities
+    from edgecls.export.validate import float_probabilities
 
     if len(labels) == 0:
         return float("nan")
