@@ -110,7 +110,10 @@ def test_target_profile_sets_backend_options(model: Path, video: Path) -> None:
     assert summary["schema_version"] == 1
 
 
-def test_ctrl_c_prints_summary(model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_stop_signals_finalize_video_and_summary(model: Path, tmp_path: Path, signame: str) -> None:
+    """Ctrl+C, `systemctl stop` / `docker stop` (SIGTERM) and a closed terminal (SIGHUP)
+    all end the run cleanly: a playable .mp4, the summary, exit 0."""
     import signal
 
     long_video = tmp_path / "long.avi"
@@ -118,12 +121,22 @@ def test_ctrl_c_prints_summary(model: Path, tmp_path: Path) -> None:
     for i in range(3000):
         writer.write(np.full((24, 32, 3), i % 256, np.uint8))
     writer.release()
-    process = subprocess.Popen([*EDGECLS, "run", str(model), "--source", str(long_video), "--headless"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    saved = tmp_path / "annotated.mp4"
+    process = subprocess.Popen([*EDGECLS, "run", str(model), "--source", str(long_video), "--headless",
+                                "--save", str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     first = json.loads(process.stdout.readline())
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signame))
     out, err = process.communicate(timeout=60)
     assert first["frame"] == 0 and process.returncode == 0, err
-    assert "interrupted:" in err and "Traceback" not in err
-    assert len(out.splitlines()) + 1 < 3000
+    assert "Traceback" not in err
+    assert ("interrupted:" if signame == "SIGINT" else f"stopped by {signame}:") in err
+    summary = json.loads([line for line in err.splitlines() if line.startswith("{")][-1])
+    written = len(out.splitlines()) + 1
+    assert summary["interrupted"] and summary["signal"] == signame and summary["frames"] == written < 3000
+    capture = cv2.VideoCapture(str(saved))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == written and not list(tmp_path.glob(".*partial*"))

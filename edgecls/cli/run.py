@@ -45,8 +45,9 @@ def run(
     """Classify frames from a camera, video, stream or image folder, live.
 
     Shows a window with label, score and FPS when a display exists; `--headless` prints
-    JSON lines instead. Ctrl+C or the end of the input prints a summary
-    (frames, FPS, latency p50/p95) on stderr.
+    JSON lines instead. The end of the input, Ctrl+C, SIGTERM (`systemctl stop`,
+    `docker stop`) or SIGHUP finalize the outputs, print a summary (frames, FPS,
+    latency p50/p95) on stderr and exit 0.
     """
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.loop import LoopOptions, run_loop
@@ -116,7 +117,9 @@ def _print_summary(summary: dict) -> None:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
-    state = "interrupted" if summary.get("interrupted") else "done"
+    state = "done"
+    if summary.get("interrupted"):
+        state = f"stopped by {summary['signal']}" if summary.get("signal") not in (None, "SIGINT") else "interrupted"
     console.print(
         f"[bold]{state}:[/] {summary['frames']} frames, {summary['fps']:.1f} FPS, "
         f"latency p50 {summary['latency_ms_p50']:.2f} ms, p95 {summary['latency_ms_p95']:.2f} ms "

@@ -3,7 +3,8 @@
 Per frame: probabilities (lean path of ``Classifier``), optional temporal smoothing,
 top-k, a confidence threshold below which the label is "unknown", then every sink.
 Ends at the end of the input, after ``max_frames``, when a sink asks to stop, or on
-Ctrl+C; returns the summary (frames, FPS, latency p50/p95).
+Ctrl+C, SIGTERM or SIGHUP; returns the summary (frames, FPS, latency p50/p95). Memory
+stays constant however long it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.sinks import Sink, annotate
 from edgecls.runtime.smoothing import ScoreSmoother
-from edgecls.runtime.sources import FrameSource
+from edgecls.runtime.sources import Frame, FrameSource
+from edgecls.runtime.stopping import StopOnSignals
 
 UNKNOWN = "unknown"
 SUMMARY_SCHEMA_VERSION = 1
@@ -34,33 +36,51 @@ class LoopOptions:
 
 
 class Stats:
-    """Latencies and wall time of a run."""
+    """Frame count, wall time and latency percentiles of a run, in constant memory.
 
-    def __init__(self) -> None:
-        self.latencies_ms: list[float] = []
+    Latencies go to a fixed-size uniform reservoir (Vitter's algorithm R): exact
+    percentiles while a run has at most ``capacity`` frames, an unbiased sample of the
+    whole run after that, so a run of weeks holds the same few kilobytes as a run of
+    seconds.
+    """
+
+    def __init__(self, capacity: int = 4096, seed: int = 0) -> None:
+        self.frames = 0
         self.start = time.perf_counter()
         self.end = self.start
+        self._reservoir = np.zeros(capacity, dtype=np.float64)
+        self._total_ms = 0.0
+        self._rng = np.random.default_rng(seed)
 
     def add(self, latency_ms: float) -> None:
-        self.latencies_ms.append(latency_ms)
+        capacity = len(self._reservoir)
+        if self.frames < capacity:
+            self._reservoir[self.frames] = latency_ms
+        else:
+            slot = int(self._rng.integers(0, self.frames + 1))
+            if slot < capacity:
+                self._reservoir[slot] = latency_ms
+        self.frames += 1
+        self._total_ms += latency_ms
         self.end = time.perf_counter()
 
     @property
     def fps(self) -> float:
         elapsed = self.end - self.start
-        return len(self.latencies_ms) / elapsed if elapsed > 0 else 0.0
+        return self.frames / elapsed if elapsed > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
         """Frames, FPS and latency percentiles as a JSON-ready dict."""
-        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        sample = self._reservoir[: min(self.frames, len(self._reservoir))]
+        lat = sample if len(sample) else np.zeros(1)
         return {
             "schema_version": SUMMARY_SCHEMA_VERSION,
-            "frames": len(self.latencies_ms),
+            "frames": self.frames,
             "seconds": round(self.end - self.start, 3),
             "fps": round(self.fps, 2),
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
-            "latency_ms_mean": round(float(lat.mean()), 3),
+            "latency_ms_mean": round(self._total_ms / self.frames, 3) if self.frames else 0.0,
         }
 
 
@@ -86,37 +106,56 @@ def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
     """Classifies every frame of ``source`` and hands results to ``sinks``.
 
     Returns:
-        The run summary (see ``Stats.summary``), with ``interrupted`` set on Ctrl+C.
+        The run summary (see ``Stats.summary``), with ``interrupted`` set on Ctrl+C,
+        SIGTERM or SIGHUP (and ``signal`` naming it): these stop the loop cleanly,
+        sinks and source are closed either way.
     """
     options = options or LoopOptions()
     smoother = ScoreSmoother(options.smooth, len(classifier.labels))
     annotated = any(s.wants_pixels for s in sinks)
     stats = Stats()
+    frames = iter(source)
     interrupted = False
-    try:
-        for frame in source:
-            started = time.perf_counter()
-            probabilities = smoother.update(classifier.probabilities(frame.image))
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            result = make_result(classifier, frame.index, probabilities, options, latency_ms)
-            if frame.name is not None:
-                result["file"] = frame.name
-            stats.add(latency_ms)
-            if on_result is not None:
-                on_result(result)
-            if not _deliver(sinks, frame.image, result, stats.fps, annotated):
-                break
-            if options.max_frames is not None and len(stats.latencies_ms) >= options.max_frames:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        for sink in sinks:
-            sink.close()
-        source.close()
+    with StopOnSignals() as stop:
+        try:
+            while not stop.requested:
+                frame = stop.wait_for(next, frames, None)
+                if frame is None:
+                    break
+                result = _classify(classifier, smoother, frame, options)
+                stats.add(result["latency_ms"])
+                if on_result is not None:
+                    on_result(result)
+                if not _deliver(sinks, frame.image, result, stats.fps, annotated):
+                    break
+                if options.max_frames is not None and stats.frames >= options.max_frames:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            _close(sinks, source)
     summary = stats.summary()
-    summary["interrupted"] = interrupted
+    summary["interrupted"] = interrupted or stop.requested
+    if stop.received:
+        summary["signal"] = stop.received
     return summary
+
+
+def _classify(classifier: Classifier, smoother: ScoreSmoother, frame: Frame,
+              options: LoopOptions) -> dict[str, Any]:
+    started = time.perf_counter()
+    probabilities = smoother.update(classifier.probabilities(frame.image))
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    result = make_result(classifier, frame.index, probabilities, options, latency_ms)
+    if frame.name is not None:
+        result["file"] = frame.name
+    return result
+
+
+def _close(sinks: Sequence[Sink], source: FrameSource) -> None:
+    for sink in sinks:
+        sink.close()
+    source.close()
 
 
 def _deliver(sinks: Sequence[Sink], image: np.ndarray, result: dict[str, Any], fps: float,
