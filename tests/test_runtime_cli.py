@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +142,19 @@ def test_stop_signals_finalize_video_and_summary(model: Path, tmp_path: Path, si
         frames += 1
     capture.release()
     assert frames == written and not list(tmp_path.glob(".*partial*"))
+
+
+def test_serve_port_out_of_range(model: Path, video: Path) -> None:
+    result = _run("run", str(model), "--source", str(video), "--headless", "--serve", "--port", "70000")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "65535" in result.stderr and "--port" in result.stderr
+
+
+def test_serve_prints_the_url_with_its_token(model: Path, video: Path) -> None:
+    result = subprocess.run([*EDGECLS, "run", str(model), "--source", str(video), "--headless", "--serve",
+                             "--port", "0", "--max-frames", "2"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "EDGECLS_SERVE_TOKEN": "cli-token-42424242"})
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"streaming on http://127\.0\.0\.1:\d+/\?token=cli-token-42424242", result.stderr)
+    bad = _run("run", str(model), "--source", str(video), "--serve", "--token", "x")
+    _assert_user_error(bad, "stream token must be 8 to 256 characters")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -36,9 +37,20 @@ def run(
     headless: bool = typer.Option(False, help="No window: one JSON line per frame on stdout (or --jsonl)."),
     jsonl: Path = typer.Option(None, help="Write the per-frame JSON lines to this file."),
     save: Path = typer.Option(None, help="Write the annotated video to this file (.mp4 or .avi)."),
-    serve: bool = typer.Option(False, help="Stream annotated frames as MJPEG over HTTP."),
-    host: str = typer.Option("127.0.0.1", help="Address for --serve (0.0.0.0 to allow other machines)."),
-    port: int = typer.Option(8080, help="Port for --serve."),
+    serve: bool = typer.Option(False, help="Stream annotated frames as MJPEG over HTTP (page at /, stream at /stream)."),
+    host: str = typer.Option("127.0.0.1", help=(
+        "Address for --serve. Any address but loopback (e.g. 0.0.0.0, to allow other machines) "
+        "requires a token or --basic-auth; a token is generated and printed if none is given.")),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port for --serve."),
+    token: str = typer.Option(None, envvar="EDGECLS_SERVE_TOKEN", show_envvar=True, help=(
+        "Token viewers must send (?token=... or 'Authorization: Bearer ...'); "
+        "prefer the environment variable, which other users cannot see in the process list.")),
+    basic_auth: str = typer.Option(None, "--basic-auth", envvar="EDGECLS_SERVE_BASIC_AUTH", show_envvar=True,
+                                   help="USER:PASSWORD for HTTP basic auth instead of (or besides) a token."),
+    no_auth: bool = typer.Option(False, "--no-auth", help=(
+        "Serve a non-loopback --host to anyone who reaches the port, without credentials.")),
+    max_viewers: int = typer.Option(10, min=1, help="Streams served at once; more get 503 (busy)."),
+    serve_fps: float = typer.Option(15.0, min=0.1, help="Most frames per second encoded for the stream."),
     max_frames: int = typer.Option(None, min=1, help="Stop after this many frames."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log backend settings and reconnects."),
 ) -> None:
@@ -63,7 +75,8 @@ def run(
     classifier = Classifier(model, labels=labels, options=options, top_k=top_k)
     _log_backend(classifier)
     frames = open_source(source or (profile.camera if profile else "0"))
-    sinks = _make_sinks(headless, jsonl, save, serve, host, port, getattr(frames, "fps", 0.0))
+    stream = _StreamSettings(host, port, token, basic_auth, no_auth, max_viewers, serve_fps) if serve else None
+    sinks = _make_sinks(headless, jsonl, save, stream, getattr(frames, "fps", 0.0))
     summary = run_loop(classifier, frames, sinks, LoopOptions(top_k, threshold, smooth, max_frames))
     summary["backend"] = classifier.backend.name
     summary["settings"] = classifier.backend.settings
@@ -89,8 +102,19 @@ def _log_backend(classifier) -> None:
     logging.getLogger("edgecls").info("%s %s, settings %s", backend.name, backend.version(), backend.settings)
 
 
-def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, serve: bool,
-                host: str, port: int, fps: float) -> list:
+@dataclass
+class _StreamSettings:
+    host: str
+    port: int
+    token: str | None
+    basic_auth: str | None
+    no_auth: bool
+    max_viewers: int
+    max_fps: float
+
+
+def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, stream: _StreamSettings | None,
+                fps: float) -> list:
     from edgecls.runtime import sinks as out
 
     chosen: list = []
@@ -100,10 +124,8 @@ def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, serve: bo
         chosen.append(out.JsonLinesSink(stream=sys.stdout))
     if save is not None:
         chosen.append(out.VideoSink(save, fps))
-    if serve:
-        server = out.MjpegSink(host, port)
-        typer.echo(f"streaming on {server.url}", err=True)
-        chosen.append(server)
+    if stream is not None:
+        chosen.append(_start_stream(stream))
     if not headless:
         if out.display_available():
             chosen.append(out.WindowSink())
@@ -111,6 +133,23 @@ def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, serve: bo
             typer.echo("no display found: printing JSON lines (use --headless to silence this)", err=True)
             chosen.append(out.JsonLinesSink(stream=sys.stdout))
     return chosen
+
+
+def _start_stream(stream: _StreamSettings):
+    from edgecls.runtime.serve_auth import StreamAuth
+    from edgecls.runtime.server import ServerLimits
+    from edgecls.runtime.sinks import MjpegSink
+
+    auth = StreamAuth.from_options(stream.token, stream.basic_auth, stream.no_auth)
+    sink = MjpegSink(stream.host, stream.port, auth=auth, max_fps=stream.max_fps,
+                     limits=ServerLimits(max_viewers=stream.max_viewers))
+    server = sink.server
+    typer.echo(f"streaming on {server.watch_url}", err=True)
+    if server.auth.generated:
+        typer.echo("  (token generated for this run; set EDGECLS_SERVE_TOKEN to keep one)", err=True)
+    elif not server.auth.required and server.auth.open_access:
+        typer.echo("  (--no-auth: anyone who reaches this port can watch)", err=True)
+    return sink
 
 
 def _print_summary(summary: dict) -> None:

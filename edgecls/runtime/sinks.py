@@ -8,22 +8,20 @@ label, score and FPS on the frame (``annotate``).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from pathlib import Path
 from typing import IO, Any
 
 import cv2
 import numpy as np
 
-from edgecls.errors import SourceError
-
-log = logging.getLogger(__name__)
-
+from edgecls.errors import ConfigError, SourceError
+from edgecls.runtime.serve_auth import StreamAuth
+from edgecls.runtime.server import ServerLimits, StreamServer, frame_part
 
 class Sink:
     """Base class: receives every frame and its result."""
@@ -127,93 +125,57 @@ class WindowSink(Sink):
 class MjpegSink(Sink):
     """Serves the annotated frames as an MJPEG stream over HTTP (stdlib only).
 
-    ``http://HOST:PORT/`` shows a page with the stream; ``/stream`` is the stream itself.
-    Frames are JPEG-encoded only while someone is watching.
+    ``http://HOST:PORT/`` shows a page with the stream; ``/stream`` is the stream itself
+    (see ``StreamServer`` for limits and authentication). The loop only hands over its
+    newest frame: annotating and JPEG encoding happen in a thread of their own, at most
+    ``max_fps`` times a second and only while someone watches, once per frame for all
+    viewers, so viewers cost the classification loop almost nothing.
     """
 
-    wants_pixels = True
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, *,
+                 auth: StreamAuth | None = None, max_fps: float = 15.0,
+                 limits: ServerLimits | None = None) -> None:
+        if max_fps <= 0:
+            raise ConfigError(f"stream frame rate must be positive, got {max_fps}")
+        self._server = StreamServer(host, port, auth, limits)
+        self.url = self._server.url
+        self._params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        self._interval = 1.0 / max_fps
+        self._latest: tuple[np.ndarray, dict[str, Any], float] | None = None
+        self._new_frame = threading.Event()
+        self._closed = threading.Event()
+        self._encoder = threading.Thread(target=self._encode_loop, name="edgecls-mjpeg-encode", daemon=True)
+        self._encoder.start()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80) -> None:
-        self._jpeg: bytes | None = None
-        self._seq = 0
-        self._ready = threading.Condition()
-        self._clients = 0
-        self._quality = quality
-        self._closed = False
-        try:
-            self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        except OSError as exc:
-            raise SourceError(f"cannot serve on {host}:{port} ({exc.strerror})", "pick another --port") from None
-        self._server.daemon_threads = True
-        self.url = f"http://{host}:{self._server.server_address[1]}/"
-        threading.Thread(target=self._server.serve_forever, name="edgecls-mjpeg", daemon=True).start()
+    @property
+    def server(self) -> StreamServer:
+        return self._server
 
     def write(self, image: np.ndarray, result: dict[str, Any], fps: float) -> bool:
-        if self._clients:
-            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-            if ok:
-                with self._ready:
-                    self._jpeg, self._seq = jpeg.tobytes(), self._seq + 1
-                    self._ready.notify_all()
+        self._latest = (image, result, fps)
+        if self._server.viewers:
+            self._new_frame.set()
         return True
 
-    def frames(self):
-        """Yields each new JPEG for one client until the sink closes."""
-        seen = -1
-        self._clients += 1
-        try:
-            while not self._closed:
-                with self._ready:
-                    self._ready.wait_for(lambda: self._seq != seen or self._closed, timeout=1.0)
-                    jpeg, seen_now = self._jpeg, self._seq
-                if jpeg is not None and seen_now != seen:
-                    seen = seen_now
-                    yield jpeg
-        finally:
-            self._clients -= 1
+    def _encode_loop(self) -> None:
+        next_due = 0.0
+        while not self._closed.is_set():
+            if not self._new_frame.wait(timeout=0.5):
+                continue
+            wait = next_due - time.monotonic()
+            if wait > 0 and self._closed.wait(wait):
+                return
+            self._new_frame.clear()
+            latest = self._latest
+            if latest is None or not self._server.viewers:
+                continue
+            next_due = time.monotonic() + self._interval
+            ok, jpeg = cv2.imencode(".jpg", annotate(*latest), self._params)
+            if ok:
+                self._server.publish(frame_part(jpeg.tobytes()))
 
     def close(self) -> None:
-        self._closed = True
-        with self._ready:
-            self._ready.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-
-
-_PAGE = b"""<!doctype html><html><head><title>edgecls</title></head>
-<body style="margin:0;background:#111"><img src="/stream" style="max-width:100%"></body></html>"""
-
-
-def _handler_for(sink: MjpegSink) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            if self.path == "/":
-                self._send(200, "text/html", _PAGE)
-            elif self.path.startswith("/stream"):
-                self._stream()
-            else:
-                self._send(404, "text/plain", b"not found")
-
-        def _send(self, code: int, kind: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _stream(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.send_header("Cache-Control", "no-cache")
-            self.end_headers()
-            try:
-                for jpeg in sink.frames():
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
-                    self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def log_message(self, *args: object) -> None:
-            log.debug("mjpeg: " + args[0], *args[1:])  # type: ignore[operator]
-
-    return Handler
+        self._closed.set()
+        self._new_frame.set()
+        self._encoder.join(timeout=5.0)
+        self._server.close()
