@@ -39,7 +39,7 @@ class StreamAuth:
 
     @classmethod
     def from_options(cls, token: str | None = None, basic_auth: str | None = None,
-                     no_auth: bool = False) -> "StreamAuth":
+                     no_auth: bool = False) -> StreamAuth:
         """Validates the command-line options (``--token``, ``--basic-auth USER:PASSWORD``, ``--no-auth``)."""
         if no_auth and (token or basic_auth):
             raise ConfigError("--no-auth contradicts --token / --basic-auth", "give one or the other")
@@ -58,7 +58,7 @@ class StreamAuth:
     def required(self) -> bool:
         return bool(self.token or self.basic)
 
-    def for_address(self, address: str) -> "StreamAuth":
+    def for_address(self, address: str) -> StreamAuth:
         """This policy for a server bound to ``address``: a generated token off loopback
         when no credentials were given and open access was not asked for."""
         if self.required or self.open_access or is_loopback(address):

@@ -22,8 +22,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
 from edgecls.errors import ConfigError, SourceError

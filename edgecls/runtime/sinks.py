@@ -23,6 +23,7 @@ from edgecls.errors import ConfigError, SourceError
 from edgecls.runtime.serve_auth import StreamAuth
 from edgecls.runtime.server import ServerLimits, StreamServer, frame_part
 
+
 class Sink:
     """Base class: receives every frame and its result."""
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ class StopOnSignals:
     def requested(self) -> bool:
         return self.received is not None
 
-    def __enter__(self) -> "StopOnSignals":
+    def __enter__(self) -> StopOnSignals:  # noqa: PYI034 - typing.Self needs Python 3.11
         if threading.current_thread() is threading.main_thread():
             for signum in _STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
