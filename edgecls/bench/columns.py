@@ -81,6 +81,24 @@ def failure_notes(rows: list[Row]) -> list[str]:
             for r in rows if r.record["status"] != "passed"]
 
 
+def host_lines(hosts: list[dict]) -> list[tuple[str, str]]:
+    """(status, "host: status ... reason") for every ssh host of a ``bench --host`` report."""
+    lines = []
+    for host in hosts:
+        text = f"{host['host']}: {host['status']}"
+        if host.get("seconds") is not None:
+            text += f" in {host['seconds']:.0f} s"
+        environment = host.get("environment") or {}
+        if environment:
+            text += f" · {environment.get('action')} {environment.get('python')} (Python {environment.get('python_version')})"
+            if environment.get("installed"):
+                text += f", installed {', '.join(environment['installed'])}"
+        if host.get("reason"):
+            text += f" · {host['reason']}"
+        lines.append((host["status"], text))
+    return lines
+
+
 def machine_summary(machine: dict) -> str:
     """One line describing a machine."""
     parts = [machine.get("device_model") or machine.get("cpu_model"),

@@ -6,7 +6,7 @@ import datetime as dt
 from html import escape
 
 from edgecls.bench import plots
-from edgecls.bench.columns import COLUMNS, cells, failure_notes, machine_summary
+from edgecls.bench.columns import COLUMNS, cells, failure_notes, host_lines, machine_summary
 from edgecls.bench.report import MergedReport, Row
 
 _CSS = """
@@ -22,6 +22,7 @@ tr.failed td.status { color: #b3261e; } tr.failed { background: #fff4f4; }
 .scroll { overflow-x: auto; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 figure.plot { margin: 0; } figure.plot svg { max-width: 100%; height: auto; }
+ul.hosts li.passed { color: #11772d; } ul.hosts li.failed, ul.hosts li.unreachable { color: #b3261e; }
 .note { color: #555; font-size: 0.8rem; max-width: 60rem; }
 """
 
@@ -31,6 +32,9 @@ def render_html(merged: MergedReport) -> str:
     parts = [f"<h1>edgecls bench report</h1><p class='note'>{len(merged.rows)} records from "
              f"{len(merged.sources)} file(s), rendered {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
     parts += [f"<p class='warning'>warning: {escape(w)}</p>" for w in merged.warnings]
+    if merged.hosts:
+        items = "".join(f"<li class='{escape(status)}'>{escape(line)}</li>" for status, line in host_lines(merged.hosts))
+        parts.append(f"<section><h2>Hosts</h2><ul class='hosts'>{items}</ul></section>")
     for group, rows in merged.groups().items():
         parts.append(_group_section(group, rows))
     parts.append(_cross_target_section(merged.rows))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecls.bench.columns import COLUMNS, cells, failure_notes, headers, machine_summary
+from edgecls.bench.columns import COLUMNS, cells, failure_notes, headers, host_lines, machine_summary
 from edgecls.bench.report import MergedReport
 
 
@@ -11,6 +11,8 @@ def render_markdown(merged: MergedReport) -> str:
     lines = ["# edgecls bench report", ""]
     if merged.warnings:
         lines += ["**Warnings**", ""] + [f"- {_escape(w)}" for w in merged.warnings] + [""]
+    if merged.hosts:
+        lines += ["**Hosts**", ""] + [f"- {_escape(line)}" for _, line in host_lines(merged.hosts)] + [""]
     for group, rows in merged.groups().items():
         lines += [f"## {_escape(group)}", ""]
         for summary in sorted({machine_summary(row.machine) for row in rows}):

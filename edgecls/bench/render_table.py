@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecls.bench.columns import TERMINAL_CAPTION, TERMINAL_COLUMNS, cells, failure_notes, machine_summary
+from edgecls.bench.columns import (TERMINAL_CAPTION, TERMINAL_COLUMNS, cells, failure_notes, host_lines,
+                                   machine_summary)
 from edgecls.bench.report import MergedReport, Row
 
-_STATUS_STYLE = {"passed": "green", "below_floor": "yellow", "failed": "red"}
+_STATUS_STYLE = {"passed": "green", "below_floor": "yellow", "failed": "red", "unreachable": "red"}
 WIDE_TABLE_MIN_WIDTH = 112
 
 
@@ -23,6 +24,8 @@ def print_report(merged: MergedReport, console: Console | None = None) -> None:
     console = console or Console()
     for warning in merged.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    for status, line in host_lines(merged.hosts):
+        console.print(f"[{_STATUS_STYLE.get(status, 'red')}]host {escape(line)}[/]", highlight=False, soft_wrap=True)
     for group, rows in merged.groups().items():
         caption = "\n".join([*sorted({machine_summary(row.machine) for row in rows}), TERMINAL_CAPTION])
         wide = console.width >= WIDE_TABLE_MIN_WIDTH

@@ -30,6 +30,12 @@ class Row:
     float_top1: float | None = None
     float_source: str | None = None  # "fp32 <file>" or "reference <file>"
     float_per_class: dict[str, float] | None = None
+    host: str | None = None  # the ssh host spec for records benched with --host
+
+    @property
+    def machine_id(self) -> str:
+        """Tells devices apart, also two hosts that report the same machine."""
+        return machine_key(self.machine) + (f" via {self.host}" if self.host else "")
 
     @property
     def top1(self) -> float | None:
@@ -57,6 +63,7 @@ class MergedReport:
     rows: list[Row]
     warnings: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    hosts: list[dict[str, Any]] = field(default_factory=list)  # status per ssh host (bench --host)
 
     def groups(self) -> dict[str, list[Row]]:
         """Rows by group, in first-seen order."""
@@ -98,8 +105,10 @@ def merge_records(reports: list[dict[str, Any]], warnings: list[str] | None = No
     merged = MergedReport(rows=[], warnings=list(warnings or []), sources=list(sources or []))
     for report in reports:
         merged.rows.extend(_rows_of(report))
+        merged.hosts.extend(report.get("hosts") or [])
     if not merged.rows:
-        detail = "; ".join(merged.warnings) or "the files hold no records"
+        failed_hosts = [f"{h['host']} {h['status']}: {h.get('reason')}" for h in merged.hosts]
+        detail = "; ".join(merged.warnings + failed_hosts) or "the files hold no records"
         raise EdgeclsError(f"nothing to report: {detail}",
                            "pass JSON files written by `edgecls bench --json`")
     if check_labels:
@@ -147,11 +156,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def _rows_of(report: dict[str, Any]) -> list[Row]:
-    machine = report["machine"]
     rows = []
     for record in report["records"]:
-        target = record.get("target") or machine.get("target")
-        rows.append(Row(group=target or machine_key(machine), machine=machine, record=record))
+        machine = record.get("machine") or report["machine"]  # a record benched over ssh has its own
+        host = record.get("host")
+        group = record.get("target") or machine.get("target") or machine_key(machine)
+        rows.append(Row(group=f"{host} · {group}" if host else group, machine=machine, record=record, host=host))
     return rows
 
 
@@ -177,7 +187,7 @@ def _float_twin(row: Row, rows: list[Row]) -> Row | None:
         if other.record.get("precision") == "fp32" and other.top1 is not None
         and other.record.get("model_name") == row.record.get("model_name")
         and other.record.get("run") == row.record.get("run")
-        and machine_key(other.machine) == machine_key(row.machine)
+        and other.machine_id == row.machine_id
     ]
     candidates.sort(key=lambda other: other.record["format"] != row.record["format"])
     return candidates[0] if candidates else None

@@ -56,12 +56,20 @@ def validate_report(data: Any) -> None:
     _check_keys(data["machine"], _MACHINE, "machine")
     for index, record in enumerate(data["records"]):
         _validate_record(record, f"records[{index}]")
+    hosts = data.get("hosts")
+    if hosts is not None:
+        if not isinstance(hosts, list):
+            raise SchemaError("hosts is not a list")
+        for index, host in enumerate(hosts):
+            _check_keys(host, {"host": str, "status": str}, f"hosts[{index}]")
 
 
 def _validate_record(record: Any, where: str) -> None:
     if not isinstance(record, dict):
         raise SchemaError(f"{where} is not an object")
     _check_keys(record, _RECORD, where)
+    if record.get("machine") is not None:
+        _check_keys(record["machine"], _MACHINE, f"{where}.machine")
     if record["status"] not in STATUSES:
         raise SchemaError(f"{where}.status is {record['status']!r}, expected one of {STATUSES}")
     latency = record.get("latency")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import typer
 
 from edgecls.cli.app import app
+from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, bench_remote
 from edgecls.errors import EdgeclsError
 
 
@@ -33,6 +34,11 @@ def bench(
     device: str = typer.Option(None, help="OpenVINO device (CPU, GPU, NPU)."),
     providers: str = typer.Option(None, help="ONNX Runtime execution providers, comma-separated."),
     timeout: float = typer.Option(1800.0, help="Seconds before one model's measurement is abandoned."),
+    host: list[str] = typer.Option(None, "--host", help=HOST_HELP + " Repeat for several devices: they "
+                                   "run in parallel and --json holds all of them (with --data, a fixed "
+                                   "class-balanced sample of at most --max-per-class images, default 50, is sent)."),
+    remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
+    install: str = typer.Option("index", help=INSTALL_HELP),
 ) -> None:
     """Measure latency, size, memory and accuracy of model files on this machine.
 
@@ -40,6 +46,9 @@ def bench(
     runtime, so memory figures do not mix and a model that fails to load or run is
     recorded as `failed` while the others continue. Exit code 1 if any model failed
     or scored below --min-accuracy.
+
+    With --host, the bench runs on each device over ssh instead (see README, "Devices over
+    SSH"); exit code 1 also when a host failed or was unreachable.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -57,6 +66,8 @@ def bench(
         max_per_class=max_per_class, device=device, providers=_split(providers), timeout_s=timeout,
     )
     _check_output(json_out)
+    if host:
+        return bench_remote(models, options, host, json_out, remote_python, install)
     apply_target(options, threads_given=threads is not None)
     console = Console()
     steps = len(models) * len(options.threads) + (1 if reference else 0)

@@ -1,0 +1,240 @@
+"""``edgecls bench --host``: the same bench, run on each device over ssh, merged into one report.
+
+Per host, in parallel: connect, prepare an environment (``device.py``), copy the artifacts
+and the fixed sample of held-out images into a job folder under ``~/.edgecls/jobs``, run
+``edgecls bench`` there, fetch its JSON and remove the job folder. The per-host reports are
+merged into one file that ``edgecls report`` reads: each record carries its ``host`` and its
+device's ``machine``, and ``hosts`` lists every host's status (see bench/SCHEMA.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import edgecls
+from edgecls.bench.dataset import load_labelled_images
+from edgecls.bench.machine import describe_machine
+from edgecls.bench.runner import FORMATS, BenchOptions
+from edgecls.bench.schema import (
+    REPORT_KIND,
+    SCHEMA_VERSION,
+    SchemaError,
+    validate_report,
+)
+from edgecls.errors import EdgeclsError
+from edgecls.remote.device import Environment, PrepareOptions, prepare
+from edgecls.remote.host import HostSpec
+from edgecls.remote.parallel import HostOutcome, run_on_hosts
+from edgecls.remote.sample import DEFAULT_PER_CLASS, sample_images
+from edgecls.remote.ssh import (
+    STATUS_PASSED,
+    RemoteError,
+    SshOptions,
+    SshTransport,
+    last_line,
+    shell_path,
+)
+
+JOBS_DIR = ".edgecls/jobs"
+RESULT = "result.json"
+Say = Callable[[HostSpec, str], None]
+
+
+@dataclass
+class RemoteBenchJob:
+    """What to bench, where, and how to reach and prepare the hosts."""
+
+    models: list[Path]
+    options: BenchOptions
+    hosts: list[HostSpec]
+    ssh: SshOptions = field(default_factory=SshOptions)
+    prepare: PrepareOptions = field(default_factory=PrepareOptions)
+    per_class: int = DEFAULT_PER_CLASS
+
+    def formats(self) -> set[str]:
+        """The model formats the devices must run (artifacts and reference)."""
+        paths = [*self.models, *([self.options.reference] if self.options.reference else [])]
+        return {f for f in (FORMATS.get(Path(p).suffix.lower()) for p in paths) if f}
+
+    def bench_timeout_s(self) -> float:
+        """Seconds the device may take for the whole bench: per model and thread count, plus start-up."""
+        steps = (len(self.models) + (1 if self.options.reference else 0)) * len(self.options.threads)
+        return self.options.timeout_s * steps + 120.0
+
+
+@dataclass
+class HostBench:
+    """What one host produced."""
+
+    environment: Environment
+    report: dict[str, Any]
+
+
+def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any]:
+    """Benches ``job.models`` on every host in parallel; returns the merged report object.
+
+    Raises:
+        EdgeclsError: bad input found before any host is contacted (missing model, bad data).
+    """
+    say = say or (lambda host, message: None)
+    files = staged_files(job)
+    remote_args = bench_arguments(job)
+    setup_s = job.ssh.connect_timeout_s + 60.0 + job.prepare.timeout_s + 600.0
+    outcomes = run_on_hosts(job.hosts, lambda host: _bench_host(host, job, files, remote_args, say),
+                            timeout_s=setup_s + job.bench_timeout_s())
+    for outcome in outcomes:
+        say(outcome.host, outcome.status if outcome.passed else f"{outcome.status}: {outcome.reason}")
+    return merge_host_reports(outcomes, job.models)
+
+
+def staged_files(job: RemoteBenchJob) -> dict[str, Path]:
+    """Archive name -> local path of everything a device needs: models, sample, side files."""
+    files: dict[str, Path] = {}
+    for model in job.models:
+        _add_model(files, Path(model), "models")
+    options = job.options
+    if options.reference:
+        _add_model(files, Path(options.reference), "reference")
+    if options.labels_file:
+        files["labels.txt"] = _existing(Path(options.labels_file), "--labels")
+    if options.target and options.target.endswith((".yaml", ".yml")) and Path(options.target).is_file():
+        files["target.yaml"] = Path(options.target)
+    if options.data:
+        images = load_labelled_images(options.data, None)
+        files.update(sample_images(images, options.max_per_class or job.per_class))
+    return files
+
+
+def bench_arguments(job: RemoteBenchJob) -> list[str]:
+    """``edgecls bench`` arguments as the device runs them, inside its job folder."""
+    options = job.options
+    args = ["bench", *[f"models/{Path(m).name}" for m in job.models], "--json", RESULT,
+            "--warmup", str(options.warmup), "--timeout", str(options.timeout_s)]
+    args += ["--seconds", str(options.seconds)] if options.seconds is not None else ["--runs", str(options.runs)]
+    if options.data:
+        args += ["--data", "data"]
+    if options.reference:
+        args += ["--reference", f"reference/{Path(options.reference).name}"]
+    if options.labels_file:
+        args += ["--labels", "labels.txt"]
+    if options.target:
+        args += ["--target", "target.yaml" if options.target.endswith((".yaml", ".yml")) else options.target]
+    if options.threads != [None]:
+        args += ["--threads", ",".join(str(t) for t in options.threads)]
+    for flag, value in (("--min-accuracy", options.min_accuracy), ("--device", options.device),
+                        ("--providers", ",".join(options.providers or []) or None)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def _bench_host(host: HostSpec, job: RemoteBenchJob, files: dict[str, Path], args: list[str],
+                say: Say) -> HostBench:
+    transport = SshTransport(host, job.ssh)
+    say(host, "connecting")
+    transport.connect(job.ssh.connect_timeout_s + 20.0)
+    say(host, "preparing the environment")
+    environment = prepare(transport, job.formats(), job.prepare, job.prepare.timeout_s)
+    say(host, f"copying {len(files)} files")
+    folder = f"{JOBS_DIR}/bench-{uuid.uuid4().hex[:12]}"
+    try:
+        transport.put(files, folder, 600.0)
+        say(host, "benchmarking")
+        report = _run_remote_bench(transport, environment, folder, args, job.bench_timeout_s())
+    finally:
+        _remove(transport, folder)
+    return HostBench(environment, report)
+
+
+def _run_remote_bench(transport: SshTransport, environment: Environment, folder: str, args: list[str],
+                      timeout_s: float) -> dict[str, Any]:
+    command = f"cd {shell_path(folder)} && {limit_time(timeout_s)}{environment.python} -m edgecls {shlex.join(args)}"
+    proc = transport.run(command, timeout_s + 30.0, check=False)
+    if proc.returncode not in (0, 1):  # 1: a model failed or scored below the floor; the JSON is there
+        raise RemoteError(f"{transport.host.text}: edgecls bench exited with {proc.returncode}: "
+                          f"{last_line(proc.stderr) or last_line(proc.stdout) or 'no output'}")
+    try:
+        report = json.loads(transport.read(f"{folder}/{RESULT}", 120.0))
+        validate_report(report)
+    except (ValueError, SchemaError) as exc:
+        raise RemoteError(f"{transport.host.text}: the device's bench JSON is unusable: {exc}") from None
+    return report
+
+
+def limit_time(seconds: float) -> str:
+    """Shell prefix ending the device's process after ``seconds`` (coreutils ``timeout``, when present)."""
+    return f"$(command -v timeout >/dev/null 2>&1 && echo timeout {int(seconds) + 1}) "
+
+
+def _remove(transport: SshTransport, folder: str) -> None:
+    try:
+        transport.run(f"rm -rf {shell_path(folder)}", 60.0, check=False)
+    except RemoteError:
+        pass  # an unreachable host keeps its job folder; the next bench uses a new one
+
+
+def merge_host_reports(outcomes: list[HostOutcome], models: list[Path]) -> dict[str, Any]:
+    """One report object: every host's records (tagged with host and machine) and statuses."""
+    local_paths = {Path(m).name: str(m) for m in models}
+    records, hosts, settings = [], [], None
+    for outcome in outcomes:
+        bench: HostBench | None = outcome.value if outcome.passed else None
+        hosts.append(host_entry(outcome, bench))
+        if bench is None:
+            continue
+        settings = settings or bench.report["settings"]
+        for record in bench.report["records"]:
+            records.append({**record, "model": local_paths.get(record["file"], record["model"]),
+                            "host": outcome.host.text, "machine": bench.report["machine"]})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": REPORT_KIND,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "edgecls_version": edgecls.__version__,
+        "machine": describe_machine(),
+        "settings": settings or {},
+        "records": records,
+        "hosts": hosts,
+    }
+
+
+def host_entry(outcome: HostOutcome, bench: HostBench | None) -> dict[str, Any]:
+    """The ``hosts`` item of one host (see bench/SCHEMA.md)."""
+    return {
+        "host": outcome.host.text,
+        "status": outcome.status,
+        "reason": outcome.reason.removeprefix(f"{outcome.host.text}: ") if outcome.reason else None,
+        "hint": outcome.hint,
+        "seconds": outcome.seconds,
+        "environment": bench.environment.as_dict() if bench else None,
+        "hostname": bench.report["machine"].get("hostname") if bench else None,
+    }
+
+
+def all_passed(report: dict[str, Any]) -> bool:
+    """True when every host passed and every record passed (the exit code's rule)."""
+    return (all(h["status"] == STATUS_PASSED for h in report.get("hosts", []))
+            and all(r["status"] == STATUS_PASSED for r in report["records"]))
+
+
+def _add_model(files: dict[str, Path], model: Path, folder: str) -> None:
+    name = f"{folder}/{model.name}"
+    if name in files:
+        raise EdgeclsError(f"two models are named {model.name}", "give each artifact a distinct file name")
+    files[name] = _existing(model, "model")
+    weights = model.with_suffix(".bin")
+    if model.suffix.lower() == ".xml" and weights.is_file():
+        files[f"{folder}/{weights.name}"] = weights
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise EdgeclsError(f"{what} {path} does not exist", "check the path")
+    return path

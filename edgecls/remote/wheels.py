@@ -1,0 +1,98 @@
+"""Wheels for a device without internet, downloaded on this machine for the device's platform.
+
+``pip download --only-binary=:all: --platform manylinux_2_X_<arch> --python-version X.Y``
+fetches exactly the wheels the device's pip would pick; edgecls itself is built from this
+checkout when it runs from one (it may not be on the index), else downloaded too. The
+folder is cached per platform and Python under ``$EDGECLS_CACHE/wheels`` and copied to the
+device, where ``pip install --no-index --find-links`` installs from it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import edgecls
+from edgecls.errors import EdgeclsError
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DevicePlatform:
+    """What decides which wheels fit a device."""
+
+    machine: str  # aarch64, x86_64, armv7l
+    python: str  # "3.11"
+    libc: tuple[str, ...]  # ("glibc", "2.36")
+
+    @property
+    def platform_tag(self) -> str:
+        """The newest manylinux tag the device accepts (pip also takes older ones for it)."""
+        name, version = (self.libc + ("", ""))[:2]
+        if name != "glibc" or not version:
+            raise EdgeclsError(f"cannot pick wheels for a device with libc {name or 'unknown'!r}",
+                               "install from the index on the device (--install index) instead")
+        major, minor = version.split(".")[:2]
+        return f"manylinux_{major}_{minor}_{self.machine}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform_tag}-py{self.python}"
+
+
+def download_command(platform: DevicePlatform, requirements: list[str], dest: Path,
+                     find_links: Path | None = None) -> list[str]:
+    """The ``pip download`` argv that fetches binary wheels for ``platform`` into ``dest``."""
+    python = platform.python.replace(".", "")
+    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(dest),
+               "--only-binary=:all:", "--platform", platform.platform_tag, "--python-version", platform.python,
+               "--implementation", "cp", "--abi", f"cp{python}"]
+    if find_links is not None:
+        command += ["--find-links", str(find_links)]
+    return command + requirements
+
+
+def local_wheel_command(dest: Path) -> list[str] | None:
+    """``pip wheel`` argv building edgecls from this checkout, or None when not run from one."""
+    root = Path(edgecls.__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        return None
+    return [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
+            "--no-build-isolation", "--wheel-dir", str(dest), str(root)]
+
+
+def build_wheelhouse(platform: DevicePlatform, requirements: list[str], cache: Path | None = None) -> Path:
+    """Downloads (once per platform and Python) the wheels ``requirements`` need there.
+
+    Raises:
+        EdgeclsError: pip could not find a wheel for the device (its message says which).
+    """
+    root = cache or Path(os.environ.get("EDGECLS_CACHE", "~/.cache/edgecls")).expanduser()
+    dest = root / "wheels" / platform.key
+    with _lock_for(dest):
+        dest.mkdir(parents=True, exist_ok=True)
+        local = local_wheel_command(dest)
+        if local is not None:
+            _pip(local, "building the edgecls wheel from this checkout")
+        _pip(download_command(platform, requirements, dest, find_links=dest),
+             f"downloading wheels for {platform.key}")
+    return dest
+
+
+def _pip(command: list[str], what: str) -> None:
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        raise EdgeclsError(f"{what} failed: {lines[-1] if lines else 'pip exited ' + str(proc.returncode)}",
+                           "check the device's Python and platform, or use --install index")
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path, threading.Lock())

@@ -1,0 +1,164 @@
+"""Devices over ssh, against real OpenSSH servers on 127.0.0.1 (see tests/sshd.py).
+
+The "device" is this machine: its sessions run this checkout with this test's Python
+(``--remote-python``), so nothing is installed from the network. Skipped with the reason
+when sshd or the ssh client is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sshd import SshLab, free_port, missing_tools
+from test_bench import write_color_folder
+from tiny_models import TinyNet, make_onnx, tiny_metadata
+
+from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
+from edgecls.remote.host import parse_host, parse_hosts
+from edgecls.remote.ssh import (
+    STATUS_FAILED,
+    STATUS_UNREACHABLE,
+    RemoteError,
+    SshOptions,
+    SshTransport,
+)
+from edgecls.remote.wheels import DevicePlatform, download_command
+
+REPO = Path(__file__).resolve().parents[1]
+needs_sshd = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    """Two trusted sshd "devices" and one whose host key nobody trusted."""
+    lab = SshLab(tmp_path_factory.mktemp("ssh"))
+    try:
+        try:
+            lab.start("pi")
+            lab.start("jetson")
+            lab.start("stranger", trusted=False)
+        except RuntimeError as exc:  # e.g. no privilege separation directory for a non-root user
+            pytest.skip(f"sshd could not start here: {exc}")
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope="module")
+def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("remote_models")
+    net = TinyNet()
+    return [make_onnx(root / "tiny_fp32.onnx", net, tiny_metadata(net, extra={"run": "r"})),
+            make_onnx(root / "tiny_int8.onnx", net, tiny_metadata(net, precision="int8", extra={"run": "r"}),
+                      quantized=True)]
+
+
+def ssh_options(lab: SshLab) -> SshOptions:
+    return SshOptions(config_file=lab.config, connect_timeout_s=5)
+
+
+def cli(*args: str, lab: SshLab, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EDGECLS_SSH_CONFIG": str(lab.config), "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "edgecls", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, check=False)
+
+
+def test_host_specs() -> None:
+    assert parse_host("pi@pi5.local") == parse_host("pi@pi5.local:22").__class__("pi@pi5.local", "pi5.local", "pi")
+    spec = parse_host("pi@10.0.0.7:2222")
+    assert (spec.user, spec.host, spec.port, spec.destination) == ("pi", "10.0.0.7", 2222, "pi@10.0.0.7")
+    assert parse_host("jetson").destination == "jetson" and parse_host("jetson").port is None
+    assert parse_host("[::1]:2200").host == "::1"
+    for bad in ("-oProxyCommand=x", "pi@host name", "pi@host:99999", "pi@", "a;b", ""):
+        with pytest.raises(ConfigError):
+            parse_host(bad)
+    with pytest.raises(ConfigError, match="twice"):
+        parse_hosts(["pi@a", "pi@a"])
+
+
+def test_wheel_download_command_for_the_device_platform(tmp_path: Path) -> None:
+    platform = DevicePlatform("aarch64", "3.11", ("glibc", "2.36"))
+    command = download_command(platform, [requirement_for({"tflite"})], tmp_path)
+    text = " ".join(command)
+    assert "--only-binary=:all: --platform manylinux_2_36_aarch64 --python-version 3.11" in text
+    assert "--abi cp311" in text and command[-1].startswith("edgecls[runtime-tflite]==")
+    with pytest.raises(EdgeclsError, match="libc"):
+        _ = DevicePlatform("aarch64", "3.11", ("musl", "1.2")).platform_tag
+
+
+@needs_sshd
+def test_unknown_host_key_is_refused_with_the_command_to_trust_it(lab: SshLab) -> None:
+    stranger = lab.servers[2]
+    with pytest.raises(RemoteError) as caught:
+        SshTransport(parse_host(stranger.spec), ssh_options(lab)).connect(30)
+    assert caught.value.status == STATUS_FAILED
+    assert "unknown host key" in caught.value.message
+    assert f"ssh-keyscan -p {stranger.port} 127.0.0.1 >> ~/.ssh/known_hosts" in caught.value.hint
+
+
+@needs_sshd
+def test_closed_port_is_unreachable(lab: SshLab) -> None:
+    with pytest.raises(RemoteError) as caught:
+        SshTransport(parse_host(f"127.0.0.1:{free_port()}"), ssh_options(lab)).connect(30)
+    assert caught.value.status == STATUS_UNREACHABLE and "Connection refused" in caught.value.message
+
+
+@needs_sshd
+def test_alias_files_and_probe(lab: SshLab, tmp_path: Path) -> None:
+    transport = SshTransport(parse_host("device-0"), ssh_options(lab))  # an alias of the lab's ssh config
+    (tmp_path / "a b.txt").write_text("hello")
+    transport.put({"x/a b.txt": tmp_path / "a b.txt"}, "copied", 30)
+    assert transport.read("copied/x/a b.txt", 30) == b"hello"
+    found = probe(transport, sys.executable, 60)
+    assert found and found[0].home == str(lab.servers[0].home) and found[0].modules["onnxruntime"]
+
+
+@needs_sshd
+def test_prepare_reuses_a_compatible_env_and_refuses_what_it_may_not_install(lab: SshLab) -> None:
+    transport = SshTransport(parse_host(lab.servers[0].spec), ssh_options(lab))
+    env = prepare(transport, {"onnx"}, PrepareOptions(python=sys.executable), 60)
+    assert env.action == "reused" and env.installed == []
+    with pytest.raises(RemoteError, match="not an interpreter"):
+        prepare(transport, {"onnx"}, PrepareOptions(python="/nonexistent/python3"), 60)
+    # The device's python3 sees edgecls (PYTHONPATH) but no ONNX Runtime; installing is not allowed.
+    python3 = probe(transport, "python3", 60)
+    if python3 and not python3[0].modules.get("onnxruntime"):
+        with pytest.raises(RemoteError, match="no Python there has edgecls"):
+            prepare(transport, {"onnx"}, PrepareOptions(install="never"), 60)
+
+
+@needs_sshd
+def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_models: list[Path],
+                                                             tmp_path: Path) -> None:
+    colors = write_color_folder(tmp_path / "colors", per_class=4)
+    out = tmp_path / "merged.json"
+    closed = f"127.0.0.1:{free_port()}"
+    proc = cli("bench", *map(str, onnx_models), "--data", str(colors), "--max-per-class", "3",
+               "--host", lab.servers[0].spec, "--host", "device-1", "--host", closed,
+               "--remote-python", sys.executable, "--runs", "5", "--warmup", "1", "--json", str(out), lab=lab)
+    assert proc.returncode == 1, proc.stderr  # one host was unreachable
+    report = json.loads(out.read_text())
+    statuses = {h["host"]: h["status"] for h in report["hosts"]}
+    assert statuses == {lab.servers[0].spec: "passed", "device-1": "passed", closed: STATUS_UNREACHABLE}
+    assert all(h["environment"]["action"] == "reused" for h in report["hosts"] if h["status"] == "passed")
+    records = report["records"]
+    assert sorted((r["host"], r["file"]) for r in records) == sorted(
+        (host, m.name) for host in (lab.servers[0].spec, "device-1") for m in onnx_models)
+    for record in records:
+        assert record["status"] == "passed", record["reason"]
+        assert record["model"] in {str(m) for m in onnx_models}
+        assert record["accuracy"]["images"] == 9 and record["accuracy"]["top1"] == 1.0
+        assert record["machine"]["python"]
+    shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), lab=lab)
+    assert shown.returncode == 0, shown.stderr
+    assert f"{lab.servers[0].spec} · " in shown.stdout and "device-1 · " in shown.stdout
+    assert f"{closed}: unreachable" in shown.stdout
+    markdown = (tmp_path / "r.md").read_text()
+    assert "**Hosts**" in markdown and "Connection refused" in markdown
+    assert markdown.count("| tiny_int8.onnx |") == 2
