@@ -14,7 +14,7 @@ from edgecls.runtime.tflite_metadata import embed_tflite_metadata, read_tflite_m
 
 
 def _meta(**fields: object) -> ModelMetadata:
-    values = dict(labels=["daisy", "rose"], input_size=(96, 128), precision="int8", input_dtype="uint8",
+    values = dict(labels=["daisy", "rose", "tulip"], input_size=(96, 128), precision="int8", input_dtype="uint8",
                   input_quantization=(1.0, 0), output_quantization=(0.00390625, 0),
                   preprocessing=Preprocessing(resize="center_crop"), extra={"run": "r1"})
     values.update(fields)
@@ -42,11 +42,12 @@ def test_existing_metadata_entries_are_kept(shared_dir: Path) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
     data = (shared_dir / "models" / "coral" / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
-    embedded = embed_tflite_metadata(data, _meta())
+    meta = _meta(labels=[f"class {i}" for i in range(1001)])
+    embedded = embed_tflite_metadata(data, meta)
     model = schema.Model.GetRootAs(embedded, 0)
     names = [model.Metadata(i).Name().decode() for i in range(model.MetadataLength())]
     assert "TFLITE_METADATA" in names and "min_runtime_version" in names and "edgecls" in names
-    assert read_tflite_metadata(embedded) == _meta()
+    assert read_tflite_metadata(embedded) == meta
 
 
 def test_not_a_tflite_buffer() -> None:

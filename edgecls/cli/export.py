@@ -30,7 +30,8 @@ def export(
     max_drop: float = typer.Option(1.0, "--max-drop",
                                    help="Largest accepted top-1 accuracy drop vs float, in percentage points."),
     input_type: str = typer.Option("uint8", "--input-type",
-                                   help="TFLite INT8 input/output dtype: uint8, int8 or float32."),
+                                   help="TFLite INT8 input/output dtype: uint8 (default; what MediaPipe "
+                                        "Tasks and the Android Task Library take), int8 or float32."),
     remedies: bool = typer.Option(True, "--remedies/--no-remedies",
                                   help="When INT8 misses --max-drop, retry with other calibration "
                                        "settings and sensitive layers in float."),
@@ -55,11 +56,19 @@ def export(
                           max_drop=max_drop, input_type=input_type.lower(), remedies=remedies,
                           options=BackendOptions(threads=threads), target=target)
     console = Console()
+    _warn_int8_input(config, console)
     with _progress(console) as say:
         manifest = export_run(run, config, progress=say)
     _render(manifest, console)
     console.print(f"manifest: {config.out / 'manifest.json'}")
     _gate(manifest)
+
+
+def _warn_int8_input(config: Any, console: Any) -> None:
+    if config.input_type == "int8" and "tflite" in config.formats and "int8" in config.precisions:
+        console.print("[yellow]warning:[/] --input-type int8: MediaPipe Tasks and the Android Task "
+                      "Library refuse int8 input tensors (they take uint8 or float32); the default "
+                      "uint8 runs everywhere.")
 
 
 def _from_target(name: str) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Writes ``ModelMetadata`` into each artifact format (the runtime reads it back).
 
 TFLite uses the runtime's own flatbuffer writer (``edgecls.runtime.tflite_metadata``)
-so that reader and writer cannot drift apart; ONNX stores the JSON in
+so that reader and writer cannot drift apart (it also writes the standard TFLite
+Metadata that MediaPipe Tasks and the Android Task Library read); ONNX stores the JSON in
 ``metadata_props["edgecls"]``, OpenVINO in ``rt_info["edgecls"]``.
 """
 
@@ -35,7 +36,8 @@ def for_artifact(meta: ModelMetadata, **changes: Any) -> ModelMetadata:
 
 
 def embed_tflite(tflite_bytes: bytes, meta: ModelMetadata) -> bytes:
-    """The TFLite flatbuffer with ``meta`` in its "edgecls" metadata buffer."""
+    """The final TFLite bytes: ``meta`` in the "edgecls" metadata buffer, standard
+    TFLite Metadata in "TFLITE_METADATA" and the label file in an appended zip."""
     from edgecls.runtime.tflite_metadata import embed_tflite_metadata
 
     return embed_tflite_metadata(tflite_bytes, meta)

@@ -14,6 +14,7 @@ from edgecls.atomic import write_bytes_atomic
 from edgecls.errors import ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.runtime.tflite_standard_metadata import check_labels
 
 _UNSUPPORTED_OP = re.compile(r"'?((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)'? op")
 # A layer whose quantization error exceeds this share of its quantization step is
@@ -24,7 +25,12 @@ _MAX_DENYLIST = 5
 
 @EXPORTERS.register("tflite")
 class TFLiteExporter(Exporter):
-    """LiteRT flatbuffers; INT8 is full-integer with per-channel weights."""
+    """LiteRT flatbuffers; INT8 is full-integer with per-channel weights.
+
+    Every artifact carries our ``edgecls`` metadata entry and standard TFLite Metadata
+    (normalization for a float input, RGB image properties, the label file in an
+    appended zip), so MediaPipe Tasks, the Android Task Library and ML Kit run it as is.
+    """
 
     name = "tflite"
     suffix = ".tflite"
@@ -32,6 +38,7 @@ class TFLiteExporter(Exporter):
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         self.check_precision(quant.precision)
+        check_labels(source.metadata.labels)  # before the slow conversion
         flatbuffer = convert(source, quant)
         meta = md.for_artifact(source.metadata, precision=quant.precision,
                                **_io_fields(flatbuffer))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.runtime.metadata import ModelMetadata
+from edgecls.runtime.tflite_standard_metadata import StandardMetadata
 
 
 @dataclass
@@ -75,6 +76,10 @@ class Backend(ABC):
     @abstractmethod
     def read_metadata(self) -> ModelMetadata | None:
         """The embedded edgecls metadata, or None for a foreign model."""
+
+    def read_standard_metadata(self) -> StandardMetadata | None:
+        """A foreign model's standard metadata (``StandardMetadata``; TFLite only), or None."""
+        return None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Runs a float32 NHWC batch (N, H, W, 3); returns float32 scores (N, classes).

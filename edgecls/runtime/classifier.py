@@ -1,8 +1,9 @@
 """``Classifier``: a model file in, top-k (label, score) per BGR frame out.
 
-Reads the metadata embedded by ``edgecls export``; for a foreign model (e.g. the Coral
-ImageNet models) it takes labels from a file and derives the rest from the input
-tensor. The per-frame path reuses preallocated buffers and, for uint8/int8 models
+Reads the metadata embedded by ``edgecls export``; for a foreign model it derives the
+input from the tensor and takes labels and normalization from the model's standard
+TFLite Metadata when it has some (MediaPipe Model Maker, model zoos, the Coral
+ImageNet models), else labels from a file. Our own entry wins when both exist. The per-frame path reuses preallocated buffers and, for uint8/int8 models
 whose input is plain pixels, never leaves 8-bit integers.
 """
 
@@ -20,6 +21,7 @@ from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.metadata import ModelMetadata, Preprocessing
 from edgecls.runtime.preprocess import prepare, prepare_uint8
 from edgecls.runtime.tensors import dequantize, softmax
+from edgecls.runtime.tflite_standard_metadata import apply_to
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,10 @@ class Classifier:
         if info.is_quantized:  # 8-bit image models take raw pixels: real = (q - zp) * scale
             scale, zero_point = info.quantization  # type: ignore[misc]
             pre = Preprocessing(interpolation="area", scale=scale, offset=-zero_point * scale)
-        return ModelMetadata(labels=[], input_size=size, layout=info.layout, preprocessing=pre,
+        meta = ModelMetadata(labels=[], input_size=size, layout=info.layout, preprocessing=pre,
                              input_dtype=info.dtype, producer="unknown")
+        standard = self.backend.read_standard_metadata()
+        return apply_to(meta, standard, info.is_quantized) if standard is not None else meta
 
     def _resolve_labels(self, labels: str | Path | Sequence[str] | None) -> list[str]:
         classes = int(np.prod([d for d in self._out.shape[1:] if d > 0])) or None

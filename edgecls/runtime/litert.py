@@ -14,6 +14,8 @@ from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.metadata import ModelMetadata
 from edgecls.runtime.tensors import guess_layout, normalize_shape
+from edgecls.runtime.tflite_metadata import read_standard_metadata, read_tflite_metadata
+from edgecls.runtime.tflite_standard_metadata import StandardMetadata
 
 _INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
 
@@ -75,9 +77,10 @@ class LiteRTBackend(Backend):
         return self._output_info
 
     def read_metadata(self) -> ModelMetadata | None:
-        from edgecls.runtime.tflite_metadata import read_tflite_metadata
-
         return read_tflite_metadata(self._content)
+
+    def read_standard_metadata(self) -> StandardMetadata | None:
+        return read_standard_metadata(self._content)
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         if native.shape[0] != self._batch:
