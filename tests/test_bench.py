@@ -191,6 +191,16 @@ def test_bench_cli_bad_threads_is_exit_2(models: dict[str, Path], tmp_path: Path
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.parametrize("name, message", [("absent.tflite", "does not exist"),
+                                           ("notes.txt", "unknown model format")])
+def test_bench_cli_missing_or_unknown_model_is_exit_2(models: dict[str, Path], tmp_path: Path,
+                                                      name: str, message: str) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    proc = _cli("bench", str(models["onnx_fp32"]), str(tmp_path / name), "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.json").exists()  # refused before measuring
+
+
 def test_bench_does_not_import_tensorflow() -> None:
     code = ("import sys, edgecls.cli.bench, edgecls.bench.runner, edgecls.bench.worker, "
             "edgecls.bench.report; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")

@@ -199,3 +199,28 @@ def test_cpu_detection_agrees_with_onnxruntime_kernels(tmp_path: Path) -> None:
         options.add_session_config_entry(X64_QUANT_PRECISION, "1")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"x": x})[0], exact, rtol=1e-6)
+
+
+def test_litert_load_prints_no_xnnpack_notice(models: dict[str, Path]) -> None:
+    """LiteRT prints its delegate notice once per process: each load runs in a fresh one."""
+    import subprocess
+    import sys
+
+    load = ("import sys; from edgecls.runtime.litert import LiteRTBackend; "
+            "LiteRTBackend(sys.argv[1]); print('loaded', file=sys.stderr)")
+    raw = ("import sys; from ai_edge_litert.interpreter import Interpreter; "
+           "Interpreter(model_path=sys.argv[1]).allocate_tensors()")
+    ours, theirs = (subprocess.run([sys.executable, "-c", code, str(models["tflite"])], capture_output=True,
+                                   text=True, timeout=60, check=True) for code in (load, raw))
+    assert "XNNPACK delegate" in theirs.stderr  # the notice exists: the test can fail
+    assert "XNNPACK" not in ours.stderr and "loaded" in ours.stderr
+
+
+def test_delegate_notice_filter_keeps_other_output(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from edgecls.runtime.litert import _without_delegate_notice
+
+    with _without_delegate_notice():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nERROR: something real\n")
+    assert capfd.readouterr().err == "ERROR: something real\n"

@@ -44,8 +44,9 @@ def bench(
 
     Each model (and thread count) is measured in a fresh process through the edgecls
     runtime, so memory figures do not mix and a model that fails to load or run is
-    recorded as `failed` while the others continue. Exit code 1 if any model failed
-    or scored below --min-accuracy.
+    recorded as `failed` while the others continue. Exit code 2 for a user error (a
+    missing model file, a folder, an unknown format, a bad option), found before
+    measuring; 1 if any model failed or scored below --min-accuracy.
 
     With --host, the bench runs on each device over ssh instead (see README, "Devices over
     SSH"); exit code 1 also when a host failed or was unreachable.
@@ -66,6 +67,7 @@ def bench(
         max_per_class=max_per_class, device=device, providers=_split(providers), timeout_s=timeout,
     )
     _check_output(json_out)
+    _check_models(models)
     if host:
         return bench_remote(models, options, host, json_out, remote_python, install)
     apply_target(options, threads_given=threads is not None)
@@ -132,6 +134,16 @@ def _check_output(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise EdgeclsError(f"cannot write {path}: {parent} is not a folder")
+
+
+def _check_models(models: list[Path]) -> None:
+    """A missing file, a folder or an unknown suffix is a user error (exit 2), found
+    before measuring anything; a file that fails to load is a ``failed`` record."""
+    from edgecls.runtime.backends import backend_for_suffix, check_model_file
+
+    for model in models:
+        check_model_file(model)
+        backend_for_suffix(model)
 
 
 def _parse_threads(text: str | None) -> list[int | None]:

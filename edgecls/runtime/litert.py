@@ -3,7 +3,13 @@ else ``tf.lite`` (only when TensorFlow happens to be installed; never required).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,7 @@ from edgecls.runtime.tflite_metadata import read_standard_metadata, read_tflite_
 from edgecls.runtime.tflite_standard_metadata import StandardMetadata
 
 _INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
+_DELEGATE_NOTICE = re.compile(rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
 
 
 def _interpreter_module() -> Any:
@@ -32,6 +39,31 @@ def _interpreter_module() -> Any:
         "no TFLite interpreter is installed",
         "pip install 'edgecls[runtime-tflite]' (ai-edge-litert)",
     )
+
+
+@contextlib.contextmanager
+def _without_delegate_notice() -> Iterator[None]:
+    """Drops LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." line, which
+    its C++ logger writes to stderr on every load with no switch to turn it off from
+    Python. Everything else written to stderr meanwhile is passed on unchanged."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to filter
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True) if not _DELEGATE_NOTICE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
@@ -58,7 +90,8 @@ class LiteRTBackend(Backend):
         threads = resolve_threads(self.options)
         try:
             self._interpreter = module.Interpreter(model_content=self._content, num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with _without_delegate_notice():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise not_a_model(self.path, "TFLite", exc) from None
         self._input = self._interpreter.get_input_details()[0]
@@ -94,7 +127,8 @@ class LiteRTBackend(Backend):
         shape[0] = batch
         try:
             self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
-            self._interpreter.allocate_tensors()
+            with _without_delegate_notice():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.path} cannot run a batch of {batch}: {exc}") from None
         self._batch = batch
