@@ -14,7 +14,7 @@ from edgecls.errors import EdgeclsError
 
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
-_COMMAND_MODULES = ("data", "models", "train", "export", "run", "bench")
+_COMMAND_MODULES = ("data", "models", "train", "export", "run", "bench", "explain")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")
@@ -58,6 +58,9 @@ _TENSORFLOW_COMMANDS = {"train", "evaluate", "export", "prune"}
 
 
 def _needs_tensorflow(args: list[str]) -> bool:
+    if args[:1] == ["explain"]:  # only a run or .keras model needs TensorFlow
+        return len(args) > 1 and not args[1].lower().endswith((".tflite", ".onnx", ".xml")) \
+            and "--help" not in args
     return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
 
 

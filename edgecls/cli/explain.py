@@ -1,0 +1,86 @@
+"""`edgecls explain`: what a model looks at, as heatmaps; float and INT8 side by side.
+
+The library is imported inside the command: for artifacts it runs through the
+TensorFlow-free runtime, so it works on a device without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgecls.cli.app import app
+
+
+@app.command("explain")
+def explain(
+    model: Path = typer.Argument(..., help="A training run (its float best.keras), a .keras file, "
+                                 "or an artifact: .tflite, .onnx or OpenVINO .xml."),
+    images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the PNGs, explanations.json and "
+                             "(for folders) contact_sheet.png."),
+    method: str = typer.Option("auto", help="auto | gradcam | gradcam++ | rise | occlusion. auto: Grad-CAM "
+                               "for Keras models; RISE for artifacts and whenever one is compared."),
+    class_name: str = typer.Option(None, "--class", help="Explain this class instead of the predicted one."),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="Explain the k most probable classes of each image."),
+    compare: Path = typer.Option(None, help="A second model (typically the INT8 artifact of the same run): "
+                                 "same classes, same method and masks, side by side, with their rank "
+                                 "correlation and top-20% overlap."),
+    masks: int = typer.Option(500, min=8, help="RISE: random masks per image (cost: one inference each)."),
+    grid: int = typer.Option(8, min=2, help="RISE: mask cells per side (coarser = larger regions)."),
+    batch_size: int = typer.Option(16, min=1, help="RISE/occlusion: masked images per inference call."),
+    window: float = typer.Option(0.125, min=0.01, max=1.0, help="Occlusion: window side as a fraction of the input."),
+    seed: int = typer.Option(0, help="RISE mask seed."),
+    labels: Path = typer.Option(None, help="Labels file for models without embedded labels."),
+    threads: int = typer.Option(None, min=1, help="Inference threads for artifacts."),
+) -> None:
+    """Explain a classifier's decisions with heatmaps, for the float model or any artifact.
+
+    Float Keras models (a run or a .keras file) get Grad-CAM on the last convolutional
+    stage. Artifacts (.tflite/.onnx/.xml, e.g. INT8) get RISE or occlusion through the
+    edgecls runtime, without TensorFlow, so this also runs on a Raspberry Pi (RISE with
+    500 masks costs 500 inferences per image: lower --masks on a slow device).
+
+    Writes one PNG per image (original, heatmap over it, label and score; a second row
+    for --compare), explanations.json for all images (heatmaps as 14x14 grids, method,
+    class, score, timing, schema_version) and a contact sheet when given a folder.
+
+    Example: edgecls explain runs/flowers photos/ --compare runs/flowers/export/model_int8.tflite --out why/
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgecls.explain.api import ExplainSettings
+    from edgecls.explain.api import explain as run_explain
+    from edgecls.explain.occlusion import OcclusionOptions
+    from edgecls.explain.output import save_report
+    from edgecls.explain.rise import RiseOptions
+
+    settings = ExplainSettings(method=method, class_name=class_name, top_k=top_k,
+                               rise=RiseOptions(masks=masks, grid=grid, batch_size=batch_size, seed=seed),
+                               occlusion=OcclusionOptions(window=window, batch_size=batch_size))
+    console = Console(stderr=True, highlight=False)
+    columns = (TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("explain", total=None)
+        report = run_explain(model, images, settings, compare=compare, labels=labels, threads=threads,
+                             on_image=lambda done, total: progress.update(task, completed=done, total=total))
+    json_path = save_report(report, out)
+    _print_summary(report, json_path, console)
+
+
+def _print_summary(report, json_path: Path, console) -> None:
+    for result in report.results:
+        name = result.path.name if result.path else "image"
+        parts = [f"{e.class_name} {e.score:.2f}" for e in result.explanations]
+        line = f"{name}: {', '.join(parts)} ({report.method}, {result.explanations[0].seconds:.2f} s)"
+        if result.differences:
+            diff = result.differences[0]
+            changed = " [bold red]top-1 changed[/]" if result.top1_changed else ""
+            line += (f"  vs {report.compared_model.name}: rank corr {diff.rank_correlation:.2f}, "
+                     f"top-20% IoU {diff.top_overlap:.2f}{changed}")
+        console.print(line, soft_wrap=True)
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped[/] {skipped['image']}: {skipped['reason']}", soft_wrap=True)
+    console.print(f"{len(report.results)} image(s) explained; written to {json_path.parent}")

@@ -1,0 +1,40 @@
+"""Which images to explain: files named on the command line and image folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from edgecls.data.scan import IMAGE_EXTENSIONS
+from edgecls.errors import DataError
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to explain; ``in_folder`` images are skipped (not fatal) when unreadable."""
+
+    path: Path
+    in_folder: bool
+
+
+def collect_images(paths: Sequence[str | Path]) -> list[ImageInput]:
+    """Image files in the order given; folders expand to their images (recursively, sorted).
+
+    Raises:
+        DataError: a path does not exist, or no image was found at all.
+    """
+    found: list[ImageInput] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += [ImageInput(p, True) for p in sorted(path.rglob("*"))
+                      if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        elif path.is_file():
+            found.append(ImageInput(path, False))
+        else:
+            raise DataError(f"image or folder {path} does not exist", "check the path")
+    if not found:
+        raise DataError(f"no images found in {', '.join(str(p) for p in paths)}",
+                        f"pass image files or folders holding {', '.join(sorted(IMAGE_EXTENSIONS))} files")
+    return found
