@@ -11,10 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from edgecls.cli import app
-from edgecls.errors import ConfigError, DataError
 from edgecls.explain import ExplainSettings, RiseOptions, explain, save_report
 from edgecls.explain.agnostic import explain_agnostic
 from edgecls.explain.compare import heatmap_difference, rank_correlation, top_overlap
@@ -23,6 +19,10 @@ from edgecls.explain.model import RuntimeModel
 from edgecls.explain.occlusion import OcclusionOptions
 from explain_models import make_quadrant_onnx
 from tiny_models import make_onnx, make_openvino, tiny_metadata
+from typer.testing import CliRunner
+
+from edgecls.cli import app
+from edgecls.errors import ConfigError, DataError
 
 FAST = RiseOptions(masks=200, batch_size=50)
 
@@ -144,7 +144,8 @@ def test_cli_explain_and_one_line_errors(quadrant: Path, tmp_path: Path) -> None
              ([str(image), "--method", "gradcam"], "use --method rise or --method occlusion")]
     for args, message in cases:
         result = subprocess.run([sys.executable, "-m", "edgecls", "explain", str(quadrant), *args,
-                                 "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+                                 "--out", str(tmp_path / "bad")], check=False, capture_output=True,
+                                text=True)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bad" / "explanations.json").exists()

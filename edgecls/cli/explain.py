@@ -49,7 +49,13 @@ def explain(
     Example: edgecls explain runs/flowers photos/ --compare runs/flowers/export/model_int8.tflite --out why/
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from edgecls.explain.api import ExplainSettings
     from edgecls.explain.api import explain as run_explain

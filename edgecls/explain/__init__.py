@@ -15,7 +15,13 @@ Example (a notebook)::
     save_report(report, "explained/")
 """
 
-from edgecls.explain.api import ExplainReport, ExplainSettings, ImageResult, explain, load_model
+from edgecls.explain.api import (
+    ExplainReport,
+    ExplainSettings,
+    ImageResult,
+    explain,
+    load_model,
+)
 from edgecls.explain.compare import HeatmapDifference, heatmap_difference
 from edgecls.explain.heatmap import Explanation
 from edgecls.explain.occlusion import OcclusionOptions

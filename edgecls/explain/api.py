@@ -12,9 +12,9 @@ MODEL is a training run (its float ``best.keras``), a ``.keras`` file, or any ar
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

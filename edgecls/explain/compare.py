@@ -53,7 +53,7 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 def top_region(heatmap: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
     """Boolean mask of the ``fraction`` highest cells of a heatmap (on the compare grid)."""
     cells = _cells(heatmap)
-    count = max(1, int(round(fraction * cells.size)))
+    count = max(1, round(fraction * cells.size))
     mask = np.zeros(cells.size, bool)
     mask[np.argsort(cells, kind="stable")[::-1][:count]] = True
     return mask

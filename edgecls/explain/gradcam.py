@@ -9,10 +9,11 @@ ends in a softmax Dense layer, its pre-activation is recomputed inside the tape.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,7 +52,7 @@ class KerasModel(ExplainedModel):
         self._pre = Preprocessing()  # what training used: RGB 0..255, stretched bilinear
 
     @classmethod
-    def load(cls, path: str | Path, labels: Sequence[str] | None = None) -> "KerasModel":
+    def load(cls, path: str | Path, labels: Sequence[str] | None = None) -> KerasModel:
         """Loads a ``.keras`` file (a clear error when it is not one)."""
         return cls(load_float_model(Path(path)), Path(path), labels)
 
@@ -59,7 +60,7 @@ class KerasModel(ExplainedModel):
         return prepare(image_bgr, self.input_size, self._pre)
 
     @cached_property
-    def gradient_model(self) -> "_GradientModel":
+    def gradient_model(self) -> _GradientModel:
         """Input -> (last spatial feature map, class score input), built once."""
         return _gradient_model(self)
 
@@ -94,14 +95,20 @@ def explain_gradcam(model: KerasModel, image_bgr: np.ndarray, classes: list[int]
 
 
 def last_spatial_layer(model: Any) -> Any:
-    """The last top-level layer whose output is an (N, H, W, C) map with H, W > 1."""
-    for layer in reversed(model.layers):
+    """The last top-level layer whose output is an (N, H, W, C) map with H, W > 1, at or
+    after the first such layer with weights (a convolution, or a nested backbone)."""
+    chosen, convolved = None, False
+    for layer in model.layers:
         shape = _outer_output(layer).shape
-        if len(shape) == 4 and all(d is not None and d > 1 for d in shape[1:3]):
-            return layer
-    raise ModelError(f"{getattr(model, 'name', 'the model')} has no spatial convolutional stage "
-                     "for Grad-CAM (no layer outputs an (N, H, W, C) feature map)",
-                     "use --method rise or --method occlusion, which work on any model")
+        spatial = len(shape) == 4 and all(d is not None and d > 1 for d in shape[1:3])
+        convolved = convolved or (spatial and bool(layer.weights))
+        if spatial and convolved:
+            chosen = layer
+    if chosen is None:
+        raise ModelError(f"{getattr(model, 'name', 'the model')} has no spatial convolutional stage "
+                         "for Grad-CAM (no convolution outputs an (N, H, W, C) feature map)",
+                         "use --method rise or --method occlusion, which work on any model")
+    return chosen
 
 
 def _outer_output(layer: Any) -> Any:

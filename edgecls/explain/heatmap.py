@@ -6,8 +6,9 @@ numpy only. A heatmap is float32 (H, W) at the model's input size, scaled to 0..
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np

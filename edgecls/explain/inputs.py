@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from edgecls.data.scan import IMAGE_EXTENSIONS
 from edgecls.errors import DataError

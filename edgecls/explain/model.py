@@ -7,8 +7,8 @@ here and imports no TensorFlow; ``gradcam.KerasModel`` wraps a float Keras model
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

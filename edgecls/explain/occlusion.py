@@ -49,8 +49,8 @@ def occlusion(predict: PredictFn, prepared: np.ndarray, classes: list[int], base
     """
     options = options or OcclusionOptions()
     height, width = prepared.shape[:2]
-    window = max(1, int(round(options.window * min(height, width))))
-    step = max(1, int(round(window * options.stride)))
+    window = max(1, round(options.window * min(height, width)))
+    step = max(1, round(window * options.stride))
     boxes = [(y, x) for y in _positions(height, window, step) for x in _positions(width, window, step)]
     reference = predict(prepared[None].astype(np.float32))[0, classes]
     drop = np.zeros((len(classes), height, width), np.float64)

@@ -7,7 +7,7 @@ explained class, each captioned with label, score and method.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
