@@ -1,0 +1,88 @@
+"""The real client of standard TFLite Metadata: MediaPipe Tasks' ``ImageClassifier``
+runs every TFLite artifact of ``edgecls export`` as it is, names our labels, and agrees
+with ``edgecls run``; MediaPipe's flatc-generated schema reader reads what we wrote.
+
+MediaPipe lives in its own cached virtualenv (see ``mediapipe_env.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mediapipe_env import run_client
+
+from conftest import write_image_folder
+from test_export import CLASSES, SIZE, make_run
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+MIN_AGREEMENT = 0.95
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from edgecls.export.pipeline import ExportConfig, export_run
+
+    root = tmp_path_factory.mktemp("mediapipe")
+    run = make_run(root)
+    config = ExportConfig(out=root / "export", formats=["tflite"], precisions=list(PRECISIONS))
+    export_run(run, config)
+    return {p: root / "export" / f"model_{p}.tflite" for p in PRECISIONS}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """60 fresh images (20 per class, another seed than training), model-sized."""
+    folder = write_image_folder(tmp_path_factory.mktemp("mp_images"), {k: 20 for k in CLASSES},
+                                size=SIZE, seed=11)
+    return sorted(folder.glob("*/*.png"))
+
+
+def edgecls_run_top1(model: Path, folder: Path, out: Path) -> dict[str, str]:
+    """File name -> top-1 label, from the real ``edgecls run --headless --jsonl``."""
+    subprocess.run([sys.executable, "-m", "edgecls", "run", str(model), "--source", str(folder),
+                    "--headless", "--jsonl", str(out), "--top-k", "1"],
+                   check=True, capture_output=True, timeout=300, env=dict(os.environ))
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return {Path(row["file"]).name: row["topk"][0][0] for row in rows}
+
+
+def test_mediapipe_classifies_every_tflite_artifact(exported: dict[str, Path], images: list[Path],
+                                                    tmp_path: Path) -> None:
+    result = run_client("classify", {"models": [str(p) for p in exported.values()],
+                                     "images": [str(p) for p in images]})
+    labels = sorted(CLASSES)
+    for precision, model in exported.items():
+        answer = result[str(model)]
+        assert "error" not in answer, f"{precision}: MediaPipe refused it: {answer.get('error')}"
+        assert answer["names"] == labels, f"{precision}: category names {answer['names']}"
+        ours = edgecls_run_top1(model, images[0].parents[1], tmp_path / f"{precision}.jsonl")
+        assert len(ours) == len(images) >= 50
+        theirs = {p.name: top[0] for p, top in zip(images, answer["top"])}
+        agreement = sum(ours[name] == theirs[name] for name in theirs) / len(theirs)
+        assert agreement >= MIN_AGREEMENT, f"{precision}: top-1 agreement {agreement:.3f}"
+        # meaningful predictions: the winner is clearly ahead on most images, not a tie
+        margins = [top[1] - top[2] for top in answer["top"]]
+        assert sum(m > 0.2 for m in margins) >= 0.8 * len(margins), precision
+        truth = {p.name: p.parent.name for p in images}
+        assert sum(theirs[n] == truth[n] for n in truth) / len(truth) >= 0.9, precision
+
+
+def test_second_reader_reads_our_metadata(exported: dict[str, Path]) -> None:
+    """MediaPipe's flatc-generated reader of metadata_schema.fbs, not our parser."""
+    result = run_client("read", {"models": [str(p) for p in exported.values()]})
+    for precision, model in exported.items():
+        meta = result[str(model)]
+        assert meta["identifier"] and meta["min_parser_version"] == "1.0.0"
+        assert {"TFLITE_METADATA", "edgecls"} <= set(meta["entries"])
+        assert meta["inputs"] == 1 and meta["outputs"] == 1
+        assert meta["content_type"] == meta["image_properties"] and meta["color_space_rgb"]
+        assert meta["default_size"] == [SIZE, SIZE]
+        float_input = precision != "int8"
+        assert meta["normalization"] == ([[0.0], [1.0]] if float_input else None), precision
+        assert meta["label_file"] == "labels.txt" and meta["label_file_type_is_axis_labels"]
+        assert meta["labels"] == sorted(CLASSES)
