@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from sshd import SshLab, free_port, missing_tools
 from test_bench import write_color_folder
@@ -59,8 +64,18 @@ def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
                       quantized=True)]
 
 
-def ssh_options(lab: SshLab) -> SshOptions:
-    return SshOptions(config_file=lab.config, connect_timeout_s=5)
+@pytest.fixture
+def connect(lab: SshLab):
+    """Makes transports to the lab's hosts and closes their shared connections afterwards."""
+    made: list[SshTransport] = []
+
+    def make(spec: str) -> SshTransport:
+        made.append(SshTransport(parse_host(spec), SshOptions(config_file=lab.config, connect_timeout_s=5)))
+        return made[-1]
+
+    yield make
+    for transport in made:
+        transport.close()
 
 
 def cli(*args: str, lab: SshLab, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -93,25 +108,25 @@ def test_wheel_download_command_for_the_device_platform(tmp_path: Path) -> None:
 
 
 @needs_sshd
-def test_unknown_host_key_is_refused_with_the_command_to_trust_it(lab: SshLab) -> None:
+def test_unknown_host_key_is_refused_with_the_command_to_trust_it(lab: SshLab, connect) -> None:
     stranger = lab.servers[2]
     with pytest.raises(RemoteError) as caught:
-        SshTransport(parse_host(stranger.spec), ssh_options(lab)).connect(30)
+        connect(stranger.spec).connect(30)
     assert caught.value.status == STATUS_FAILED
     assert "unknown host key" in caught.value.message
     assert f"ssh-keyscan -p {stranger.port} 127.0.0.1 >> ~/.ssh/known_hosts" in caught.value.hint
 
 
 @needs_sshd
-def test_closed_port_is_unreachable(lab: SshLab) -> None:
+def test_closed_port_is_unreachable(connect) -> None:
     with pytest.raises(RemoteError) as caught:
-        SshTransport(parse_host(f"127.0.0.1:{free_port()}"), ssh_options(lab)).connect(30)
+        connect(f"127.0.0.1:{free_port()}").connect(30)
     assert caught.value.status == STATUS_UNREACHABLE and "Connection refused" in caught.value.message
 
 
 @needs_sshd
-def test_alias_files_and_probe(lab: SshLab, tmp_path: Path) -> None:
-    transport = SshTransport(parse_host("device-0"), ssh_options(lab))  # an alias of the lab's ssh config
+def test_alias_files_and_probe(lab: SshLab, connect, tmp_path: Path) -> None:
+    transport = connect("device-0")  # an alias of the lab's ssh config
     (tmp_path / "a b.txt").write_text("hello")
     transport.put({"x/a b.txt": tmp_path / "a b.txt"}, "copied", 30)
     assert transport.read("copied/x/a b.txt", 30) == b"hello"
@@ -120,8 +135,8 @@ def test_alias_files_and_probe(lab: SshLab, tmp_path: Path) -> None:
 
 
 @needs_sshd
-def test_prepare_reuses_a_compatible_env_and_refuses_what_it_may_not_install(lab: SshLab) -> None:
-    transport = SshTransport(parse_host(lab.servers[0].spec), ssh_options(lab))
+def test_prepare_reuses_a_compatible_env_and_refuses_what_it_may_not_install(lab: SshLab, connect) -> None:
+    transport = connect(lab.servers[0].spec)
     env = prepare(transport, {"onnx"}, PrepareOptions(python=sys.executable), 60)
     assert env.action == "reused" and env.installed == []
     with pytest.raises(RemoteError, match="not an interpreter"):
@@ -162,3 +177,106 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
     markdown = (tmp_path / "r.md").read_text()
     assert "**Hosts**" in markdown and "Connection refused" in markdown
     assert markdown.count("| tiny_int8.onnx |") == 2
+
+
+def write_video(path: Path, frames: int, bgr: tuple[int, int, int] = (0, 0, 255)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (32, 32))
+    frame = np.full((32, 32, 3), bgr, np.uint8)
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@needs_sshd
+def test_run_streams_json_lines_back_and_sends_the_model_once(lab: SshLab, onnx_models: list[Path],
+                                                             tmp_path: Path) -> None:
+    colors = write_color_folder(tmp_path / "colors", per_class=2)
+    args = ("run", str(onnx_models[0]), "--remote", "device-0", "--remote-python", sys.executable,
+            "--source", str(colors / "red"), "--top-k", "2")
+    first = cli(*args, lab=lab)
+    assert first.returncode == 0, first.stderr
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(lines) == 2 and all(line["label"] == "red" and len(line["topk"]) == 2 for line in lines)
+    assert "copied tiny_fp32.onnx" in first.stderr and "2 frames" in first.stderr
+    again = cli("run", str(onnx_models[0]), "--remote", "device-0", "--remote-python", sys.executable,
+                "--source", str(tmp_path / "nowhere"), lab=lab)
+    assert "model unchanged" in again.stderr
+    assert again.returncode == 2 and "nowhere" in again.stderr  # the device's own error, exit code kept
+
+
+@needs_sshd
+def test_run_serve_is_forwarded_and_ends_with_the_connection(lab: SshLab, onnx_models: list[Path],
+                                                             tmp_path: Path) -> None:
+    video = write_video(tmp_path / "long.avi", 8000)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EDGECLS_SSH_CONFIG": str(lab.config)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgecls", "run", str(onnx_models[1]), "--remote", lab.servers[1].spec,
+         "--remote-python", sys.executable, "--source", str(video), "--serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert json.loads(process.stdout.readline())["label"] == "red"
+        assert b"stream" in _fetch(f"http://127.0.0.1:{port}/")  # the device's page, through the forward
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    marker = f"{lab.servers[1].home}/.edgecls/models/{onnx_models[1].name}"
+    deadline = time.monotonic() + 20
+    while _running(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(marker), "the device's run outlived the ssh connection"
+
+
+def _fetch(url: str, timeout_s: float = 20.0) -> bytes:
+    """GET ``url``, retrying while the forward comes up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as page:
+                return page.read(4096)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _running(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False).returncode == 0
+
+
+@needs_sshd
+def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, onnx_models: list[Path],
+                                                                  tmp_path: Path) -> None:
+    device = lab.servers[0]
+    model = tmp_path / "classifier.onnx"
+    model.write_bytes(onnx_models[0].read_bytes())
+    common = ("deploy", str(model), "--host", device.spec, "--remote-python", sys.executable,
+              "--target", "raspberry-pi-5", "--source", "/dev/video0")
+    printed = cli(*common, lab=lab)
+    assert printed.returncode == 0, printed.stderr
+    assert "model: copied classifier.onnx" in printed.stdout and "reused" in printed.stdout
+    unit = printed.stdout.split("edgecls-classifier.service\n", 1)[1].split("to install it", 1)[0].strip() + "\n"
+    model_on_device = f"{device.home}/.edgecls/models/classifier.onnx"
+    assert f"ExecStart={sys.executable} -m edgecls run {model_on_device} --headless --source /dev/video0 " \
+           "--target raspberry-pi-5" in unit
+    if shutil.which("systemd-analyze"):
+        (tmp_path / "edgecls-classifier.service").write_text(unit)
+        verify = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edgecls-classifier.service")],
+                                capture_output=True, text=True, check=False)
+        assert verify.returncode == 0 and "edgecls-classifier" not in verify.stderr, verify.stderr
+
+    image = tmp_path / "image"  # a root the unit is installed under (systemd does not run here)
+    service = (*common, "--service", "--root", str(image))
+    first = cli(*service, lab=lab)
+    assert first.returncode == 0, first.stderr
+    assert "model: unchanged" in first.stdout and "enabled at boot" in first.stdout
+    installed = image / "etc/systemd/system/edgecls-classifier.service"
+    assert installed.read_text() == unit
+    assert (image / "etc/systemd/system/multi-user.target.wants/edgecls-classifier.service").is_symlink()
+    second = cli(*service, lab=lab)
+    assert second.returncode == 0 and "up to date, nothing changed" in second.stdout, second.stdout
+    model.write_bytes(onnx_models[1].read_bytes())  # a new version of the model
+    third = cli(*service, lab=lab)
+    assert "model: copied classifier.onnx" in third.stdout and "wrote" not in third.stdout
+    assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()

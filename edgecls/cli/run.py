@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
+from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
 
 targets_app = typer.Typer(help="Device target profiles (targets/*.yaml).", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
@@ -22,6 +23,7 @@ app.add_typer(targets_app, name="targets")
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Model file: .tflite, .onnx or OpenVINO .xml."),
     source: str = typer.Option(None, "--source", "-s", help=(
         "Camera index (0) or /dev/videoN, video file, image folder, rtsp:// or http:// URL, "
@@ -53,6 +55,8 @@ def run(
     serve_fps: float = typer.Option(15.0, min=0.1, help="Most frames per second encoded for the stream."),
     max_frames: int = typer.Option(None, min=1, help="Stop after this many frames."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log backend settings and reconnects."),
+    remote: str = typer.Option(None, "--remote", help=REMOTE_RUN_HELP),
+    remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
 ) -> None:
     """Classify frames from a camera, video, stream or image folder, live.
 
@@ -61,6 +65,8 @@ def run(
     `docker stop`) or SIGHUP finalize the outputs, print a summary (frames, FPS,
     latency p50/p95) on stderr and exit 0.
     """
+    if remote:
+        raise typer.Exit(run_remote(ctx, model, remote, remote_python))
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.loop import LoopOptions, run_loop
     from edgecls.runtime.sources import open_source

@@ -21,7 +21,7 @@ from typing import Any
 import edgecls
 from edgecls.bench.dataset import load_labelled_images
 from edgecls.bench.machine import describe_machine
-from edgecls.bench.runner import FORMATS, BenchOptions
+from edgecls.bench.runner import BenchOptions
 from edgecls.bench.schema import (
     REPORT_KIND,
     SCHEMA_VERSION,
@@ -29,6 +29,7 @@ from edgecls.bench.schema import (
     validate_report,
 )
 from edgecls.errors import EdgeclsError
+from edgecls.remote.artifacts import model_files, model_format
 from edgecls.remote.device import Environment, PrepareOptions, prepare
 from edgecls.remote.host import HostSpec
 from edgecls.remote.parallel import HostOutcome, run_on_hosts
@@ -61,7 +62,7 @@ class RemoteBenchJob:
     def formats(self) -> set[str]:
         """The model formats the devices must run (artifacts and reference)."""
         paths = [*self.models, *([self.options.reference] if self.options.reference else [])]
-        return {f for f in (FORMATS.get(Path(p).suffix.lower()) for p in paths) if f}
+        return {f for f in (model_format(Path(p)) for p in paths) if f}
 
     def bench_timeout_s(self) -> float:
         """Seconds the device may take for the whole bench: per model and thread count, plus start-up."""
@@ -138,19 +139,20 @@ def bench_arguments(job: RemoteBenchJob) -> list[str]:
 def _bench_host(host: HostSpec, job: RemoteBenchJob, files: dict[str, Path], args: list[str],
                 say: Say) -> HostBench:
     transport = SshTransport(host, job.ssh)
-    say(host, "connecting")
-    transport.connect(job.ssh.connect_timeout_s + 20.0)
-    say(host, "preparing the environment")
-    environment = prepare(transport, job.formats(), job.prepare, job.prepare.timeout_s)
-    say(host, f"copying {len(files)} files")
-    folder = f"{JOBS_DIR}/bench-{uuid.uuid4().hex[:12]}"
     try:
-        transport.put(files, folder, 600.0)
-        say(host, "benchmarking")
-        report = _run_remote_bench(transport, environment, folder, args, job.bench_timeout_s())
+        say(host, "connecting and checking the environment")
+        environment = prepare(transport, job.formats(), job.prepare, job.prepare.timeout_s)
+        say(host, f"copying {len(files)} files")
+        folder = f"{JOBS_DIR}/bench-{uuid.uuid4().hex[:12]}"
+        try:
+            transport.put(files, folder, 600.0)
+            say(host, "benchmarking")
+            report = _run_remote_bench(transport, environment, folder, args, job.bench_timeout_s())
+        finally:
+            _remove(transport, folder)
+        return HostBench(environment, report)
     finally:
-        _remove(transport, folder)
-    return HostBench(environment, report)
+        transport.close()
 
 
 def _run_remote_bench(transport: SshTransport, environment: Environment, folder: str, args: list[str],
@@ -225,13 +227,9 @@ def all_passed(report: dict[str, Any]) -> bool:
 
 
 def _add_model(files: dict[str, Path], model: Path, folder: str) -> None:
-    name = f"{folder}/{model.name}"
-    if name in files:
+    if f"{folder}/{model.name}" in files:
         raise EdgeclsError(f"two models are named {model.name}", "give each artifact a distinct file name")
-    files[name] = _existing(model, "model")
-    weights = model.with_suffix(".bin")
-    if model.suffix.lower() == ".xml" and weights.is_file():
-        files[f"{folder}/{weights.name}"] = weights
+    files.update(model_files(model, folder))
 
 
 def _existing(path: Path, what: str) -> Path:

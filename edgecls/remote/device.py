@@ -34,10 +34,11 @@ _PROBED_MODULES = sorted({m for modules in FORMAT_MODULES.values() for m in modu
 
 # Runs on the device under each candidate interpreter: what it is and what it can import.
 _PROBE = f"""
-import importlib.util, json, os, platform, sys
+import getpass, importlib.util, json, os, platform, sys
 info = {{"python": sys.argv[1], "executable": sys.executable, "version": platform.python_version(),
         "machine": platform.machine(), "libc": list(platform.libc_ver()), "home": os.path.expanduser("~"),
-        "venv": sys.prefix != sys.base_prefix, "edgecls": None}}
+        "venv": sys.prefix != sys.base_prefix, "edgecls": None, "user": getpass.getuser(), "uid": os.getuid(),
+        "systemd": os.path.isdir("/run/systemd/system")}}
 try:
     import edgecls
     info["edgecls"] = edgecls.__version__
@@ -60,12 +61,18 @@ class Interpreter:
     edgecls: str | None
     modules: dict[str, bool]
     venv: bool = False
+    executable: str = ""  # absolute path (sys.executable there)
+    user: str = ""
+    uid: int = -1
+    systemd: bool = False  # systemd is running (/run/systemd/system exists)
 
     @classmethod
     def from_probe(cls, data: dict[str, Any]) -> Interpreter:
         return cls(python=data["python"], version=data["version"], machine=data["machine"],
                    libc=list(data.get("libc") or ["", ""]), home=data["home"], edgecls=data.get("edgecls"),
-                   modules=dict(data.get("modules") or {}), venv=bool(data.get("venv")))
+                   modules=dict(data.get("modules") or {}), venv=bool(data.get("venv")),
+                   executable=data.get("executable", ""), user=data.get("user", ""), uid=int(data.get("uid", -1)),
+                   systemd=bool(data.get("systemd")))
 
     def missing_formats(self, formats: set[str]) -> list[str]:
         """Formats none of whose inference libraries this interpreter can import."""

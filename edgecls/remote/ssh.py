@@ -50,11 +50,21 @@ class SshOptions:
             ``$EDGECLS_SSH_CONFIG``.
         connect_timeout_s: seconds to wait for the TCP connection and the handshake.
         options: more ``-o Key=Value`` settings (e.g. ``UserKnownHostsFile=...``).
+        multiplex: share one connection per host between the many short calls of a command
+            (OpenSSH ``ControlMaster``, socket in a private temporary folder); ``close`` ends it.
     """
 
     config_file: Path | None = field(default_factory=lambda: _env_config_file())
     connect_timeout_s: float = 10.0
     options: list[str] = field(default_factory=list)
+    multiplex: bool = True
+    _control_dir: str | None = field(default=None, repr=False)
+
+    def control_path(self) -> str:
+        """Where the shared connections' sockets live (``%C``: a hash of host, port and user)."""
+        if self._control_dir is None:
+            self._control_dir = tempfile.mkdtemp(prefix="edgecls-ssh-")  # mode 0700
+        return f"{self._control_dir}/%C"
 
 
 def _env_config_file() -> Path | None:
@@ -69,22 +79,28 @@ class SshTransport:
         self.host = host
         self.options = options or SshOptions()
 
-    def base_args(self) -> list[str]:
-        """``ssh`` and every option, up to (not including) the destination."""
+    def base_args(self, shared: bool = True) -> list[str]:
+        """``ssh`` and every option, up to (not including) the destination.
+
+        ``shared``: go through the host's shared connection when multiplexing is on.
+        """
         args = ["ssh"]
         if self.options.config_file:
             args += ["-F", str(self.options.config_file)]
         settings = ["BatchMode=yes", "StrictHostKeyChecking=yes",
                     f"ConnectTimeout={max(1, round(self.options.connect_timeout_s))}",
                     "ServerAliveInterval=10", "ServerAliveCountMax=3", *self.options.options]
+        if self.options.multiplex and shared:
+            settings += ["ControlMaster=auto", f"ControlPath={self.options.control_path()}", "ControlPersist=60"]
+        else:
+            settings += ["ControlMaster=no", "ControlPath=none"]
         for setting in settings:
             args += ["-o", setting]
         return args + self.host.ssh_port_args()
 
-    def command(self, remote: str, forward: str | None = None) -> list[str]:
-        """The argv running shell text ``remote`` on the host (``forward``: an ``-L`` spec)."""
-        extra = ["-L", forward, "-o", "ExitOnForwardFailure=yes"] if forward else []
-        return [*self.base_args(), *extra, "--", self.host.destination, remote]
+    def command(self, remote: str) -> list[str]:
+        """The argv running shell text ``remote`` on the host."""
+        return [*self.base_args(), "--", self.host.destination, remote]
 
     def run(self, remote: str, timeout_s: float, stdin: bytes | Path | None = None,
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -132,10 +148,32 @@ class SshTransport:
         """The bytes of one remote file (see ``shell_path``)."""
         return self.run(f"cat {shell_path(remote_path)}", timeout_s).stdout
 
-    def popen(self, remote: str, forward: str | None = None) -> subprocess.Popen[bytes]:
-        """Starts ``remote`` with its stdout piped back (for streams); the caller waits."""
-        return subprocess.Popen(self.command(remote, forward), stdin=subprocess.DEVNULL,
+    def popen(self, remote: str, stdin_pipe: bool = False) -> subprocess.Popen[bytes]:
+        """Starts ``remote`` with stdout and stderr piped back (for streams); the caller waits.
+
+        ``stdin_pipe`` keeps the session's stdin open (a pipe nobody writes to) so the device
+        sees end-of-file only when this client ends.
+        """
+        stdin = subprocess.PIPE if stdin_pipe else subprocess.DEVNULL
+        return subprocess.Popen(self.command(remote), stdin=stdin,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def forward(self, local_port: int, remote_port: int) -> subprocess.Popen[bytes]:
+        """Starts ``ssh -N -L`` forwarding 127.0.0.1:``local_port`` here to the device's loopback."""
+        spec = f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"
+        return subprocess.Popen([*self.base_args(shared=False), "-N", "-L", spec, "-o", "ExitOnForwardFailure=yes", "--",
+                                 self.host.destination], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def close(self) -> None:
+        """Ends the shared connection to this host, if one was opened."""
+        if not self.options.multiplex or self.options._control_dir is None:
+            return
+        try:
+            subprocess.run([*self.base_args(), "-O", "exit", self.host.destination], capture_output=True,
+                           timeout=15, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the master ends by itself after ControlPersist
 
     def connection_error(self, stderr: str) -> RemoteError:
         """Turns ssh's own failure (exit 255) into a host status with a reason and a hint."""

@@ -1,0 +1,190 @@
+"""``edgecls deploy``: a model running headless at boot on a device, set up over ssh.
+
+Steps, each done only when needed so a second deploy changes nothing unless something
+changed: prepare the environment with the target profile's ``edgecls[runtime-...]`` extra,
+sync the model to ``~/.edgecls/models``, write the systemd unit (``edgecls run --headless``,
+restarted on failure, JSON lines to the journal) and, with ``service``, install and enable it
+(``sudo -n`` when not root; never a password), restarting it only when the model, the
+environment or the unit changed. Without systemd running there (a container, an image),
+the unit is installed and enabled for the next boot with ``systemctl --root``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecls.errors import ConfigError
+from edgecls.remote.artifacts import model_files, model_format
+from edgecls.remote.device import BACKEND_FORMATS, Environment, PrepareOptions, prepare
+from edgecls.remote.host import HostSpec
+from edgecls.remote.live import MODELS_DIR
+from edgecls.remote.ssh import RemoteError, SshOptions, SshTransport, last_line
+from edgecls.remote.sync import sync_files
+from edgecls.runtime.targets import load_target
+
+UNIT_DIR = "etc/systemd/system"
+
+
+@dataclass
+class DeployJob:
+    """One model to deploy on one device.
+
+    Attributes:
+        target: target profile name (its backend decides the runtime extra; passed to ``edgecls run``).
+        source: camera or stream on the device (default: the target's camera, else 0).
+        service: install and enable the unit (else only print it).
+        root: the device's root for the unit (``systemctl --root``), e.g. a mounted image; default ``/``.
+        name: systemd unit name (default ``edgecls-<model stem>``).
+    """
+
+    model: Path
+    host: HostSpec
+    target: str | None = None
+    source: str | None = None
+    service: bool = False
+    root: str = "/"
+    name: str | None = None
+    ssh: SshOptions = field(default_factory=SshOptions)
+    prepare: PrepareOptions = field(default_factory=PrepareOptions)
+
+    @property
+    def unit_name(self) -> str:
+        stem = self.name or f"edgecls-{re.sub(r'[^A-Za-z0-9_.-]+', '-', self.model.stem)}"
+        return stem if stem.endswith(".service") else f"{stem}.service"
+
+
+@dataclass
+class DeployResult:
+    """What a deploy found and did."""
+
+    environment: Environment
+    unit_name: str
+    unit: str
+    copied: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # e.g. "wrote ...", "enabled", "restarted"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.copied or self.environment.installed or self.actions)
+
+
+def deploy(job: DeployJob) -> DeployResult:
+    """Deploys ``job.model`` on ``job.host``; see the module docstring.
+
+    Raises:
+        RemoteError: the host could not be reached, prepared or configured.
+        ConfigError: an unknown target profile or unit name.
+    """
+    formats = deploy_formats(job)
+    transport = SshTransport(job.host, job.ssh)
+    try:
+        environment = prepare(transport, formats, job.prepare, job.prepare.timeout_s)
+        copied = sync_files(transport, model_files(job.model), MODELS_DIR, 600.0)
+        unit = unit_text(job, environment)
+        result = DeployResult(environment, job.unit_name, unit, copied)
+        if job.service:
+            result.actions = install_unit(transport, job, environment, unit, restart=bool(copied or environment.installed))
+        return result
+    finally:
+        transport.close()
+
+
+def deploy_formats(job: DeployJob) -> set[str]:
+    """The runtime the device needs: the target profile's backend and the model's own format."""
+    formats = {model_format(job.model)} - {None}
+    if not formats:
+        raise ConfigError(f"{job.model} is not a .tflite, .onnx or OpenVINO .xml model")
+    if job.target:
+        formats.add(BACKEND_FORMATS[load_target(job.target).backend])
+    return formats  # type: ignore[return-value]
+
+
+def unit_text(job: DeployJob, environment: Environment) -> str:
+    """The systemd unit running ``edgecls run`` headless for ``job``."""
+    interpreter = environment.interpreter
+    home = interpreter.home.rstrip("/")
+    command = [interpreter.executable, "-m", "edgecls", "run", f"{home}/{MODELS_DIR}/{job.model.name}", "--headless"]
+    if job.source:
+        command += ["--source", job.source]
+    if job.target:
+        command += ["--target", job.target]
+    return "\n".join([
+        "# Written by `edgecls deploy`; re-running it updates this file only when it changes.",
+        "[Unit]",
+        f"Description=edgecls run {job.model.name}" + (f" ({job.target})" if job.target else ""),
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={interpreter.user}",
+        f"WorkingDirectory={home}",
+        "Environment=PYTHONUNBUFFERED=1",
+        "ExecStart=" + " ".join(systemd_quote(arg) for arg in command),
+        "Restart=always",
+        "RestartSec=5",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def install_unit(transport: SshTransport, job: DeployJob, environment: Environment, unit: str,
+                 restart: bool) -> list[str]:
+    """Writes and enables the unit when needed; (re)starts it when systemd runs; returns what it did."""
+    interpreter = environment.interpreter
+    sudo = "" if interpreter.uid == 0 else "sudo -n "
+    root = job.root.rstrip("/")
+    path = f"{root}/{UNIT_DIR}/{job.unit_name}"
+    live = interpreter.systemd and not root  # else: files only, for the next boot
+    systemctl = f"{sudo}systemctl" + (f" --root {shlex.quote(root)}" if root else "")
+    name = shlex.quote(job.unit_name)
+    actions = []
+    current = transport.run(f"cat {shlex.quote(path)} 2>/dev/null", 60.0, check=False).stdout.decode(errors="replace")
+    if current != unit:
+        folder, tmp = shlex.quote(f"{root}/{UNIT_DIR}"), shlex.quote(f"{root}/{UNIT_DIR}/.{job.unit_name}.tmp")
+        _privileged(transport, f"{sudo}mkdir -p {folder} && {sudo}tee {tmp} >/dev/null && "
+                    f"{sudo}mv -f {tmp} {shlex.quote(path)}", unit.encode())
+        actions.append(f"wrote {path}")
+        if live:
+            _privileged(transport, f"{systemctl} daemon-reload")
+    enabled = transport.run(f"{systemctl} is-enabled {name}", 60.0, check=False).stdout.decode().strip()
+    if enabled != "enabled":
+        _privileged(transport, f"{systemctl} enable {name}")
+        actions.append("enabled at boot")
+    if not live:
+        return actions + ["not started: systemd is not running there; it starts at the next boot"] if actions else []
+    active = transport.run(f"systemctl is-active {name}", 60.0, check=False).stdout.decode().strip()
+    if active != "active" or restart or current != unit:
+        _privileged(transport, f"{systemctl} restart {name}")
+        actions.append("restarted" if active == "active" else "started")
+    return actions
+
+
+def _privileged(transport: SshTransport, command: str, stdin: bytes | None = None) -> None:
+    proc = transport.run(command, 120.0, stdin=stdin, check=False)
+    if proc.returncode != 0:
+        detail = last_line(proc.stderr) or f"exit code {proc.returncode}"
+        hint = ("sudo asks for a password there, and edgecls never sends one: run the printed unit's "
+                "install commands on the device, or allow this user passwordless sudo for systemctl"
+                if "password" in detail.lower() else None)
+        raise RemoteError(f"{transport.host.text}: `{command.split(' &&')[0]}` failed: {detail}", hint)
+
+
+def systemd_quote(arg: str) -> str:
+    """One ``ExecStart=`` word: ``%`` and ``$`` escaped, double-quoted when it has spaces or quotes."""
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if escaped and not re.search(r'[\s"\'\\;]', escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def install_commands(result: DeployResult) -> list[str]:
+    """What to run on the device to install the printed unit by hand."""
+    name = shlex.quote(result.unit_name)
+    return [f"sudo tee /{UNIT_DIR}/{name} >/dev/null   # paste the unit above, then Ctrl+D",
+            f"sudo systemctl daemon-reload && sudo systemctl enable --now {name}"]
