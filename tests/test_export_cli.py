@@ -47,6 +47,7 @@ def test_gate_trips_on_one_black_calibration_image(run_dir, tmp_path, monkeypatc
     assert "FAIL" in text and "model_int8.tflite" in text and "--calibration" in text
     record = json.loads((out / "manifest.json").read_text())["artifacts"][0]
     assert record["passed"] is False and record["drop_pp"] > 1.0
+    assert record["verdict"] == "failed" and record["interval_pp"][0] > 0  # a real drop
     assert record["agreement"] < 0.9
 
 
@@ -60,7 +61,7 @@ def test_remedies_recover_a_broken_calibration(run_dir, tmp_path) -> None:
     assert artifact.passed, artifact
     assert artifact.remedies and any(r.kept and r.passed for r in artifact.remedies)
     saved = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert saved["schema_version"] == 1
+    assert saved["schema_version"] == 2
     assert saved["artifacts"][0]["remedies"][-1]["kept"] is True
 
 
@@ -70,12 +71,19 @@ def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, c
                          "-p", "fp32,int8", "--out", str(out))
     assert code == 0, text
     manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["held_out_by_split"]) == {"val", "test"}
+    assert manifest["held_out_images"] == sum(manifest["held_out_by_split"].values())
+    assert "held-out images (" in text and "95% interval" in text
     assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [
         ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     for artifact in manifest["artifacts"]:
         for key in ("path", "size_bytes", "sha256", "accuracy", "float_accuracy", "agreement",
-                    "passed", "kl_divergence", "per_class_change", "settings", "remedies"):
+                    "passed", "kl_divergence", "per_class_change", "settings", "remedies",
+                    "verdict", "interval_pp", "right_to_wrong", "wrong_to_right", "images",
+                    "images_by_split", "worst_class", "gate_note"):
             assert key in artifact
+        low, high = artifact["interval_pp"]
+        assert low <= artifact["drop_pp"] <= high
         assert (out / artifact["path"]).is_file()
     assert sorted(p.name for p in out.iterdir()) == [
         "manifest.json", "model_fp32.bin", "model_fp32.onnx", "model_fp32.xml",

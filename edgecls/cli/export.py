@@ -29,6 +29,15 @@ def export(
                                          "or a folder of images. Default: 300 balanced train images."),
     max_drop: float = typer.Option(1.0, "--max-drop",
                                    help="Largest accepted top-1 accuracy drop vs float, in percentage points."),
+    max_class_drop: Optional[float] = typer.Option(
+        None, "--max-class-drop",
+        help="Also flag any class whose top-1 falls by more than this many points; only a "
+             "drop that is real for that class's images (95 % interval above zero) fails. "
+             "Default: off."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Fail (exit 2) when the held-out images are too few to tell "
+                                     "a drop from the budget (verdict 'inconclusive'), not only "
+                                     "on a real drop."),
     input_type: str = typer.Option("uint8", "--input-type",
                                    help="TFLite INT8 input/output dtype: uint8 (default; what MediaPipe "
                                         "Tasks and the Android Task Library take), int8 or float32."),
@@ -39,10 +48,13 @@ def export(
 ) -> None:
     """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
 
-    Each artifact is run through the edgecls runtime on the run's test split and
-    compared with the float Keras model (accuracy, agreement, KL). An artifact losing
-    more than --max-drop points fails: it is shown in red and the exit code is 2.
-    Writes the artifacts and OUT/manifest.json.
+    Each artifact is run through the edgecls runtime on every held-out image of the run
+    (its val and test splits, never seen by training) and compared with the float Keras
+    model on the same images: the drop with its 95 % interval, the predictions that
+    changed each way, the worst class. Verdicts: PASS (within --max-drop, and the images
+    suffice to tell), FAIL (over budget and the drop is real: red, exit code 2),
+    INCONCLUSIVE (too few held-out images to tell: a warning saying how many would be
+    needed; exit 0 unless --strict). Writes the artifacts and OUT/manifest.json.
     """
     from rich.console import Console
 
@@ -53,7 +65,8 @@ def export(
         formats, precision = _from_target(target)
     config = ExportConfig(out=out or run / "export", formats=_csv(formats),
                           precisions=_csv(precision), calibration=calibration,
-                          max_drop=max_drop, input_type=input_type.lower(), remedies=remedies,
+                          max_drop=max_drop, max_class_drop=max_class_drop, strict=strict,
+                          input_type=input_type.lower(), remedies=remedies,
                           options=BackendOptions(threads=threads), target=target)
     console = Console()
     _warn_int8_input(config, console)
@@ -98,24 +111,49 @@ class _progress:
         self._bar.__exit__(*exc)
 
 
+_VERDICT_STYLE = {"passed": "[green]PASS[/]", "failed": "[bold red]FAIL[/]",
+                  "inconclusive": "[yellow]INCONCLUSIVE[/]"}
+
+
 def _render(manifest: Any, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"float accuracy {100 * manifest.float_accuracy:.2f}% on "
-                        f"{manifest.test_images} test images; budget {manifest.max_drop_pp:g} pp")
+    splits = " + ".join(f"{n} {k}" for k, n in manifest.held_out_by_split.items())
+    table = Table(title=f"float top-1 {100 * manifest.float_accuracy:.2f}% on "
+                        f"{manifest.held_out_images} held-out images ({splits}); "
+                        f"budget {manifest.max_drop_pp:g} pp")
     table.add_column("artifact", no_wrap=True)
-    for column in ("size KB", "top-1 %", "drop pp", "agree %"):
+    for column in ("size KB", "top-1 %", "drop pp", "95% interval", "changed -/+",
+                   "worst class"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("remedy", min_width=10, max_width=28)
     table.add_column("gate", no_wrap=True)
     for a in manifest.artifacts:
-        style = None if a.passed else "red"
         kept = next((r.description for r in a.remedies if r.kept), "")
         table.add_row(a.path, f"{a.size_bytes / 1024:.1f}", f"{100 * a.accuracy:.2f}",
-                      f"{a.drop_pp:+.2f}", f"{100 * a.agreement:.1f}",
+                      f"{a.drop_pp:+.2f}", _interval(a.interval_pp),
+                      f"{a.right_to_wrong}/{a.wrong_to_right}", _worst(a.worst_class),
                       (kept[:40] or str(len(a.remedies))) if a.remedies else "-",
-                      "[green]PASS[/]" if a.passed else "[bold red]FAIL[/]", style=style)
+                      _VERDICT_STYLE.get(a.verdict, a.verdict),
+                      style=None if a.passed else "red")
     console.print(table)
+    console.print("changed -/+: predictions right with float and wrong with the artifact / "
+                  "the reverse", style="dim")
+    for a in manifest.artifacts:
+        if a.verdict != "passed":
+            colour = "red" if a.verdict == "failed" else "yellow"
+            console.print(f"[{colour}]{a.path}: {a.verdict}[/]: {a.gate_note}")
+
+
+def _interval(bounds: Any) -> str:
+    return f"[{bounds[0]:+.2f}, {bounds[1]:+.2f}]" if bounds else "-"
+
+
+def _worst(worst: dict[str, Any] | None) -> str:
+    if not worst:
+        return "-"
+    return (f"{worst['name']} {-worst['drop_pp']:+.1f} "
+            f"(-{worst['right_to_wrong']}/+{worst['wrong_to_right']} of {worst['images']})")
 
 
 def _gate(manifest: Any) -> None:
@@ -124,8 +162,13 @@ def _gate(manifest: Any) -> None:
     failed = manifest.failed
     if not failed:
         return
-    names = ", ".join(f"{a.path} (-{a.drop_pp:.2f} pp)" for a in failed)
-    raise GateError(f"{names} lost more than {manifest.max_drop_pp:g} pp of accuracy vs float",
+    names = ", ".join(f"{a.path} ({a.verdict}: {a.drop_pp:+.2f} pp)" for a in failed)
+    if all(a.verdict == "inconclusive" for a in failed):
+        raise GateError(f"{names}: too few held-out images to judge against "
+                        f"{manifest.max_drop_pp:g} pp, and --strict was given",
+                        "add held-out images (see the line above for how many) or drop --strict")
+    raise GateError(f"{names}: lost more than {manifest.max_drop_pp:g} pp of accuracy vs float "
+                    "(or a class more than --max-class-drop), and the loss is real",
                     "try --calibration thorough (more images, other methods), a calibration "
                     "folder closer to your data, fp16, or a larger --max-drop; see manifest.json")
 

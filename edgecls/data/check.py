@@ -11,7 +11,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from edgecls.data.fingerprint import content_digest
 from edgecls.data.scan import ScanResult, scan_dataset
 from edgecls.errors import DataError
 
@@ -172,7 +172,7 @@ def inspect_file(path: Path) -> FileInfo:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         return FileInfo(path, problem=f"cannot decode {kind} data")
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = content_digest(data)
     return FileInfo(path, digest=digest, shape=(int(image.shape[0]), int(image.shape[1])))
 
 

@@ -13,13 +13,13 @@ set stays untouched by early stopping.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecls.atomic import write_text_atomic
 from edgecls.data.check import CheckReport, check_dataset
+from edgecls.data.fingerprint import HASH_RULE, file_digest, unit_hash
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
 
@@ -98,7 +98,7 @@ def make_split(report: CheckReport, fractions: tuple[float, float, float] = (0.8
     split = Split(root=report.root, labels=report.labels, subsets=subsets, fractions=fractions, seed=seed)
     for given_subset, by_label in report.usable.items():
         for label, paths in by_label.items():
-            keyed = sorted(((_unit_hash(report.digests[p], seed), p) for p in paths), key=lambda kp: kp[0])
+            keyed = sorted(((unit_hash(report.digests[p], seed), p) for p in paths), key=lambda kp: kp[0])
             for subset, path in _assign(keyed, given_subset, report, fractions):
                 subsets[subset].append((path.relative_to(report.root).as_posix(), label_index[label]))
     if report.layout == "presplit" and "test" not in report.usable and "val" in report.usable:
@@ -147,10 +147,21 @@ def _ensure_each_subset(assigned: list[tuple[str, Path]],
     return assigned
 
 
-def _unit_hash(digest: str, seed: int) -> float:
-    """Maps a file's content digest to [0, 1), salted by the seed."""
-    value = hashlib.blake2b(f"{seed}:{digest}".encode(), digest_size=8).digest()
-    return int.from_bytes(value, "big") / 2**64
+def hash_rule(split: Split) -> dict:
+    """What tells this split's held-out files from its training files by content alone.
+
+    ``held_out_from`` is the train fraction when every training file hashes below it
+    (a folder split by hash); it is None for a pre-split dataset, whose given folders,
+    not the hash, decided the subsets. Reads every training file once.
+    """
+    train_end = split.fractions[0]
+    try:
+        by_hash = all(unit_hash(file_digest(path), split.seed) < train_end
+                      for path, _ in split.items("train"))
+    except OSError:  # a training file moved away: cannot vouch for the rule
+        by_hash = False
+    return {"salt": split.seed, "fractions": list(split.fractions),
+            "held_out_from": train_end if by_hash else None, "hash": HASH_RULE}
 
 
 def _validate_fractions(fractions) -> tuple[float, float, float]:

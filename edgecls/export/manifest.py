@@ -1,4 +1,10 @@
-"""``manifest.json``: what was exported, how, and how each artifact compares with float."""
+"""``manifest.json``: what was exported, how, and how each artifact compares with float.
+
+Schema version 2 (fields documented in README "Export"): the gate compares on all
+held-out images (the run's val and test splits, counted per split), and each artifact
+carries its drop with a 95 % interval, the predictions that changed each way, the worst
+class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 
 from edgecls.atomic import write_text_atomic
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 
@@ -29,7 +35,16 @@ class RemedyRecord:
 
 @dataclass
 class ArtifactRecord:
-    """One exported artifact. ``path`` is relative to the manifest's folder."""
+    """One exported artifact. ``path`` is relative to the manifest's folder.
+
+    ``drop_pp`` is the point estimate (float minus artifact top-1, in percentage points)
+    and ``interval_pp`` its 95 % interval; ``right_to_wrong`` / ``wrong_to_right`` count
+    the images whose correctness changed each way; ``verdict`` is the gate's (see
+    ``export.gate``) and ``passed`` what the exit code follows (not ``failed``, and not
+    ``inconclusive`` under ``--strict``). ``images`` / ``images_by_split`` say what the
+    comparison stood on (held-out images an accuracy-controlled remedy tuned on are left
+    out of that artifact's comparison).
+    """
 
     format: str
     precision: str
@@ -44,6 +59,16 @@ class ArtifactRecord:
     per_class_change: dict[str, float]
     passed: bool
     settings: dict[str, Any]
+    verdict: str = "passed"
+    interval_pp: tuple[float, float] | None = None
+    right_to_wrong: int = 0
+    wrong_to_right: int = 0
+    images: int = 0
+    images_by_split: dict[str, int] = field(default_factory=dict)
+    images_needed: int | None = None
+    worst_class: dict[str, Any] | None = None
+    flagged_classes: list[dict[str, Any]] = field(default_factory=list)
+    gate_note: str = ""
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     remedies: list[RemedyRecord] = field(default_factory=list)
     backend_settings: dict[str, Any] = field(default_factory=dict)
@@ -59,18 +84,28 @@ class Manifest:
     labels: list[str]
     input_size: tuple[int, int]
     max_drop_pp: float
-    test_images: int
+    held_out_images: int
+    held_out_by_split: dict[str, int]
     float_accuracy: float
     calibration: str | None
     cpu: str
     target: str | None = None
+    float_accuracy_by_split: dict[str, float] = field(default_factory=dict)
+    max_class_drop_pp: float | None = None
+    strict: bool = False
+    gate_method: str = ""
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     schema_version: int = MANIFEST_SCHEMA_VERSION
 
     @property
     def failed(self) -> list[ArtifactRecord]:
-        """The artifacts that lost more than the budget."""
+        """The artifacts the gate refuses (what makes ``edgecls export`` exit 2)."""
         return [a for a in self.artifacts if not a.passed]
+
+    @property
+    def inconclusive(self) -> list[ArtifactRecord]:
+        """The artifacts whose held-out sample is too small to judge against the budget."""
+        return [a for a in self.artifacts if a.verdict == "inconclusive"]
 
     def to_json(self) -> str:
         """Indented JSON text."""

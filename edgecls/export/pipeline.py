@@ -1,9 +1,11 @@
 """Export + validate + gate for one run: the library behind ``edgecls export``.
 
 For every (format, precision): export to a scratch folder, run the artifact through the
-edgecls runtime on the run's test split, compare with the float Keras model, and for an
-INT8 artifact over budget try remedies (another calibration method, more calibration
-images, sensitive layers kept in float) before publishing the best attempt atomically.
+edgecls runtime on every held-out image of the run (its val and test splits), compare
+with the float Keras model on the same images, and for an INT8 artifact whose estimated
+drop is over budget try remedies (another calibration method, more calibration images,
+sensitive layers kept in float) before publishing the best attempt atomically. The
+verdict (``export.gate``) weighs the drop against its 95 % interval.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import numpy as np
 from edgecls.data.calibration import (CalibrationPreset, calibration_images, sample_items,
                                       split_calibration)
 from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split
+from edgecls.data.split import Split, hash_rule
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
+from edgecls.export import gate
 from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
                                  Remedy, get_exporter, list_formats)
 from edgecls.export.manifest import (ArtifactRecord, Manifest, RemedyRecord, artifact_files,
@@ -35,6 +38,7 @@ from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
 
 _VALIDATION_FOR_ACCURACY_CONTROL = 300
+HELD_OUT = ("val", "test")  # never seen by training; the gate compares on both
 Progress = Callable[[str, float], None]  # (message, fraction of the work done)
 
 
@@ -48,6 +52,8 @@ class ExportConfig:
         precisions: ``fp32``, ``fp16``, ``dynamic``, ``int8``.
         calibration: preset name, preset YAML or folder of images (None: default preset).
         max_drop: largest accepted accuracy drop, in percentage points.
+        max_class_drop: flag a class whose accuracy drops more than this (None: off).
+        strict: an inconclusive verdict (too few held-out images) fails like a real drop.
         input_type: TFLite INT8 input/output dtype (``uint8``, ``int8``, ``float32``).
         remedies: try remedies when INT8 misses the budget.
         stem: artifact file name stem.
@@ -60,6 +66,8 @@ class ExportConfig:
     precisions: list[str] = field(default_factory=lambda: ["int8"])
     calibration: str | None = None
     max_drop: float = 1.0
+    max_class_drop: float | None = None
+    strict: bool = False
     input_type: str = "uint8"
     remedies: bool = True
     stem: str = "model"
@@ -75,9 +83,11 @@ class _Context:
     config: ExportConfig
     source: ExportSource
     split: Split | None
-    test_images: np.ndarray
-    test_labels: np.ndarray
+    images: np.ndarray  # every held-out image, val then test (uint8)
+    labels: np.ndarray
+    splits: np.ndarray  # split name of each image
     float_probs: np.ndarray
+    tuning: np.ndarray  # held-out images given to accuracy-controlled remedies (bool mask)
     calibration: np.ndarray | None = None
     preset: CalibrationPreset | None = None
     calibration_note: str | None = None
@@ -102,6 +112,8 @@ def check_request(config: ExportConfig) -> list[Exporter]:
                           f"choose one of: {', '.join(IO_TYPES)}")
     if config.max_drop < 0:
         raise ConfigError(f"--max-drop must be >= 0, got {config.max_drop}")
+    if config.max_class_drop is not None and config.max_class_drop < 0:
+        raise ConfigError(f"--max-class-drop must be >= 0, got {config.max_class_drop}")
     if not config.formats or not config.precisions:
         raise ConfigError("nothing to export", "give at least one format and one precision")
     return exporters
@@ -120,7 +132,7 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
     model_path = run.require_model()
     config.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".edgecls-export-", dir=config.out) as work:
-        say("loading the model and the test split", 0.0)
+        say("loading the model and the held-out images", 0.0)
         context = _context(run, model_path, config, Path(work))
         manifest = _new_manifest(context)
         jobs = [(e, p) for e in exporters for p in config.precisions]
@@ -135,24 +147,40 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
 def _context(run: RunDir, model_path: Path, config: ExportConfig, work: Path) -> _Context:
     model = load_float_model(model_path)
     size = input_size(model)
-    labels = run.read_labels() if run.labels.is_file() else None
-    split = Split.load(run.split) if run.split.is_file() else None
-    if split is None or not split.items("test"):
-        raise DataError(f"{run.root} has no test split to validate the artifacts on",
-                        "export a run made by `edgecls train` (it writes split.json)")
-    labels = labels or split.labels
+    split, held_out, split_names = _held_out(run)
+    labels = (run.read_labels() if run.labels.is_file() else None) or split.labels
     calibration = None, None, None
     if "int8" in config.precisions:  # first: a bad calibration folder fails fast
         calibration = calibration_images(config.calibration, split, size)
-    images, test_labels = load_arrays(split.items("test"), size)  # uint8: 4x less memory
-    meta = md.base_metadata(labels, size, model.name, extra={"run": run.root.name})
+    images, held_out_labels = load_arrays(held_out, size)  # uint8: 4x less memory
+    extra = {"run": run.root.name, "split": hash_rule(split)}
+    meta = md.base_metadata(labels, size, model.name, extra=extra)
     saved_model = work / "saved_model"
     _export_saved_model(model, saved_model)
     source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work)
-    context = _Context(run=run, config=config, source=source, split=split, test_images=images,
-                       test_labels=test_labels, float_probs=float_probabilities(model, images))
+    context = _Context(run=run, config=config, source=source, split=split, images=images,
+                       labels=held_out_labels, splits=split_names,
+                       float_probs=float_probabilities(model, images),
+                       tuning=_tuning_mask(split, held_out))
     context.calibration, context.preset, context.calibration_note = calibration
     return context
+
+
+def _held_out(run: RunDir) -> tuple[Split, list[tuple[Path, int]], np.ndarray]:
+    """The run's split, its held-out items (val then test) and the split name of each."""
+    split = Split.load(run.split) if run.split.is_file() else None
+    names = [name for name in HELD_OUT if split and name in split.subsets]
+    items = [(item, name) for name in names for item in split.items(name)]  # type: ignore[union-attr]
+    if split is None or not items:
+        raise DataError(f"{run.root} has no held-out (val/test) split to validate the artifacts on",
+                        "export a run made by `edgecls train` (it writes split.json)")
+    return split, [item for item, _ in items], np.array([name for _, name in items])
+
+
+def _tuning_mask(split: Split, held_out: list[tuple[Path, int]]) -> np.ndarray:
+    """Which held-out images accuracy-controlled quantization may tune on (val only)."""
+    chosen = {path for path, _ in sample_items(split.items("val"), _VALIDATION_FOR_ACCURACY_CONTROL)}
+    return np.array([path in chosen for path, _ in held_out], dtype=bool)
 
 
 def load_float_model(path: Path) -> Any:
@@ -186,12 +214,19 @@ def _export_saved_model(model: Any, path: Path) -> None:
 
 def _new_manifest(context: _Context) -> Manifest:
     meta = context.source.metadata
-    float_acc = float(np.mean(context.float_probs.argmax(1) == context.test_labels))
+    correct = context.float_probs.argmax(1) == context.labels
+    by_split = {name: int(np.sum(context.splits == name)) for name in HELD_OUT
+                if np.any(context.splits == name)}
+    config = context.config
     return Manifest(run=str(context.run.root), model=str(context.run.best_model),
                     labels=meta.labels, input_size=meta.input_size,
-                    max_drop_pp=context.config.max_drop, test_images=len(context.test_labels),
-                    float_accuracy=float_acc, calibration=context.calibration_note,
-                    cpu=cpu_info().summary(), target=context.config.target)
+                    max_drop_pp=config.max_drop, held_out_images=len(context.labels),
+                    held_out_by_split=by_split, float_accuracy=float(np.mean(correct)),
+                    float_accuracy_by_split={name: round(float(np.mean(correct[context.splits == name])), 6)
+                                             for name in by_split},
+                    calibration=context.calibration_note, cpu=cpu_info().summary(),
+                    target=config.target, max_class_drop_pp=config.max_class_drop,
+                    strict=config.strict, gate_method=gate.METHOD)
 
 
 def _quant_config(context: _Context, exporter: Exporter, precision: str) -> QuantizationConfig:
@@ -224,13 +259,16 @@ def _attempt(context: _Context, exporter: Exporter, quant: QuantizationConfig,
                                    dir=context.source.work_dir))
     path = folder / exporter.artifact_name(context.config.stem, quant)
     _guard_disk(lambda: exporter.export(context.source, quant, path), path)
-    result = validate_artifact(path, context.test_images, context.test_labels,
-                               context.float_probs, context.source.metadata.labels,
-                               context.config.options)
+    keep = ~context.tuning if quant.validation is not None else np.ones(len(context.labels), bool)
+    result = validate_artifact(path, context.images[keep], context.labels[keep],
+                               context.float_probs[keep], context.source.metadata.labels,
+                               context.config.options, splits=context.splits[keep])
     return path, result
 
 
 def _passes(context: _Context, result: Validation) -> bool:
+    """The estimated drop is within budget (what triggers and stops remedies; the verdict,
+    which also weighs the interval, is ``gate.judge``)."""
     return result.passed(context.config.max_drop)
 
 
@@ -268,12 +306,12 @@ def _remedies(context: _Context, exporter: Exporter, quant: QuantizationConfig,
 
 
 def _with_validation(context: _Context, quant: QuantizationConfig) -> QuantizationConfig:
-    """Adds val-split images (never test images) for accuracy-controlled quantization."""
-    assert context.split is not None
-    items = sample_items(context.split.items("val"), _VALIDATION_FOR_ACCURACY_CONTROL)
-    if not items:
+    """Adds val-split images for accuracy-controlled quantization; the gate leaves them
+    out of the comparison of any artifact quantized with them."""
+    if not context.tuning.any():
         return quant
-    return quant.replace(validation=load_arrays(items, context.source.metadata.input_size))
+    return quant.replace(validation=(context.images[context.tuning],
+                                     context.labels[context.tuning]))
 
 
 def _more_images(context: _Context, quant: QuantizationConfig) -> Remedy | None:
@@ -316,13 +354,23 @@ def _guard_disk(action: Callable[[], Any], target: Path) -> Any:
 def _record(context: _Context, exporter: Exporter, path: Path, quant: QuantizationConfig,
             result: Validation, remedies: list[RemedyRecord], seconds: float) -> ArtifactRecord:
     files = describe_files(path)
+    config = context.config
+    verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict)
+    worst = verdict.worst_class
     return ArtifactRecord(
         format=exporter.name, precision=quant.precision,
-        path=os.path.relpath(path, context.config.out),
+        path=os.path.relpath(path, config.out),
         size_bytes=sum(f["size_bytes"] for f in files.values()),
         sha256=files[path.name]["sha256"], files=files,
         accuracy=result.accuracy, float_accuracy=result.float_accuracy,
         agreement=result.agreement, drop_pp=round(result.drop_pp, 4),
         kl_divergence=result.kl_divergence, per_class_change=result.per_class_change,
-        passed=_passes(context, result), settings=exporter.settings(quant), remedies=remedies,
+        passed=verdict.passed, verdict=verdict.verdict,
+        interval_pp=(round(verdict.drop.low_pp, 4), round(verdict.drop.high_pp, 4)),
+        right_to_wrong=verdict.drop.counts.right_to_wrong,
+        wrong_to_right=verdict.drop.counts.wrong_to_right, images=result.images,
+        images_by_split=result.images_by_split, images_needed=verdict.images_needed,
+        worst_class={"name": worst[0], **worst[1].to_dict()} if worst else None,
+        flagged_classes=[f.to_dict() for f in verdict.flagged_classes], gate_note=verdict.note,
+        settings=exporter.settings(quant), remedies=remedies,
         backend_settings=result.backend_settings, export_seconds=round(seconds, 2))

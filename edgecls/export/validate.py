@@ -1,7 +1,9 @@
-"""Accuracy of an exported artifact against the float Keras model (the export gate).
+"""Accuracy of an exported artifact against the float Keras model (the export gate's data).
 
 The artifact runs through the edgecls runtime (``load_backend``: the same code that
-runs on devices); the float model runs in Keras on the very same prepared arrays.
+runs on devices); the float model runs in Keras on the very same prepared arrays, so
+the comparison is paired image by image (``edgecls.stats``). ``export.gate`` turns
+it into a verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.base import BackendOptions
+from edgecls.stats import PairedDrop, compare_paired, per_class_drops
 
 _EPS = 1e-7
 BATCH = 32
@@ -21,7 +24,7 @@ BATCH = 32
 
 @dataclass
 class Validation:
-    """How one artifact compares with the float model on the test images.
+    """How one artifact compares with the float model on the same held-out images.
 
     Attributes:
         accuracy: top-1 accuracy of the artifact.
@@ -29,7 +32,10 @@ class Validation:
         agreement: share of images where the artifact's top-1 equals the float model's.
         kl_divergence: mean KL(float || artifact) of the class probabilities.
         per_class_change: class -> accuracy change in percentage points.
-        images: number of test images.
+        images: number of compared images.
+        paired: the drop with its 95 % interval and the changed predictions.
+        per_class: class -> the same paired comparison on that class's images.
+        images_by_split: split name -> number of compared images from it.
         backend_settings: what the runtime backend applied (threads, session options).
     """
 
@@ -39,20 +45,27 @@ class Validation:
     kl_divergence: float
     per_class_change: dict[str, float]
     images: int
+    paired: PairedDrop | None = None
+    per_class: dict[str, PairedDrop] = field(default_factory=dict)
+    images_by_split: dict[str, int] = field(default_factory=dict)
     backend_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drop_pp(self) -> float:
-        """Accuracy lost against the float model, in percentage points."""
+        """Accuracy lost against the float model, in percentage points (point estimate)."""
         return 100.0 * (self.float_accuracy - self.accuracy)
 
     def passed(self, max_drop_pp: float) -> bool:
-        """True when the artifact lost at most ``max_drop_pp`` percentage points."""
+        """True when the point estimate of the drop is within ``max_drop_pp``."""
         return self.drop_pp <= max_drop_pp + 1e-9
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields, with the drop in percentage points."""
-        return {**asdict(self), "drop_pp": round(self.drop_pp, 4)}
+        out = {k: v for k, v in asdict(self).items() if k not in ("paired", "per_class")}
+        out["drop_pp"] = round(self.drop_pp, 4)
+        if self.paired is not None:
+            out.update(self.paired.to_dict())
+        return out
 
 
 def float_probabilities(model: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -87,17 +100,31 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
-            class_names: list[str]) -> Validation:
-    """Accuracy, agreement, per-class change and mean KL of ``probs`` against the float model."""
+            class_names: list[str], splits: np.ndarray | None = None) -> Validation:
+    """Accuracy, agreement, paired drop, per-class change and mean KL of ``probs`` against
+    the float model; ``splits`` names the split of each image (for the counts)."""
     top1, float_top1 = probs.argmax(axis=1), float_probs.argmax(axis=1)
+    correct, float_correct = top1 == labels, float_top1 == labels
+    per_class = per_class_drops(float_correct, correct, labels, len(class_names))
     return Validation(
-        accuracy=float(np.mean(top1 == labels)),
-        float_accuracy=float(np.mean(float_top1 == labels)),
+        accuracy=float(np.mean(correct)),
+        float_accuracy=float(np.mean(float_correct)),
         agreement=float(np.mean(top1 == float_top1)),
         kl_divergence=kl_divergence(float_probs, probs),
-        per_class_change=_per_class_change(top1, float_top1, labels, class_names),
+        per_class_change={name: round(-drop.drop_pp, 3)
+                          for name, drop in zip(class_names, per_class) if drop is not None},
         images=int(len(labels)),
+        paired=compare_paired(float_correct, correct),
+        per_class={name: drop for name, drop in zip(class_names, per_class) if drop is not None},
+        images_by_split=_split_counts(splits),
     )
+
+
+def _split_counts(splits: np.ndarray | None) -> dict[str, int]:
+    if splits is None:
+        return {}
+    names, counts = np.unique(np.asarray(splits), return_counts=True)
+    return {str(name): int(count) for name, count in zip(names, counts)}
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
@@ -109,23 +136,13 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
 
 
-def _per_class_change(top1: np.ndarray, float_top1: np.ndarray, labels: np.ndarray,
-                      class_names: list[str]) -> dict[str, float]:
-    change = {}
-    for index, name in enumerate(class_names):
-        mask = labels == index
-        if mask.any():
-            delta = np.mean(top1[mask] == index) - np.mean(float_top1[mask] == index)
-            change[name] = round(100.0 * float(delta), 3)
-    return change
-
-
 def validate_artifact(path: Path, images: np.ndarray, labels: np.ndarray,
                       float_probs: np.ndarray, class_names: list[str],
                       options: BackendOptions | None = None,
-                      on_batch: Callable[[int], None] | None = None) -> Validation:
+                      on_batch: Callable[[int], None] | None = None,
+                      splits: np.ndarray | None = None) -> Validation:
     """Runs ``path`` through the runtime on ``images`` and compares with the float model."""
     probs, settings = artifact_probabilities(path, images, options, on_batch=on_batch)
-    result = compare(probs, float_probs, labels, class_names)
+    result = compare(probs, float_probs, labels, class_names, splits)
     result.backend_settings = settings
     return result

@@ -75,3 +75,24 @@ class ModelMetadata:
                 setattr(meta, name, (float(value[0]), int(value[1])))
         meta.extra.update(extra)
         return meta
+
+
+def split_rule(meta: ModelMetadata | None) -> dict[str, Any] | None:
+    """The training run's split rule an edgecls artifact carries in ``extra["split"]``.
+
+    Written by ``edgecls export`` (``data.split.hash_rule``): ``salt`` (int),
+    ``fractions`` (train, val, test), ``held_out_from`` (a file whose salted content hash
+    is at least this was not trained on; None for a pre-split dataset) and ``hash`` (the
+    rule's text). Returns None when absent, malformed or unusable, i.e. when held-out
+    files cannot be told from training files.
+    """
+    rule = (meta.extra or {}).get("split") if meta is not None else None
+    if not isinstance(rule, dict):
+        return None
+    salt, start = rule.get("salt"), rule.get("held_out_from")
+    if not isinstance(salt, int) or isinstance(salt, bool):
+        return None
+    if not isinstance(start, (int, float)) or isinstance(start, bool) or not 0.0 < start <= 1.0:
+        return None
+    return {"salt": salt, "held_out_from": float(start), "fractions": rule.get("fractions"),
+            "hash": rule.get("hash")}
