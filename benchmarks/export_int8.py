@@ -115,8 +115,8 @@ def main() -> None:
     height, width = manifest.input_size
     image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3)).astype(np.float32)
     print(f"\nCPU: {manifest.cpu}; threads {args.threads}; model {run}")
-    print(f"float (Keras) top-1 {100 * manifest.float_accuracy:.2f}% on {manifest.test_images} "
-          f"test images; export+validation took {export_minutes:.1f} min\n")
+    print(f"float (Keras) top-1 {100 * manifest.float_accuracy:.2f}% on {manifest.held_out_images} "
+          f"held-out images; export+validation took {export_minutes:.1f} min\n")
     header = ("format", "fp32 top-1", "int8 top-1", "drop pp", "agree %", "fp32 MB", "int8 MB",
               "size ratio", "fp32 p50 ms", "int8 p50 ms", "int8 speedup", "gate")
     print("| " + " | ".join(header) + " |")
