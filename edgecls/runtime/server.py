@@ -6,9 +6,13 @@ or slow client costs one socket and nothing else. Limits that keep a device serv
 - a request must arrive within ``request_timeout_s``; at most ``max_pending``
   connections may be waiting to send one (a new one pushes the oldest out), so idle
   connections can neither exhaust file descriptors nor lock a real viewer out;
+  (``max_pending`` is lowered to what the process's file-descriptor limit allows, after
+  raising its soft limit towards the hard one);
 - at most ``max_viewers`` streams (a 503 beyond them); a viewer that takes no data for
   ``send_timeout_s`` is dropped; a slow viewer skips frames instead of queueing them;
 - each frame is sent as the same bytes to every viewer (encoded once, by the caller);
+- the server and encoder threads run at a lower CPU priority (Linux: per-thread nice)
+  than classification, so on a busy device viewers get fewer frames, not the loop;
 - exact paths (``/`` and ``/stream``), GET and HEAD, 401 without the credentials that
   ``StreamAuth`` asks for, and resets or broken pipes closed quietly (no tracebacks).
 """
@@ -17,8 +21,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -45,7 +51,7 @@ class ServerLimits:
     """How much the server accepts; the defaults suit a device on a local network."""
 
     max_viewers: int = 10
-    max_pending: int = 256
+    max_pending: int = 1024
     request_timeout_s: float = 10.0
     send_timeout_s: float = 10.0
     backlog: int = 128
@@ -91,6 +97,7 @@ class StreamServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, auth: StreamAuth | None = None,
                  limits: ServerLimits | None = None) -> None:
         self.limits = limits or ServerLimits()
+        self._max_pending = _pending_budget(self.limits)
         self._listener = _bind(host, port, self.limits.backlog)
         address, bound_port = self._listener.getsockname()[:2]
         self.auth = (auth or StreamAuth()).for_address(address)
@@ -140,6 +147,7 @@ class StreamServer:
     # -- the selector thread ------------------------------------------------------------
 
     def _serve(self) -> None:
+        lower_thread_priority()
         fed = 0
         try:
             while not self._stopping:
@@ -164,7 +172,7 @@ class StreamServer:
                 self._pause_accepting(exc)
                 return
             sock.setblocking(False)
-            if len(self._pending) >= self.limits.max_pending:
+            if len(self._pending) >= self._max_pending:
                 self._drop(next(iter(self._pending)), "evicted")
             self.counters["accepted"] += 1
             deadline = time.monotonic() + self.limits.request_timeout_s
@@ -329,6 +337,38 @@ class StreamServer:
         self._selector.close()
         for sock in (self._listener, self._wake_r, self._wake_w):
             sock.close()
+
+
+def lower_thread_priority(steps: int = 10) -> None:
+    """Makes the calling thread nicer by ``steps`` (Linux, where nice is per thread;
+    elsewhere it would slow the whole process, so nothing happens)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
+    except OSError:
+        pass
+
+
+def _pending_budget(limits: ServerLimits, reserve: int = 128) -> int:
+    """``max_pending``, within the file descriptors this process may open."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return limits.max_pending
+    wanted = limits.max_pending + limits.max_viewers + reserve
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return limits.max_pending
+    return max(16, min(limits.max_pending, soft - limits.max_viewers - reserve))
 
 
 def _bind(host: str, port: int, backlog: int) -> socket.socket:

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecls.errors import ConfigError, SourceError
 from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import ServerLimits, StreamServer, frame_part
+from edgecls.runtime.server import ServerLimits, StreamServer, frame_part, lower_thread_priority
 
 
 class Sink:
@@ -159,6 +159,7 @@ class MjpegSink(Sink):
         return True
 
     def _encode_loop(self) -> None:
+        lower_thread_priority()
         next_due = 0.0
         while not self._closed.is_set():
             if not self._new_frame.wait(timeout=0.5):
