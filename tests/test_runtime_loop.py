@@ -47,3 +47,20 @@ def test_stats_memory_does_not_grow_with_frames() -> None:
         tracemalloc.stop()
     assert stats.frames == 105_000
     assert after - before < 2048, f"stats grew by {after - before} bytes over 100,000 frames"
+
+
+def test_stop_on_signals_keeps_ignored_signals_ignored() -> None:
+    import signal
+
+    from edgecls.runtime.stopping import StopOnSignals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with StopOnSignals() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.received == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -295,3 +295,20 @@ def test_encoding_is_capped_and_only_while_watched() -> None:
             time.sleep(1.0)
             published = sink.server.frames_published - before
     assert 5 <= published <= 12  # ~10 per second although ~200 frames a second were written
+
+
+def test_server_off_loopback_requires_the_generated_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server as bound to a LAN address: tests only use 127.0.0.1, so the address
+    check is told this one is not loopback."""
+    import edgecls.runtime.serve_auth as serve_auth
+
+    monkeypatch.setattr(serve_auth, "is_loopback", lambda address: False)
+    with serving() as sink:
+        auth, port = sink.server.auth, port_of(sink)
+        assert auth.generated and auth.token and sink.server.watch_url.endswith(f"?token={auth.token}")
+        assert fetch(port, "/stream")[0] == 401
+        sock, status, _, rest = send_request(port, f"/stream?token={auth.token}")
+        with sock:
+            assert status == 200 and read_jpeg(sock, rest)
+    with serving(auth=StreamAuth.from_options(no_auth=True)) as sink:
+        assert not sink.server.auth.required and fetch(port_of(sink), "/")[0] == 200

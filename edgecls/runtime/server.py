@@ -152,7 +152,7 @@ class StreamServer:
         try:
             while not self._stopping:
                 for key, events in self._selector.select(timeout=0.25):
-                    key.data(key.fileobj, events)
+                    self._dispatch(key, events)
                 now = time.monotonic()
                 if self._latest[0] != fed:
                     fed = self._latest[0]
@@ -161,6 +161,15 @@ class StreamServer:
                 self._expire(now)
         finally:
             self._shutdown()
+
+    def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
+        """Runs one socket's handler; an unexpected error costs that connection, not the server."""
+        try:
+            key.data(key.fileobj, events)
+        except Exception as exc:  # noqa: BLE001 - one client must never stop the stream for all
+            log.warning("serve: dropped a connection after an unexpected error: %r", exc)
+            if key.fileobj in self._pending or key.fileobj in self._outgoing:
+                self._drop(key.fileobj)  # type: ignore[arg-type]
 
     def _accept(self, listener: socket.socket, events: int) -> None:
         for _ in range(64):  # a burst at a time, then serve the others

@@ -21,7 +21,12 @@ import numpy as np
 
 from edgecls.errors import ConfigError, SourceError
 from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import ServerLimits, StreamServer, frame_part, lower_thread_priority
+from edgecls.runtime.server import (
+    ServerLimits,
+    StreamServer,
+    frame_part,
+    lower_thread_priority,
+)
 
 
 class Sink:

@@ -26,7 +26,8 @@ class StopOnSignals:
     """Context manager: while active, SIGINT/SIGTERM/SIGHUP request a stop.
 
     Outside the main thread (where Python cannot install handlers) it does nothing and
-    the process keeps its previous signal behaviour.
+    the process keeps its previous signal behaviour; a signal the process ignores (SIGHUP
+    under ``nohup``) stays ignored.
 
     Attributes:
         received: the name of the first stop signal received (e.g. "SIGTERM"), else None.
@@ -45,7 +46,8 @@ class StopOnSignals:
     def __enter__(self) -> StopOnSignals:  # noqa: PYI034 - typing.Self needs Python 3.11
         if threading.current_thread() is threading.main_thread():
             for signum in _STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. SIGHUP under nohup stays ignored
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
