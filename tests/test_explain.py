@@ -11,18 +11,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edgecls.explain import ExplainSettings, RiseOptions, explain, save_report
-from edgecls.explain.agnostic import explain_agnostic
-from edgecls.explain.compare import heatmap_difference, rank_correlation, top_overlap
-from edgecls.explain.faithfulness import deletion_insertion
-from edgecls.explain.model import RuntimeModel
-from edgecls.explain.occlusion import OcclusionOptions
 from explain_models import make_quadrant_onnx
 from tiny_models import make_onnx, make_openvino, tiny_metadata
 from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.errors import ConfigError, DataError
+from edgecls.explain import ExplainSettings, RiseOptions, explain, save_report
+from edgecls.explain.agnostic import explain_agnostic
+from edgecls.explain.compare import heatmap_difference, rank_correlation, top_overlap
+from edgecls.explain.faithfulness import deletion_insertion
+from edgecls.explain.model import RuntimeModel
+from edgecls.explain.occlusion import OcclusionOptions
 
 FAST = RiseOptions(masks=200, batch_size=50)
 

@@ -13,6 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explain_models import (
+    SQUARE,
+    SQUARE_COLORS_BGR,
+    square_cnn,
+    square_dataset,
+    train_square_cnn,
+)
 
 from edgecls.errors import ConfigError, ModelError
 from edgecls.explain import ExplainSettings, RiseOptions, explain
@@ -21,7 +28,6 @@ from edgecls.explain.compare import rank_correlation
 from edgecls.explain.gradcam import KerasModel, explain_gradcam
 from edgecls.runtime.metadata import ModelMetadata
 from edgecls.runtime.tflite_metadata import embed_tflite_metadata
-from explain_models import SQUARE, SQUARE_COLORS_BGR, square_cnn, square_dataset, train_square_cnn
 
 LABELS = list(SQUARE_COLORS_BGR)
 RISE = RiseOptions(masks=200, batch_size=50)

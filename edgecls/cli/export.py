@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -45,6 +45,9 @@ def export(
                                   help="When INT8 misses --max-drop, retry with other calibration "
                                        "settings and sensitive layers in float."),
     threads: int = typer.Option(None, "--threads", help="Threads for validation inference."),
+    explain_changes: bool = typer.Option(True, "--explain/--no-explain",
+                                         help="Write OUT/changes.html: test images whose top-1 INT8 "
+                                              "changed, with float and INT8 heatmaps (RISE)."),
 ) -> None:
     """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
 
@@ -74,7 +77,21 @@ def export(
         manifest = export_run(run, config, progress=say)
     _render(manifest, console)
     console.print(f"manifest: {config.out / 'manifest.json'}")
+    if explain_changes:
+        _explain_changes(run, config, manifest, console)
     _gate(manifest)
+
+
+def _explain_changes(run: Path, config: Any, manifest: Any, console: Any) -> None:
+    """OUT/changes.html: what INT8 changed, with both models' heatmaps (edgecls.explain)."""
+    from edgecls.explain.changes import write_changes_page
+
+    int8 = [config.out / a.path for a in manifest.artifacts if a.precision == "int8"]
+    if int8:
+        with console.status("explaining the top-1 changes of INT8 (RISE)..."):
+            changes = write_changes_page(run, int8, config.out / "changes.html", config.options.threads)
+        counts = ", ".join(f"{c.artifact.name} {c.changed}" for c in changes)
+        console.print(f"top-1 changed vs float: {counts}; heatmaps: {config.out / 'changes.html'}")
 
 
 def _warn_int8_input(config: Any, console: Any) -> None:
@@ -107,7 +124,7 @@ class _progress:
         return lambda message, fraction: self._bar.update(
             self._task, description=message, completed=fraction)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._bar.__exit__(*exc)
 
 
@@ -189,7 +206,7 @@ def prune(
                                          "instead of zeroing weights."),
     ratio: float = typer.Option(0.3, "--ratio", help="--structured: share of expansion channels "
                                                      "to remove (counts rounded to multiples of 8)."),
-    mac_reduction: Optional[float] = typer.Option(
+    mac_reduction: float | None = typer.Option(
         None, "--mac-reduction", help="--structured: choose the ratio that gives this share "
                                       "fewer multiply-accumulates instead (e.g. 0.3)."),
     criterion: str = typer.Option("energy", "--criterion",

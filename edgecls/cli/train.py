@@ -79,18 +79,34 @@ def evaluate(
     json_out: Path = typer.Option(None, "--json", help="Also write the report to this JSON file (and a PNG beside it)."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
+    gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "
+                                "Grad-CAM heatmaps into a PNG beside the JSON (mistakes.png; 0: none)."),
 ) -> None:
     """Evaluate a run's best model: accuracy, top-k, per-class precision/recall/F1,
-    macro and weighted averages, confusion matrix (JSON and PNG)."""
+    macro and weighted averages, confusion matrix (JSON and PNG), and a gallery of the
+    most confident mistakes with heatmaps of the predicted and the true class."""
     from rich.console import Console
 
     from edgecls.train.evaluate import evaluate_run
 
     report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
                           batch_size=batch_size)
-    _print_report(report, Console())
+    console = Console()
+    _print_report(report, console)
     if json_out:
         typer.echo(f"report written to {json_out}")
+    gallery_png = json_out.with_name(f"{json_out.stem}_mistakes.png") if json_out \
+        else run_dir / "mistakes.png" if split == "test" else None
+    if gallery and gallery_png is not None:
+        _write_gallery(run_dir, split, gallery_png, gallery, console)
+
+
+def _write_gallery(run_dir: Path, split: str, png: Path, count: int, console: Any) -> None:
+    from edgecls.explain.gallery import write_mistakes_gallery
+
+    with console.status("explaining the most confident mistakes..."):
+        shown = write_mistakes_gallery(run_dir, split, png, count=count)
+    console.print(f"most confident mistakes: {png}" if shown else "no mistakes to show")
 
 
 def _print_report(report: dict[str, Any], console: Any) -> None:
