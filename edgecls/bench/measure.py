@@ -37,6 +37,7 @@ class MeasureSpec:
     measure_latency: bool = True
     data_labels: list[str] | None = None
     data_items: list[tuple[str, int]] = field(default_factory=list)
+    verify: bool = True
 
 
 class StageError(Exception):
@@ -122,7 +123,7 @@ def _load(spec: MeasureSpec) -> Any:
 
     options = BackendOptions(threads=spec.threads, device=spec.device, providers=spec.providers,
                              extra=spec.extra)
-    return Classifier(spec.model, labels=spec.labels_file, options=options)
+    return Classifier(spec.model, labels=spec.labels_file, options=options, verify=spec.verify)
 
 
 def _sample_frame(classifier: Any, spec: MeasureSpec) -> np.ndarray:

@@ -48,6 +48,7 @@ class BenchOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # BackendOptions.extra
     target_profile: dict[str, Any] | None = None  # recorded in machine["target_profile"]
     timeout_s: float = 1800.0
+    verify: bool = True  # check each model's embedded digest before loading it
 
 
 Progress = Callable[[str], None]
@@ -137,7 +138,7 @@ def _spec(model: Path, options: BenchOptions, threads: int | None,
     return MeasureSpec(
         model=str(model), labels_file=str(options.labels_file) if options.labels_file else None,
         threads=threads, device=options.device, providers=options.providers, extra=options.extra,
-        warmup=options.warmup, runs=options.runs, seconds=options.seconds,
+        warmup=options.warmup, runs=options.runs, seconds=options.seconds, verify=options.verify,
         data_labels=images.labels if images else None,
         data_items=[(str(p), int(i)) for p, i in images.items] if images else [],
     )

@@ -39,6 +39,8 @@ def bench(
                                    "class-balanced sample of at most --max-per-class images, default 50, is sent)."),
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
     install: str = typer.Option("index", help=INSTALL_HELP),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check each model against the "
+                                "digest embedded at export (--no-verify measures a damaged file anyway)."),
 ) -> None:
     """Measure latency, size, memory and accuracy of model files on this machine.
 
@@ -65,6 +67,7 @@ def bench(
         data=data, reference=reference, target=target, threads=_parse_threads(threads),
         warmup=warmup, runs=runs, seconds=seconds, min_accuracy=min_accuracy, labels_file=labels,
         max_per_class=max_per_class, device=device, providers=_split(providers), timeout_s=timeout,
+        verify=verify,
     )
     _check_output(json_out)
     _check_models(models)

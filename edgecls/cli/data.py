@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
+from edgecls.runtime.image_header import set_max_pixels
 
 data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -17,10 +18,14 @@ app.add_typer(data_app, name="data")
 def check(
     data_dir: Path = typer.Argument(..., help="Dataset folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
     json_out: Path = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=(
+        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
+        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
 ) -> None:
     """Check a dataset: images per class, unreadable files, duplicates, too-small classes.
 
-    Unreadable, zero-byte and non-image files are excluded; identical files within a
+    Unreadable, zero-byte and non-image files, and images over the --max-pixels limit
+    (read from their header, never decoded), are excluded; identical files within a
     class are kept once; identical files under different classes (label conflicts) are
     excluded. Exits with code 2 when the dataset cannot be trained on.
     """
@@ -31,6 +36,7 @@ def check(
     from edgecls.data.check import check_dataset
     from edgecls.data.report import render_check
 
+    set_max_pixels(max_pixels)
     console = Console()
     with Progress(transient=True, console=console) as progress:
         task = progress.add_task("reading images", total=None)

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.runtime.image_header import set_max_pixels
 
 
 def _csv(value: str) -> list[str]:
@@ -48,6 +49,9 @@ def export(
     explain_changes: bool = typer.Option(True, "--explain/--no-explain",
                                          help="Write OUT/changes.html: test images whose top-1 INT8 "
                                               "changed, with float and INT8 heatmaps (RISE)."),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=(
+        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
+        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
 ) -> None:
     """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
 
@@ -59,6 +63,7 @@ def export(
     INCONCLUSIVE (too few held-out images to tell: a warning saying how many would be
     needed; exit 0 unless --strict). Writes the artifacts and OUT/manifest.json.
     """
+    set_max_pixels(max_pixels)
     from rich.console import Console
 
     from edgecls.export.pipeline import ExportConfig, export_run

@@ -16,6 +16,7 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
+from edgecls.runtime.image_header import set_max_pixels
 
 targets_app = typer.Typer(help="Device target profiles (targets/*.yaml).", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
@@ -54,6 +55,12 @@ def run(
     max_viewers: int = typer.Option(10, min=1, help="Streams served at once; more get 503 (busy)."),
     serve_fps: float = typer.Option(15.0, min=0.1, help="Most frames per second encoded for the stream."),
     max_frames: int = typer.Option(None, min=1, help="Stop after this many frames."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help=(
+        "Refuse a model file that does not match the digest embedded at export (a damaged "
+        "copy). --no-verify runs it anyway; models without a digest always run.")),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=(
+        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
+        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log backend settings and reconnects."),
     remote: str = typer.Option(None, "--remote", help=REMOTE_RUN_HELP),
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
@@ -71,6 +78,7 @@ def run(
     from edgecls.runtime.loop import LoopOptions, run_loop
     from edgecls.runtime.sources import open_source
 
+    set_max_pixels(max_pixels)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     profile = _load_profile(target)
     options = profile.backend_options(threads) if profile else _plain_options(threads)
@@ -78,7 +86,7 @@ def run(
         options.device = device
     if providers:
         options.providers = [p.strip() for p in providers.split(",") if p.strip()]
-    classifier = Classifier(model, labels=labels, options=options, top_k=top_k)
+    classifier = Classifier(model, labels=labels, options=options, top_k=top_k, verify=verify)
     _log_backend(classifier)
     frames = open_source(source or (profile.camera if profile else "0"))
     stream = _StreamSettings(host, port, token, basic_auth, no_auth, max_viewers, serve_fps) if serve else None

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.runtime.image_header import set_max_pixels
 
 
 @app.command("train")
@@ -27,6 +28,9 @@ def train(
     config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys; command-line options override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch, with the same split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=(
+        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
+        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
 ) -> None:
     """Train a classifier on a folder of labelled images.
 
@@ -37,6 +41,8 @@ def train(
     confusion_matrix.png and classification_report.txt.
     """
     from edgecls.train.fit import train as run_training
+
+    set_max_pixels(max_pixels)
 
     overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
                  "img_size": img_size, "epochs": epochs, "weights": weights,

@@ -2,6 +2,8 @@
 
 Rules:
 - zero-byte, non-image and undecodable (including truncated) files are excluded and listed;
+- images whose header declares more pixels than the limit (``image_header.max_pixels``)
+  are excluded and listed without being decoded;
 - byte-identical files within one class are kept once;
 - byte-identical files filed under different classes are a label conflict: every copy is
   excluded and the group is listed;
@@ -24,6 +26,7 @@ import numpy as np
 from edgecls.data.fingerprint import content_digest
 from edgecls.data.scan import ScanResult, scan_dataset
 from edgecls.errors import DataError
+from edgecls.runtime.image_header import check_pixels
 
 CHECK_SCHEMA_VERSION = 1
 MIN_IMAGES_TO_SPLIT = 3  # one each for train, val and test
@@ -169,6 +172,10 @@ def inspect_file(path: Path) -> FileInfo:
         return FileInfo(path, problem="not an image (unknown file signature)")
     if kind == "jpeg" and not _jpeg_complete(data):
         return FileInfo(path, problem="truncated JPEG (no end-of-image marker)")
+    try:
+        check_pixels(data, path.name)
+    except DataError as exc:
+        return FileInfo(path, problem=str(exc))
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         return FileInfo(path, problem=f"cannot decode {kind} data")

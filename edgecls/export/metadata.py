@@ -3,7 +3,9 @@
 TFLite uses the runtime's own flatbuffer writer (``edgecls.runtime.tflite_metadata``)
 so that reader and writer cannot drift apart (it also writes the standard TFLite
 Metadata that MediaPipe Tasks and the Android Task Library read); ONNX stores the JSON in
-``metadata_props["edgecls"]``, OpenVINO in ``rt_info["edgecls"]``.
+``metadata_props["edgecls"]``, OpenVINO in ``rt_info["edgecls"]``. Every artifact's
+metadata holds the digest placeholders of ``edgecls.runtime.integrity``; each exporter
+stamps them as the last step of writing its file (``integrity.stamp_bytes``/``stamp_file``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 from typing import Any
 
 import edgecls
+from edgecls.runtime.integrity import DIGEST_PLACEHOLDER
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing
 
 
@@ -26,6 +29,7 @@ def base_metadata(labels: list[str], input_size: tuple[int, int], model_name: st
         model_name=model_name,
         producer_version=edgecls.__version__,
         extra=dict(extra or {}),
+        digest=DIGEST_PLACEHOLDER,
     )
 
 

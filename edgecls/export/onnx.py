@@ -22,6 +22,7 @@ from edgecls.atomic import atomic_path
 from edgecls.errors import ConfigError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.runtime import integrity
 
 OPSET = 17
 # MinMax reduces each batch as it goes; Entropy/Percentile keep every activation in
@@ -59,6 +60,7 @@ class OnnxExporter(Exporter):
         md.embed_onnx(model, meta)
         with atomic_path(out) as tmp:
             onnx.save(model, str(tmp))
+            integrity.stamp_file(tmp)  # last step: the digest of the final bytes
         return out
 
     def settings(self, quant: QuantizationConfig) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import numpy as np
 from edgecls.errors import ConfigError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.runtime import integrity
 
 _METHODS = ("default", "accuracy_control")
 
@@ -45,7 +46,8 @@ class OpenVinoExporter(Exporter):
 
             model = nncf.compress_weights(model)
         meta = md.for_artifact(source.metadata, precision=quant.precision,
-                               input_dtype="float32", extra={"openvino": settings})
+                               input_dtype="float32", extra={"openvino": settings},
+                               weights_digest=integrity.WEIGHTS_PLACEHOLDER)
         md.embed_openvino(model, meta)
         save_ir_atomic(model, out, compress_to_fp16=quant.precision == "fp16")
         return out
@@ -142,6 +144,7 @@ def save_ir_atomic(model: Any, out: Path, compress_to_fp16: bool) -> None:
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
     try:
         ov.save_model(model, str(tmp_dir / out.name), compress_to_fp16=compress_to_fp16)
+        integrity.stamp_file(tmp_dir / out.name)  # last step: digests of the final .bin and .xml
         os.replace(tmp_dir / out.with_suffix(".bin").name, out.with_suffix(".bin"))
         os.replace(tmp_dir / out.name, out)
     finally:

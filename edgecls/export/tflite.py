@@ -14,6 +14,7 @@ from edgecls.atomic import write_bytes_atomic
 from edgecls.errors import ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.runtime import integrity
 from edgecls.runtime.tflite_standard_metadata import check_labels
 
 _UNSUPPORTED_OP = re.compile(r"'?((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)'? op")
@@ -42,7 +43,8 @@ class TFLiteExporter(Exporter):
         flatbuffer = convert(source, quant)
         meta = md.for_artifact(source.metadata, precision=quant.precision,
                                **_io_fields(flatbuffer))
-        write_bytes_atomic(out, md.embed_tflite(flatbuffer, meta))
+        # Stamping the digest is the last step: it hashes the final bytes.
+        write_bytes_atomic(out, integrity.stamp_bytes(md.embed_tflite(flatbuffer, meta)))
         return out
 
     def settings(self, quant: QuantizationConfig) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from edgecls.errors import ModelError
 from edgecls.registry import Registry
 from edgecls.runtime.base import Backend, BackendOptions
+from edgecls.runtime.integrity import UNSIGNED, verify_file
 
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 
@@ -40,11 +41,16 @@ def backend_for_suffix(path: str | Path) -> type[Backend]:
 
 
 def load_backend(path: str | Path, options: BackendOptions | None = None,
-                 backend: str | None = None) -> Backend:
+                 backend: str | None = None, verify: bool = True) -> Backend:
     """Loads a model file with the backend its suffix calls for (or the one named).
 
+    Args:
+        verify: check the file against the digest embedded at export before the
+            inference library sees it (models without a digest load unverified).
+
     Raises:
-        ModelError: the file is missing, has an unknown suffix or is not a model.
+        ModelError: the file is missing, has an unknown suffix, is not a model, or
+            (with ``verify``) does not match its embedded digest.
     """
     path = Path(path)
     if backend:
@@ -53,7 +59,22 @@ def load_backend(path: str | Path, options: BackendOptions | None = None,
     else:
         cls = backend_for_suffix(path)
     check_model_file(path)
-    return cls(path, options)
+    status = verify_file(path) if verify else None
+    loaded = cls(path, options)
+    loaded.settings["integrity"] = status or "not checked (--no-verify)"
+    if status == UNSIGNED:
+        _refuse_lost_digest(loaded)
+    return loaded
+
+
+def _refuse_lost_digest(loaded: Backend) -> None:
+    """An edgecls artifact whose metadata names a digest the file no longer carries."""
+    meta = loaded.read_metadata()
+    if meta is not None and (meta.digest or meta.weights_digest):
+        raise ModelError(f"{loaded.path} is corrupted: its metadata names a digest that the "
+                         "file does not carry intact",
+                         "copy the file again from the export folder or re-export it; "
+                         "--no-verify (verify=False) loads it anyway")
 
 
 def check_model_file(path: Path) -> None:

@@ -48,12 +48,14 @@ class Classifier:
         options: threads, device, execution providers (see ``BackendOptions``).
         top_k: default number of (label, score) pairs returned.
         preprocessing: overrides the embedded or derived preprocessing.
+        verify: refuse a file that does not match the digest embedded at export
+            (``False`` loads it anyway; models without a digest always load).
     """
 
     def __init__(self, path: str | Path, labels: str | Path | Sequence[str] | None = None,
                  options: BackendOptions | None = None, top_k: int = 5,
-                 preprocessing: Preprocessing | None = None) -> None:
-        self.backend: Backend = load_backend(path, options)
+                 preprocessing: Preprocessing | None = None, verify: bool = True) -> None:
+        self.backend: Backend = load_backend(path, options, verify=verify)
         self._check_image_input()
         self.top_k = top_k
         embedded = self.backend.read_metadata()

@@ -74,6 +74,11 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     return TensorInfo(shape=shape, dtype=dtype, quantization=quantization, layout=guess_layout(shape))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 @BACKENDS.register("litert")
 class LiteRTBackend(Backend):
     """Runs a TFLite flatbuffer with the LiteRT interpreter (XNNPACK on CPU)."""
@@ -110,7 +115,7 @@ class LiteRTBackend(Backend):
         return self._output_info
 
     def read_metadata(self) -> ModelMetadata | None:
-        return read_tflite_metadata(self._content)
+        return read_tflite_metadata(self._content, self.path)
 
     def read_standard_metadata(self) -> StandardMetadata | None:
         return read_standard_metadata(self._content)
@@ -118,9 +123,13 @@ class LiteRTBackend(Backend):
     def invoke(self, native: np.ndarray) -> np.ndarray:
         if native.shape[0] != self._batch:
             self._resize_batch(native.shape[0])
-        self._interpreter.set_tensor(self._input["index"], native)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"])
+        try:
+            self._interpreter.set_tensor(self._input["index"], native)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"])
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path} failed to run: {_first_line(exc)}",
+                             "the model may be damaged; re-export it") from None
 
     def _resize_batch(self, batch: int) -> None:
         shape = list(self._input["shape"])

@@ -3,6 +3,8 @@
 Export embeds one ``ModelMetadata`` as JSON in every artifact (TFLite metadata buffer,
 ONNX ``metadata_props``, OpenVINO ``rt_info``) under the key ``METADATA_KEY``; the
 runtime reads it back so ``edgecls run model.tflite`` needs no other flag.
+``parse_metadata`` validates what it reads against the schema below, so a damaged or
+hand-edited entry is refused with one line instead of failing later in a frame.
 Pure Python: no TensorFlow, no backend import.
 """
 
@@ -10,11 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from edgecls.errors import ModelError
 
 METADATA_KEY = "edgecls"
 METADATA_SCHEMA_VERSION = 1
+COLORS = ("RGB", "BGR")
+RESIZES = ("stretch", "center_crop")
+INTERPOLATIONS = ("bilinear", "area", "nearest")
+LAYOUTS = ("NHWC", "NCHW")
 
 
 @dataclass
@@ -55,6 +65,8 @@ class ModelMetadata:
     producer_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = METADATA_SCHEMA_VERSION
+    digest: str | None = None  # "edgecls-sha256:<hex>", see edgecls.runtime.integrity
+    weights_digest: str | None = None  # OpenVINO: "edgecls-bin-sha256:<hex>" of the .bin
 
     def to_json(self) -> str:
         """Compact JSON for embedding in an artifact."""
@@ -62,18 +74,30 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "ModelMetadata":
-        """Parses metadata written by ``to_json``; unknown keys go to ``extra``."""
+        """Parses and validates metadata written by ``to_json``; unknown keys go to ``extra``.
+
+        Raises:
+            ValueError: the text is not JSON or breaks the schema (the message says where).
+        """
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        version = data.get("schema_version", METADATA_SCHEMA_VERSION)
+        if not _is_int(version) or not 1 <= version <= METADATA_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r} is not one this edgecls reads "
+                             f"(1..{METADATA_SCHEMA_VERSION}); upgrade edgecls")
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {k: data.pop(k) for k in list(data) if k not in known}
-        pre = Preprocessing(**data.pop("preprocessing", {}) or {})
+        pre = _preprocessing(data.pop("preprocessing", None) or {})
+        _check_fields(data)
         meta = cls(preprocessing=pre, **data)
-        meta.input_size = tuple(meta.input_size)  # type: ignore[assignment]
+        meta.labels = list(meta.labels)
+        meta.input_size = (int(meta.input_size[0]), int(meta.input_size[1]))
         for name in ("input_quantization", "output_quantization"):
             value = getattr(meta, name)
             if value is not None:
                 setattr(meta, name, (float(value[0]), int(value[1])))
-        meta.extra.update(extra)
+        meta.extra = {**meta.extra, **extra}
         return meta
 
 
@@ -96,3 +120,72 @@ def split_rule(meta: ModelMetadata | None) -> dict[str, Any] | None:
         return None
     return {"salt": salt, "held_out_from": float(start), "fractions": rule.get("fractions"),
             "hash": rule.get("hash")}
+
+
+def parse_metadata(text: str | bytes, source: str | Path) -> ModelMetadata:
+    """``ModelMetadata.from_json`` with any problem turned into a one-line ``ModelError``."""
+    try:
+        return ModelMetadata.from_json(text)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{source}: embedded edgecls metadata is invalid ({detail})",
+                         "re-export the model with `edgecls export`") from None
+
+
+def _preprocessing(data: Any) -> Preprocessing:
+    if not isinstance(data, dict):
+        raise ValueError("preprocessing is not an object")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Preprocessing)})
+    if unknown:
+        raise ValueError(f"unknown preprocessing field(s): {', '.join(unknown)}")
+    pre = Preprocessing(**data)
+    pre.color = pre.color.upper() if isinstance(pre.color, str) else pre.color
+    _check_choice("color", pre.color, COLORS)
+    _check_choice("resize", pre.resize, RESIZES)
+    _check_choice("interpolation", pre.interpolation, INTERPOLATIONS)
+    for name in ("scale", "offset"):
+        value = getattr(pre, name)
+        if not _is_number(value) or not math.isfinite(value):
+            raise ValueError(f"preprocessing {name} {value!r} is not a finite number")
+        setattr(pre, name, float(value))
+    if pre.scale == 0:
+        raise ValueError("preprocessing scale is 0")
+    return pre
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    labels = data.get("labels")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ValueError("labels is not a list of strings")
+    size = data.get("input_size")
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(_is_int(x) and 0 < x <= 16384 for x in size)):
+        raise ValueError(f"input_size {size!r} is not two positive integers")
+    _check_choice("layout", data.get("layout", "NHWC"), LAYOUTS)
+    for name in ("input_quantization", "output_quantization"):
+        value = data.get(name)
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2
+                                      and _is_number(value[0]) and math.isfinite(value[0])
+                                      and value[0] > 0 and _is_int(value[1])):
+            raise ValueError(f"{name} {value!r} is not [positive scale, integer zero point]")
+    if not isinstance(data.get("outputs_probabilities", True), bool):
+        raise ValueError("outputs_probabilities is not true/false")
+    if not isinstance(data.get("extra", {}), dict):
+        raise ValueError("extra is not an object")
+    for name in ("model_name", "precision", "input_dtype", "producer", "producer_version",
+                 "digest", "weights_digest"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise ValueError(f"{name} is not a string")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(choices)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

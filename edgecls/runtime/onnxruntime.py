@@ -18,7 +18,7 @@ from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
 from edgecls.runtime.cpu import cpu_info
-from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
+from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import guess_layout, normalize_shape
 
 log = logging.getLogger(__name__)
@@ -134,19 +134,19 @@ class OnnxRuntimeBackend(Backend):
 
     def read_metadata(self) -> ModelMetadata | None:
         text = self._meta_map.get(METADATA_KEY)
-        if not text:
-            return None
-        try:
-            return ModelMetadata.from_json(text)
-        except (ValueError, TypeError) as exc:
-            raise ModelError(f"{self.path}: embedded edgecls metadata is unreadable ({exc})") from None
+        return parse_metadata(text, self.path) if text else None
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]
         if fixed > 0 and native.shape[0] != fixed:
             parts = [self.invoke(native[i : i + fixed]) for i in range(0, native.shape[0], fixed)]
             return np.concatenate(parts)
-        return self._session.run([self._output_name], {self._input_name: native})[0]
+        try:
+            return self._session.run([self._output_name], {self._input_name: native})[0]
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path} failed to run: {detail}",
+                             "the model may be damaged; re-export it") from None
 
     @staticmethod
     def version() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,12 @@ import numpy as np
 from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
-from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
+from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import guess_layout
+
+# OpenVINO prefixes its messages with where they were raised; the cause comes after.
+_LOCATION_LINE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
+_NODE = re.compile(r"friendly_name '([^']+)'")
 
 
 def _tensor_info(port: Any, quantization: tuple[float, int] | None = None) -> TensorInfo:
@@ -41,8 +46,8 @@ class OpenVINOBackend(Backend):
             model = core.read_model(str(self.path))
             self._metadata_text = _rt_info_text(model)
             compiled = core.compile_model(model, device, self._config(device))
-        except RuntimeError as exc:
-            raise not_a_model(self.path, "OpenVINO IR", exc) from None
+        except (RuntimeError, ValueError) as exc:  # ValueError: undecodable rt_info text
+            raise not_a_model(self.path, "OpenVINO IR", openvino_cause(exc)) from None
         self._request = compiled.create_infer_request()
         self._output_port = compiled.output(0)
         meta = self.read_metadata()
@@ -80,24 +85,34 @@ class OpenVINOBackend(Backend):
         return self._output_info
 
     def read_metadata(self) -> ModelMetadata | None:
-        if not self._metadata_text:
-            return None
-        try:
-            return ModelMetadata.from_json(self._metadata_text)
-        except (ValueError, TypeError) as exc:
-            raise ModelError(f"{self.path}: embedded edgecls metadata is unreadable ({exc})") from None
+        return parse_metadata(self._metadata_text, self.path) if self._metadata_text else None
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]
         if fixed > 0 and native.shape[0] != fixed:
             parts = [self.invoke(native[i : i + fixed]) for i in range(0, native.shape[0], fixed)]
             return np.concatenate(parts)
-        self._request.infer({0: native}, share_inputs=True)
+        try:
+            self._request.infer({0: native}, share_inputs=True)
+        except RuntimeError as exc:
+            raise ModelError(f"{self.path} failed to run: {openvino_cause(exc)}",
+                             "the model may be damaged; re-export it") from None
         return self._request.get_tensor(self._output_port).data.copy()
 
     @staticmethod
     def version() -> str:
         return f"openvino {_import_openvino().__version__}"
+
+
+def openvino_cause(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says what went wrong (not where it was raised)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if not _LOCATION_LINE.match(ln)]
+    if not causes:
+        return lines[-1] if lines else type(exc).__name__
+    node = _NODE.search(" ".join(causes))
+    cause = causes[-1]
+    return f"node {node.group(1)}: {cause}" if node and node.group(1) not in cause else cause
 
 
 def _rt_info_text(model: Any) -> str | None:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edgecls.errors import DataError
+from edgecls.runtime.image_header import check_pixels
 from edgecls.runtime.metadata import Preprocessing
 
 _INTERPOLATION = {
@@ -25,8 +26,14 @@ _INTERPOLATION = {
 
 
 def read_image_bgr(path: str | Path) -> np.ndarray:
-    """Reads an image file as a 3-channel BGR uint8 array (gray and RGBA become BGR)."""
+    """Reads an image file as a 3-channel BGR uint8 array (gray and RGBA become BGR).
+
+    Raises:
+        DataError: the file cannot be decoded, or its header declares more pixels than
+            ``image_header.max_pixels()`` (checked before decoding).
+    """
     data = np.fromfile(str(path), dtype=np.uint8)
+    check_pixels(memoryview(data), path)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise DataError(f"cannot decode image {path}", "is it a valid JPEG/PNG/BMP/WebP file?")

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgecls.errors import ModelError
 from edgecls.runtime import tflite_standard_metadata as standard
-from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
+from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 
 _FILE_IDENTIFIER = b"TFL3"
 # A flatbuffer addresses itself with signed 32-bit offsets: 2 GiB is its hard limit.
@@ -58,16 +58,23 @@ def metadata_buffers(path_or_bytes: str | Path | bytes) -> dict[str, bytes]:
     return out
 
 
-def read_tflite_metadata(path_or_bytes: str | Path | bytes) -> ModelMetadata | None:
-    """The embedded edgecls metadata of a TFLite model, or None for a foreign model."""
-    payload = metadata_buffers(path_or_bytes).get(METADATA_KEY)
-    if payload is None:
-        return None
+def read_tflite_metadata(path_or_bytes: str | Path | bytes,
+                         source: str | Path = "TFLite model") -> ModelMetadata | None:
+    """The embedded edgecls metadata of a TFLite model, or None for a foreign model.
+
+    Raises:
+        ModelError: the flatbuffer's metadata table is damaged or the entry is invalid.
+    """
+    if not isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        source = path_or_bytes
+    data = _load_bytes(path_or_bytes)
     try:
-        return ModelMetadata.from_json(payload.decode("utf-8"))
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"embedded edgecls metadata is unreadable ({exc})",
-                         "re-export the model with `edgecls export`") from None
+        payload = metadata_buffers(data).get(METADATA_KEY)
+    except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer raises anything
+        raise ModelError(f"{source}: the metadata table of the flatbuffer is damaged "
+                         f"({type(exc).__name__})", "re-export the model with `edgecls export`"
+                         ) from None
+    return None if payload is None else parse_metadata(payload, source)
 
 
 def read_standard_metadata(path_or_bytes: str | Path | bytes) -> standard.StandardMetadata | None:
