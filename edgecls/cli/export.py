@@ -30,7 +30,7 @@ def export(
                                          "or a folder of images. Default: 300 balanced train images."),
     max_drop: float = typer.Option(1.0, "--max-drop",
                                    help="Largest accepted top-1 accuracy drop vs float, in percentage points."),
-    max_class_drop: Optional[float] = typer.Option(
+    max_class_drop: float | None = typer.Option(
         None, "--max-class-drop",
         help="Also flag any class whose top-1 falls by more than this many points; only a "
              "drop that is real for that class's images (95 % interval above zero) fails. "
