@@ -101,10 +101,11 @@ def test_wheel_download_command_for_the_device_platform(tmp_path: Path) -> None:
     platform = DevicePlatform("aarch64", "3.11", ("glibc", "2.36"))
     command = download_command(platform, [requirement_for({"tflite"})], tmp_path)
     text = " ".join(command)
-    assert "--only-binary=:all: --platform manylinux_2_36_aarch64 --python-version 3.11" in text
+    assert "--only-binary=:all: --platform manylinux_2_36_aarch64 --platform manylinux_2_35_aarch64" in text
+    assert "--platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 --python-version 3.11" in text
     assert "--abi cp311" in text and command[-1].startswith("edgecls[runtime-tflite]==")
     with pytest.raises(EdgeclsError, match="libc"):
-        _ = DevicePlatform("aarch64", "3.11", ("musl", "1.2")).platform_tag
+        _ = DevicePlatform("aarch64", "3.11", ("musl", "1.2")).platform_tags
 
 
 @needs_sshd
@@ -221,7 +222,7 @@ def test_run_serve_is_forwarded_and_ends_with_the_connection(lab: SshLab, onnx_m
     finally:
         process.terminate()
         process.wait(timeout=30)
-    marker = f"{lab.servers[1].home}/.edgecls/models/{onnx_models[1].name}"
+    marker = f"{lab.servers[1].home}/.edgecls/run/{onnx_models[1].name}"
     deadline = time.monotonic() + 20
     while _running(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -257,7 +258,7 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     assert printed.returncode == 0, printed.stderr
     assert "model: copied classifier.onnx" in printed.stdout and "reused" in printed.stdout
     unit = printed.stdout.split("edgecls-classifier.service\n", 1)[1].split("to install it", 1)[0].strip() + "\n"
-    model_on_device = f"{device.home}/.edgecls/models/classifier.onnx"
+    model_on_device = f"{device.home}/.edgecls/deploy/edgecls-classifier/classifier.onnx"
     assert f"ExecStart={sys.executable} -m edgecls run {model_on_device} --headless --source /dev/video0 " \
            "--target raspberry-pi-5" in unit
     if shutil.which("systemd-analyze"):
@@ -280,3 +281,23 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     third = cli(*service, lab=lab)
     assert "model: copied classifier.onnx" in third.stdout and "wrote" not in third.stdout
     assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()
+
+
+@needs_sshd
+@pytest.mark.slow  # creating a venv on the device takes a minute on a loaded machine
+def test_offline_install_creates_the_venv_and_uses_only_the_copied_wheels(lab: SshLab, connect,
+                                                                          tmp_path: Path) -> None:
+    transport = connect(lab.servers[1].spec)
+    python3 = probe(transport, "python3", 60)
+    if not python3 or tuple(int(x) for x in python3[0].python_tag.split(".")) < (3, 10):
+        pytest.skip("the device has no python3 >= 3.10 to create a venv with")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "not_a_dependency-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + bytes(18))  # empty zip
+    with pytest.raises(RemoteError) as caught:  # nothing from the index: edgecls is not in the wheelhouse
+        prepare(transport, {"onnx"}, PrepareOptions(install="wheels", wheelhouse=wheels), 600)
+    assert "installing edgecls[runtime-onnx]==" in caught.value.message
+    assert "No matching distribution found for edgecls" in caught.value.message
+    home = lab.servers[1].home
+    assert (home / ".edgecls/venv/bin/python").exists()
+    assert (home / ".edgecls/wheels/not_a_dependency-1.0-py3-none-any.whl").is_file()

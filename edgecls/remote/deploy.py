@@ -2,7 +2,7 @@
 
 Steps, each done only when needed so a second deploy changes nothing unless something
 changed: prepare the environment with the target profile's ``edgecls[runtime-...]`` extra,
-sync the model to ``~/.edgecls/models``, write the systemd unit (``edgecls run --headless``,
+sync the model to ``~/.edgecls/deploy/<unit>/``, write the systemd unit (``edgecls run --headless``,
 restarted on failure, JSON lines to the journal) and, with ``service``, install and enable it
 (``sudo -n`` when not root; never a password), restarting it only when the model, the
 environment or the unit changed. Without systemd running there (a container, an image),
@@ -20,12 +20,12 @@ from edgecls.errors import ConfigError
 from edgecls.remote.artifacts import model_files, model_format
 from edgecls.remote.device import BACKEND_FORMATS, Environment, PrepareOptions, prepare
 from edgecls.remote.host import HostSpec
-from edgecls.remote.live import MODELS_DIR
 from edgecls.remote.ssh import RemoteError, SshOptions, SshTransport, last_line
 from edgecls.remote.sync import sync_files
 from edgecls.runtime.targets import load_target
 
 UNIT_DIR = "etc/systemd/system"
+DEPLOY_DIR = ".edgecls/deploy"  # one folder per unit: DEPLOY_DIR/<unit stem>/<model>
 
 
 @dataclass
@@ -55,6 +55,11 @@ class DeployJob:
         stem = self.name or f"edgecls-{re.sub(r'[^A-Za-z0-9_.-]+', '-', self.model.stem)}"
         return stem if stem.endswith(".service") else f"{stem}.service"
 
+    @property
+    def model_dir(self) -> str:
+        """Where the unit's model lives on the device (relative to its home)."""
+        return f"{DEPLOY_DIR}/{self.unit_name.removesuffix('.service')}"
+
 
 @dataclass
 class DeployResult:
@@ -82,7 +87,7 @@ def deploy(job: DeployJob) -> DeployResult:
     transport = SshTransport(job.host, job.ssh)
     try:
         environment = prepare(transport, formats, job.prepare, job.prepare.timeout_s)
-        copied = sync_files(transport, model_files(job.model), MODELS_DIR, 600.0)
+        copied = sync_files(transport, model_files(job.model), job.model_dir, 600.0)
         unit = unit_text(job, environment)
         result = DeployResult(environment, job.unit_name, unit, copied)
         if job.service:
@@ -106,7 +111,7 @@ def unit_text(job: DeployJob, environment: Environment) -> str:
     """The systemd unit running ``edgecls run`` headless for ``job``."""
     interpreter = environment.interpreter
     home = interpreter.home.rstrip("/")
-    command = [interpreter.executable, "-m", "edgecls", "run", f"{home}/{MODELS_DIR}/{job.model.name}", "--headless"]
+    command = [interpreter.executable, "-m", "edgecls", "run", f"{home}/{job.model_dir}/{job.model.name}", "--headless"]
     if job.source:
         command += ["--source", job.source]
     if job.target:

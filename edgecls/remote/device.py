@@ -18,6 +18,7 @@ from typing import Any
 
 import edgecls
 from edgecls.remote.ssh import RemoteError, SshTransport, last_line, shell_path
+from edgecls.remote.sync import sync_files
 from edgecls.remote.wheels import DevicePlatform, build_wheelhouse
 
 VENV = ".edgecls/venv"
@@ -190,22 +191,26 @@ def _install(transport: SshTransport, venv: Interpreter | None, found: list[Inte
         if base is None or tuple(int(x) for x in base.python_tag.split(".")) < (3, 10):
             raise RemoteError(f"{host}: no Python 3.10+ found to create {VENV} in",
                               "install python3 (3.10 or newer) and python3-venv on the device")
-        transport.run(f"python3 -m venv {shell_path(VENV)}", min(timeout_s, 300.0))
+        made = transport.run(f"python3 -m venv {shell_path(VENV)}", min(timeout_s, 300.0), check=False)
+        if made.returncode != 0:
+            raise RemoteError(f"{host}: creating ~/{VENV} failed: {last_line(made.stdout + made.stderr)}",
+                              "on Debian / Raspberry Pi OS: sudo apt install python3-venv")
         venv = base
     requirement = requirement_for(formats)
     pip = f"{shell_path(VENV_PYTHON)} -m pip install --disable-pip-version-check"
     if options.install == "wheels":
         wheelhouse = options.wheelhouse or download_wheels(venv, requirement)
-        transport.put({p.name: p for p in sorted(wheelhouse.glob("*.whl"))}, WHEELS_DIR, timeout_s)
+        sync_files(transport, {p.name: p for p in sorted(wheelhouse.glob("*.whl"))}, WHEELS_DIR, timeout_s)
         pip += f" --no-index --find-links {shell_path(WHEELS_DIR)}"
     proc = transport.run(f"{pip} {shlex.quote(requirement)}", min(timeout_s, options.timeout_s), check=False)
     if proc.returncode != 0:
         raise RemoteError(f"{host}: installing {requirement} into ~/{VENV} failed: {last_line(proc.stderr)}",
                           _install_hint())
-    interpreter = probe(transport, VENV_PYTHON, 120.0)
-    if not interpreter:
-        raise RemoteError(f"{host}: ~/{VENV} does not run after the install")
-    return Environment(_shell_python(VENV_PYTHON), interpreter[0], action, installed_packages(proc.stdout))
+    installed = probe(transport, VENV_PYTHON, 120.0)
+    if not installed or installed[0].edgecls != edgecls.__version__ or installed[0].missing_formats(formats):
+        raise RemoteError(f"{host}: ~/{VENV} still cannot run {', '.join(sorted(formats))} models after "
+                          f"installing {requirement}")
+    return Environment(_shell_python(VENV_PYTHON), installed[0], action, installed_packages(proc.stdout))
 
 
 def download_wheels(interpreter: Interpreter, requirement: str) -> Path:

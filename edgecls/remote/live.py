@@ -1,6 +1,6 @@
 """``edgecls run --remote``: the live loop on the device, its JSON lines streamed back here.
 
-The model (and labels file) is synced to ``~/.edgecls/models`` on the device, then
+The model (and labels file) is synced to ``~/.edgecls/run`` on the device, then
 ``edgecls run`` starts there under a small POSIX-shell guard: when the ssh connection ends
 (Ctrl+C here, a dropped network), the guard sees end-of-file on the session's stdin and
 sends the run SIGTERM, which ends it cleanly, so no orphan keeps the camera. With
@@ -33,7 +33,7 @@ from edgecls.remote.ssh import (
 )
 from edgecls.remote.sync import sync_files
 
-MODELS_DIR = ".edgecls/models"
+RUN_DIR = ".edgecls/run"  # apart from deployed models, which a run must never replace
 _SERVING = re.compile(r"streaming on http://[^/\s]+:(\d+)/")
 
 
@@ -74,12 +74,12 @@ class LiveSession:
         files = model_files(job.model)
         if job.labels is not None:
             files[f"{job.model.stem}.labels.txt"] = job.labels
-        copied = sync_files(self.transport, files, MODELS_DIR, 600.0)
+        copied = sync_files(self.transport, files, RUN_DIR, 600.0)
         self.err.write(f"{job.host.text}: {environment.describe()}; "
                        f"{'copied ' + ', '.join(copied) if copied else 'model unchanged'}\n")
-        args = [f"{MODELS_DIR}/{job.model.name}", *job.args]
+        args = [f"{RUN_DIR}/{job.model.name}", *job.args]
         if job.labels is not None:
-            args += ["--labels", f"{MODELS_DIR}/{job.model.stem}.labels.txt"]
+            args += ["--labels", f"{RUN_DIR}/{job.model.stem}.labels.txt"]
         if job.serve_port is not None:
             args += ["--serve", "--port", "0"]  # the device picks a free port on its loopback
         self.process = self.transport.popen(guarded(environment.python, args), stdin_pipe=True)

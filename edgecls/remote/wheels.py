@@ -1,7 +1,9 @@
 """Wheels for a device without internet, downloaded on this machine for the device's platform.
 
-``pip download --only-binary=:all: --platform manylinux_2_X_<arch> --python-version X.Y``
-fetches exactly the wheels the device's pip would pick; edgecls itself is built from this
+``pip download --only-binary=:all: --platform manylinux_2_N_<arch>... --python-version X.Y``
+fetches the wheels the device's pip would pick (pip does not widen a ``manylinux_2_N`` tag to
+the older ones a device also accepts, so every tag from the device's glibc down to 2.17 is
+given); edgecls itself is built from this
 checkout when it runs from one (it may not be on the index), else downloaded too. The
 folder is cached per platform and Python under ``$EDGECLS_CACHE/wheels`` and copied to the
 device, where ``pip install --no-index --find-links`` installs from it.
@@ -32,18 +34,18 @@ class DevicePlatform:
     libc: tuple[str, ...]  # ("glibc", "2.36")
 
     @property
-    def platform_tag(self) -> str:
-        """The newest manylinux tag the device accepts (pip also takes older ones for it)."""
+    def platform_tags(self) -> list[str]:
+        """Every manylinux tag the device accepts, newest first (``manylinux2014`` = 2.17)."""
         name, version = (self.libc + ("", ""))[:2]
         if name != "glibc" or not version:
             raise EdgeclsError(f"cannot pick wheels for a device with libc {name or 'unknown'!r}",
                                "install from the index on the device (--install index) instead")
-        major, minor = version.split(".")[:2]
-        return f"manylinux_{major}_{minor}_{self.machine}"
+        minor = int(version.split(".")[1])
+        return [f"manylinux_2_{n}_{self.machine}" for n in range(minor, 16, -1)] + [f"manylinux2014_{self.machine}"]
 
     @property
     def key(self) -> str:
-        return f"{self.platform_tag}-py{self.python}"
+        return f"{self.platform_tags[0]}-py{self.python}"
 
 
 def download_command(platform: DevicePlatform, requirements: list[str], dest: Path,
@@ -51,8 +53,10 @@ def download_command(platform: DevicePlatform, requirements: list[str], dest: Pa
     """The ``pip download`` argv that fetches binary wheels for ``platform`` into ``dest``."""
     python = platform.python.replace(".", "")
     command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(dest),
-               "--only-binary=:all:", "--platform", platform.platform_tag, "--python-version", platform.python,
-               "--implementation", "cp", "--abi", f"cp{python}"]
+               "--only-binary=:all:"]
+    for tag in platform.platform_tags:
+        command += ["--platform", tag]
+    command += ["--python-version", platform.python, "--implementation", "cp", "--abi", f"cp{python}"]
     if find_links is not None:
         command += ["--find-links", str(find_links)]
     return command + requirements
@@ -64,7 +68,7 @@ def local_wheel_command(dest: Path) -> list[str] | None:
     if not (root / "pyproject.toml").is_file():
         return None
     return [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
-            "--no-build-isolation", "--wheel-dir", str(dest), str(root)]
+            "--wheel-dir", str(dest), str(root)]
 
 
 def build_wheelhouse(platform: DevicePlatform, requirements: list[str], cache: Path | None = None) -> Path:
