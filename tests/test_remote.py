@@ -154,14 +154,19 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
                                                              tmp_path: Path) -> None:
     colors = write_color_folder(tmp_path / "colors", per_class=4)
     out = tmp_path / "merged.json"
-    closed = f"127.0.0.1:{free_port()}"
+    closed, stranger = f"127.0.0.1:{free_port()}", lab.servers[2].spec
     proc = cli("bench", *map(str, onnx_models), "--data", str(colors), "--max-per-class", "3",
-               "--host", lab.servers[0].spec, "--host", "device-1", "--host", closed,
-               "--remote-python", sys.executable, "--runs", "5", "--warmup", "1", "--json", str(out), lab=lab)
-    assert proc.returncode == 1, proc.stderr  # one host was unreachable
+               "--reference", str(onnx_models[0]), "--host", lab.servers[0].spec, "--host", "device-1",
+               "--host", closed, "--host", stranger, "--remote-python", sys.executable, "--runs", "5",
+               "--warmup", "1", "--json", str(out), lab=lab)
+    assert proc.returncode == 1, proc.stderr  # one host was unreachable, one refused
     report = json.loads(out.read_text())
     statuses = {h["host"]: h["status"] for h in report["hosts"]}
-    assert statuses == {lab.servers[0].spec: "passed", "device-1": "passed", closed: STATUS_UNREACHABLE}
+    assert statuses == {lab.servers[0].spec: "passed", "device-1": "passed", closed: STATUS_UNREACHABLE,
+                        stranger: STATUS_FAILED}
+    refused = next(h for h in report["hosts"] if h["host"] == stranger)
+    assert "unknown host key" in refused["reason"] and "ssh-keyscan" in refused["hint"]
+    assert "ssh-keyscan" in proc.stdout  # the hint is printed too
     assert all(h["environment"]["action"] == "reused" for h in report["hosts"] if h["status"] == "passed")
     records = report["records"]
     assert sorted((r["host"], r["file"]) for r in records) == sorted(
@@ -170,14 +175,17 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
         assert record["status"] == "passed", record["reason"]
         assert record["model"] in {str(m) for m in onnx_models}
         assert record["accuracy"]["images"] == 9 and record["accuracy"]["top1"] == 1.0
+        assert record["accuracy"]["reference"] == {**record["accuracy"]["reference"], "model": str(onnx_models[0]),
+                                                   "agreement": 1.0}
         assert record["machine"]["python"]
-    shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), lab=lab)
+    shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), "--html", str(tmp_path / "r.html"), lab=lab)
     assert shown.returncode == 0, shown.stderr
     assert f"{lab.servers[0].spec} · " in shown.stdout and "device-1 · " in shown.stdout
     assert f"{closed}: unreachable" in shown.stdout
     markdown = (tmp_path / "r.md").read_text()
     assert "**Hosts**" in markdown and "Connection refused" in markdown
     assert markdown.count("| tiny_int8.onnx |") == 2
+    assert "<h2>Hosts</h2>" in (tmp_path / "r.html").read_text()
 
 
 def write_video(path: Path, frames: int, bgr: tuple[int, int, int] = (0, 0, 255)) -> Path:

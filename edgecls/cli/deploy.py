@@ -20,7 +20,7 @@ def deploy(
     model: Path = typer.Argument(..., help="Model file: .tflite, .onnx or OpenVINO .xml (with its .bin)."),
     host: str = typer.Option(..., "--host", help=HOST_HELP),
     target: str = typer.Option(None, help="Device profile (`edgecls targets list`): its backend picks the "
-                               "edgecls[runtime-...] extra installed there, and `edgecls run` applies it."),
+                               "edgecls\\[runtime-...] extra installed there, and `edgecls run` applies it."),
     source: str = typer.Option(None, "--source", "-s", help="Camera or stream on the device "
                                "(default: the target's camera, else 0)."),
     service: bool = typer.Option(False, "--service", help="Install, enable and (re)start the systemd unit "
@@ -48,7 +48,8 @@ def deploy(
     job = DeployJob(model=model, host=parse_host(host), target=target, source=source, service=service,
                     root=root, name=name, prepare=prepare_options(remote_python, install))
     console = Console(highlight=False)
-    result = run_deploy(job)
+    with console.status(f"{escape(host)}: connecting, checking the environment, copying the model..."):
+        result = run_deploy(job)
     console.print(f"{escape(host)}: {escape(result.environment.describe())}")
     console.print(f"model: {'copied ' + ', '.join(result.copied) if result.copied else 'unchanged'}")
     if not service:

@@ -92,7 +92,7 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
                             timeout_s=setup_s + job.bench_timeout_s())
     for outcome in outcomes:
         say(outcome.host, outcome.status if outcome.passed else f"{outcome.status}: {outcome.reason}")
-    return merge_host_reports(outcomes, job.models)
+    return merge_host_reports(outcomes, job.models, job.options.reference)
 
 
 def staged_files(job: RemoteBenchJob) -> dict[str, Path]:
@@ -182,9 +182,11 @@ def _remove(transport: SshTransport, folder: str) -> None:
         pass  # an unreachable host keeps its job folder; the next bench uses a new one
 
 
-def merge_host_reports(outcomes: list[HostOutcome], models: list[Path]) -> dict[str, Any]:
+def merge_host_reports(outcomes: list[HostOutcome], models: list[Path],
+                       reference_model: Path | None = None) -> dict[str, Any]:
     """One report object: every host's records (tagged with host and machine) and statuses."""
     local_paths = {Path(m).name: str(m) for m in models}
+    reference = Path(reference_model) if reference_model else None
     records, hosts, settings = [], [], None
     for outcome in outcomes:
         bench: HostBench | None = outcome.value if outcome.passed else None
@@ -193,8 +195,11 @@ def merge_host_reports(outcomes: list[HostOutcome], models: list[Path]) -> dict[
             continue
         settings = settings or bench.report["settings"]
         for record in bench.report["records"]:
-            records.append({**record, "model": local_paths.get(record["file"], record["model"]),
-                            "host": outcome.host.text, "machine": bench.report["machine"]})
+            record = {**record, "model": local_paths.get(record["file"], record["model"]),
+                      "host": outcome.host.text, "machine": bench.report["machine"]}
+            if reference and (record.get("accuracy") or {}).get("reference"):
+                record["accuracy"]["reference"]["model"] = str(reference)  # as given here, not the device's copy
+            records.append(record)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": REPORT_KIND,

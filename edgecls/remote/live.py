@@ -69,6 +69,8 @@ class LiveSession:
     def start(self) -> None:
         """Connects, prepares the device, syncs the model and starts the loop there."""
         job = self.job
+        self.err.write(f"{job.host.text}: connecting and checking the environment...\n")
+        self.err.flush()
         fmt = model_format(job.model)
         environment = prepare(self.transport, {fmt} if fmt else set(), job.prepare, job.prepare.timeout_s)
         files = model_files(job.model)

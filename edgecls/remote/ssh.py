@@ -30,7 +30,7 @@ STATUS_UNREACHABLE = "unreachable"
 _UNREACHABLE_MARKERS = ("connection refused", "connection timed out", "no route to host",
                         "could not resolve hostname", "network is unreachable", "name or service not known",
                         "operation timed out", "connection closed by", "connection reset by",
-                        "temporary failure in name resolution")
+                        "temporary failure in name resolution", "not responding")
 
 
 class RemoteError(EdgeclsError):
