@@ -23,9 +23,12 @@ from sshd import SshLab, free_port, missing_tools
 from test_bench import write_color_folder
 from tiny_models import TinyNet, make_onnx, tiny_metadata
 
+from edgecls.bench.dataset import LabelledImages
 from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.remote.deploy import systemd_quote
 from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
 from edgecls.remote.host import parse_host, parse_hosts
+from edgecls.remote.sample import sample_images
 from edgecls.remote.ssh import (
     STATUS_FAILED,
     STATUS_UNREACHABLE,
@@ -106,6 +109,26 @@ def test_wheel_download_command_for_the_device_platform(tmp_path: Path) -> None:
     assert "--abi cp311" in text and command[-1].startswith("edgecls[runtime-tflite]==")
     with pytest.raises(EdgeclsError, match="libc"):
         _ = DevicePlatform("aarch64", "3.11", ("musl", "1.2")).platform_tags
+
+
+def test_sample_is_fixed_class_balanced_and_laid_out_per_class(tmp_path: Path) -> None:
+    files = {label: [tmp_path / f"{label}_{i:02d}.PNG" for i in range(count)]
+             for label, count in (("cat", 10), ("dog", 2), ("owl", 5))}
+    items = [(path, index) for index, paths in enumerate(files.values()) for path in reversed(paths)]
+    images = LabelledImages("x", list(files), items)
+    sample = sample_images(images, per_class=3)
+    assert sample == sample_images(images, per_class=3)  # fixed: no randomness
+    assert [name for name in sample if name.startswith("data/cat/")] == [f"data/cat/000{i}.png" for i in range(3)]
+    assert [sample[f"data/cat/000{i}.png"].name for i in range(3)] == ["cat_00.PNG", "cat_03.PNG", "cat_06.PNG"]
+    assert sum(name.startswith("data/dog/") for name in sample) == 2
+    assert sum(name.startswith("data/owl/") for name in sample) == 3
+
+
+def test_systemd_exec_words_are_quoted() -> None:
+    assert systemd_quote("/usr/bin/python3") == "/usr/bin/python3"
+    assert systemd_quote("/home/pi/my models/a.tflite") == '"/home/pi/my models/a.tflite"'
+    assert systemd_quote("rtsp://cam/$x%20") == "rtsp://cam/$$x%%20"
+    assert systemd_quote('say "hi"') == '"say \\"hi\\""'
 
 
 @needs_sshd

@@ -10,8 +10,10 @@ channel, so nothing but ``sh`` and ``tar`` is needed on the device.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -64,6 +66,7 @@ class SshOptions:
         """Where the shared connections' sockets live (``%C``: a hash of host, port and user)."""
         if self._control_dir is None:
             self._control_dir = tempfile.mkdtemp(prefix="edgecls-ssh-")  # mode 0700
+            atexit.register(shutil.rmtree, self._control_dir, ignore_errors=True)
         return f"{self._control_dir}/%C"
 
 
