@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
@@ -129,7 +129,7 @@ class _progress:
         return lambda message, fraction: self._bar.update(
             self._task, description=message, completed=fraction)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._bar.__exit__(*exc)
 
 
@@ -211,7 +211,7 @@ def prune(
                                          "instead of zeroing weights."),
     ratio: float = typer.Option(0.3, "--ratio", help="--structured: share of expansion channels "
                                                      "to remove (counts rounded to multiples of 8)."),
-    mac_reduction: float | None = typer.Option(
+    mac_reduction: Optional[float] = typer.Option(
         None, "--mac-reduction", help="--structured: choose the ratio that gives this share "
                                       "fewer multiply-accumulates instead (e.g. 0.3)."),
     criterion: str = typer.Option("energy", "--criterion",
