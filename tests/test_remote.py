@@ -181,7 +181,7 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
     proc = cli("bench", *map(str, onnx_models), "--data", str(colors), "--max-per-class", "3",
                "--reference", str(onnx_models[0]), "--host", lab.servers[0].spec, "--host", "device-1",
                "--host", closed, "--host", stranger, "--remote-python", sys.executable, "--runs", "5",
-               "--warmup", "1", "--json", str(out), lab=lab)
+               "--warmup", "1", "--threads", "1", "--target", "x86-cpu", "--json", str(out), lab=lab)
     assert proc.returncode == 1, proc.stderr  # one host was unreachable, one refused
     report = json.loads(out.read_text())
     statuses = {h["host"]: h["status"] for h in report["hosts"]}
@@ -197,13 +197,14 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
     for record in records:
         assert record["status"] == "passed", record["reason"]
         assert record["model"] in {str(m) for m in onnx_models}
+        assert record["threads"] == 1 and record["target"] == "x86-cpu" and record["latency"]["runs"] == 5
         assert record["accuracy"]["images"] == 9 and record["accuracy"]["top1"] == 1.0
         assert record["accuracy"]["reference"] == {**record["accuracy"]["reference"], "model": str(onnx_models[0]),
                                                    "agreement": 1.0}
         assert record["machine"]["python"]
     shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), "--html", str(tmp_path / "r.html"), lab=lab)
     assert shown.returncode == 0, shown.stderr
-    assert f"{lab.servers[0].spec} · " in shown.stdout and "device-1 · " in shown.stdout
+    assert f"{lab.servers[0].spec} · x86-cpu" in shown.stdout and "device-1 · x86-cpu" in shown.stdout
     assert f"{closed}: unreachable" in shown.stdout
     markdown = (tmp_path / "r.md").read_text()
     assert "**Hosts**" in markdown and "Connection refused" in markdown
