@@ -7,17 +7,20 @@ server shows in its FPS. Viewers and idle connections come from a separate proce
 127.0.0.1 at nice 19 (a viewer is another machine on a device's network; here it still
 shares the CPU and the kernel's loopback work, so the figures are pessimistic).
 
-1. FPS in pairs of adjacent short segments, without and with the connections (order
-   alternating), so a shared machine's changing load hits both sides alike; the median
-   of the pair ratios: N viewers, 1,000 idle connections, both.
-2. Soak: one long run with N viewers and 1,000 idle connections (reopened as the server
+1. FPS with N viewers connected, frames streamed to them in every other second only
+   (fine interleaving: a shared machine's changing load falls on both alike); alone and
+   with 1,000 idle connections held.
+2. FPS in pairs of adjacent short segments, without and with the connections (order
+   alternating), median of the pair ratios: N viewers, 1,000 idle connections, both;
+   the CPU time of the server and encoder threads during them.
+3. Soak: one long run with N viewers and 1,000 idle connections (reopened as the server
    drops them); RSS sampled every 5 s after a warm-up, slope by least squares.
 
 Goals (issue 15): RSS slope < 1 MB/hour; N=50 viewers cost < 10 % of loop FPS;
 1,000 idle connections change nothing.
 
 Usage: nice .venv/bin/python benchmarks/soak_serve.py [--viewers 50] [--idle 1000]
-       [--pairs 20] [--seconds 2] [--soak-minutes 3] [--model M.tflite --labels L.txt]
+       [--toggle-seconds 60] [--pairs 20] [--seconds 2] [--soak-minutes 3] [--model M.tflite --labels L.txt]
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ def serve_cpu_seconds(sink: MjpegSink) -> float:
         fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float:
@@ -193,9 +201,9 @@ class ClientProcess:
         return self.process.stdout.readline().strip()
 
     def open(self, viewers: int, idle: int) -> None:
+        """Opens the connections (none for a baseline segment, which waits the same)."""
         for kind, count in (("viewers", viewers), ("idle", idle)):
-            if count:
-                assert self.send(f"{kind} {count}") == "ok"
+            assert self.send(f"{kind} {count}") == "ok"
         time.sleep(0.3)  # connections settle
 
     def close(self) -> dict:
@@ -210,28 +218,62 @@ class ClientProcess:
 
 # -- the measurements -------------------------------------------------------------------
 
+class Toggled(Sink):
+    """Passes frames to the stream only in every other ``period`` of time, and counts
+    the loop's frames and time in both kinds of period: the viewers stay connected, so
+    'off' is 0 viewers served and 'on' is N, interleaved finely enough that a shared
+    machine's changing load falls on both alike."""
+
+    def __init__(self, sink: Sink, period: float) -> None:
+        self.sink, self.period = sink, period
+        self.start = self.last = time.monotonic()
+        self.frames, self.seconds = [0, 0], [0.0, 0.0]
+
+    def write(self, image: np.ndarray, result: dict, fps: float) -> bool:
+        now = time.monotonic()
+        on = int((now - self.start) / self.period) % 2
+        self.frames[on] += 1
+        self.seconds[on] += now - self.last
+        self.last = now
+        return self.sink.write(image, result, fps) if on else True
+
+
+def toggled_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
+                viewers: int, idle: int, seconds: float, period: float) -> dict[str, float]:
+    """Loop FPS serving 0 vs ``viewers`` viewers, alternating every ``period`` seconds."""
+    client.open(viewers, idle)
+    toggled = Toggled(KeepOpen(sink), period)
+    run_loop(classifier, TimedSource(frame, seconds), [toggled])
+    got = client.close()
+    off, on = (f / t for f, t in zip(toggled.frames, toggled.seconds))
+    return {"off": off, "on": on, "change": 100 * (on / off - 1), "viewer_fps": 2 * got["viewer_fps"]}
+
+
 def paired_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
                viewers: int, idle: int, pairs: int, seconds: float) -> dict[str, float]:
     """Loop FPS with and without the connections, in adjacent segments (order alternating),
     so a shared machine's changing load hits both alike; the median of the pair ratios."""
-    ratios, base_fps, loaded_fps, viewer_fps, serve_cpu = [], [], [], [], []
+    ratios, base_fps, loaded_fps, viewer_fps, serve_cpu, serve_share = [], [], [], [], [], []
     shared = KeepOpen(sink)
     for pair in range(pairs):
         result: dict[str, float] = {}
         for loaded in ((False, True) if pair % 2 == 0 else (True, False)):
-            if loaded:
-                client.open(viewers, idle)
-                cpu_before = serve_cpu_seconds(sink)
+            client.open(viewers if loaded else 0, idle if loaded else 0)  # the same waits either way
+            cpu_before, process_before = serve_cpu_seconds(sink), process_cpu_seconds()
             result[str(loaded)] = run_loop(classifier, TimedSource(frame, seconds), [shared])["fps"]
+            cpu = serve_cpu_seconds(sink) - cpu_before
+            loop_cpu = process_cpu_seconds() - process_before - cpu
+            got = client.close()
             if loaded:
-                serve_cpu.append((serve_cpu_seconds(sink) - cpu_before) / seconds)
-                viewer_fps.append(client.close()["viewer_fps"])
+                serve_cpu.append(cpu / seconds)
+                serve_share.append(cpu / loop_cpu)
+                viewer_fps.append(got["viewer_fps"])
         base_fps.append(result["False"])
         loaded_fps.append(result["True"])
         ratios.append(result["True"] / result["False"])
     return {"base": float(np.mean(base_fps)), "loaded": float(np.mean(loaded_fps)),
             "change": 100 * (float(np.median(ratios)) - 1), "viewer_fps": float(np.mean(viewer_fps)),
-            "serve_cpu": 100 * float(np.mean(serve_cpu)),
+            "serve_cpu": 100 * float(np.mean(serve_cpu)), "serve_share": 100 * float(np.mean(serve_share)),
             "q1": 100 * (float(np.percentile(ratios, 25)) - 1), "q3": 100 * (float(np.percentile(ratios, 75)) - 1)}
 
 
@@ -264,6 +306,8 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--toggle-seconds", type=float, default=60.0)
+    parser.add_argument("--period", type=float, default=1.0, help="on/off period of the viewer toggle")
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one segment")
     parser.add_argument("--soak-minutes", type=float, default=3.0)
@@ -282,13 +326,20 @@ def main() -> None:
           f"{len(os.sched_getaffinity(0))} cores; load average "
           f"{Path('/proc/loadavg').read_text().split()[0]} at start", flush=True)
     client = ClientProcess(port)
+    print(f"\nloop FPS serving 0 vs {args.viewers} viewers, alternating every {args.period:g} s for "
+          f"{args.toggle_seconds:g} s (viewers stay connected; 'on' spills a frame interval into 'off')", flush=True)
+    for name, idle in (("", 0), (f" (with {args.idle} idle connections)", args.idle)):
+        got = toggled_fps(classifier, sink, client, frame, args.viewers, idle, args.toggle_seconds, args.period)
+        print(f"  {got['off']:7.1f} -> {got['on']:7.1f} FPS  {got['change']:+6.1f} %{name}; "
+              f"each viewer {got['viewer_fps']:4.1f} FPS while served", flush=True)
     print(f"\nloop FPS, {args.pairs} pairs of {args.seconds:g} s segments without / with the connections "
           "(change: median of the pair ratios [quartiles])", flush=True)
     for name, viewers, idle in ((f"{args.viewers} viewers", args.viewers, 0), (f"{args.idle} idle", 0, args.idle),
                                 (f"{args.viewers} viewers + {args.idle} idle", args.viewers, args.idle)):
         got = paired_fps(classifier, sink, client, frame, viewers, idle, args.pairs, args.seconds)
         print(f"  {name:<24} {got['base']:7.1f} -> {got['loaded']:7.1f} FPS  {got['change']:+6.1f} % "
-              f"[{got['q1']:+.1f}, {got['q3']:+.1f}]; server+encoder threads {got['serve_cpu']:4.1f} % of a core"
+              f"[{got['q1']:+.1f}, {got['q3']:+.1f}]; server+encoder threads {got['serve_cpu']:4.1f} % of a core "
+              f"= {got['serve_share']:4.1f} % of the loop's CPU time"
               + (f"; each viewer {got['viewer_fps']:4.1f} FPS" if viewers else ""),
               flush=True)
     print(f"\nsoak: {args.soak_minutes:g} min with {args.viewers} viewers and {args.idle} idle connections ...",
