@@ -224,29 +224,40 @@ class Toggled(Sink):
     'off' is 0 viewers served and 'on' is N, interleaved finely enough that a shared
     machine's changing load falls on both alike."""
 
-    def __init__(self, sink: Sink, period: float) -> None:
+    def __init__(self, sink: Sink, period: float, seconds: float) -> None:
         self.sink, self.period = sink, period
         self.start = self.last = time.monotonic()
-        self.frames, self.seconds = [0, 0], [0.0, 0.0]
+        periods = int(seconds / period) + 2
+        self.frames, self.seconds = np.zeros(periods), np.zeros(periods)
 
     def write(self, image: np.ndarray, result: dict, fps: float) -> bool:
         now = time.monotonic()
-        on = int((now - self.start) / self.period) % 2
-        self.frames[on] += 1
-        self.seconds[on] += now - self.last
+        index = min(int((now - self.start) / self.period), len(self.frames) - 1)
+        self.frames[index] += 1
+        self.seconds[index] += now - self.last
         self.last = now
-        return self.sink.write(image, result, fps) if on else True
+        return self.sink.write(image, result, fps) if index % 2 else True
+
+    def pair_ratios(self) -> np.ndarray:
+        """FPS of each 'on' period over that of the 'off' period before it."""
+        fps = self.frames / np.maximum(self.seconds, 1e-9)
+        pairs = (len(fps) - 2) // 2  # the last period may be cut short
+        return fps[1:2 * pairs:2] / fps[0:2 * pairs:2]
 
 
 def toggled_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
                 viewers: int, idle: int, seconds: float, period: float) -> dict[str, float]:
     """Loop FPS serving 0 vs ``viewers`` viewers, alternating every ``period`` seconds."""
     client.open(viewers, idle)
-    toggled = Toggled(KeepOpen(sink), period)
+    toggled = Toggled(KeepOpen(sink), period, seconds)
     run_loop(classifier, TimedSource(frame, seconds), [toggled])
     got = client.close()
-    off, on = (f / t for f, t in zip(toggled.frames, toggled.seconds))
-    return {"off": off, "on": on, "change": 100 * (on / off - 1), "viewer_fps": 2 * got["viewer_fps"]}
+    off = toggled.frames[0::2].sum() / toggled.seconds[0::2].sum()
+    on = toggled.frames[1::2].sum() / toggled.seconds[1::2].sum()
+    ratios = toggled.pair_ratios()
+    return {"off": off, "on": on, "change": 100 * (on / off - 1), "viewer_fps": 2 * got["viewer_fps"],
+            "median": 100 * (float(np.median(ratios)) - 1), "pairs": len(ratios),
+            "q1": 100 * (float(np.percentile(ratios, 25)) - 1), "q3": 100 * (float(np.percentile(ratios, 75)) - 1)}
 
 
 def paired_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
@@ -326,12 +337,29 @@ def main() -> None:
           f"{len(os.sched_getaffinity(0))} cores; load average "
           f"{Path('/proc/loadavg').read_text().split()[0]} at start", flush=True)
     client = ClientProcess(port)
+    if args.toggle_seconds:
+        toggle_report(classifier, sink, client, frame, args)
+    if args.pairs:
+        paired_report(classifier, sink, client, frame, args)
+    if args.soak_minutes:
+        soak_report(classifier, sink, client, frame, args)
+    client.quit()
+    sink.close()
+
+
+def toggle_report(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
+                  args: argparse.Namespace) -> None:
     print(f"\nloop FPS serving 0 vs {args.viewers} viewers, alternating every {args.period:g} s for "
           f"{args.toggle_seconds:g} s (viewers stay connected; 'on' spills a frame interval into 'off')", flush=True)
     for name, idle in (("", 0), (f" (with {args.idle} idle connections)", args.idle)):
         got = toggled_fps(classifier, sink, client, frame, args.viewers, idle, args.toggle_seconds, args.period)
-        print(f"  {got['off']:7.1f} -> {got['on']:7.1f} FPS  {got['change']:+6.1f} %{name}; "
+        print(f"  {got['off']:7.1f} -> {got['on']:7.1f} FPS  {got['change']:+6.1f} %; median of {got['pairs']} "
+              f"adjacent off/on pairs {got['median']:+.1f} % [{got['q1']:+.1f}, {got['q3']:+.1f}]{name}; "
               f"each viewer {got['viewer_fps']:4.1f} FPS while served", flush=True)
+
+
+def paired_report(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
+                  args: argparse.Namespace) -> None:
     print(f"\nloop FPS, {args.pairs} pairs of {args.seconds:g} s segments without / with the connections "
           "(change: median of the pair ratios [quartiles])", flush=True)
     for name, viewers, idle in ((f"{args.viewers} viewers", args.viewers, 0), (f"{args.idle} idle", 0, args.idle),
@@ -342,16 +370,19 @@ def main() -> None:
               f"= {got['serve_share']:4.1f} % of the loop's CPU time"
               + (f"; each viewer {got['viewer_fps']:4.1f} FPS" if viewers else ""),
               flush=True)
+
+
+def soak_report(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
+                args: argparse.Namespace) -> None:
     print(f"\nsoak: {args.soak_minutes:g} min with {args.viewers} viewers and {args.idle} idle connections ...",
           flush=True)
     result = soak(classifier, sink, client, frame, args)
-    client.quit()
-    sink.close()
     print(f"  {result['frames']} frames in {result['minutes']:.1f} min; RSS {result['rss_start']:.1f} -> "
           f"{result['rss_end']:.1f} MB ({result['samples']} samples after warm-up); "
           f"slope {result['slope_mb_per_hour']:+.2f} MB/hour (goal < 1)")
     print(f"  each viewer {result['viewer_fps']:.1f} FPS; idle connections dropped by the server and reopened: "
           f"{result['idle_reopened']}; server counters {sink.server.counters}")
+
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
