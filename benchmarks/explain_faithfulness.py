@@ -108,20 +108,20 @@ def main() -> None:
     rise = RiseOptions(masks=args.masks, batch_size=25)
     with tempfile.TemporaryDirectory() as work:
         int8_path = export_int8(float_model, Path(work))
+        timing_images = pick_images(args.timing_images, "val", offset=10)
+        seconds = {t: rise_seconds(int8_path, timing_images, rise, t) for t in (1, 2)}
+        print(f"RISE ({args.masks} masks) on the INT8 TFLite artifact, s per image over "
+              f"{len(timing_images)} images: 1 thread {seconds[1]:.2f}, 2 threads {seconds[2]:.2f} "
+              f"(ratio {seconds[1] / seconds[2]:.2f}x)", flush=True)
         int8 = RuntimeModel(int8_path, threads=2)
         print(f"EfficientNet-Lite0 ImageNet, {args.images} Imagenette val images, RISE {args.masks} masks; "
               "per image: deletion/insertion AUC")
         scores = faithfulness(float_model, int8, pick_images(args.images, "val"), rise)
-        timing_images = pick_images(args.timing_images, "val", offset=10)
-        seconds = {t: rise_seconds(int8_path, timing_images, rise, t) for t in (1, 2)}
     print("\nmethod           deletion AUC (lower better)   insertion AUC (higher better)")
     for method in METHODS:
         values = np.array(scores[method])
         print(f"{method:<16} {values[:, 0].mean():.4f} ± {values[:, 0].std():.4f}"
               f"               {values[:, 1].mean():.4f} ± {values[:, 1].std():.4f}")
-    print(f"\nRISE ({args.masks} masks) on the INT8 TFLite artifact, s per image over "
-          f"{len(timing_images)} images: 1 thread {seconds[1]:.2f}, 2 threads {seconds[2]:.2f} "
-          f"(ratio {seconds[1] / seconds[2]:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from edgecls.explain.rise import RiseOptions
 from edgecls.rundir import RunDir
 from edgecls.runtime.preprocess import read_image_bgr
 
-SHOWN_PER_ARTIFACT = 6
-CHANGES_RISE = RiseOptions(masks=300, batch_size=25)
+SHOWN_PER_ARTIFACT = 4
+CHANGES_RISE = RiseOptions(masks=250, batch_size=25)  # ~2 x 250 inferences per image shown
 PREDICT_CHUNK = 64
 
 
