@@ -24,7 +24,9 @@ from test_bench import write_color_folder
 from tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.dataset import LabelledImages
+from edgecls.bench.runner import BenchOptions
 from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.remote.bench import RemoteBenchJob, bench_arguments
 from edgecls.remote.deploy import systemd_quote
 from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
 from edgecls.remote.host import parse_host, parse_hosts
@@ -122,6 +124,20 @@ def test_sample_is_fixed_class_balanced_and_laid_out_per_class(tmp_path: Path) -
     assert [sample[f"data/cat/000{i}.png"].name for i in range(3)] == ["cat_00.PNG", "cat_03.PNG", "cat_06.PNG"]
     assert sum(name.startswith("data/dog/") for name in sample) == 2
     assert sum(name.startswith("data/owl/") for name in sample) == 3
+
+
+def test_bench_options_are_spelled_for_the_device(tmp_path: Path) -> None:
+    options = BenchOptions(data=tmp_path, reference=Path("ref/fp32.onnx"), target="raspberry-pi-5",
+                           threads=[1, 4], seconds=2.5, warmup=3, min_accuracy=0.9, verify=False,
+                           providers=["cpu"], labels_file=Path("labels.txt"))
+    args = bench_arguments(RemoteBenchJob([Path("out/m_int8.tflite"), Path("m.xml")], options, []))
+    assert args[:3] == ["bench", "models/m_int8.tflite", "models/m.xml"]
+    text = " ".join(args)
+    for part in ("--seconds 2.5", "--warmup 3", "--data data", "--reference reference/fp32.onnx",
+                 "--labels labels.txt", "--target raspberry-pi-5", "--threads 1,4", "--min-accuracy 0.9",
+                 "--providers cpu", "--no-verify", "--json result.json"):
+        assert part in text
+    assert "--runs" not in args
 
 
 def test_systemd_exec_words_are_quoted() -> None:

@@ -129,6 +129,8 @@ def bench_arguments(job: RemoteBenchJob) -> list[str]:
         args += ["--target", "target.yaml" if options.target.endswith((".yaml", ".yml")) else options.target]
     if options.threads != [None]:
         args += ["--threads", ",".join(str(t) for t in options.threads)]
+    if not options.verify:
+        args.append("--no-verify")
     for flag, value in (("--min-accuracy", options.min_accuracy), ("--device", options.device),
                         ("--providers", ",".join(options.providers or []) or None)):
         if value is not None:
