@@ -102,8 +102,11 @@ class SshTransport:
         return args + self.host.ssh_port_args()
 
     def command(self, remote: str) -> list[str]:
-        """The argv running shell text ``remote`` on the host."""
-        return [*self.base_args(), "--", self.host.destination, remote]
+        """The argv running POSIX shell text ``remote`` on the host.
+
+        Wrapped in ``sh -c`` so a login shell such as fish does not have to parse it.
+        """
+        return [*self.base_args(), "--", self.host.destination, f"sh -c {shlex.quote(remote)}"]
 
     def run(self, remote: str, timeout_s: float, stdin: bytes | Path | None = None,
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
