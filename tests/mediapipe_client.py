@@ -50,7 +50,8 @@ def read(models: list[str]) -> dict:
 
     out = {}
     for path in models:
-        data = open(path, "rb").read()
+        with open(path, "rb") as handle:
+            data = handle.read()
         model = model_fb.Model.GetRootAs(data, 0)
         entries = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer()
                    for i in range(model.MetadataLength())}

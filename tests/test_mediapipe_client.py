@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mediapipe_env import run_client
-
 from conftest import write_image_folder
+from mediapipe_env import run_client
 from test_export import CLASSES, SIZE, make_run
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")

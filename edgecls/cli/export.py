@@ -52,6 +52,10 @@ def export(
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "
         "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch",
+                                       help="ONNX/OpenVINO input with a dynamic batch dimension. Default: "
+                                            "batch 1, static, which OpenVINO's benchmark_app and NPU plugin, "
+                                            "and TensorRT take without extra shape settings."),
 ) -> None:
     """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
 
@@ -75,7 +79,8 @@ def export(
                           precisions=_csv(precision), calibration=calibration,
                           max_drop=max_drop, max_class_drop=max_class_drop, strict=strict,
                           input_type=input_type.lower(), remedies=remedies,
-                          options=BackendOptions(threads=threads), target=target)
+                          options=BackendOptions(threads=threads), target=target,
+                          dynamic_batch=dynamic_batch)
     console = Console()
     _warn_int8_input(config, console)
     with _progress(console) as say:

@@ -126,12 +126,21 @@ class ExportSource:
         saved_model: a SavedModel directory written by ``model.export``.
         metadata: the metadata every artifact of this model carries.
         work_dir: scratch directory for intermediate files shared by exporters.
+        dynamic_batch: ONNX and OpenVINO inputs take any batch size; by default the
+            batch is 1 and static, which OpenVINO's benchmark_app and NPU plugin,
+            TensorRT and MediaPipe expect (TFLite is batch 1 either way).
     """
 
     model: Any
     saved_model: Path
     metadata: ModelMetadata
     work_dir: Path
+    dynamic_batch: bool = False
+
+    @property
+    def batch_dim(self) -> int:
+        """The input's batch dimension in ONNX and OpenVINO artifacts (-1: dynamic)."""
+        return -1 if self.dynamic_batch else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

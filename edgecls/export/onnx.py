@@ -88,14 +88,15 @@ def _settings(quant: QuantizationConfig) -> dict[str, Any]:
 
 def float_model(source: ExportSource) -> Path:
     """The fp32 ONNX model converted from the SavedModel (cached in ``work_dir``)."""
-    path = source.work_dir / "float.onnx"
+    path = source.work_dir / ("float_dynamic.onnx" if source.dynamic_batch else "float.onnx")
     if not path.is_file():
         with atomic_path(path) as tmp:
-            _convert_saved_model(source.saved_model, tmp)
+            _convert_saved_model(source.saved_model, tmp, (source.batch_dim, *source.input_shape[1:]))
     return path
 
 
-def _convert_saved_model(saved_model: Path, out: Path) -> None:
+def _convert_saved_model(saved_model: Path, out: Path, input_shape: tuple[int, ...]) -> None:
+    """tf2onnx conversion with the input shape fixed to ``input_shape`` (-1: dynamic)."""
     import onnx
     import tensorflow as tf
     from tf2onnx import tf_loader
@@ -108,11 +109,17 @@ def _convert_saved_model(saved_model: Path, out: Path) -> None:
         with tf.device("/cpu:0"):
             model, _ = _convert_common(graph_def, name=str(saved_model), opset=OPSET,
                                        input_names=inputs, output_names=outputs,
+                                       shape_override=_shape_override(inputs[0], input_shape),
                                        initialized_tables=tables, tensors_to_rename=renames)
     except Exception as exc:  # tf2onnx raises many types; all mean "cannot convert"
         raise conversion_error(exc) from None
     _check_ops(model)
     onnx.save(model, str(out))
+
+
+def _shape_override(name: str, input_shape: tuple[int, ...]) -> dict[str, list[int]] | None:
+    """Fixes the input shape when it is static; a -1 (dynamic) dimension keeps the signature's."""
+    return {name: list(input_shape)} if min(input_shape) > 0 else None
 
 
 def conversion_error(exc: Exception) -> ModelError:
@@ -194,8 +201,12 @@ class _Reader:
     def __init__(self, model_path: Path, quant: QuantizationConfig) -> None:
         import onnx
 
-        self.input_name = onnx.load(str(model_path), load_external_data=False).graph.input[0].name
-        self._batches = quant.calibration_batches(_CALIBRATION_BATCH[_method(quant)])
+        graph_input = onnx.load(str(model_path), load_external_data=False).graph.input[0]
+        self.input_name = graph_input.name
+        batch_dim = graph_input.type.tensor_type.shape.dim[0]
+        static = batch_dim.HasField("dim_value") and batch_dim.dim_value > 0
+        self._batches = quant.calibration_batches(
+            batch_dim.dim_value if static else _CALIBRATION_BATCH[_method(quant)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)

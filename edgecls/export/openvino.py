@@ -73,7 +73,8 @@ def convert(source: ExportSource) -> Any:
     """The float ``openvino.Model`` of the SavedModel (converted once, cached in work_dir)."""
     import openvino as ov
 
-    cached = source.work_dir / "float_openvino.xml"
+    cached = source.work_dir / ("float_openvino_dynamic.xml" if source.dynamic_batch
+                                else "float_openvino.xml")
     if not cached.is_file():
         save_ir_atomic(_convert_saved_model(source), cached, compress_to_fp16=False)
     return ov.Core().read_model(str(cached))
@@ -84,7 +85,7 @@ def _convert_saved_model(source: ExportSource) -> Any:
 
     _, height, width, _ = source.input_shape
     try:
-        return ov.convert_model(str(source.saved_model), input=[-1, height, width, 3])
+        return ov.convert_model(str(source.saved_model), input=[source.batch_dim, height, width, 3])
     except Exception as exc:  # OpenVINO's frontends raise several types
         text = str(exc).strip() or type(exc).__name__
         raise ModelError(f"OpenVINO conversion failed: {_op_lines(text)}",

@@ -59,6 +59,7 @@ class ExportConfig:
         stem: artifact file name stem.
         options: runtime backend options used for validation.
         target: name of the device profile the formats/precisions came from.
+        dynamic_batch: ONNX/OpenVINO inputs with a dynamic batch (default: static 1).
     """
 
     out: Path
@@ -73,6 +74,7 @@ class ExportConfig:
     stem: str = "model"
     options: BackendOptions | None = None
     target: str | None = None
+    dynamic_batch: bool = False
 
 
 @dataclass
@@ -157,7 +159,8 @@ def _context(run: RunDir, model_path: Path, config: ExportConfig, work: Path) ->
     meta = md.base_metadata(labels, size, model.name, extra=extra)
     saved_model = work / "saved_model"
     _export_saved_model(model, saved_model)
-    source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work)
+    source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work,
+                          dynamic_batch=config.dynamic_batch)
     context = _Context(run=run, config=config, source=source, split=split, images=images,
                        labels=held_out_labels, splits=split_names,
                        float_probs=float_probabilities(model, images),

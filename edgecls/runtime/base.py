@@ -42,6 +42,15 @@ class TensorInfo:
         return (int(h), int(w)) if h > 0 and w > 0 else None
 
 
+def tensor_dict(name: str, info: TensorInfo) -> dict[str, Any]:
+    """A JSON-friendly description of one tensor."""
+    quantization = None
+    if info.quantization is not None:
+        quantization = {"scale": float(info.quantization[0]), "zero_point": int(info.quantization[1])}
+    return {"name": name, "dtype": info.dtype, "shape": [int(d) for d in info.shape],
+            "layout": info.layout if len(info.shape) == 4 else None, "quantization": quantization}
+
+
 @dataclass
 class BackendOptions:
     """What a target profile or the user may set; ``None`` means "backend decides"."""
@@ -76,6 +85,13 @@ class Backend(ABC):
     @abstractmethod
     def read_metadata(self) -> ModelMetadata | None:
         """The embedded edgecls metadata, or None for a foreign model."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the file says about itself for ``edgecls inspect``: ``inputs`` and
+        ``outputs`` (name, dtype, shape, quantization), ``producer`` and ``entries``
+        (the metadata keys it carries). Backends add what their format knows."""
+        return {"inputs": [tensor_dict("input", self.input_info)],
+                "outputs": [tensor_dict("output", self.output_info)], "producer": {}, "entries": []}
 
     def read_standard_metadata(self) -> StandardMetadata | None:
         """A foreign model's standard metadata (``StandardMetadata``; TFLite only), or None."""

@@ -17,10 +17,14 @@ import numpy as np
 
 from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
 from edgecls.runtime.metadata import ModelMetadata
 from edgecls.runtime.tensors import guess_layout, normalize_shape
-from edgecls.runtime.tflite_metadata import read_standard_metadata, read_tflite_metadata
+from edgecls.runtime.tflite_metadata import (
+    metadata_buffers,
+    read_standard_metadata,
+    read_tflite_metadata,
+)
 from edgecls.runtime.tflite_standard_metadata import StandardMetadata
 
 _INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
@@ -79,6 +83,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+def _detail_dict(detail: dict[str, Any]) -> dict[str, Any]:
+    return tensor_dict(detail["name"], _tensor_info(detail))
+
+
 @BACKENDS.register("litert")
 class LiteRTBackend(Backend):
     """Runs a TFLite flatbuffer with the LiteRT interpreter (XNNPACK on CPU)."""
@@ -116,6 +124,14 @@ class LiteRTBackend(Backend):
 
     def read_metadata(self) -> ModelMetadata | None:
         return read_tflite_metadata(self._content, self.path)
+
+    def describe(self) -> dict[str, Any]:
+        entries = metadata_buffers(self._content)
+        producer = {"min_runtime_version": entries.get("min_runtime_version", b"").rstrip(b"\0").decode(
+            "utf-8", "replace") or None}
+        return {"inputs": [_detail_dict(d) for d in self._interpreter.get_input_details()],
+                "outputs": [_detail_dict(d) for d in self._interpreter.get_output_details()],
+                "producer": producer, "entries": sorted(entries)}
 
     def read_standard_metadata(self) -> StandardMetadata | None:
         return read_standard_metadata(self._content)

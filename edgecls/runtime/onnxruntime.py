@@ -16,7 +16,7 @@ import numpy as np
 
 from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
 from edgecls.runtime.cpu import cpu_info
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import guess_layout, normalize_shape
@@ -135,6 +135,17 @@ class OnnxRuntimeBackend(Backend):
     def read_metadata(self) -> ModelMetadata | None:
         text = self._meta_map.get(METADATA_KEY)
         return parse_metadata(text, self.path) if text else None
+
+    def describe(self) -> dict[str, Any]:
+        meta = self._session.get_modelmeta()
+        inputs = [tensor_dict(n.name, _tensor_info(n)) for n in self._session.get_inputs()]
+        outputs = [tensor_dict(n.name, _tensor_info(n)) for n in self._session.get_outputs()]
+        inputs[0]["quantization"] = tensor_dict("", self._input_info)["quantization"]
+        outputs[0]["quantization"] = tensor_dict("", self._output_info)["quantization"]
+        producer = {"producer_name": meta.producer_name or None, "graph_name": meta.graph_name or None,
+                    "domain": meta.domain or None, "model_version": meta.version}
+        return {"inputs": inputs, "outputs": outputs, "producer": producer,
+                "entries": sorted(self._meta_map)}
 
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecls.errors import ModelError
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import guess_layout
 
@@ -45,9 +45,12 @@ class OpenVINOBackend(Backend):
         try:
             model = core.read_model(str(self.path))
             self._metadata_text = _rt_info_text(model)
+            self._rt_keys = sorted(str(k) for k in model.get_rt_info())
+            self._runtime_version = _rt_info_text(model, "Runtime_version")
             compiled = core.compile_model(model, device, self._config(device))
         except (RuntimeError, ValueError) as exc:  # ValueError: undecodable rt_info text
             raise not_a_model(self.path, "OpenVINO IR", openvino_cause(exc)) from None
+        self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._output_port = compiled.output(0)
         meta = self.read_metadata()
@@ -87,6 +90,14 @@ class OpenVINOBackend(Backend):
     def read_metadata(self) -> ModelMetadata | None:
         return parse_metadata(self._metadata_text, self.path) if self._metadata_text else None
 
+    def describe(self) -> dict[str, Any]:
+        inputs = [tensor_dict(p.get_any_name(), _tensor_info(p)) for p in self._compiled.inputs]
+        outputs = [tensor_dict(p.get_any_name(), _tensor_info(p)) for p in self._compiled.outputs]
+        inputs[0]["quantization"] = tensor_dict("", self._input_info)["quantization"]
+        outputs[0]["quantization"] = tensor_dict("", self._output_info)["quantization"]
+        return {"inputs": inputs, "outputs": outputs, "entries": self._rt_keys,
+                "producer": {"openvino_runtime": self._runtime_version}}
+
     def invoke(self, native: np.ndarray) -> np.ndarray:
         fixed = self._input_info.shape[0]
         if fixed > 0 and native.shape[0] != fixed:
@@ -115,10 +126,10 @@ def openvino_cause(exc: BaseException) -> str:
     return f"node {node.group(1)}: {cause}" if node and node.group(1) not in cause else cause
 
 
-def _rt_info_text(model: Any) -> str | None:
-    if not model.has_rt_info([METADATA_KEY]):
+def _rt_info_text(model: Any, key: str = METADATA_KEY) -> str | None:
+    if not model.has_rt_info([key]):
         return None
-    value = model.get_rt_info([METADATA_KEY])
+    value = model.get_rt_info([key])
     return value.astype(str) if hasattr(value, "astype") else str(value)
 
 

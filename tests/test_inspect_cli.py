@@ -1,0 +1,75 @@
+"""`edgecls inspect`: tables and JSON for every format, ours and foreign."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
+
+from edgecls.runtime.describe import DESCRIBE_SCHEMA_VERSION
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    from edgecls.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sys, "argv", ["edgecls", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out + captured.err
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inspect")
+    net = TinyNet()
+    return {
+        "tflite": make_tflite(root / "ours.tflite", net, metadata=tiny_metadata(net), quantize="uint8"),
+        "tflite_foreign": make_tflite(root / "foreign.tflite", net),
+        "onnx_foreign": make_onnx(root / "foreign.onnx", net),
+        "openvino": make_openvino(root / "ours.xml", net, metadata=tiny_metadata(net)),
+    }
+
+
+def test_json_of_our_int8_tflite(models, monkeypatch, capsys) -> None:
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(models["tflite"]), "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["schema_version"] == DESCRIBE_SCHEMA_VERSION and d["format"] == "tflite"
+    assert d["metadata"]["edgecls"] and d["metadata"]["tflite_metadata"]
+    assert d["labels"] == ["red", "green", "blue"] and d["labels_source"] == "edgecls"
+    (inp,), (out_tensor,) = d["inputs"], d["outputs"]
+    assert inp["dtype"] == "uint8" and inp["shape"] == [1, *TinyNet().size, 3]
+    assert inp["quantization"]["scale"] > 0 and out_tensor["quantization"] is not None
+    assert d["tflite_metadata"]["normalization"] is None  # uint8 input: raw pixels
+    assert d["tflite_metadata"]["label_file"] == "labels.txt"
+    assert d["producer"]["name"] == "edgecls" and "ai_edge_litert" in d["producer"]["inspected_with"]
+    assert d["preprocessing"]["input_size"] == list(TinyNet().size)
+
+
+def test_foreign_models_say_what_is_missing(models, monkeypatch, capsys) -> None:
+    for key in ("tflite_foreign", "onnx_foreign"):
+        code, out = run_cli(monkeypatch, capsys, "inspect", str(models[key]), "--json")
+        d = json.loads(out)
+        assert code == 0 and not d["metadata"]["edgecls"] and not d["metadata"]["tflite_metadata"]
+        assert d["labels"] is None and d["producer"]["name"] is None
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(models["onnx_foreign"]))
+    assert "none embedded" in out and "metadata" in out
+
+
+def test_table_of_openvino(models, monkeypatch, capsys) -> None:
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(models["openvino"]))
+    assert code == 0
+    assert "openvino" in out and "edgecls" in out and "red, green, blue" in out
+    assert "float32" in out and "Runtime_version" in out
+
+
+def test_bad_file_exits_2(tmp_path, monkeypatch, capsys) -> None:
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"not a model at all")
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(bad))
+    assert code == 2 and "not a valid TFLite model" in out and "Traceback" not in out
