@@ -85,3 +85,20 @@ def test_the_class_guard_does_not_fail_on_a_few_images():
     gate = judge(result, max_drop_pp=5.0, max_class_drop_pp=5.0)
     assert [f.verdict for f in gate.flagged_classes] == [INCONCLUSIVE]
     assert gate.verdict == INCONCLUSIVE and gate.passed
+
+
+def test_accuracy_control_tunes_on_val_images_the_gate_then_leaves_out(tmp_path):
+    """The mask of held-out images handed to accuracy-controlled quantization: val only,
+    at most 300 (the pipeline drops them from that artifact's comparison)."""
+    from edgecls.data.split import Split
+    from edgecls.export.pipeline import _tuning_mask
+
+    subsets = {"train": [(f"t{i}.png", i % 2) for i in range(10)],
+               "val": [(f"v{i}.png", i % 2) for i in range(400)],
+               "test": [(f"x{i}.png", i % 2) for i in range(50)]}
+    split = Split(root=tmp_path, labels=["a", "b"], subsets=subsets)
+    held_out = split.items("val") + split.items("test")
+    mask = _tuning_mask(split, held_out)
+    assert mask.sum() == 300 and not mask[400:].any()
+    assert _tuning_mask(Split(tmp_path, ["a", "b"], {**subsets, "val": []}),
+                        split.items("test")).sum() == 0

@@ -1,4 +1,5 @@
-"""Accuracy of one model on labelled images: top-1, top-5, macro F1, per class, confusion.
+"""Accuracy of one model on labelled images: top-1 (with its 95 % Wilson interval), top-5,
+macro F1, per class, confusion.
 
 numpy only (no scikit-learn, no TensorFlow): bench runs on the device. The data's
 class folders are matched to the model's labels by name, so a model whose outputs
@@ -14,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgecls.errors import DataError
+from edgecls.stats import wilson_interval
 
 TOP_K = 5
 
@@ -86,6 +88,7 @@ def accuracy_metrics(
     return {
         "images": int(targets.size),
         "top1": round(float(top1_hit.mean()), 6),
+        "top1_interval": [round(v, 6) for v in wilson_interval(int(top1_hit.sum()), targets.size)],
         "top5": round(float(topk_hit.mean()), 6),
         "top_k": int(top_k.shape[1]),
         "macro_f1": round(_macro_f1(confusion, row_totals), 6),

@@ -30,6 +30,28 @@ def _drop(row: Row) -> str:
     return "0.00pp" if abs(drop) < 0.005 else f"{-drop:+.2f}pp"
 
 
+def _top1_interval(row: Row) -> str:
+    interval = _accuracy(row, "top1_interval")
+    return "–" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _paired_interval(row: Row) -> str:
+    p = row.paired
+    return "–" if p is None else f"[{-p.high_pp:+.2f}, {-p.low_pp:+.2f}]pp"
+
+
+def _changed(row: Row) -> str:
+    p = row.paired
+    return "–" if p is None else f"-{p.counts.right_to_wrong}/+{p.counts.wrong_to_right}"
+
+
+def _worst_class(row: Row) -> str:
+    worst = row.worst_class
+    if worst is None or worst[1] <= 0:
+        return "–"
+    return f"{worst[0]} {-worst[1]:+.1f}pp ({-worst[2]:+d})"
+
+
 def _memory(row: Row) -> float | None:
     memory = row.record.get("memory")
     return memory.get("peak_rss_mb") if memory else None
@@ -47,9 +69,13 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
     ("precision", lambda r: r.record.get("precision") or "?", False, "prec"),
     ("threads", lambda r: str(r.record.get("threads") or "auto"), True, "thr"),
     ("top-1", lambda r: _num(_accuracy(r, "top1"), ".4f"), True, "top-1"),
+    ("top-1 95%", _top1_interval, True, None),
     ("top-5", lambda r: _num(_accuracy(r, "top5"), ".4f"), True, None),
     ("macro F1", lambda r: _num(_accuracy(r, "macro_f1"), ".4f"), True, None),
     ("vs float", _drop, True, "Δ float"),
+    ("vs float 95%", _paired_interval, True, None),
+    ("changed -/+", _changed, True, None),
+    ("worst class", _worst_class, False, None),
     ("p50 ms", lambda r: _num(_latency(r, "p50_ms"), ".2f"), True, "p50"),
     ("p99 ms", lambda r: _num(_latency(r, "p99_ms"), ".2f"), True, "p99"),
     ("FPS", lambda r: _num(_latency(r, "fps"), ".1f"), True, "FPS"),

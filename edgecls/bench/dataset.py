@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from edgecls.data.fingerprint import file_digest, unit_hash
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
 
@@ -20,6 +22,8 @@ class LabelledImages:
     source: str  # what was scored, e.g. "DIR (test split of run dir)"
     labels: list[str]
     items: list[tuple[Path, int]]
+    held_out_only: bool = False  # a plain folder: keep the files each model's run held out
+    root: Path | None = None
 
 
 def load_labelled_images(path: str | Path, max_per_class: int | None = None) -> LabelledImages:
@@ -66,7 +70,7 @@ def _from_folder(path: Path) -> LabelledImages:
     index = {label: i for i, label in enumerate(scan.labels)}
     items = [(p, index[label]) for label, paths in scan.files[subset].items() for p in paths]
     source = f"{path} ({subset} subset)" if subset else str(path)
-    return LabelledImages(source, list(scan.labels), items)
+    return LabelledImages(source, list(scan.labels), items, held_out_only=True, root=path)
 
 
 def _cap_per_class(items: list[tuple[Path, int]], cap: int) -> list[tuple[Path, int]]:
@@ -77,3 +81,36 @@ def _cap_per_class(items: list[tuple[Path, int]], cap: int) -> list[tuple[Path, 
             kept.append((path, label))
             counts[label] = counts.get(label, 0) + 1
     return kept
+
+
+def select_held_out(items: list[tuple[str, int]], rule: dict[str, Any] | None,
+                    root: str | None) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The images of a plain folder that the model's training run did not train on.
+
+    Args:
+        items: (path, class index) of every image given.
+        rule: the artifact's split rule (``runtime.metadata.split_rule``), or None.
+        root: the folder the paths are recorded relative to.
+
+    Returns:
+        The kept items and a ``selection`` record (keys in SCHEMA.md): without a rule every
+        image is kept and the record says the held-out images could not be told.
+    """
+    if rule is None:
+        return items, {"mode": "all", "held_out_known": False, "images_given": len(items),
+                       "images_used": len(items),
+                       "warning": "the model carries no split rule (a foreign model, or its run "
+                                  "was pre-split): every image was scored, including any it "
+                                  "was trained on, so top-1 may be optimistic"}
+    kept = [item for item in items
+            if unit_hash(file_digest(item[0]), rule["salt"]) >= rule["held_out_from"]]
+    return kept, {"mode": "held_out", "held_out_known": True, "images_given": len(items),
+                  "images_used": len(kept), "excluded_as_training": len(items) - len(kept),
+                  "rule": rule, "files": [_relative(path, root) for path, _ in kept]}
+
+
+def _relative(path: str, root: str | None) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix() if root else str(path)
+    except ValueError:
+        return str(path)

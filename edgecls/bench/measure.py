@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.bench import accuracy, latency, memory
+from edgecls.bench.dataset import select_held_out
 
 
 @dataclass
@@ -38,6 +39,8 @@ class MeasureSpec:
     data_labels: list[str] | None = None
     data_items: list[tuple[str, int]] = field(default_factory=list)
     verify: bool = True
+    data_selection: str = "given"  # "held_out": keep what the model's run did not train on
+    data_root: str | None = None
 
 
 class StageError(Exception):
@@ -147,8 +150,9 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
     labels = model_labels(classifier, spec)
     num_outputs = len(classifier.labels)
     class_outputs = accuracy.class_output_indices(spec.data_labels or [], labels, num_outputs)
+    items, selection = _selected_items(classifier, spec)
     tops, targets, skipped = [], [], 0
-    for path, target in spec.data_items:
+    for path, target in items:
         try:
             frame = read_image_bgr(path)
         except DataError:
@@ -161,8 +165,29 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
     top_k = np.stack(tops)
     metrics = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs)
     metrics["images_skipped"] = skipped
+    metrics["selection"] = selection
+    metrics["correct_bits"] = np.packbits(top_k[:, 0] == class_outputs[np.asarray(targets)]).tobytes().hex()
     names = classifier.labels
     return {"accuracy": metrics, "predictions": [names[int(i)] for i in top_k[:, 0]]}
+
+
+def _selected_items(classifier: Any, spec: MeasureSpec) -> tuple[list, dict[str, Any]]:
+    """The data images to score and why (``accuracy.selection`` in SCHEMA.md)."""
+    from edgecls.errors import DataError
+    from edgecls.runtime.metadata import split_rule
+
+    if spec.data_selection != "held_out":
+        return spec.data_items, {"mode": spec.data_selection, "held_out_known":
+                                 spec.data_selection == "run_test_split",
+                                 "images_given": len(spec.data_items),
+                                 "images_used": len(spec.data_items)}
+    rule = None if classifier.is_foreign else split_rule(classifier.metadata)
+    items, selection = select_held_out(spec.data_items, rule, spec.data_root)
+    if not items:
+        raise DataError(f"none of the {len(spec.data_items)} images was held out from this "
+                        "model's training run (all are in its training split)",
+                        "score it on other images, or on its run directory")
+    return items, selection
 
 
 def _stage(name: str, fn: Any, *args: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from edgecls.bench.machine import machine_key
 from edgecls.bench.schema import SchemaError, load_report
 from edgecls.errors import EdgeclsError
+from edgecls.stats import PairedDrop, compare_paired
 
 _PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3}
 _FORMAT_ORDER = {"tflite": 0, "onnx": 1, "openvino": 2}
@@ -31,6 +32,7 @@ class Row:
     float_source: str | None = None  # "fp32 <file>" or "reference <file>"
     float_per_class: dict[str, float] | None = None
     host: str | None = None  # the ssh host spec for records benched with --host
+    paired: PairedDrop | None = None  # vs the fp32 twin, image by image, when both were scored alike
 
     @property
     def machine_id(self) -> str:
@@ -48,6 +50,20 @@ class Row:
         if self.top1 is None or self.float_top1 is None:
             return None
         return round(100.0 * (self.float_top1 - self.top1), 3)
+
+    @property
+    def worst_class(self) -> tuple[str, float, int] | None:
+        """(class, drop in pp, net images lost) of the class that lost most versus float."""
+        accuracy = self.record.get("accuracy") or {}
+        per_class, counts = accuracy.get("per_class"), accuracy.get("class_counts") or {}
+        if not per_class or not self.float_per_class:
+            return None
+        drops = {name: self.float_per_class[name] - value for name, value in per_class.items()
+                 if name in self.float_per_class}
+        if not drops:
+            return None
+        name = max(drops, key=drops.get)
+        return name, 100.0 * drops[name], round(drops[name] * counts.get(name, 0))
 
     @property
     def label(self) -> str:
@@ -172,6 +188,7 @@ def _attach_float_baselines(rows: list[Row]) -> None:
             row.float_top1 = base.top1
             row.float_source = f"fp32 {base.record['file']}"
             row.float_per_class = base.record["accuracy"].get("per_class")
+            row.paired = _paired(base.record["accuracy"], row.record["accuracy"])
             continue
         reference = (row.record.get("accuracy") or {}).get("reference")
         if reference:
@@ -191,6 +208,22 @@ def _float_twin(row: Row, rows: list[Row]) -> Row | None:
     ]
     candidates.sort(key=lambda other: other.record["format"] != row.record["format"])
     return candidates[0] if candidates else None
+
+
+def _paired(reference: dict[str, Any], candidate: dict[str, Any]) -> PairedDrop | None:
+    """The paired drop of two records scored on the same images (same count, same files)."""
+    import numpy as np
+
+    bits = reference.get("correct_bits"), candidate.get("correct_bits")
+    images = reference.get("images")
+    if None in bits or not images or images != candidate.get("images"):
+        return None
+    files = [(acc.get("selection") or {}).get("files") for acc in (reference, candidate)]
+    if files[0] != files[1]:
+        return None
+    ref, cand = (np.unpackbits(np.frombuffer(bytes.fromhex(b), np.uint8))[:images].astype(bool)
+                 for b in bits)
+    return compare_paired(ref, cand)
 
 
 def _sort_key(row: Row) -> tuple:

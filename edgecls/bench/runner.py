@@ -141,7 +141,15 @@ def _spec(model: Path, options: BenchOptions, threads: int | None,
         warmup=options.warmup, runs=options.runs, seconds=options.seconds, verify=options.verify,
         data_labels=images.labels if images else None,
         data_items=[(str(p), int(i)) for p, i in images.items] if images else [],
+        data_selection=_selection_mode(images),
+        data_root=str(images.root) if images and images.root else None,
     )
+
+
+def _selection_mode(images: LabelledImages | None) -> str:
+    if images is None:
+        return "given"
+    return "held_out" if images.held_out_only else "run_test_split"
 
 
 def _run_worker(spec: MeasureSpec, timeout_s: float) -> dict[str, Any]:

@@ -17,7 +17,10 @@ def bench(
     models: list[Path] = typer.Argument(..., help="Model files: .tflite, .onnx or OpenVINO .xml."),
     json_out: Path = typer.Option(..., "--json", help="Write the measurements to this JSON file."),
     data: Path = typer.Option(None, help="Labelled images: DIR/CLASS/*, a pre-split dataset "
-                              "(its test or val subset), or a run directory (its test split)."),
+                              "(its test or val subset), or a run directory (its test split). "
+                              "Of a folder, each edgecls model scores only the files its "
+                              "training run held out (recomputed from the split rule it "
+                              "carries); a model without one scores all, with a WARNING."),
     reference: Path = typer.Option(None, help="Model to compare top-1 predictions with (e.g. the fp32 "
                                    "artifact of the same run); needs --data."),
     target: str = typer.Option(None, help="Target profile name recorded with the results "
@@ -83,9 +86,26 @@ def bench(
         report = run_bench(models, options, progress=_ticker(progress, task))
     write_text_atomic(json_out, dump_report(report))
     print_report(merge_records([report], check_labels=False), console)
+    _warn_about_selection(report["records"], console)
     console.print(f"wrote {json_out}")
     if any(r["status"] != STATUS_PASSED for r in report["records"]):
         raise typer.Exit(1)
+
+
+def _warn_about_selection(records: list[dict[str, Any]], console: Any) -> None:
+    """Says which images each model was scored on, loudly when training images may be among them."""
+    seen = set()
+    for record in records:
+        selection = (record.get("accuracy") or {}).get("selection") or {}
+        if not selection or record["file"] in seen:
+            continue
+        seen.add(record["file"])
+        if selection.get("mode") == "held_out":
+            console.print(f"{record['file']}: scored on the {selection['images_used']} of "
+                          f"{selection['images_given']} images its training run held out "
+                          f"({selection['excluded_as_training']} were training images)")
+        elif not selection.get("held_out_known"):
+            console.print(f"[bold yellow]WARNING[/] {record['file']}: {selection.get('warning')}")
 
 
 @app.command("report")
