@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.base import BackendOptions
+from edgecls.runtime.tensors import softmax
 from edgecls.stats import PairedDrop, compare_paired, per_class_drops
 
 _EPS = 1e-7
@@ -91,12 +92,6 @@ def artifact_probabilities(path: Path, images: np.ndarray,
     if meta is not None and not meta.outputs_probabilities:
         scores = softmax(scores)
     return scores, dict(backend.settings)
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
