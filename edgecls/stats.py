@@ -15,8 +15,9 @@ Unlike a Wald or bootstrap interval it stays honest with few or no discordant pa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

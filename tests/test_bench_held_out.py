@@ -48,8 +48,9 @@ def test_bench_scores_only_the_files_the_run_held_out(folder: Path, tmp_path: Pa
 
 def test_a_model_without_split_rule_is_scored_on_everything_with_a_warning(
         folder: Path, tmp_path: Path) -> None:
-    from edgecls.cli.bench import _warn_about_selection
     from rich.console import Console
+
+    from edgecls.cli.bench import _warn_about_selection
 
     model = _model(tmp_path, None, "no_rule.onnx")
     record = run_bench([model], BenchOptions(data=folder, **QUICK))["records"][0]

@@ -7,9 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from edgecls.stats import (OVER, UNRESOLVED, WITHIN, Z95, PairedCounts, budget_decision,
-                           compare_paired, images_to_resolve, paired_counts, paired_drop,
-                           per_class_drops, tango_interval, wilson_interval)
+from edgecls.stats import (
+    OVER,
+    UNRESOLVED,
+    WITHIN,
+    Z95,
+    PairedCounts,
+    budget_decision,
+    compare_paired,
+    images_to_resolve,
+    paired_counts,
+    paired_drop,
+    per_class_drops,
+    tango_interval,
+    wilson_interval,
+)
 
 
 def _constrained_score(b: int, c: int, n: int, delta: float, grid: int = 4001) -> float:

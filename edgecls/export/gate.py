@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecls.export.validate import Validation
-from edgecls.stats import OVER, UNRESOLVED, WITHIN, PairedDrop, budget_decision, images_to_resolve
+from edgecls.stats import (
+    OVER,
+    UNRESOLVED,
+    WITHIN,
+    PairedDrop,
+    budget_decision,
+    images_to_resolve,
+)
 
 PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
 VERDICT_OF = {WITHIN: PASSED, OVER: FAILED, UNRESOLVED: INCONCLUSIVE}

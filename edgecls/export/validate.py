@@ -8,9 +8,10 @@ it into a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
         kl_divergence=kl_divergence(float_probs, probs),
         per_class_change={name: round(-drop.drop_pp, 3)
                           for name, drop in zip(class_names, per_class) if drop is not None},
-        images=int(len(labels)),
+        images=len(labels),
         paired=compare_paired(float_correct, correct),
         per_class={name: drop for name, drop in zip(class_names, per_class) if drop is not None},
         images_by_split=_split_counts(splits),
@@ -119,7 +120,7 @@ def _split_counts(splits: np.ndarray | None) -> dict[str, int]:
     if splits is None:
         return {}
     names, counts = np.unique(np.asarray(splits), return_counts=True)
-    return {str(name): int(count) for name, count in zip(names, counts)}
+    return {str(name): int(count) for name, count in zip(names, counts, strict=True)}
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
