@@ -3,7 +3,10 @@ mistakes) and `edgecls export` (test images whose top-1 INT8 changed, with heatm
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -42,15 +45,44 @@ def test_gallery_is_empty_without_mistakes(run_dir: Path, tmp_path: Path) -> Non
     assert shown == 0 and not (tmp_path / "g.png").exists()
 
 
-def test_export_page_shows_int8_top1_changes(run_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    out = tmp_path / "export"
-    code, output = run_cli(monkeypatch, capsys, "export", str(run_dir), "--formats", "onnx",
-                           "--precision", "int8", "--calibration", str(black_image_folder(tmp_path / "black")),
-                           "--no-remedies", "--max-drop", "100", "--out", str(out))
-    assert code == 0, output
+@pytest.fixture(scope="module")
+def broken_export(run_dir: Path, tmp_path_factory) -> tuple[Path, str]:
+    """`edgecls export` to INT8 ONNX calibrated on one black image (many top-1 change): the
+    export folder and the command's output."""
+    root = tmp_path_factory.mktemp("broken_export")
+    result = subprocess.run([sys.executable, "-m", "edgecls", "export", str(run_dir), "--formats", "onnx",
+                             "--precision", "int8", "--calibration", str(black_image_folder(root / "black")),
+                             "--no-remedies", "--max-drop", "100", "--out", str(root / "export")],
+                            check=False, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    return root / "export", result.stdout
+
+
+@pytest.mark.slow  # an INT8 export in a subprocess; the default suite's export CLI tests write the page too
+def test_export_page_shows_int8_top1_changes(broken_export: tuple[Path, str]) -> None:
+    out, output = broken_export
+    assert "top-1 changed vs float: model_int8.onnx" in output
     page = (out / "changes.html").read_text()
     changed = int(re.search(r"model_int8\.onnx: (\d+) of (\d+) changed top-1", page).group(1))
     assert changed > 0  # a black calibration image breaks INT8
     assert page.count("data:image/png;base64,") == min(changed, 4)
     assert "src='http" not in page and "<script" not in page  # self-contained
-    assert "top-1 changed vs float: model_int8.onnx" in output
+
+
+@pytest.mark.slow
+def test_cli_explains_a_run_against_its_int8_export(run_dir: Path, broken_export: tuple[Path, str],
+                                                   tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+
+    image = next((run_dir.parent / "images").rglob("*.png"))
+    code, output = run_cli(monkeypatch, capsys, "explain", str(run_dir), str(image), "--out", str(tmp_path / "a"))
+    assert code == 0, output
+    assert json.loads((tmp_path / "a" / "explanations.json").read_text())["method"] == "gradcam"
+    code, output = run_cli(monkeypatch, capsys, "explain", str(run_dir), str(image), "--compare",
+                           str(broken_export[0] / "model_int8.onnx"), "--masks", "64", "--out", str(tmp_path / "b"))
+    assert code == 0, output
+    data = json.loads((tmp_path / "b" / "explanations.json").read_text())
+    assert data["method"] == "rise" and data["compared_model"]["kind"] == "onnxruntime"
+    difference = data["images"][0]["compared"]["differences"][0]
+    assert -1 <= difference["rank_correlation"] <= 1 and 0 <= difference["top20_overlap"] <= 1
+    assert "rank corr" in output

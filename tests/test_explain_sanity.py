@@ -118,3 +118,18 @@ def test_float_and_int8_explain_alike(trained: KerasModel, held_out, tmp_path: P
     for result in report.results:
         assert result.top1_changed is False
         assert result.differences[0].rank_correlation > 0.7
+
+
+def test_gradcam_reaches_into_the_edgecls_backbone_layout() -> None:
+    import keras
+
+    from edgecls.models.head import attach_head
+
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    model = attach_head(keras.Model(inputs, features), num_classes=3)
+    wrapped = KerasModel(model, Path("nested.keras"), LABELS)
+    [e] = explain_gradcam(wrapped, np.full((40, 40, 3), 128, np.uint8), [1], "gradcam++")
+    assert e.options["layer"] == "backbone" and e.heatmap.shape == (32, 32)
+    assert e.score == pytest.approx(wrapped.predict(wrapped.prepare(np.full((40, 40, 3), 128, np.uint8))[None])[0, 1],
+                                    abs=1e-5)
