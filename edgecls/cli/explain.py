@@ -21,7 +21,7 @@ def explain(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the PNGs, explanations.json and "
                              "(for folders) contact_sheet.png."),
     method: str = typer.Option("auto", help="auto | gradcam | gradcam++ | rise | occlusion. auto: Grad-CAM "
-                               "for Keras models; RISE for artifacts and whenever one is compared."),
+                               "for Keras models; RISE for artifacts and for comparisons that involve one."),
     class_name: str = typer.Option(None, "--class", help="Explain this class instead of the predicted one."),
     top_k: int = typer.Option(1, "--top-k", min=1, help="Explain the k most probable classes of each image."),
     compare: Path = typer.Option(None, help="A second model (typically the INT8 artifact of the same run): "
