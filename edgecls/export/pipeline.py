@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from edgecls.export import metadata as md
 from edgecls.export import gate
 from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
                                  Remedy, get_exporter, list_formats)
-from edgecls.export.manifest import (ArtifactRecord, Manifest, RemedyRecord, artifact_files,
-                                     describe_files)
+from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
+from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, float_probabilities, validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
@@ -93,6 +92,7 @@ class _Context:
     calibration: np.ndarray | None = None
     preset: CalibrationPreset | None = None
     calibration_note: str | None = None
+    transaction: ExportTransaction | None = None
 
 
 def check_request(config: ExportConfig) -> list[Exporter]:
@@ -132,17 +132,17 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
     exporters = check_request(config)
     run = RunDir(Path(run_dir))
     model_path = run.require_model()
-    config.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".edgecls-export-", dir=config.out) as work:
+    with export_transaction(config.out) as transaction:  # all artifacts + manifest, or none
         say("loading the model and the held-out images", 0.0)
-        context = _context(run, model_path, config, Path(work))
+        context = _context(run, model_path, config, transaction.work)
+        context.transaction = transaction
         manifest = _new_manifest(context)
         jobs = [(e, p) for e in exporters for p in config.precisions]
         for index, (exporter, precision) in enumerate(jobs):
             say(f"{exporter.name} {precision}", index / len(jobs))
             manifest.artifacts.append(_export_one(context, exporter, precision))
         say("writing manifest.json", 1.0)
-        _guard_disk(lambda: manifest.save(config.out), config.out / "manifest.json")
+        _guard_disk(lambda: transaction.commit(manifest), config.out / "manifest.json")
     return manifest
 
 
@@ -251,8 +251,9 @@ def _export_one(context: _Context, exporter: Exporter, precision: str) -> Artifa
     if precision == "int8" and context.config.remedies and not _passes(context, result):
         best = _try_remedies(context, exporter, best, remedies)
     path, result, quant = best
-    _guard_disk(lambda: publish(path, final), final)
-    return _record(context, exporter, final, quant, result, remedies,
+    assert context.transaction is not None
+    staged = _guard_disk(lambda: context.transaction.stage(path, final), final)
+    return _record(context, exporter, final, staged, quant, result, remedies,
                    time.perf_counter() - started)
 
 
@@ -330,16 +331,6 @@ def _more_images(context: _Context, quant: QuantizationConfig) -> Remedy | None:
                   quant.replace(calibration=images))
 
 
-def publish(tmp: Path, final: Path) -> None:
-    """Moves an artifact (and an OpenVINO .bin beside it) into place, .bin first."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for src in reversed(artifact_files(tmp)):
-        dst = final.with_suffix(src.suffix)
-        staged = dst.with_name(f".{dst.name}.incoming")
-        shutil.copyfile(src, staged)
-        os.replace(staged, dst)
-
-
 def _guard_disk(action: Callable[[], Any], target: Path) -> Any:
     """Runs ``action``; a full disk or missing permission becomes a clear user error."""
     try:
@@ -354,9 +345,10 @@ def _guard_disk(action: Callable[[], Any], target: Path) -> Any:
         raise
 
 
-def _record(context: _Context, exporter: Exporter, path: Path, quant: QuantizationConfig,
-            result: Validation, remedies: list[RemedyRecord], seconds: float) -> ArtifactRecord:
-    files = describe_files(path)
+def _record(context: _Context, exporter: Exporter, path: Path, staged: Path,
+            quant: QuantizationConfig, result: Validation, remedies: list[RemedyRecord],
+            seconds: float) -> ArtifactRecord:
+    files = describe_files(staged)
     config = context.config
     verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict)
     worst = verdict.worst_class

@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from edgecls.atomic import save_keras_model_atomic, write_text_atomic
@@ -47,7 +49,11 @@ class TrainState:
 
 
 def load_state(run: RunDir) -> TrainState | None:
-    """The state of the last checkpoint, or None for a run that has none."""
+    """The state of the last checkpoint, or None for a run that has none.
+
+    Resuming starts here, so the partial files of a save that was killed go first.
+    """
+    remove_partial_files(run)
     if not (run.state.is_file() and run.last_checkpoint.is_file()):
         return None
     try:
@@ -56,6 +62,23 @@ def load_state(run: RunDir) -> TrainState | None:
     except (json.JSONDecodeError, TypeError) as exc:
         raise EdgeclsError(f"checkpoint state {run.state} is unreadable ({exc})",
                            "start a new run with a fresh --out directory") from None
+
+
+def remove_partial_files(run: RunDir) -> list[Path]:
+    """Deletes what killed atomic saves left in the run: ``.X.*.partial.keras`` (Keras
+    models) and ``.X.*.tmp`` (state, history, split). Returns the removed paths."""
+    removed = []
+    for folder in (run.root, run.checkpoints):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") and path.name.endswith((".partial.keras", ".tmp")):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def save_state(run: RunDir, state: TrainState) -> None:
