@@ -84,7 +84,11 @@ class OnnxRuntimeBackend(Backend):
                                                  provider_options=provider_options)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise not_a_model(self.path, "ONNX", exc) from None
-        self._meta_map = dict(self._session.get_modelmeta().custom_metadata_map)
+        try:
+            self._meta_map = dict(self._session.get_modelmeta().custom_metadata_map)
+        except UnicodeDecodeError:
+            raise ModelError(f"{self.path}: its metadata_props are not UTF-8 text",
+                             "the file is damaged; re-export it with `edgecls export`") from None
         self._input_name = self._session.get_inputs()[0].name
         self._output_name = self._session.get_outputs()[0].name
         self._input_info = _tensor_info(self._session.get_inputs()[0], self._quantization("input"))
