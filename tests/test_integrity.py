@@ -176,3 +176,24 @@ def test_cli_refuses_a_damaged_model_and_no_verify_runs_it(models: dict[str, Pat
     ran = subprocess.run([*EDGECLS, *args, "--no-verify"], capture_output=True, text=True,
                          timeout=120)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_onnx_cut_before_its_metadata_is_refused(tmp_path: Path) -> None:
+    """metadata_props are serialized last: the doc_string copy of the digest catches a cut."""
+    import onnx
+
+    from edgecls.export.metadata import embed_onnx
+
+    proto = onnx.load(str(make_onnx(tmp_path / "plain.onnx", NET)))
+    embed_onnx(proto, tiny_metadata(NET, digest=DIGEST_PLACEHOLDER))
+    model = tmp_path / "m.onnx"
+    onnx.save(proto, str(model))
+    _stamped(model)
+    data = model.read_bytes()
+    stamped = onnx.load_from_string(data)
+    del stamped.metadata_props[:]
+    cut = stamped.SerializeToString()
+    assert data.startswith(cut) and len(cut) < len(data)
+    model.write_bytes(cut)
+    with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
+        load_backend(model)

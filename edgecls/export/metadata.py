@@ -48,7 +48,14 @@ def embed_tflite(tflite_bytes: bytes, meta: ModelMetadata) -> bytes:
 
 
 def embed_onnx(model: Any, meta: ModelMetadata) -> None:
-    """Sets ``metadata_props["edgecls"]`` of an ``onnx.ModelProto`` in place."""
+    """Sets ``metadata_props["edgecls"]`` of an ``onnx.ModelProto`` in place.
+
+    The digest field also goes into ``doc_string``, which is serialized before the graph
+    while ``metadata_props`` come last: a copy truncated just before its metadata would
+    otherwise pass for a foreign model without a digest.
+    """
+    if meta.digest and meta.digest not in model.doc_string:
+        model.doc_string = "\n".join(filter(None, [model.doc_string, meta.digest]))
     props = [p for p in model.metadata_props if p.key != METADATA_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(props)
