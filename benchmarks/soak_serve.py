@@ -125,15 +125,34 @@ class Client:
         self.reopened = 0
         self.opened_at = time.monotonic()
         self.buffer = bytearray(1 << 20)
+        self.cycle: tuple[float, float, float, float] | None = None
 
     def run(self) -> None:
         while True:
-            for key, _ in self.selector.select(timeout=0.5):
+            for key, _ in self.selector.select(timeout=0.02 if self.cycle else 0.5):
                 if key.data is None:
                     if not self.command(sys.stdin.readline().split()):
                         return
                 else:
                     self.receive(key)
+            if self.cycle:
+                self.follow_cycle()
+
+    def follow_cycle(self) -> None:
+        """Holds ``count`` idle connections in every odd period after ``start``, none in even ones."""
+        count, period, start, until = self.cycle
+        now = time.monotonic()
+        wanted = now < until and int((now - start) / period) % 2 == 1
+        held = [k for k in self.selector.get_map().values() if k.data is not None and k.data[0] == "idle"]
+        if wanted and not held:
+            for index in range(int(count)):
+                self.connect("idle", index)
+        elif not wanted and held:
+            for key in held:
+                self.selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+        if now >= until:
+            self.cycle = None
 
     def command(self, words: list[str]) -> bool:
         if not words or words[0] == "quit":
@@ -143,6 +162,8 @@ class Client:
                 sock = self.connect("viewer", len(self.frames))
                 sock.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 self.frames.append(0)
+        elif words[0] == "cycle":  # cycle COUNT PERIOD START UNTIL (monotonic clock, shared on one machine)
+            self.cycle = tuple(float(w) for w in words[1:5])  # type: ignore[assignment]
         elif words[0] == "idle":
             for index in range(int(words[1])):
                 self.connect("idle", index)
@@ -224,17 +245,21 @@ class Toggled(Sink):
     'off' is 0 viewers served and 'on' is N, interleaved finely enough that a shared
     machine's changing load falls on both alike."""
 
-    def __init__(self, sink: Sink, period: float, seconds: float) -> None:
-        self.sink, self.period = sink, period
-        self.start = self.last = time.monotonic()
+    def __init__(self, sink: Sink, period: float, seconds: float, settle: float = 0.0,
+                 start: float | None = None) -> None:
+        self.sink, self.period, self.settle = sink, period, settle
+        self.start = start if start is not None else time.monotonic()
+        self.last = time.monotonic()
         periods = int(seconds / period) + 2
         self.frames, self.seconds = np.zeros(periods), np.zeros(periods)
 
     def write(self, image: np.ndarray, result: dict, fps: float) -> bool:
         now = time.monotonic()
-        index = min(int((now - self.start) / self.period), len(self.frames) - 1)
-        self.frames[index] += 1
-        self.seconds[index] += now - self.last
+        elapsed = max(0.0, now - self.start)
+        index = min(int(elapsed / self.period), len(self.frames) - 1)
+        if elapsed - index * self.period >= self.settle:  # not in the settling start of a period
+            self.frames[index] += 1
+            self.seconds[index] += now - self.last
         self.last = now
         return self.sink.write(image, result, fps) if index % 2 else True
 
@@ -257,6 +282,23 @@ def toggled_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, 
     ratios = toggled.pair_ratios()
     return {"off": off, "on": on, "change": 100 * (on / off - 1), "viewer_fps": 2 * got["viewer_fps"],
             "median": 100 * (float(np.median(ratios)) - 1), "pairs": len(ratios),
+            "q1": 100 * (float(np.percentile(ratios, 25)) - 1), "q3": 100 * (float(np.percentile(ratios, 75)) - 1)}
+
+
+def idle_cycle_fps(classifier: Classifier, sink: MjpegSink, client: ClientProcess, frame: np.ndarray,
+                   idle: int, seconds: float, period: float) -> dict[str, float]:
+    """Loop FPS while the client holds ``idle`` connections in every other period; the
+    first second of each period (connecting, closing) is left out."""
+    start = time.monotonic() + 0.5
+    assert client.send(f"cycle {idle} {period} {start} {start + seconds}") == "ok"
+    counter = Toggled(KeepOpen(sink), period, seconds, settle=min(1.0, period / 3), start=start)
+    time.sleep(0.5)
+    run_loop(classifier, TimedSource(frame, seconds), [counter])
+    ratios = counter.pair_ratios()
+    off = counter.frames[0::2].sum() / counter.seconds[0::2].sum()
+    on = counter.frames[1::2].sum() / counter.seconds[1::2].sum()
+    return {"off": off, "on": on, "change": 100 * (on / off - 1), "pairs": len(ratios),
+            "median": 100 * (float(np.median(ratios)) - 1),
             "q1": 100 * (float(np.percentile(ratios, 25)) - 1), "q3": 100 * (float(np.percentile(ratios, 75)) - 1)}
 
 
@@ -319,6 +361,8 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--toggle-seconds", type=float, default=60.0)
     parser.add_argument("--period", type=float, default=1.0, help="on/off period of the viewer toggle")
+    parser.add_argument("--idle-cycle-seconds", type=float, default=120.0)
+    parser.add_argument("--idle-period", type=float, default=4.0)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one segment")
     parser.add_argument("--soak-minutes", type=float, default=3.0)
@@ -339,6 +383,13 @@ def main() -> None:
     client = ClientProcess(port)
     if args.toggle_seconds:
         toggle_report(classifier, sink, client, frame, args)
+    if args.idle_cycle_seconds:
+        print(f"\nloop FPS without / with {args.idle} idle connections, held in every other "
+              f"{args.idle_period:g} s for {args.idle_cycle_seconds:g} s (first second of each period left out)",
+              flush=True)
+        got = idle_cycle_fps(classifier, sink, client, frame, args.idle, args.idle_cycle_seconds, args.idle_period)
+        print(f"  {got['off']:7.1f} -> {got['on']:7.1f} FPS  {got['change']:+6.1f} %; median of {got['pairs']} "
+              f"adjacent pairs {got['median']:+.1f} % [{got['q1']:+.1f}, {got['q3']:+.1f}]", flush=True)
     if args.pairs:
         paired_report(classifier, sink, client, frame, args)
     if args.soak_minutes:
