@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edgecls.explain.changes import ArtifactChanges, changed_top1, changes_html
 from edgecls.explain.gallery import confident_mistakes, write_mistakes_gallery
 from test_export import make_run
 from test_export_cli import black_image_folder, run_cli
@@ -28,6 +29,14 @@ def test_confident_mistakes_are_wrong_and_sorted() -> None:
     mistakes = confident_mistakes([Path(f"{i}.png") for i in range(4)], labels, probabilities, count=5)
     assert [m.path.name for m in mistakes] == ["1.png", "2.png"]
     assert mistakes[0].confidence == pytest.approx(0.8) and mistakes[0].predicted_index == 1
+
+
+def test_changed_top1_orders_by_lost_float_confidence() -> None:
+    float_probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7]])
+    int8_probs = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8], [0.2, 0.8]])
+    assert changed_top1(float_probs, int8_probs).tolist() == [2, 1]
+    page = changes_html([ArtifactChanges(Path("model_int8.tflite"), total=4, changed=0)])
+    assert "model_int8.tflite: 0 of 4 changed top-1" in page and page.startswith("<!DOCTYPE html>")
 
 
 def test_evaluate_writes_the_mistakes_gallery(run_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
