@@ -173,3 +173,16 @@ def test_unknown_target_exits_2(run_dir, tmp_path, monkeypatch, capsys) -> None:
     code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--target", "toaster",
                          "--out", str(tmp_path))
     assert code == 2 and "toaster" in text
+
+
+def test_too_few_held_out_images_warn_and_fail_only_under_strict(run_dir, tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    """The tiny run holds out ~24 images: no INT8 verdict can resolve a 1 pp budget."""
+    args = ["export", str(run_dir), "-f", "onnx", "-p", "int8", "--no-remedies"]
+    code, text = run_cli(monkeypatch, capsys, *args, "--out", str(tmp_path / "a"))
+    record = json.loads((tmp_path / "a" / "manifest.json").read_text())["artifacts"][0]
+    assert code == 0 and record["verdict"] == "inconclusive" and record["passed"] is True
+    assert "INCONCLUSIVE" in text and "would resolve it" in text
+    assert record["images_needed"] > record["images"]
+    code, text = run_cli(monkeypatch, capsys, *args, "--strict", "--out", str(tmp_path / "b"))
+    assert code == 2 and "too few held-out images" in text and "--strict" in text
