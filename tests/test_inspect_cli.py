@@ -73,3 +73,18 @@ def test_bad_file_exits_2(tmp_path, monkeypatch, capsys) -> None:
     bad.write_bytes(b"not a model at all")
     code, out = run_cli(monkeypatch, capsys, "inspect", str(bad))
     assert code == 2 and "not a valid TFLite model" in out and "Traceback" not in out
+
+
+def test_int8_input_type_warns_about_mediapipe(tmp_path) -> None:
+    from rich.console import Console
+
+    from edgecls.cli.export import _warn_int8_input
+    from edgecls.export.pipeline import ExportConfig
+
+    console = Console(record=True, width=200)
+    _warn_int8_input(ExportConfig(out=tmp_path, formats=["tflite"], precisions=["int8"], input_type="int8"),
+                     console)
+    assert "MediaPipe Tasks and the Android Task Library refuse int8" in console.export_text()
+    quiet = Console(record=True, width=200)
+    _warn_int8_input(ExportConfig(out=tmp_path, formats=["tflite"], precisions=["int8"]), quiet)
+    assert quiet.export_text() == ""
