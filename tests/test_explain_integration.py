@@ -95,3 +95,18 @@ def test_cli_explains_a_run_against_its_int8_export(run_dir: Path, broken_export
     difference = data["images"][0]["compared"]["differences"][0]
     assert -1 <= difference["rank_correlation"] <= 1 and 0 <= difference["top20_overlap"] <= 1
     assert "rank corr" in output
+
+
+def test_report_page_embeds_the_changes_page(tmp_path: Path) -> None:
+    from edgecls.errors import DataError
+    from edgecls.explain.changes import embed_changes
+
+    changes = tmp_path / "changes.html"
+    changes.write_text(changes_html([ArtifactChanges(Path("model_int8.onnx"), total=9, changed=0)]))
+    report = "<!DOCTYPE html><html><body><h1>edgecls bench report</h1></body></html>"
+    page = embed_changes(report, [changes])
+    assert page.index("edgecls bench report") < page.index("<h3>model_int8.onnx: 0 of 9 changed top-1</h3>")
+    assert page.count("<body>") == 1 and page.rstrip().endswith("</html>")
+    (tmp_path / "other.html").write_text("<html><body>hi</body></html>")
+    with pytest.raises(DataError, match="not a changes.html page"):
+        embed_changes(report, [tmp_path / "other.html"])

@@ -113,6 +113,8 @@ def report(
     files: list[Path] = typer.Argument(..., help="JSON files written by `edgecls bench --json`."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML page with plots."),
     md: Path = typer.Option(None, "--md", help="Write a Markdown table (for pull requests)."),
+    changes: list[Path] = typer.Option(None, "--changes", help="A changes.html written by `edgecls export` "
+                                       "(repeatable): its float vs INT8 heatmaps go into the HTML page."),
 ) -> None:
     """Compare bench results from one or more machines: table, HTML with plots, Markdown.
 
@@ -128,7 +130,12 @@ def report(
     if html:
         from edgecls.bench.render_html import render_html
 
-        write_text_atomic(html, render_html(merged))
+        page = render_html(merged)
+        if changes:
+            from edgecls.explain.changes import embed_changes
+
+            page = embed_changes(page, changes)
+        write_text_atomic(html, page)
         typer.echo(f"wrote {html}")
     if md:
         from edgecls.bench.render_md import render_markdown

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.atomic import write_text_atomic
+from edgecls.errors import DataError
 from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.explain.api import ExplainSettings, ImageResult, explain_image
@@ -99,7 +100,26 @@ def changes_html(changes: list[ArtifactChanges], title: str = "What quantization
             sections.append(f"<figure><img alt='{escape(caption)}' src='data:image/png;base64,{data}'>"
                             f"<figcaption>{escape(caption)}</figcaption></figure>")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+            f"<style>{_CSS}</style></head><body>\n{_MARKER}\n" + "\n".join(sections) + "\n</body></html>\n")
+
+
+def embed_changes(page: str, changes_pages: list[Path]) -> str:
+    """``page`` (e.g. the bench report) with the body of each changes.html before ``</body>``.
+
+    Raises:
+        DataError: a file is missing or was not written by ``edgecls export``.
+    """
+    sections = []
+    for path in changes_pages:
+        text = Path(path).read_text(errors="replace") if Path(path).is_file() else ""
+        if _MARKER not in text:
+            raise DataError(f"{path} is not a changes.html page of `edgecls export`",
+                            "pass the changes.html that `edgecls export` wrote beside manifest.json")
+        body = text.split(_MARKER, 1)[1].rsplit("</body>", 1)[0]
+        body = body.replace("<h2>", "<h3>").replace("</h2>", "</h3>").replace("<h1>", "<h2>").replace("</h1>", "</h2>")
+        sections.append(f"<section class='explain'><style>{_CSS_EMBEDDED}</style>{body}</section>")
+    head, tail = page.rsplit("</body>", 1)
+    return head + "\n".join(sections) + "</body>" + tail
 
 
 def write_changes_page(run_dir: str | Path, artifacts: list[Path], out_html: str | Path,
@@ -113,6 +133,9 @@ def write_changes_page(run_dir: str | Path, artifacts: list[Path], out_html: str
 def _settings(rise: RiseOptions) -> ExplainSettings:
     return ExplainSettings(method="rise", rise=rise)
 
+
+_MARKER = "<!-- edgecls explain changes -->"
+_CSS_EMBEDDED = "section.explain img { max-width: 100%; height: auto; } section.explain figcaption { color: #555; }"
 
 _NOTE = ("<p class='note'>Held-out test images whose top-1 differs between the float model and each "
          "artifact. First row: float model; second row: the artifact; heatmaps by RISE with the same "
