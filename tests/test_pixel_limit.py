@@ -106,7 +106,7 @@ def test_calibration_skips_the_bomb(bomb: Path, tmp_path: Path) -> None:
 
 _PEAK_RSS = r"""
 import resource, subprocess, sys
-result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+result = subprocess.run(sys.argv[1:], check=False, capture_output=True, text=True)
 peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(result.returncode, round(peak_mb), repr(result.stderr), sep="\n")
 """
@@ -115,7 +115,7 @@ print(result.returncode, round(peak_mb), repr(result.stderr), sep="\n")
 def _run_measured(*args: str) -> tuple[int, float, str]:
     """Runs the CLI in a child whose peak RSS alone is measured (not this process's others)."""
     out = subprocess.run([sys.executable, "-c", _PEAK_RSS, sys.executable, "-m", "edgecls", *args],
-                         capture_output=True, text=True, timeout=180).stdout.splitlines()
+                         check=False, capture_output=True, text=True, timeout=180).stdout.splitlines()
     return int(out[0]), float(out[1]), eval(out[2])  # noqa: S307 - our own repr() above
 
 

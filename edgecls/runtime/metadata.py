@@ -73,7 +73,7 @@ class ModelMetadata:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ModelMetadata":
+    def from_json(cls, text: str | bytes) -> ModelMetadata:
         """Parses and validates metadata written by ``to_json``; unknown keys go to ``extra``.
 
         Raises:
