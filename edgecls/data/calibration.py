@@ -33,8 +33,9 @@ class CalibrationPreset:
         count: number of calibration images.
         selection: "balanced" (equal share per class) or "random".
         seed: seed of the sample.
-        methods: format -> calibration method ("minmax" | "entropy" | "percentile" for
-            onnx; "default" | "accuracy_control" for openvino; "default" for tflite).
+        methods: format -> calibration method ("nncf" | "nncf_accuracy_control" |
+            "minmax" | "entropy" | "percentile" for onnx; "default" | "accuracy_control"
+            for openvino; "default" for tflite).
         remedy_count: images used by the "more calibration images" remedy.
     """
 

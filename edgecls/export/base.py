@@ -38,8 +38,9 @@ class QuantizationConfig:
     Attributes:
         precision: one of ``PRECISIONS``.
         calibration: prepared NHWC images (RGB 0..255, uint8 or float32) for ``int8``.
-        method: calibration method; the exporter maps it ("minmax", "entropy",
-            "percentile" for ONNX; "default" / "accuracy_control" for OpenVINO).
+        method: calibration method; the exporter maps it ("nncf",
+            "nncf_accuracy_control", "minmax", "entropy", "percentile" for ONNX;
+            "default" / "accuracy_control" for OpenVINO).
         io_type: input/output dtype of a full-integer TFLite model.
         per_channel: per-channel weight quantization.
         exclude: layer / node names kept in float (the sensitive ones).

@@ -1,8 +1,8 @@
-"""ONNX export: SavedModel -> tf2onnx -> (fp16 | dynamic | static QDQ INT8 via ONNX Runtime).
+"""ONNX export: SavedModel -> tf2onnx -> (fp16 | dynamic | static QDQ INT8).
 
-INT8 uses U8S8 QDQ with per-channel weights: ONNX Runtime fuses every convolution
-with uint8 activations (with int8 activations about a third of them stay in float).
-On x86 CPUs without VNNI, U8S8 kernels overflow unless the session option
+INT8 is QDQ with per-channel weights, made by NNCF's ONNX backend by default or by
+ONNX Runtime's ``quantize_static`` (``onnx_quant.py``; the manifest records which).
+On x86 CPUs without VNNI, ONNX Runtime's U8S8 kernels overflow unless the session option
 ``session.x64quantprecision=1`` is set; the edgecls ONNX Runtime backend detects such a
 CPU (``edgecls.runtime.cpu``) and sets it, so validation sees what devices see.
 """
@@ -19,27 +19,27 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.atomic import atomic_path
-from edgecls.errors import ConfigError, ModelError
+from edgecls.errors import ModelError
 from edgecls.export import metadata as md
+from edgecls.export import onnx_quant
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
 from edgecls.runtime import integrity
 
 OPSET = 17
-# MinMax reduces each batch as it goes; Entropy/Percentile keep every activation in
-# memory and need equal batch shapes, so they get single images.
-_CALIBRATION_BATCH = {"minmax": 16, "entropy": 1, "percentile": 1}
-_METHODS = ("minmax", "entropy", "percentile")
 _SENSITIVE_COUNT = 3
+# Remedies after the default, in order of measured payoff (benchmarks/onnx_quantizers.py):
+# accuracy control first, then ONNX Runtime's quantizer; its Entropy ranges never helped.
+_REMEDY_METHODS = ("nncf_accuracy_control", "percentile", "minmax")
 
 
 @EXPORTERS.register("onnx")
 class OnnxExporter(Exporter):
-    """ONNX models for ONNX Runtime; INT8 is static QDQ, per-channel, U8S8."""
+    """ONNX models for ONNX Runtime; INT8 is static QDQ with per-channel weights."""
 
     name = "onnx"
     suffix = ".onnx"
     precisions = ("fp32", "fp16", "dynamic", "int8")
-    calibration_methods = _METHODS
+    calibration_methods = onnx_quant.METHODS
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         import onnx
@@ -53,7 +53,7 @@ class OnnxExporter(Exporter):
         elif quant.precision == "dynamic":
             model = _quantize_dynamic(float_path, source.work_dir)
         else:
-            model = _quantize_static(float_path, quant, source.work_dir)
+            model = onnx_quant.quantize(float_path, quant, source.work_dir)
         meta = md.for_artifact(source.metadata, precision=quant.precision,
                                input_dtype="float32",
                                extra=_settings(quant))
@@ -68,10 +68,14 @@ class OnnxExporter(Exporter):
 
     def remedies(self, source: ExportSource, quant: QuantizationConfig,
                  tried: list[QuantizationConfig]) -> list[Remedy]:
-        used = {_method(q) for q in tried}
-        out = [Remedy(f"calibration method {m} instead of {_method(quant)}", quant.replace(method=m))
-               for m in _METHODS if m not in used]
-        if not quant.exclude:
+        used = {onnx_quant.method_of(q) for q in tried}
+        out = []
+        for method in _REMEDY_METHODS:
+            if method in used or (method == "nncf_accuracy_control" and quant.validation is None):
+                continue
+            out.append(Remedy(f"{_describe(method)} instead of {_describe(onnx_quant.method_of(quant))}",
+                              quant.replace(method=method)))
+        if not quant.exclude and onnx_quant.method_of(quant) in onnx_quant.ORT_METHODS:
             nodes = sensitive_nodes(float_model(source), quant, source.work_dir)
             out.append(Remedy(f"kept the {len(nodes)} layers with the lowest quantization SQNR in "
                               f"float (nodes_to_exclude: {', '.join(nodes)})",
@@ -79,11 +83,18 @@ class OnnxExporter(Exporter):
         return out
 
 
+def _describe(method: str) -> str:
+    if method == "nncf":
+        return "NNCF quantize"
+    if method == "nncf_accuracy_control":
+        return "NNCF quantize_with_accuracy_control (sensitive layers back in float)"
+    return f"ONNX Runtime quantize_static ({method} ranges)"
+
+
 def _settings(quant: QuantizationConfig) -> dict[str, Any]:
     if quant.precision != "int8":
         return {}
-    return {"onnx": {"method": _method(quant), "activations": "uint8", "weights": "int8",
-                     "format": "QDQ", "per_channel": quant.per_channel}}
+    return {"onnx": onnx_quant.settings(quant)}
 
 
 def float_model(source: ExportSource) -> Path:
@@ -160,65 +171,6 @@ def _quantize_dynamic(float_path: Path, work_dir: Path) -> Any:
         return onnx.load(str(out))
 
 
-def _quantize_static(float_path: Path, quant: QuantizationConfig, work_dir: Path) -> Any:
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared), str(out), _Reader(prepared, quant),
-            quant_format=QuantFormat.QDQ, per_channel=quant.per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=_calibrate_method(quant),
-            nodes_to_exclude=list(quant.exclude) or None,
-            extra_options={"CalibMovingAverage": False, "CalibTensorRangeSymmetric": False},
-        )
-        return onnx.load(str(out))
-
-
-def _method(quant: QuantizationConfig) -> str:
-    return "minmax" if quant.method == "default" else quant.method
-
-
-def _calibrate_method(quant: QuantizationConfig) -> Any:
-    from onnxruntime.quantization import CalibrationMethod
-
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
-    name = _method(quant)
-    if name not in methods:
-        raise ConfigError(f"unknown ONNX calibration method {quant.method!r}",
-                          f"choose one of: {', '.join(methods)}")
-    return methods[name]
-
-
-class _Reader:
-    """ONNX Runtime CalibrationDataReader over the prepared calibration images."""
-
-    def __init__(self, model_path: Path, quant: QuantizationConfig) -> None:
-        import onnx
-
-        graph_input = onnx.load(str(model_path), load_external_data=False).graph.input[0]
-        self.input_name = graph_input.name
-        batch_dim = graph_input.type.tensor_type.shape.dim[0]
-        static = batch_dim.HasField("dim_value") and batch_dim.dim_value > 0
-        self._batches = quant.calibration_batches(
-            batch_dim.dim_value if static else _CALIBRATION_BATCH[_method(quant)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self.input_name: batch.astype(np.float32)}
-
-    def rewind(self) -> None:  # the API asks for it; one pass is all the calibrators need
-        return None
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        return iter(self.get_next, None)
-
-
 @contextmanager
 def _root_logger_silenced() -> Iterator[None]:
     """ONNX Runtime's quantization debug helpers report expected misses through
@@ -243,12 +195,13 @@ def sensitive_nodes(float_path: Path, quant: QuantizationConfig, work_dir: Path,
     import onnx
     from onnxruntime.quantization import qdq_loss_debug as debug
 
-    probe = quant.replace(calibration=quant.calibration[:images], exclude=())
+    probe = quant.replace(calibration=quant.calibration[:images], exclude=(), method="minmax")
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         qdq_path, augmented = Path(tmp) / "qdq.onnx", Path(tmp) / "qdq_aug.onnx"
-        onnx.save(_quantize_static(float_path, probe, Path(tmp)), str(qdq_path))
+        onnx.save(onnx_quant.quantize_onnxruntime(float_path, probe, Path(tmp)), str(qdq_path))
         debug.modify_model_output_intermediate_tensors(str(qdq_path), str(augmented))
-        activations = debug.collect_activations(str(augmented), _Reader(qdq_path, probe))
+        activations = debug.collect_activations(str(augmented),
+                                                onnx_quant.OrtReader(qdq_path, probe))
         act_sqnr = {name: _sqnr(match["pre_qdq"], match["post_qdq"])
                     for name, match in debug.create_activation_matching(activations).items()}
         with _root_logger_silenced():  # it logs an ERROR for every weight folded away
