@@ -120,18 +120,21 @@ def main() -> None:
     print(f"\nCPU: {manifest.cpu}; threads {args.threads}; model {run}")
     print(f"float (Keras) top-1 {100 * manifest.float_accuracy:.2f}% on {manifest.held_out_images} "
           f"held-out images; export+validation took {export_minutes:.1f} min\n")
-    header = ("format", "fp32 top-1", "int8 top-1", "drop pp", "agree %", "fp32 MB", "int8 MB",
-              "size ratio", "fp32 p50 ms", "int8 p50 ms", "int8 speedup", "gate")
+    header = ("format", "fp32 top-1", "int8 top-1", "drop pp", "95% interval", "agree %",
+              "fp32 export s", "int8 export s", "int8 MB", "size ratio", "fp32 p50 ms",
+              "int8 p50 ms", "int8 speedup", "verdict")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for fmt in formats:
         fp32, int8 = by_key[fmt, "fp32"], by_key[fmt, "int8"]
         latency = p50_latency_ms([out / fp32.path, out / int8.path], image, args.threads, args.iters)
+        low, high = int8.interval_pp or (float("nan"), float("nan"))
         print(f"| {fmt} | {100 * fp32.accuracy:.2f} | {100 * int8.accuracy:.2f} | "
-              f"{int8.drop_pp:.2f} | {100 * int8.agreement:.1f} | {fp32.size_bytes / 1e6:.2f} | "
+              f"{int8.drop_pp:+.2f} | [{low:+.2f}, {high:+.2f}] | {100 * int8.agreement:.1f} | "
+              f"{fp32.export_seconds:.0f} | {int8.export_seconds:.0f} | "
               f"{int8.size_bytes / 1e6:.2f} | {int8.size_bytes / fp32.size_bytes:.3f} | "
               f"{latency[0]:.2f} | {latency[1]:.2f} | {latency[0] / latency[1]:.2f}x | "
-              f"{'PASS' if int8.passed else 'FAIL'} |", flush=True)
+              f"{int8.verdict} |", flush=True)
     print("\nautomatic settings per INT8 artifact (export settings; runtime backend settings):")
     for fmt in formats:
         int8 = by_key[fmt, "int8"]
@@ -140,6 +143,9 @@ def main() -> None:
               + (f"; remedy kept: {kept[0]}" if kept else "")
               + (f"; remedies tried: {len(int8.remedies)}" if int8.remedies else ""))
     print(f"- cpu: u8s8 overflow risk = {cpu_info().u8s8_overflow_risk}")
+    total = sum(a.export_seconds for a in manifest.artifacts)
+    print(f"- export time of the {len(manifest.artifacts)} artifacts (incl. validation and "
+          f"remedies): {total:.0f} s")
     print(f"\nartifacts and manifest.json in {out}")
 
 

@@ -28,7 +28,7 @@ from edgecls.data.split import Split
 from edgecls.export import metadata as md
 from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
 from edgecls.export.pipeline import input_size, load_float_model
-from edgecls.optimize.validate import float_probabilities, validate_artifact
+from edgecls.export.validate import float_probabilities, validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info
 from export_int8 import imagenette_run, p50_latency_ms
