@@ -215,9 +215,9 @@ def test_tflite_denylist_keeps_the_most_sensitive_layer_in_float(prepared: Prepa
     quant = QuantizationConfig.for_int8(prepared.calibration)
     layers = sensitive_layers(prepared.source, quant)
     assert layers and all(isinstance(name, str) and name for name in layers)
-    remedies = get_exporter("tflite").remedies(prepared.source, quant, [quant])
-    assert remedies and remedies[0].config.exclude == tuple(layers)
-    path = get_exporter("tflite").export(prepared.source, remedies[0].config, tmp_path / "m.tflite")
+    remedy = get_exporter("tflite").last_resort(prepared.source, quant)
+    assert remedy and remedy.config.exclude == tuple(layers)
+    path = get_exporter("tflite").export(prepared.source, remedy.config, tmp_path / "m.tflite")
     plain = get_exporter("tflite").export(prepared.source, quant, tmp_path / "plain.tflite")
     assert path.read_bytes() != plain.read_bytes()  # the denylisted layer really changed the model
     assert_matches_float(path, "int8", prepared)

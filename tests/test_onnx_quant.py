@@ -50,7 +50,8 @@ def test_nncf_onnx_artifact_runs_through_edgecls_run(exported: Path, tiny_run: P
     from edgecls.data.split import Split
 
     split = Split.load(tiny_run / "split.json")
-    folder = split.root / split.items("test")[0][0].split("/")[0]
+    first = Path(split.items("test")[0][0])
+    folder = (first if first.is_absolute() else split.root / first).parent
     result = subprocess.run([sys.executable, "-m", "edgecls", "run", str(exported / "model_int8.onnx"),
                              "--source", str(folder), "--headless", "--max-frames", "5"],
                             capture_output=True, text=True, timeout=180)
@@ -80,3 +81,13 @@ def test_onnx_remedies_after_nncf_are_accuracy_control_then_onnxruntime(prepared
     remedies = get_exporter("onnx").remedies(prepared.source, quant, [quant])
     assert [r.config.method for r in remedies] == ["nncf_accuracy_control", "percentile", "minmax"]
     assert get_exporter("onnx").settings(remedies[1].config)["quantizer"] == "onnxruntime"
+
+
+def test_sqnr_exclusion_is_a_last_resort_for_onnxruntime_only(prepared: Prepared) -> None:  # noqa: F811
+    from edgecls.export.base import QuantizationConfig, get_exporter
+
+    exporter = get_exporter("onnx")
+    assert exporter.last_resort(prepared.source, QuantizationConfig.for_int8(prepared.calibration)) is None
+    remedy = exporter.last_resort(prepared.source,
+                                  QuantizationConfig.for_int8(prepared.calibration, method="minmax"))
+    assert remedy is not None and len(remedy.config.exclude) == 3 and remedy.config.method == "minmax"

@@ -176,8 +176,13 @@ class Exporter(ABC):
 
     def remedies(self, source: ExportSource, quant: QuantizationConfig,
                  tried: list[QuantizationConfig]) -> list[Remedy]:
-        """Retries to try, in order, when ``quant`` missed the budget. Default: none."""
+        """Cheap retries to try, in order, when ``quant`` missed the budget. Default: none."""
         return []
+
+    def last_resort(self, source: ExportSource, quant: QuantizationConfig) -> Remedy | None:
+        """The costly retry tried after every other one failed (it may analyse the model
+        layer by layer, so it is only built when reached). Default: none."""
+        return None
 
     def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
         """What this format did with ``quant``, for the manifest."""

@@ -73,14 +73,18 @@ class OnnxExporter(Exporter):
         for method in _REMEDY_METHODS:
             if method in used or (method == "nncf_accuracy_control" and quant.validation is None):
                 continue
+            validation = quant.validation if method == "nncf_accuracy_control" else None
             out.append(Remedy(f"{_describe(method)} instead of {_describe(onnx_quant.method_of(quant))}",
-                              quant.replace(method=method)))
-        if not quant.exclude and onnx_quant.method_of(quant) in onnx_quant.ORT_METHODS:
-            nodes = sensitive_nodes(float_model(source), quant, source.work_dir)
-            out.append(Remedy(f"kept the {len(nodes)} layers with the lowest quantization SQNR in "
-                              f"float (nodes_to_exclude: {', '.join(nodes)})",
-                              quant.replace(exclude=tuple(nodes))))
+                              quant.replace(method=method, validation=validation)))
         return out
+
+    def last_resort(self, source: ExportSource, quant: QuantizationConfig) -> Remedy | None:
+        if quant.exclude or onnx_quant.method_of(quant) not in onnx_quant.ORT_METHODS:
+            return None  # NNCF's own exclusion is accuracy control, a cheaper remedy
+        nodes = sensitive_nodes(float_model(source), quant, source.work_dir)
+        return Remedy(f"kept the {len(nodes)} layers with the lowest quantization SQNR in "
+                      f"float (nodes_to_exclude: {', '.join(nodes)})",
+                      quant.replace(exclude=tuple(nodes)))
 
 
 def _describe(method: str) -> str:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -300,13 +300,17 @@ def _try_remedies(context: _Context, exporter: Exporter, best: tuple, records: l
 
 
 def _remedies(context: _Context, exporter: Exporter, quant: QuantizationConfig,
-              tried: list[QuantizationConfig]) -> list[Remedy]:
-    """Remedies in order of cost: the exporter's method change, more images, exclusions."""
-    own = exporter.remedies(context.source, _with_validation(context, quant), tried)
-    methods = [r for r in own if not r.config.exclude]
-    heavier = [r for r in own if r.config.exclude]
+              tried: list[QuantizationConfig]) -> Iterator[Remedy]:
+    """Remedies, built only when reached: the exporter's own in its order of measured payoff
+    (another quantizer or method), more calibration images, then its costly last resort
+    (layers kept in float after a layer-by-layer analysis)."""
+    yield from exporter.remedies(context.source, _with_validation(context, quant), tried)
     more = _more_images(context, quant)
-    return methods + ([more] if more else []) + heavier
+    if more:
+        yield more
+    last = exporter.last_resort(context.source, quant)
+    if last:
+        yield last
 
 
 def _with_validation(context: _Context, quant: QuantizationConfig) -> QuantizationConfig:

@@ -53,16 +53,15 @@ class TFLiteExporter(Exporter):
             out.update(io_type=quant.io_type, activations="int8", weights="int8")
         return out
 
-    def remedies(self, source: ExportSource, quant: QuantizationConfig,
-                 tried: list[QuantizationConfig]) -> list[Remedy]:
+    def last_resort(self, source: ExportSource, quant: QuantizationConfig) -> Remedy | None:
         if quant.exclude:
-            return []
+            return None
         layers = sensitive_layers(source, quant)
         if not layers:
-            return []
-        return [Remedy(f"kept {len(layers)} most sensitive layer(s) in float "
-                       f"(quantization debugger denylist): {', '.join(layers)}",
-                       quant.replace(exclude=tuple(layers)))]
+            return None
+        return Remedy(f"kept {len(layers)} most sensitive layer(s) in float "
+                      f"(quantization debugger denylist): {', '.join(layers)}",
+                      quant.replace(exclude=tuple(layers)))
 
 
 def convert(source: ExportSource, quant: QuantizationConfig) -> bytes:
