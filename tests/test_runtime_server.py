@@ -300,7 +300,7 @@ def test_encoding_is_capped_and_only_while_watched() -> None:
 def test_server_off_loopback_requires_the_generated_token(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server as bound to a LAN address: tests only use 127.0.0.1, so the address
     check is told this one is not loopback."""
-    import edgecls.runtime.serve_auth as serve_auth
+    from edgecls.runtime import serve_auth
 
     monkeypatch.setattr(serve_auth, "is_loopback", lambda address: False)
     with serving() as sink:
