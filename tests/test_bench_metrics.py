@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgecls.metrics import top_k_indices
 from edgecls.bench import accuracy, latency, machine, memory
 from edgecls.errors import DataError
 
@@ -43,9 +44,9 @@ def test_labels_match_by_name_or_first_imagenet_name() -> None:
 
 def test_top_k_indices_best_first() -> None:
     probs = np.array([[0.1, 0.5, 0.2, 0.15, 0.05, 0.0], [0.3, 0.0, 0.0, 0.0, 0.0, 0.7]])
-    top = accuracy.top_k_indices(probs, 3)
-    assert top[0].tolist() == [1, 2, 3] and top[1, :2].tolist() == [5, 0]  # ties after that
-    assert accuracy.top_k_indices(probs[:, :2], 5).shape == (2, 2)
+    top = top_k_indices(probs, 3)
+    assert top[0].tolist() == [1, 2, 3] and top[1].tolist() == [5, 0, 1]  # ties: lower index first
+    assert top_k_indices(probs[:, :2], 5).shape == (2, 2)
 
 
 def test_metrics_match_scikit_learn() -> None:
@@ -54,7 +55,7 @@ def test_metrics_match_scikit_learn() -> None:
     targets = rng.integers(0, 4, 200)
     probs = rng.random((200, 6))
     probs[np.arange(200), targets + 1] += rng.random(200) * 1.2  # data class i is output i+1
-    top_k = accuracy.top_k_indices(probs)
+    top_k = top_k_indices(probs, accuracy.TOP_K)
     metrics = accuracy.accuracy_metrics(top_k, targets, ["a", "b", "c", "d"], np.array([1, 2, 3, 4]))
     predicted = top_k[:, 0] - 1  # -1 and 4 are outside the data classes
     assert metrics["top1"] == pytest.approx(np.mean(predicted == targets), abs=1e-6)

@@ -81,8 +81,8 @@ def prepared(tiny_run: Path) -> Prepared:
     from edgecls.data.split import Split
     from edgecls.export.base import ExportSource
     from edgecls.export.metadata import base_metadata
-    from edgecls.export.pipeline import load_float_model
     from edgecls.export.validate import float_probabilities
+    from edgecls.models.float_model import load_float_model
 
     model = load_float_model(tiny_run / "best.keras")
     model.export(str(tiny_run / "saved_model"), verbose=False)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgecls import metrics
 from edgecls.errors import DataError
 from edgecls.stats import wilson_interval
 
@@ -54,14 +55,6 @@ def class_output_indices(
     return np.asarray([lookup[name.strip().lower()] for name in data_labels])
 
 
-def top_k_indices(probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:
-    """Indices of the ``k`` highest scores per row, best first, shape (N, k)."""
-    k = min(k, probabilities.shape[1])
-    part = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(probabilities, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
 def accuracy_metrics(
     top_k: np.ndarray, targets: np.ndarray, data_labels: Sequence[str], class_outputs: np.ndarray
 ) -> dict[str, Any]:
@@ -79,19 +72,18 @@ def accuracy_metrics(
     top1_hit = top_k[:, 0] == true_outputs
     topk_hit = (top_k == true_outputs[:, None]).any(axis=1)
     predicted = _to_data_class(top_k[:, 0], class_outputs)
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     inside = predicted >= 0
-    np.add.at(confusion, (targets[inside], predicted[inside]), 1)
+    confusion = metrics.confusion_matrix(targets[inside], predicted[inside], num_classes)
     other = np.bincount(targets[~inside], minlength=num_classes)
     row_totals = confusion.sum(axis=1) + other
-    per_class = np.divide(np.diag(confusion), row_totals, out=np.zeros(num_classes), where=row_totals > 0)
+    per_class = metrics.per_class_scores(confusion, support=row_totals)["recall"]
     return {
         "images": int(targets.size),
         "top1": round(float(top1_hit.mean()), 6),
         "top1_interval": [round(v, 6) for v in wilson_interval(int(top1_hit.sum()), targets.size)],
         "top5": round(float(topk_hit.mean()), 6),
         "top_k": int(top_k.shape[1]),
-        "macro_f1": round(_macro_f1(confusion, row_totals), 6),
+        "macro_f1": round(metrics.macro_f1(confusion, support=row_totals), 6),
         "per_class": {name: round(float(acc), 6) for name, acc in zip(data_labels, per_class)},
         "class_counts": {name: int(n) for name, n in zip(data_labels, row_totals)},
         "confusion_labels": list(data_labels),
@@ -113,13 +105,3 @@ def _to_data_class(outputs: np.ndarray, class_outputs: np.ndarray) -> np.ndarray
     lookup = {int(out): index for index, out in enumerate(class_outputs)}
     return np.asarray([lookup.get(int(o), -1) for o in outputs], dtype=np.int64)
 
-
-def _macro_f1(confusion: np.ndarray, row_totals: np.ndarray) -> float:
-    true_pos = np.diag(confusion).astype(np.float64)
-    predicted_totals = confusion.sum(axis=0).astype(np.float64)
-    precision = np.divide(true_pos, predicted_totals, out=np.zeros_like(true_pos), where=predicted_totals > 0)
-    recall = np.divide(true_pos, row_totals, out=np.zeros_like(true_pos), where=row_totals > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(true_pos), where=denom > 0)
-    present = row_totals > 0
-    return float(f1[present].mean()) if present.any() else 0.0

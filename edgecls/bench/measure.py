@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecls.bench import accuracy, latency, memory
 from edgecls.bench.dataset import select_held_out
+from edgecls.metrics import top_k_indices
 
 
 @dataclass
@@ -158,17 +159,17 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
         except DataError:
             skipped += 1
             continue
-        tops.append(accuracy.top_k_indices(classifier.probabilities(frame)[None])[0])
+        tops.append(top_k_indices(classifier.probabilities(frame)[None], accuracy.TOP_K)[0])
         targets.append(target)
     if not tops:
         raise ValueError("none of the data images could be read")
     top_k = np.stack(tops)
-    metrics = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs)
-    metrics["images_skipped"] = skipped
-    metrics["selection"] = selection
-    metrics["correct_bits"] = np.packbits(top_k[:, 0] == class_outputs[np.asarray(targets)]).tobytes().hex()
+    scores = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs)
+    scores["images_skipped"] = skipped
+    scores["selection"] = selection
+    scores["correct_bits"] = np.packbits(top_k[:, 0] == class_outputs[np.asarray(targets)]).tobytes().hex()
     names = classifier.labels
-    return {"accuracy": metrics, "predictions": [names[int(i)] for i in top_k[:, 0]]}
+    return {"accuracy": scores, "predictions": [names[int(i)] for i in top_k[:, 0]]}
 
 
 def _selected_items(classifier: Any, spec: MeasureSpec) -> tuple[list, dict[str, Any]]:

@@ -25,8 +25,7 @@ from edgecls.bench.measure import MeasureSpec
 from edgecls.bench.schema import (REPORT_KIND, SCHEMA_VERSION, STATUS_BELOW_FLOOR, STATUS_FAILED,
                                   STATUS_PASSED)
 from edgecls.errors import EdgeclsError
-
-FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".xml": "openvino"}
+from edgecls.formats import artifact_size, format_for_path
 
 
 @dataclass
@@ -179,7 +178,7 @@ def _record(model: Path, threads: int | None, options: BenchOptions, result: dic
     record: dict[str, Any] = {
         "model": str(model),
         "file": model.name,
-        "format": FORMATS.get(model.suffix.lower(), model.suffix.lstrip(".") or "unknown"),
+        "format": _format_name(model),
         "precision": info.get("precision"),
         "model_name": info.get("model_name"),
         "run": info.get("run"),
@@ -212,15 +211,9 @@ def _record(model: Path, threads: int | None, options: BenchOptions, result: dic
     return record
 
 
-def artifact_size(model: Path) -> int:
-    """Bytes on disk of a model file, with the ``.bin`` weights beside an OpenVINO ``.xml``."""
-    if not model.is_file():
-        return 0
-    size = model.stat().st_size
-    weights = model.with_suffix(".bin")
-    if model.suffix.lower() == ".xml" and weights.is_file():
-        size += weights.stat().st_size
-    return size
+def _format_name(model: Path) -> str:
+    fmt = format_for_path(model)
+    return fmt.name if fmt else (model.suffix.lstrip(".") or "unknown")
 
 
 def _settings(options: BenchOptions, images: LabelledImages | None) -> dict[str, Any]:

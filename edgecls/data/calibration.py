@@ -16,13 +16,13 @@ from edgecls.config import load_config
 from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError
+from edgecls.formats import IMAGE_SUFFIXES, is_image
 from edgecls.resources import resource_dir
 from edgecls.runtime.preprocess import prepare, read_image_bgr
 
 PRESET_DIR = resource_dir("calibration")
 DEFAULT_PRESET = "default"
 SELECTIONS = ("balanced", "random")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass
@@ -108,7 +108,7 @@ def split_calibration(split: Split, size: tuple[int, int], preset: CalibrationPr
 def folder_calibration(folder: Path, size: tuple[int, int], count: int,
                        seed: int = 0) -> np.ndarray:
     """Prepared float32 images of a folder (searched recursively); unreadable files are skipped."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if is_image(p))
     rng = np.random.default_rng(seed)
     images = []
     for index in rng.permutation(len(files)):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecls.errors import DataError
+from edgecls.formats import is_image
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SUBSET_NAMES = ("train", "val", "test")
 
 
@@ -78,8 +78,8 @@ def _scan_classes(class_dirs: list[Path], skipped: list[Path]) -> dict[str, list
     files: dict[str, list[Path]] = {}
     for class_dir in class_dirs:
         paths = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
-        files[class_dir.name] = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS]
-        skipped.extend(p for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS)
+        files[class_dir.name] = [p for p in paths if is_image(p)]
+        skipped.extend(p for p in paths if not is_image(p))
     return files
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from edgecls.errors import ConfigError, ModelError
 from edgecls.explain.heatmap import Explanation, normalize
 from edgecls.explain.model import ExplainedModel
-from edgecls.export.pipeline import input_size, load_float_model
+from edgecls.models.float_model import input_size, load_float_model
 from edgecls.runtime.metadata import Preprocessing
 from edgecls.runtime.preprocess import prepare
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.data.scan import IMAGE_EXTENSIONS
 from edgecls.errors import DataError
+from edgecls.formats import IMAGE_SUFFIXES, is_image
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,12 @@ def collect_images(paths: Sequence[str | Path]) -> list[ImageInput]:
         path = Path(raw)
         if path.is_dir():
             found += [ImageInput(p, True) for p in sorted(path.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+                      if p.is_file() and is_image(p)]
         elif path.is_file():
             found.append(ImageInput(path, False))
         else:
             raise DataError(f"image or folder {path} does not exist", "check the path")
     if not found:
         raise DataError(f"no images found in {', '.join(str(p) for p in paths)}",
-                        f"pass image files or folders holding {', '.join(sorted(IMAGE_EXTENSIONS))} files")
+                        f"pass image files or folders holding {', '.join(IMAGE_SUFFIXES)} files")
     return found

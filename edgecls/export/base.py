@@ -13,7 +13,6 @@ float Keras model, its SavedModel and the metadata) into one artifact for one
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +21,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import ConfigError
+from edgecls.formats import Format
 from edgecls.registry import Registry
 from edgecls.runtime.metadata import ModelMetadata
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 IO_TYPES = ("uint8", "int8", "float32")
-EXPORTERS: Registry = Registry("export format")
-_FORMAT_MODULES = ("tflite", "onnx", "openvino")
+EXPORTERS: Registry = Registry(
+    "export format", modules=[f"edgecls.export.{name}" for name in ("tflite", "onnx", "openvino")])
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,16 @@ class Remedy:
 
 
 class Exporter(ABC):
-    """Writes one artifact format. Subclasses set ``name``, ``suffix``, ``precisions``."""
+    """Writes one artifact format. Subclasses set ``name``, ``format``, ``precisions``."""
 
     name: str = ""
-    suffix: str = ""
+    format: Format
     precisions: tuple[str, ...] = ()
-    calibration_methods: tuple[str, ...] = ("default",)
+
+    @property
+    def suffix(self) -> str:
+        """The artifact's suffix, e.g. ``.tflite``."""
+        return self.format.suffix
 
     def artifact_name(self, stem: str, quant: QuantizationConfig) -> str:
         """File name of the artifact, e.g. ``model_int8.tflite``."""
@@ -195,18 +199,11 @@ class Exporter(ABC):
                               f"{self.name} supports: {', '.join(self.precisions)}")
 
 
-def _load_formats() -> None:
-    for name in _FORMAT_MODULES:
-        importlib.import_module(f"edgecls.export.{name}")
-
-
 def get_exporter(name: str) -> Exporter:
     """An instance of the exporter registered as ``name`` (``tflite``, ``onnx``, ``openvino``)."""
-    _load_formats()
     return EXPORTERS.get(name)()
 
 
 def list_formats() -> list[str]:
     """Names of the registered export formats."""
-    _load_formats()
     return EXPORTERS.list()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.atomic import write_text_atomic
+from edgecls.formats import artifact_files
 
 MANIFEST_SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -116,14 +117,6 @@ class Manifest:
         path = out_dir / MANIFEST_NAME
         write_text_atomic(path, self.to_json() + "\n")
         return path
-
-
-def artifact_files(path: Path) -> list[Path]:
-    """The files of one artifact: the file itself, plus the .bin of an OpenVINO .xml."""
-    files = [path]
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
-        files.append(path.with_suffix(".bin"))
-    return files
 
 
 def sha256_of(path: Path) -> str:

@@ -23,6 +23,7 @@ from edgecls.errors import ModelError
 from edgecls.export import metadata as md
 from edgecls.export import onnx_quant
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.formats import ONNX
 from edgecls.runtime import integrity
 
 OPSET = 17
@@ -38,9 +39,8 @@ class OnnxExporter(Exporter):
     """ONNX models for ONNX Runtime; INT8 is static QDQ with per-channel weights."""
 
     name = "onnx"
-    suffix = ".onnx"
+    format = ONNX
     precisions = ("fp32", "fp16", "dynamic", "int8")
-    calibration_methods = onnx_quant.METHODS
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         import onnx

@@ -21,6 +21,7 @@ import numpy as np
 from edgecls.errors import ConfigError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.formats import OPENVINO
 from edgecls.runtime import integrity
 
 _METHODS = ("default", "accuracy_control")
@@ -31,9 +32,8 @@ class OpenVinoExporter(Exporter):
     """OpenVINO IR (.xml + .bin); INT8 via NNCF post-training quantization."""
 
     name = "openvino"
-    suffix = ".xml"
+    format = OPENVINO
     precisions = ("fp32", "fp16", "dynamic", "int8")
-    calibration_methods = _METHODS
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         self.check_precision(quant.precision)

@@ -32,6 +32,7 @@ from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, Q
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
 from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, float_probabilities, validate_artifact
+from edgecls.models.float_model import input_size, load_float_model
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
@@ -184,26 +185,6 @@ def _tuning_mask(split: Split, held_out: list[tuple[Path, int]]) -> np.ndarray:
     """Which held-out images accuracy-controlled quantization may tune on (val only)."""
     chosen = {path for path, _ in sample_items(split.items("val"), _VALIDATION_FOR_ACCURACY_CONTROL)}
     return np.array([path in chosen for path, _ in held_out], dtype=bool)
-
-
-def load_float_model(path: Path) -> Any:
-    """The float Keras model of a run (a clear error when the file is not one)."""
-    import keras
-
-    try:
-        return keras.saving.load_model(str(path), compile=False)
-    except Exception as exc:  # Keras raises many types for a broken file
-        raise ModelError(f"cannot load the Keras model {path}: {str(exc).splitlines()[0][:200]}",
-                         "re-run `edgecls train`, or pass the run directory it wrote") from None
-
-
-def input_size(model: Any) -> tuple[int, int]:
-    """(height, width) of a model with a static input size."""
-    shape = model.input_shape
-    if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
-        raise ModelError(f"the model's input shape {shape} is not (None, H, W, 3) with fixed H, W",
-                         "export needs a fixed input size; rebuild the model with input_size")
-    return int(shape[1]), int(shape[2])
 
 
 def _export_saved_model(model: Any, path: Path) -> None:

@@ -23,7 +23,8 @@ from typing import Iterator
 
 from edgecls.atomic import write_text_atomic
 from edgecls.errors import ConfigError
-from edgecls.export.manifest import MANIFEST_NAME, Manifest, artifact_files
+from edgecls.export.manifest import MANIFEST_NAME, Manifest
+from edgecls.formats import artifact_files
 
 WORK_PREFIX = ".edgecls-export-"
 JOURNAL_NAME = ".edgecls-publish.json"

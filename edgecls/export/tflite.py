@@ -16,6 +16,7 @@ from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
 from edgecls.runtime import integrity
 from edgecls.runtime.tflite_standard_metadata import check_labels
+from edgecls.formats import TFLITE
 
 _UNSUPPORTED_OP = re.compile(r"'?((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)'? op")
 # A layer whose quantization error exceeds this share of its quantization step is
@@ -34,7 +35,7 @@ class TFLiteExporter(Exporter):
     """
 
     name = "tflite"
-    suffix = ".tflite"
+    format = TFLITE
     precisions = ("fp32", "fp16", "dynamic", "int8")
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:

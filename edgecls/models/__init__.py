@@ -13,29 +13,18 @@ A factory has the signature::
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from edgecls.registry import Registry
 
-MODELS: Registry = Registry("model")
-
-# Family modules register on import; they import Keras, so import them lazily.
-_FAMILY_MODULES = ("mobilenet", "efficientnet", "efficientnet_lite")
-
-
-def _load_families() -> None:
-    for name in _FAMILY_MODULES:
-        try:
-            importlib.import_module(f"edgecls.models.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"edgecls.models.{name}":
-                raise
+# Family modules register on import; they import Keras, so the registry imports them lazily.
+MODELS: Registry = Registry(
+    "model", modules=[f"edgecls.models.{name}"
+                      for name in ("mobilenet", "efficientnet", "efficientnet_lite")])
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of the registered models matching a wildcard pattern."""
-    _load_families()
     return MODELS.list(pattern)
 
 
@@ -61,7 +50,6 @@ def build(
     Returns:
         A ``keras.Model`` taking RGB 0..255 images and returning class probabilities.
     """
-    _load_families()
     factory = MODELS.get(name)
     if isinstance(input_size, int):
         input_size = (input_size, input_size)

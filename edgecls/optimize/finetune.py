@@ -12,7 +12,10 @@ from typing import Any, Callable
 import numpy as np
 
 from edgecls.atomic import atomic_path, save_keras_model_atomic, write_text_atomic
+from edgecls.data.pipeline import load_arrays
+from edgecls.data.split import Split
 from edgecls.errors import ConfigError
+from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
 
 REPORT_NAME = "prune_report.json"
@@ -41,11 +44,9 @@ def prepare_for_finetune(model: Any, learning_rate: Any) -> None:
 
 def top1_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of a Keras model on prepared uint8/float images (NaN without images)."""
-    from edgecls.export.validate import float_probabilities
-
     if len(labels) == 0:
         return float("nan")
-    probs = float_probabilities(model, images.astype(np.float32))
+    probs = predict(model, images)
     return float(np.mean(probs.argmax(axis=1) == labels))
 
 
@@ -87,10 +88,6 @@ class PruningJob:
 
 def open_pruning_job(run_dir: Path, out_dir: Path) -> PruningJob:
     """Loads a trained run for pruning into ``out_dir`` (which must be another folder)."""
-    from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import Split
-    from edgecls.export.pipeline import input_size, load_float_model
-
     source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
     model_path = source.require_model()
     if target.root.resolve() == source.root.resolve():

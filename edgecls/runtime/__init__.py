@@ -9,10 +9,11 @@ Example:
 """
 
 from edgecls.runtime.backends import BACKENDS, load_backend
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.classifier import Classifier, read_labels
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing
 from edgecls.runtime.preprocess import prepare, read_image_bgr
+from edgecls.runtime.tensors import TensorInfo
 
 __all__ = [
     "BACKENDS", "Backend", "BackendOptions", "Classifier", "METADATA_KEY", "ModelMetadata",

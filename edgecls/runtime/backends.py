@@ -1,43 +1,35 @@
 """Backend registry and selection by file suffix: ``load_backend(path, options)``.
 
 Backend modules register their class in ``BACKENDS``; importing them is cheap because
-each imports its inference library only when a model is loaded.
+each imports its inference library only when a model is loaded. Which backend runs
+which suffix is written once, in ``edgecls.formats``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 from edgecls.errors import ModelError
+from edgecls.formats import MODEL_SUFFIXES, format_for_path
 from edgecls.registry import Registry
 from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.integrity import UNSIGNED, verify_file
 
-BACKENDS: Registry[type[Backend]] = Registry("backend")
-
-_BACKEND_MODULES = ("litert", "onnxruntime", "openvino")
-
-
-def _register_all() -> None:
-    for name in _BACKEND_MODULES:
-        importlib.import_module(f"edgecls.runtime.{name}")
+BACKENDS: Registry[type[Backend]] = Registry(
+    "backend", modules=[f"edgecls.runtime.{name}" for name in ("litert", "onnxruntime", "openvino")])
 
 
 def backend_for_suffix(path: str | Path) -> type[Backend]:
     """The backend class that runs files with this path's suffix."""
-    _register_all()
-    suffix = Path(path).suffix.lower()
-    for name in BACKENDS.list():
-        cls = BACKENDS.get(name)
-        if suffix in cls.suffixes:
-            return cls
-    known = ", ".join(s for n in BACKENDS.list() for s in BACKENDS.get(n).suffixes)
-    raise ModelError(
-        f"{path}: unknown model format {suffix or '(no suffix)'!r}",
-        f"pass a model file ending in one of: {known}",
-    )
+    fmt = format_for_path(path)
+    if fmt is None:
+        suffix = Path(path).suffix.lower()
+        raise ModelError(
+            f"{path}: unknown model format {suffix or '(no suffix)'!r}",
+            f"pass a model file ending in one of: {', '.join(MODEL_SUFFIXES)}",
+        )
+    return BACKENDS.get(fmt.backend)
 
 
 def load_backend(path: str | Path, options: BackendOptions | None = None,
@@ -53,11 +45,7 @@ def load_backend(path: str | Path, options: BackendOptions | None = None,
             (with ``verify``) does not match its embedded digest.
     """
     path = Path(path)
-    if backend:
-        _register_all()
-        cls = BACKENDS.get(backend)
-    else:
-        cls = backend_for_suffix(path)
+    cls = BACKENDS.get(backend) if backend else backend_for_suffix(path)
     check_model_file(path)
     status = verify_file(path) if verify else None
     loaded = cls(path, options)

@@ -15,40 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.formats import Format
 from edgecls.runtime.metadata import ModelMetadata
+from edgecls.runtime.tensors import TensorInfo, from_model_output, to_model_input
 from edgecls.runtime.tflite_standard_metadata import StandardMetadata
-
-
-@dataclass
-class TensorInfo:
-    """Shape, dtype and quantization of a model input or output as stored in the file."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    quantization: tuple[float, int] | None = None  # (scale, zero_point) for int8/uint8
-    layout: str = "NHWC"
-
-    @property
-    def is_quantized(self) -> bool:
-        """True for an int8/uint8 tensor that carries a scale and zero point."""
-        return self.dtype in ("int8", "uint8") and self.quantization is not None
-
-    @property
-    def spatial_size(self) -> tuple[int, int] | None:
-        """(height, width) of an image tensor, or None when unknown or dynamic."""
-        if len(self.shape) != 4:
-            return None
-        h, w = (self.shape[2], self.shape[3]) if self.layout == "NCHW" else self.shape[1:3]
-        return (int(h), int(w)) if h > 0 and w > 0 else None
-
-
-def tensor_dict(name: str, info: TensorInfo) -> dict[str, Any]:
-    """A JSON-friendly description of one tensor."""
-    quantization = None
-    if info.quantization is not None:
-        quantization = {"scale": float(info.quantization[0]), "zero_point": int(info.quantization[1])}
-    return {"name": name, "dtype": info.dtype, "shape": [int(d) for d in info.shape],
-            "layout": info.layout if len(info.shape) == 4 else None, "quantization": quantization}
 
 
 @dataclass
@@ -65,7 +35,7 @@ class Backend(ABC):
     """Runs one model file. Subclasses register themselves in ``BACKENDS``."""
 
     name: str = ""
-    suffixes: tuple[str, ...] = ()
+    format: Format | None = None  # the file format it runs (edgecls.formats)
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
         self.path = Path(path)
@@ -103,8 +73,6 @@ class Backend(ABC):
         Quantized inputs and outputs are converted with the model's own scale and
         zero point; NCHW models are transposed here, not by the caller.
         """
-        from edgecls.runtime.tensors import from_model_output, to_model_input  # imports base
-
         return from_model_output(self.invoke(to_model_input(batch, self.input_info)), self.output_info)
 
     @abstractmethod

@@ -16,11 +16,12 @@ from typing import Sequence
 import numpy as np
 
 from edgecls.errors import ModelError
+from edgecls.metrics import softmax
 from edgecls.runtime.backends import load_backend
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo
+from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.metadata import ModelMetadata, Preprocessing
 from edgecls.runtime.preprocess import prepare, prepare_uint8
-from edgecls.runtime.tensors import dequantize, softmax
+from edgecls.runtime.tensors import TensorInfo, dequantize
 from edgecls.runtime.tflite_standard_metadata import apply_to
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import ModelError
+from edgecls.formats import TFLITE
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
+from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.metadata import ModelMetadata
-from edgecls.runtime.tensors import guess_layout, normalize_shape
+from edgecls.runtime.tensors import TensorInfo, guess_layout, normalize_shape, tensor_dict
 from edgecls.runtime.tflite_metadata import (
     metadata_buffers,
     read_standard_metadata,
@@ -92,7 +93,7 @@ class LiteRTBackend(Backend):
     """Runs a TFLite flatbuffer with the LiteRT interpreter (XNNPACK on CPU)."""
 
     name = "litert"
-    suffixes = (".tflite",)
+    format = TFLITE
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
         super().__init__(path, options)

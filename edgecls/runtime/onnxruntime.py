@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import ModelError
+from edgecls.formats import ONNX
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
+from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.cpu import cpu_info
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
-from edgecls.runtime.tensors import guess_layout, normalize_shape
+from edgecls.runtime.tensors import TensorInfo, guess_layout, normalize_shape, tensor_dict
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
     """Runs an ONNX model with an ONNX Runtime ``InferenceSession``."""
 
     name = "onnxruntime"
-    suffixes = (".onnx",)
+    format = ONNX
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
         super().__init__(path, options)

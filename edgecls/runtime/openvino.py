@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import ModelError
+from edgecls.formats import OPENVINO
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
-from edgecls.runtime.base import Backend, BackendOptions, TensorInfo, tensor_dict
+from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
-from edgecls.runtime.tensors import guess_layout
+from edgecls.runtime.tensors import TensorInfo, guess_layout, tensor_dict
 
 # OpenVINO prefixes its messages with where they were raised; the cause comes after.
 _LOCATION_LINE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
@@ -31,7 +32,7 @@ class OpenVINOBackend(Backend):
     """Runs an OpenVINO IR model compiled for one device (default CPU)."""
 
     name = "openvino"
-    suffixes = (".xml",)
+    format = OPENVINO
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
         super().__init__(path, options)
@@ -39,9 +40,10 @@ class OpenVINOBackend(Backend):
         core = ov.Core()
         device = (self.options.device or "CPU").upper()
         self._check_device(device, core.available_devices)
-        if not self.path.with_suffix(".bin").is_file():
-            raise ModelError(f"{self.path}: weights file {self.path.with_suffix('.bin').name} is missing",
-                             "keep the .bin file beside the .xml")
+        for weights in OPENVINO.side_files(self.path):
+            if not weights.is_file():
+                raise ModelError(f"{self.path}: weights file {weights.name} is missing",
+                                 "keep the .bin file beside the .xml")
         try:
             model = core.read_model(str(self.path))
             self._metadata_text = _rt_info_text(model)

@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 
 from edgecls.errors import SourceError
+from edgecls.formats import IMAGE_SUFFIXES, is_image
 from edgecls.runtime.preprocess import read_image_bgr
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
 
 
@@ -65,7 +65,7 @@ class FolderSource(FrameSource):
     def __init__(self, path: Path) -> None:
         self.description = f"images in {path}"
         files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            p for p in path.rglob("*") if is_image(p))
         if not files:
             raise SourceError(f"no images in {path}", f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
         self.files = files
@@ -269,7 +269,7 @@ def open_source(spec: str | int) -> FrameSource:
     if "!" in spec:
         return LiveSource(_open_capture(spec, cv2.CAP_GSTREAMER, "GStreamer pipeline"), "GStreamer pipeline")
     path = Path(spec).expanduser()
-    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+    if path.is_dir() or (path.is_file() and is_image(path)):
         return FolderSource(path)
     if path.is_file():
         return VideoFileSource(path)

@@ -1,4 +1,5 @@
-"""Conversions between the runtime's float32 NHWC batches and a model's own tensors.
+"""A model's own tensors (``TensorInfo``) and the conversions between them and the
+runtime's float32 NHWC batches.
 
 Every backend uses these, so quantization and layout are handled the same way
 whichever library runs the model. numpy only.
@@ -6,11 +7,44 @@ whichever library runs the model. numpy only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from edgecls.runtime.base import TensorInfo
-
 _INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+
+
+@dataclass
+class TensorInfo:
+    """Shape, dtype and quantization of a model input or output as stored in the file."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: tuple[float, int] | None = None  # (scale, zero_point) for int8/uint8
+    layout: str = "NHWC"
+
+    @property
+    def is_quantized(self) -> bool:
+        """True for an int8/uint8 tensor that carries a scale and zero point."""
+        return self.dtype in ("int8", "uint8") and self.quantization is not None
+
+    @property
+    def spatial_size(self) -> tuple[int, int] | None:
+        """(height, width) of an image tensor, or None when unknown or dynamic."""
+        if len(self.shape) != 4:
+            return None
+        h, w = (self.shape[2], self.shape[3]) if self.layout == "NCHW" else self.shape[1:3]
+        return (int(h), int(w)) if h > 0 and w > 0 else None
+
+
+def tensor_dict(name: str, info: TensorInfo) -> dict[str, Any]:
+    """A JSON-friendly description of one tensor."""
+    quantization = None
+    if info.quantization is not None:
+        quantization = {"scale": float(info.quantization[0]), "zero_point": int(info.quantization[1])}
+    return {"name": name, "dtype": info.dtype, "shape": [int(d) for d in info.shape],
+            "layout": info.layout if len(info.shape) == 4 else None, "quantization": quantization}
 
 
 def guess_layout(shape: tuple[int, ...]) -> str:
@@ -66,9 +100,3 @@ def from_model_output(raw: np.ndarray, info: TensorInfo) -> np.ndarray:
         scores = raw.astype(np.float32, copy=False)
     return scores.reshape(scores.shape[0], -1)
 
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, classes) float32 scores."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)

@@ -13,16 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgecls.atomic import write_text_atomic
+from edgecls.data.pipeline import load_arrays
+from edgecls.data.split import Split
 from edgecls.errors import DataError
+from edgecls.metrics import classification_metrics
+from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
-from edgecls.train.metrics import classification_metrics, format_report
 from edgecls.train.plots import save_confusion_png
 
 EVAL_SCHEMA_VERSION = 1
-PREDICT_CHUNK = 512
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", top_k: int = 5,
@@ -45,9 +45,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", top_k: int = 5,
     Returns:
         The report as a dict (see the module docstring).
     """
-    from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import Split
-
     run = RunDir(Path(run_dir))
     model_path = run.require_model()
     manifest = Split.load(run.split)
@@ -56,25 +53,14 @@ def evaluate_run(run_dir: str | Path, split: str = "test", top_k: int = 5,
         raise DataError(f"the {split} split of {run.root} has no images",
                         "evaluate another split with --split val or --split train")
     if model is None:
-        import keras
-
-        model = keras.saving.load_model(model_path, compile=False)
-    images, labels = load_arrays(items, tuple(model.input_shape[1:3]))
-    scores = predict_scores(model, images, batch_size)
+        model = load_float_model(model_path)
+    images, labels = load_arrays(items, input_size(model))
+    scores = predict(model, images, batch_size)
     report = {"schema_version": EVAL_SCHEMA_VERSION, "run": str(run.root),
               "model": str(model_path), "split": split,
               **classification_metrics(labels, scores, manifest.labels, top_k)}
     _write_outputs(run, report, json_path)
     return report
-
-
-def predict_scores(model: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class scores of a Keras model for uint8/float images, in chunks to bound memory."""
-    chunks = []
-    for start in range(0, len(images), PREDICT_CHUNK):
-        batch = images[start:start + PREDICT_CHUNK].astype(np.float32)
-        chunks.append(np.asarray(model.predict(batch, batch_size=batch_size, verbose=0)))
-    return np.concatenate(chunks, axis=0)
 
 
 def _write_outputs(run: RunDir, report: dict[str, Any], json_path: str | Path | None) -> None:
@@ -89,3 +75,26 @@ def _write_outputs(run: RunDir, report: dict[str, Any], json_path: str | Path | 
         write_text_atomic(json_path, text)
         save_confusion_png(report["confusion_matrix"], report["labels"],
                            json_path.with_suffix(".png"), title)
+
+
+def format_report(metrics: dict[str, Any]) -> str:
+    """A text table like scikit-learn's ``classification_report``."""
+    labels = metrics["labels"]
+    width = max([len(label) for label in labels] + [len("weighted avg")])
+    lines = [f"{'':>{width}}  precision    recall  f1-score   support", ""]
+    for label in labels:
+        lines.append(_report_line(label, metrics["per_class"][label], width))
+    lines.append("")
+    total = metrics["num_samples"]
+    lines.append(f"{'accuracy':>{width}}  {'':>9}  {'':>8}  {metrics['accuracy']:8.4f}  {total:8d}")
+    k = metrics["top_k"]
+    lines.append(f"{f'top-{k} acc':>{width}}  {'':>9}  {'':>8}  "
+                 f"{metrics[f'top_{k}_accuracy']:8.4f}  {total:8d}")
+    lines.append(_report_line("macro avg", metrics["macro_avg"], width))
+    lines.append(_report_line("weighted avg", metrics["weighted_avg"], width))
+    return "\n".join(lines) + "\n"
+
+
+def _report_line(name: str, row: dict[str, Any], width: int) -> str:
+    return (f"{name:>{width}}  {row['precision']:9.4f}  {row['recall']:8.4f}  "
+            f"{row['f1']:8.4f}  {row['support']:8d}")

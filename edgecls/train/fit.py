@@ -18,6 +18,7 @@ import numpy as np
 from edgecls.config import from_dict, save_config
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
+from edgecls.models.float_model import load_float_model
 from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
@@ -155,9 +156,7 @@ def _strategy() -> Any:
 def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, classes: int) -> Any:
     """The last checkpoint when resuming, else a new model with the chosen weights."""
     if state.epoch > 0:
-        import keras
-
-        model = keras.saving.load_model(run.last_checkpoint)
+        model = load_float_model(run.last_checkpoint, compile=True)  # keeps the optimizer
         model.jit_compile = config.jit_compile  # not part of the saved compile config
         return model
     return build(config.model, weights=config.weights, include_top=False,

@@ -1,0 +1,95 @@
+"""Model file formats and image file suffixes: the one description every layer reads.
+
+A ``Format`` ties together what used to be spread over export, runtime, bench and the
+manifest: the artifact's suffix, the side files that travel with it (OpenVINO's
+``.bin``), the exporter that writes it and the runtime backend that runs it::
+
+    fmt = format_for_path("model_int8.xml")   # OPENVINO
+    fmt.files(Path("model_int8.xml"))          # [model_int8.xml, model_int8.bin]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Format:
+    """One model file format.
+
+    Attributes:
+        name: format name used by ``edgecls export --formats`` and in reports.
+        suffix: the artifact's suffix (lower case, with the dot).
+        side_suffixes: suffixes of files that must sit beside the artifact.
+        exporter: name of the exporter in ``edgecls.export`` that writes it.
+        backend: name of the runtime backend that runs it.
+        title: human name, for messages.
+    """
+
+    name: str
+    suffix: str
+    side_suffixes: tuple[str, ...]
+    exporter: str
+    backend: str
+    title: str
+
+    def side_files(self, path: str | Path) -> list[Path]:
+        """The side files an artifact at ``path`` needs (whether or not they exist)."""
+        path = Path(path)
+        return [path.with_suffix(suffix) for suffix in self.side_suffixes]
+
+    def files(self, path: str | Path) -> list[Path]:
+        """The artifact and those of its side files that exist, artifact first."""
+        return [Path(path)] + [side for side in self.side_files(path) if side.is_file()]
+
+
+TFLITE = Format("tflite", ".tflite", (), exporter="tflite", backend="litert", title="TFLite")
+ONNX = Format("onnx", ".onnx", (), exporter="onnx", backend="onnxruntime", title="ONNX")
+OPENVINO = Format("openvino", ".xml", (".bin",), exporter="openvino", backend="openvino",
+                  title="OpenVINO IR")
+FORMATS: tuple[Format, ...] = (TFLITE, ONNX, OPENVINO)
+MODEL_SUFFIXES: tuple[str, ...] = tuple(fmt.suffix for fmt in FORMATS)
+
+# Images every stage reads (OpenCV decodes all of them): dataset scan, calibration
+# folders and ``edgecls run`` image folders.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def get_format(name: str) -> Format:
+    """The format called ``name``.
+
+    Raises:
+        ConfigError: no format has that name.
+    """
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise ConfigError(f"unknown export format {name!r}",
+                      f"choose from: {', '.join(f.name for f in FORMATS)}")
+
+
+def format_for_path(path: str | Path) -> Format | None:
+    """The format of a model file by its suffix (any case), None when no format has it."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt in FORMATS if fmt.suffix == suffix), None)
+
+
+def artifact_files(path: str | Path) -> list[Path]:
+    """The files of one artifact: the file itself plus its existing side files."""
+    fmt = format_for_path(path)
+    return fmt.files(path) if fmt else [Path(path)]
+
+
+def artifact_size(path: str | Path) -> int:
+    """Bytes on disk of an artifact with its side files (0 when the file is missing)."""
+    if not Path(path).is_file():
+        return 0
+    return sum(f.stat().st_size for f in artifact_files(path))
+
+
+def is_image(path: str | Path) -> bool:
+    """True when the file name ends in one of ``IMAGE_SUFFIXES`` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
