@@ -60,7 +60,7 @@ def test_removed_constant_channels_are_folded_into_the_batchnorm() -> None:
     constant moves into the project BatchNorm's moving mean."""
     from edgecls.optimize.channel_graph import find_groups
     from edgecls.optimize.reconstruct import reconstruct_sinks
-    from edgecls.optimize.structured import prune_channels
+    from edgecls.optimize.selection import prune_channels
 
     model = _block_model()
     groups = find_groups(model.get_config())
@@ -113,7 +113,8 @@ def test_reconstruction_brings_features_closer_than_recalibration(trained_like) 
     import keras
 
     from edgecls.optimize.reconstruct import reconstruct_sinks
-    from edgecls.optimize.structured import plan, prune_channels, recalibrate_batchnorm
+    from edgecls.optimize.refit import recalibrate_batchnorm
+    from edgecls.optimize.selection import plan, prune_channels
 
     model = trained_like
     x = np.random.default_rng(2).uniform(0, 255, (48, SIZE, SIZE, 3)).astype(np.float32)
@@ -139,7 +140,7 @@ def test_reconstruction_brings_features_closer_than_recalibration(trained_like) 
 def test_reconstruction_at_ratio_zero_changes_nothing() -> None:
     from edgecls.optimize.channel_graph import find_groups
     from edgecls.optimize.reconstruct import reconstruct_sinks
-    from edgecls.optimize.structured import prune_channels
+    from edgecls.optimize.selection import prune_channels
 
     model = _block_model()
     groups = find_groups(model.get_config())

@@ -44,7 +44,7 @@ def _randomize_batchnorm(model) -> None:
 
 
 def test_ratio_zero_keeps_the_output(family_model) -> None:
-    from edgecls.optimize.structured import plan, prune_channels
+    from edgecls.optimize.selection import plan, prune_channels
 
     name, model = family_model
     _randomize_batchnorm(model)
@@ -57,7 +57,8 @@ def test_ratio_zero_keeps_the_output(family_model) -> None:
 
 
 def test_pruned_blocks_are_narrower_and_consistent(family_model) -> None:
-    from edgecls.optimize.structured import count_macs, plan, prune_channels
+    from edgecls.optimize.cost import count_macs
+    from edgecls.optimize.selection import plan, prune_channels
 
     name, model = family_model
     groups, keep = plan(model, 0.5, criterion="l1", per_block=True)
@@ -82,7 +83,7 @@ def test_kept_channels_carry_the_original_weights() -> None:
     import keras
 
     from edgecls.models import build
-    from edgecls.optimize.structured import plan, prune_channels
+    from edgecls.optimize.selection import plan, prune_channels
 
     keras.utils.set_random_seed(0)
     model = build("efficientnet_b0", num_classes=3, input_size=SIZE, include_top=False)
@@ -106,7 +107,7 @@ def test_kept_channels_carry_the_original_weights() -> None:
 
 
 def test_select_channels_rounds_to_multiples_of_eight() -> None:
-    from edgecls.optimize.structured import round_channels, select_channels
+    from edgecls.optimize.selection import round_channels, select_channels
 
     rng = np.random.default_rng(0)
     scores = {"a": rng.uniform(size=96), "b": rng.uniform(size=40), "c": rng.uniform(size=16)}
@@ -122,7 +123,7 @@ def test_select_channels_rounds_to_multiples_of_eight() -> None:
 def test_count_macs_matches_hand_count() -> None:
     import keras
 
-    from edgecls.optimize.structured import count_macs
+    from edgecls.optimize.cost import count_macs
 
     image = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(image)       # 64*27*4
@@ -136,7 +137,8 @@ def test_ratio_for_mac_reduction_hits_the_target() -> None:
     import keras
 
     from edgecls.models import build
-    from edgecls.optimize.structured import count_macs, plan, prune_channels, ratio_for_mac_reduction
+    from edgecls.optimize.cost import count_macs
+    from edgecls.optimize.selection import plan, prune_channels, ratio_for_mac_reduction
 
     keras.utils.set_random_seed(0)
     for name in ("efficientnet_lite0", "mobilenet_v3_small"):  # V3: SE blocks with bare ops
@@ -238,7 +240,7 @@ def test_unsupported_model_is_a_user_error() -> None:
     import keras
 
     from edgecls.errors import EdgeclsError
-    from edgecls.optimize.structured import plan
+    from edgecls.optimize.selection import plan
 
     image = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(8, 3)(image)

@@ -1,4 +1,4 @@
-"""`edgecls run` (classify a camera, video or folder) and `edgecls targets list|show`.
+"""`edgecls run`: classify a camera, video or folder.
 
 Runtime-only imports (numpy, OpenCV, one backend), inside the command bodies, so this
 works on a device without TensorFlow.
@@ -17,10 +17,6 @@ import typer
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
 from edgecls.runtime.image_header import set_max_pixels
-
-targets_app = typer.Typer(help="Device target profiles (targets/*.yaml).", no_args_is_help=True)
-app.add_typer(targets_app, name="targets")
-
 
 @app.command("run")
 def run(
@@ -179,30 +175,3 @@ def _print_summary(summary: dict) -> None:
         f"({summary['backend']})"
     )
     console.print(json.dumps(summary), soft_wrap=True, markup=False)
-
-
-@targets_app.command("list")
-def targets_list() -> None:
-    """List the device profiles: format, precision, backend, device."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from edgecls.runtime.targets import list_targets
-
-    table = Table()
-    for column in ("name", "format", "precision", "backend", "device / providers"):
-        table.add_column(column, no_wrap=True)
-    for t in list_targets():
-        where = ",".join(t.execution_providers) if t.execution_providers else t.device
-        table.add_row(t.name, t.format, t.precision, t.backend, where)
-    Console().print(table)
-
-
-@targets_app.command("show")
-def targets_show(name: str = typer.Argument(..., help="Target name, e.g. raspberry-pi-5.")) -> None:
-    """Show one device profile, including the pip line and the sources of its facts."""
-    import yaml
-
-    from edgecls.runtime.targets import load_target
-
-    typer.echo(yaml.safe_dump(load_target(name).as_dict(), sort_keys=False, width=100).rstrip())

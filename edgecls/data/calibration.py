@@ -76,7 +76,16 @@ def load_preset(name_or_path: str | Path | None) -> CalibrationPreset:
 
 def sample_items(items: list[tuple[Path, int]], count: int, selection: str = "balanced",
                  seed: int = 0) -> list[tuple[Path, int]]:
-    """``count`` items; "balanced" takes them round-robin over classes in random order."""
+    """A deterministic sample of at most ``count`` items.
+
+    ``"balanced"`` takes them round-robin over classes in a seeded random order,
+    ``"random"`` in that order alone, ``"even"`` evenly spaced in the given order
+    (no randomness: structured pruning's calibration images).
+    """
+    if selection == "even":
+        if len(items) <= count:
+            return list(items)
+        return [items[int(i)] for i in np.linspace(0, len(items) - 1, count)]
     rng = np.random.default_rng(seed)
     order = [items[i] for i in rng.permutation(len(items))]
     if selection == "random" or count >= len(order):

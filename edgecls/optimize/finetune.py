@@ -1,5 +1,6 @@
-"""What both pruning methods share: the short fine-tune, top-1 accuracy of a Keras model,
-and writing the pruned model as a normal run directory that ``edgecls export`` accepts."""
+"""What both pruning methods share: the interface ``edgecls prune`` drives, the short
+fine-tune, top-1 accuracy of a Keras model, and writing the pruned model as a normal run
+directory that ``edgecls export`` accepts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -19,9 +20,22 @@ from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
 
 REPORT_NAME = "prune_report.json"
+EpochHook = Callable[[int, dict], None]  # (epoch number from 1, Keras logs)
 
 
-def epoch_hook(on_epoch: Callable[[int, dict], None] | None) -> Any:
+class PruningMethod(Protocol):
+    """One pruning method, as its options: ``PruneConfig`` (magnitude) and
+    ``StructuredConfig`` (structured channels) both are one."""
+
+    def check(self) -> None:
+        """Raises a user error for options that cannot work, before any heavy work."""
+
+    def run(self, run_dir: Path, out_dir: Path, on_epoch: EpochHook | None = None) -> Any:
+        """Prunes the run in ``run_dir`` into a new run ``out_dir``; returns the report
+        (a dataclass, also written there as ``prune_report.json``)."""
+
+
+def epoch_hook(on_epoch: EpochHook | None) -> Any:
     """A Keras callback forwarding (epoch number, logs) to ``on_epoch``."""
     import keras
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.optimize.finetune import (epoch_hook, open_pruning_job, prepare_for_finetune,
-                                       top1_accuracy, write_pruned_run)
+from edgecls.optimize.finetune import (EpochHook, epoch_hook, open_pruning_job,
+                                       prepare_for_finetune, top1_accuracy, write_pruned_run)
 
 PRUNE_SCHEMA_VERSION = 1
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -59,6 +59,10 @@ class PruneConfig:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if not 0.0 < self.end_fraction <= 1.0 or self.frequency < 1 or self.batch_size < 1:
             raise ConfigError("end_fraction must be in (0, 1], frequency and batch_size >= 1")
+
+    def run(self, run_dir: Path, out_dir: Path, on_epoch: EpochHook | None = None) -> PruneReport:
+        """``prune_run`` with these options (the ``PruningMethod`` interface)."""
+        return prune_run(run_dir, out_dir, self, on_epoch)
 
 
 @dataclass
@@ -152,7 +156,7 @@ def weights_gzip_size(model: Any) -> int:
 
 
 def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
-              on_epoch: Callable[[int, dict], None] | None = None) -> PruneReport:
+              on_epoch: EpochHook | None = None) -> PruneReport:
     """Fine-tunes the run's model with magnitude pruning into a new run directory."""
     from edgecls.data.augment import AugmentConfig
     from edgecls.data.pipeline import make_dataset
