@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
 from edgecls.data.check import check_dataset
 from edgecls.data.split import Split, make_split, prepare_split
 from edgecls.errors import DataError
+from helpers.images import write_image_folder
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

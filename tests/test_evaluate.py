@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
 from edgecls.errors import DataError, EdgeclsError
 from edgecls.metrics import classification_metrics, confusion_matrix, top_k_accuracy
 from edgecls.rundir import RunDir
 from edgecls.train.evaluate import format_report
+from helpers.images import write_image_folder
 
 # true:      0    0    0    1    1    2      predicted: 0 0 1 1 2 2
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
+from helpers.runs import CLASSES, SIZE, make_run
 
-CLASSES = {"circle_r": 40, "square_g": 40, "circle_b": 40}
-SIZE = 32
 FORMATS = ("tflite", "onnx", "openvino")
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 # Per precision: largest max |p - p_float| (None: not checked), least top-1 agreement,
@@ -23,40 +21,6 @@ THRESHOLDS = {
     "dynamic": (None, 0.95, 5.0),
     "int8": (None, 0.95, 5.0),
 }
-
-
-def tiny_model(size: int = SIZE, classes: int = 3, name: str = "tiny"):
-    """A small convnet (RGB 0..255 in, softmax out) shaped like the real backbones."""
-    import keras
-
-    inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def make_run(root: Path, epochs: int = 12) -> Path:
-    """A finished run dir: generated images, split.json/labels.txt, a trained best.keras."""
-    import keras
-
-    from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import prepare_split
-
-    data = write_image_folder(root / "images", CLASSES, size=SIZE)
-    run = root / "run"
-    run.mkdir(parents=True)
-    split = prepare_split(data, run)
-    images, labels = load_arrays(split.items("train"), (SIZE, SIZE))
-    keras.utils.set_random_seed(0)
-    model = tiny_model()
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    model.fit(images.astype("float32"), labels, epochs=epochs, batch_size=16, verbose=0)
-    model.save(run / "best.keras")
-    return run
 
 
 @dataclass

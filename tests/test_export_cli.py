@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_export import make_run
+from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")

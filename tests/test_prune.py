@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_export import make_run
+from helpers.runs import make_run
 
 
 def test_polynomial_schedule_rises_to_target() -> None:

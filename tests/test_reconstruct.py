@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.models import randomize_batchnorm
+
 SIZE = 40
 
 
@@ -99,11 +101,10 @@ def trained_like(request):
     import keras
 
     from edgecls.models import build
-    from test_structured_prune import _randomize_batchnorm
 
     keras.utils.set_random_seed(0)
     model = build(request.param, num_classes=3, input_size=SIZE, include_top=False)
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     return model
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.images import write_image_folder
+from helpers.models import randomize_batchnorm
+from helpers.runs import CLASSES, make_run
+from helpers.runs import SIZE as SIZE_RUN
+
 FAMILIES = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
             "efficientnet_lite0")
 SIZE = 40
@@ -29,25 +34,11 @@ def family_model(request):
     return request.param, model
 
 
-def _randomize_batchnorm(model) -> None:
-    """Distinct BN gammas / statistics so that channel choice and slicing matter."""
-    import keras
-
-    rng = np.random.default_rng(1)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.1, 2, gamma.shape).astype("float32"),
-                               rng.normal(0, 0.1, beta.shape).astype("float32"),
-                               rng.normal(0, 0.1, mean.shape).astype("float32"),
-                               rng.uniform(0.5, 2, var.shape).astype("float32")])
-
-
 def test_ratio_zero_keeps_the_output(family_model) -> None:
     from edgecls.optimize.selection import plan, prune_channels
 
     name, model = family_model
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     groups, keep = plan(model, 0.0, criterion="bn")
     assert all(len(keep[g.key]) == g.channels for g in groups)
     pruned = prune_channels(model, groups, keep)
@@ -87,7 +78,7 @@ def test_kept_channels_carry_the_original_weights() -> None:
 
     keras.utils.set_random_seed(0)
     model = build("efficientnet_b0", num_classes=3, input_size=SIZE, include_top=False)
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     groups, keep = plan(model, 0.4, criterion="bn")
     pruned = prune_channels(model, groups, keep)
     group = next(g for g in groups if len(keep[g.key]) < g.channels)
@@ -162,27 +153,23 @@ def test_bad_options_are_user_errors() -> None:
 
 def _mbconv_run(root: Path) -> Path:
     """A run dir whose best.keras is a small MobileNetV2 briefly trained on generated images."""
-    import keras
-
-    from conftest import write_image_folder
-    from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import prepare_split
     from edgecls.models import build
-    from test_export import CLASSES
-    from test_export import SIZE as RUN_SIZE
 
-    data = write_image_folder(root / "images", CLASSES, size=RUN_SIZE)
-    run = root / "run"
-    run.mkdir(parents=True)
-    split = prepare_split(data, run)
-    images, labels = load_arrays(split.items("train"), (RUN_SIZE, RUN_SIZE))
-    keras.utils.set_random_seed(0)
-    model = build("mobilenet_v2", num_classes=len(CLASSES), input_size=RUN_SIZE,
-                  include_top=False, alpha=0.35)
-    model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy")
-    model.fit(images.astype("float32"), labels, epochs=4, batch_size=16, verbose=0)
-    model.save(run / "best.keras")
-    return run
+    return make_run(root, epochs=4, learning_rate=0.003, model=lambda: build(
+        "mobilenet_v2", num_classes=len(CLASSES), input_size=SIZE_RUN, include_top=False,
+        alpha=0.35))
+
+
+def _test_accuracy(run: Path) -> float:
+    """Top-1 of a run's best.keras on its test split, computed here independently."""
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+    from edgecls.models.float_model import input_size, load_float_model
+
+    model = load_float_model(run / "best.keras")
+    images, labels = load_arrays(Split.load(run / "split.json").items("test"), input_size(model))
+    predicted = model.predict(images.astype("float32"), verbose=0).argmax(axis=1)
+    return float(np.mean(predicted == labels))
 
 
 @pytest.fixture(scope="module")
@@ -207,21 +194,33 @@ def test_pruned_run_is_a_smaller_normal_run(pruned_run) -> None:
     assert saved["schema_version"] == 1 and saved["kind"] == "structured"
     assert saved["after"]["macs"] < saved["before"]["macs"]
     assert saved["after"]["parameters"] < saved["before"]["parameters"]
-    assert 0.0 <= report.accuracy_after <= 1.0 and report.mac_reduction > 0.2
+    assert report.mac_reduction > 0.2
+    assert report.accuracy_after == pytest.approx(_test_accuracy(out), abs=1e-6)
+    assert report.accuracy_before == pytest.approx(_test_accuracy(run), abs=1e-6)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow
 def test_pruned_run_exports_int8_tflite(pruned_run, tmp_path) -> None:
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
     from edgecls.export.pipeline import ExportConfig, export_run
+    from edgecls.runtime import Classifier
 
     _, out, report = pruned_run
+    # A budget no tiny model can miss, so the artifact is published as first exported.
     manifest = export_run(out, ExportConfig(out=tmp_path, formats=["tflite"],
                                             precisions=["int8"], max_drop=100.0))
     artifact = manifest.artifacts[0]
-    assert (tmp_path / artifact.path).is_file()
     assert manifest.float_accuracy == pytest.approx(report.accuracy_after, abs=1e-6)
-    assert artifact.passed and artifact.agreement >= 0.5  # tiny model: near-tie outputs
+    assert artifact.drop_pp == pytest.approx(100 * (artifact.float_accuracy - artifact.accuracy),
+                                             abs=1e-3)
+    assert artifact.agreement >= 0.5  # tiny model: near-tie outputs
+    split = Split.load(out / "split.json")
+    images, labels = load_arrays(split.items("test"), manifest.input_size)
+    classifier = Classifier(tmp_path / artifact.path)  # the published file, run by the runtime
+    top1 = classifier.predict(images.astype(np.float32)).argmax(axis=1)
+    assert artifact.accuracy == pytest.approx(float(np.mean(top1 == labels)), abs=1e-6)
 
 
 def test_structured_cli_bad_ratio_exits_2(tmp_path, monkeypatch, capsys) -> None:
@@ -256,7 +255,6 @@ def test_structured_cli_prunes_refits_and_reports(tmp_path, monkeypatch, capsys)
 
     import keras
 
-    from conftest import write_image_folder
     from edgecls.cli import main
     from edgecls.data.split import prepare_split
     from edgecls.models import build

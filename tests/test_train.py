@@ -1,6 +1,6 @@
 """Training: run-directory artifacts, two-phase fine-tuning with frozen BatchNorm,
-and the training configuration. A tiny CNN registered here keeps graph tracing cheap;
-tests/test_train_cli.py trains a real MobileNetV3 end to end."""
+and the training configuration. A tiny CNN (tests/helpers/runs.py) keeps graph tracing
+cheap; tests/test_train_cli.py trains a real MobileNetV3 end to end."""
 
 from __future__ import annotations
 
@@ -11,66 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
 from edgecls.config import load_config
 from edgecls.errors import ConfigError
-from edgecls.models import MODELS
 from edgecls.rundir import RunDir
 from edgecls.train.config import TrainConfig
-
-TINY = "tiny_cnn"
-
-
-def tiny_cnn(input_size: tuple[int, int] | None, num_classes: int | None, include_top: bool,
-             weights: Any, dropout: float = 0.2) -> Any:
-    """A two-convolution family with the registry's backbone/head contract."""
-    import keras
-
-    from edgecls.models.weights import finish_model, parse_weights
-
-    image = keras.Input(shape=(*(input_size or (32, 32)), 3), name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="normalize")(image)
-    for index, filters in enumerate((8, 16)):
-        x = keras.layers.Conv2D(filters, 3, strides=2, use_bias=False, name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
-        x = keras.layers.ReLU(name=f"relu{index}")(x)
-    net = keras.Model(image, x, name=TINY)
-    return finish_model(net, TINY, num_classes, dropout, parse_weights(weights))
-
-
-if TINY not in MODELS:
-    MODELS.register(TINY)(tiny_cnn)
-
-
-class InterruptAt:
-    """Keras callback raising KeyboardInterrupt (as Ctrl+C would) inside an epoch."""
-
-    def __new__(cls, epoch: int, batch: int):
-        import keras
-
-        class _Interrupt(keras.callbacks.Callback):
-            def on_train_batch_end(self, index: int, logs: dict | None = None) -> None:
-                if self._epoch == epoch and index == batch:
-                    raise KeyboardInterrupt
-
-            def on_epoch_begin(self, index: int, logs: dict | None = None) -> None:
-                self._epoch = index
-
-        return _Interrupt()
-
-
-def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
-    """A config that trains the tiny CNN on 32 px images in a few seconds."""
-    values = dict(data=str(data), out=str(out), model=TINY, img_size=32, epochs=2,
-                  batch_size=8, lr=0.01, patience=None, augment={"enabled": False})
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def temp_files(root: Path) -> list[Path]:
-    """Leftovers of interrupted atomic writes."""
-    return [p for p in root.rglob(".*") if p.is_file()]
-
+from helpers.images import write_image_folder
+from helpers.runs import InterruptAt, temp_files, tiny_config
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

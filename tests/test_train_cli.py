@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_image_folder
 from edgecls.cli import app
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
-from test_train import TINY  # registers the tiny CNN family
+from helpers.images import write_image_folder
+from helpers.runs import TINY  # importing it registers the tiny CNN family
 
 
 runner = CliRunner()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_image_folder
 from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
-from test_train import InterruptAt, temp_files, tiny_config
+from helpers.images import write_image_folder
+from helpers.runs import InterruptAt, temp_files, tiny_config
 
 
 @pytest.fixture
