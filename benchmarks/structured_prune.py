@@ -72,7 +72,7 @@ def _train(args: argparse.Namespace, out: Path) -> Path:
     config = TrainConfig(data=str(args.data), out=str(out), model=args.model,
                          weights="imagenet", img_size=args.img_size, epochs=args.train_epochs,
                          patience=0)
-    train(config, progress=False)
+    train(config)
     return out
 
 

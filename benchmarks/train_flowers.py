@@ -33,9 +33,11 @@ def main() -> None:
     config = _config(args, out)
     throughput = _Throughput()
     started = time.perf_counter()
+    from edgecls.cli.train_progress import RichProgress
     from edgecls.train.fit import train
 
-    result = train(config, progress=not args.no_progress, callbacks=[throughput])
+    result = train(config, progress=None if args.no_progress else RichProgress,
+                   callbacks=[throughput])
     total = time.perf_counter() - started
     step_pipeline, step_memory = _input_wait(config, out, args.steps)
     _print_results(config, result, throughput, total, step_pipeline, step_memory, args.steps)

@@ -20,14 +20,19 @@ C = TypeVar("C")
 
 
 def from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
-    """Builds dataclass ``cls`` from ``values``; unknown keys are an error."""
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    """Builds dataclass ``cls`` from ``values``; unknown and missing required keys are errors."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    known = {f.name for f in fields}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
             f"{source}: unknown key(s) {', '.join(unknown)}",
             f"valid keys: {', '.join(sorted(known))}",
         )
+    missing = [f.name for f in fields if f.name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}")
     return cls(**values)
 
 

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from edgecls.bench.render_html import render_html
 from edgecls.bench.render_md import render_markdown
-from edgecls.bench.render_table import print_report
 from edgecls.bench.report import merge_reports, pareto_front
 from edgecls.bench.schema import SchemaError, load_report, validate_report
+from edgecls.cli.bench_table import print_report
 from edgecls.errors import EdgeclsError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"

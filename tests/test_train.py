@@ -18,6 +18,7 @@ from edgecls.train.config import TrainConfig
 from helpers.images import write_image_folder
 from helpers.runs import InterruptAt, temp_files, tiny_config
 
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder, run directory) of a 2-epoch tiny CNN run from scratch."""
@@ -25,7 +26,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("trained")
     data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
-    train(tiny_config(data, root / "run"), progress=False)
+    train(tiny_config(data, root / "run"))
     return data, root / "run"
 
 
@@ -70,8 +71,8 @@ def test_pretrained_weights_train_head_then_fine_tune(trained_run: tuple[Path, P
     config = tiny_config(data, tmp_path / "run", weights=str(RunDir(source_run).best_model),
                          epochs=3, head_epochs=1, fine_tune_fraction=0.5)
     with pytest.raises(KeyboardInterrupt):  # in the 2nd fine-tuning epoch
-        train(config, progress=False, callbacks=[InterruptAt(epoch=1, batch=1)])
-    result = train(config, resume=True, progress=False)
+        train(config, callbacks=[InterruptAt(epoch=1, batch=1)])
+    result = train(config, resume=True)
     run = RunDir(tmp_path / "run")
     phases = [row.split(",")[1] for row in run.history.read_text().splitlines()[1:]]
     assert phases == ["head", "finetune", "finetune"] and result.epochs == 3
@@ -89,12 +90,21 @@ def test_pretrained_weights_train_head_then_fine_tune(trained_run: tuple[Path, P
 
 
 def test_early_stopping_ends_the_run(trained_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """Also the progress bar the CLI hands to ``train``: one summary line per epoch."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from edgecls.cli.train_progress import RichProgress
     from edgecls.train.fit import train
 
     data, _ = trained_run
+    drawn = StringIO()
     result = train(tiny_config(data, tmp_path / "run", epochs=30, patience=1, lr=1e-6),
-                   progress=False)
+                   progress=lambda phase, first: RichProgress(phase, first, Console(file=drawn)))
     assert result.epochs < 30
+    summaries = [line for line in drawn.getvalue().splitlines() if line.startswith("scratch epoch")]
+    assert len(summaries) == result.epochs and "val_accuracy" in summaries[-1]
     state = json.loads(RunDir(tmp_path / "run").state.read_text())
     assert state["stopped_early"] and state["wait"] == 1
 

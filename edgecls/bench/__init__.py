@@ -2,5 +2,6 @@
 
 ``runner.run_bench`` measures models (each in a fresh subprocess, through the edgecls
 runtime, never TensorFlow); ``report.merge_reports`` merges the JSON files it writes;
-``render_table``, ``render_md`` and ``render_html`` show them. Report keys: SCHEMA.md.
+``render_md`` and ``render_html`` (and ``edgecls.cli.bench_table`` on a terminal) show
+them. Report keys: SCHEMA.md.
 """

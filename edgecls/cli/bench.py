@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import typer
 
@@ -61,10 +62,10 @@ def bench(
 
     from edgecls.atomic import write_text_atomic
     from edgecls.bench.report import merge_records
-    from edgecls.bench.render_table import print_report
     from edgecls.bench.runner import BenchOptions, run_bench
     from edgecls.bench.schema import STATUS_PASSED, dump_report
     from edgecls.bench.targets import apply_target
+    from edgecls.cli.bench_table import print_report
 
     options = BenchOptions(
         data=data, reference=reference, target=target, threads=_parse_threads(threads),
@@ -122,8 +123,8 @@ def report(
     trained on different label sets are refused.
     """
     from edgecls.atomic import write_text_atomic
-    from edgecls.bench.render_table import print_report
     from edgecls.bench.report import merge_reports
+    from edgecls.cli.bench_table import print_report
 
     merged = merge_reports(files)
     print_report(merged)

@@ -33,8 +33,8 @@ def check(
     from rich.progress import Progress
 
     from edgecls.atomic import write_text_atomic
+    from edgecls.cli.check_table import render_check
     from edgecls.data.check import check_dataset
-    from edgecls.data.report import render_check
 
     set_max_pixels(max_pixels)
     console = Console()

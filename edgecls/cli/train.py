@@ -14,19 +14,28 @@ from edgecls.runtime.image_header import set_max_pixels
 
 @app.command("train")
 def train(
-    data: Path = typer.Option(None, "--data", help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
+    data: Path = typer.Option(None, "--data",
+                              help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
     out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
-    model: str = typer.Option(None, "--model", help="Model name (see `edgecls models list`). Default: mobilenet_v3_small."),
+    model: str = typer.Option(None, "--model",
+                              help="Model name (see `edgecls models list`). Default: mobilenet_v3_small."),
     img_size: int = typer.Option(None, "--img-size", help="Square input size in pixels. Default: 224."),
-    epochs: int = typer.Option(None, "--epochs", help="Total epochs (both phases with pretrained weights). Default: 20."),
-    weights: str = typer.Option(None, "--weights", help="none (from scratch), imagenet (Keras cache), or a .keras/.weights.h5 file. Default: none."),
+    epochs: int = typer.Option(None, "--epochs",
+                               help="Total epochs (both phases with pretrained weights). Default: 20."),
+    weights: str = typer.Option(None, "--weights",
+                                help="none (from scratch), imagenet (Keras cache), or a .keras/.weights.h5 "
+                                     "file. Default: none."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step. Default: 32."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (cosine decay). Default: 0.001."),
     alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
-    patience: int = typer.Option(None, "--patience", help="Early stopping after this many epochs without a better val accuracy (0: off). Default: 5."),
+    patience: int = typer.Option(None, "--patience",
+                                 help="Early stopping after this many epochs without a better val accuracy "
+                                      "(0: off). Default: 5."),
     seed: int = typer.Option(None, "--seed", help="Split, shuffle and augmentation seed. Default: 0."),
-    config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys; command-line options override it."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch, with the same split."),
+    config: Path = typer.Option(None, "--config",
+                                help="YAML file with TrainConfig keys; command-line options override it."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue the run in --out from its last finished epoch, with the same split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "
@@ -40,6 +49,7 @@ def train(
     split.json, labels.txt, history.csv, best.keras, checkpoints/, metrics.json,
     confusion_matrix.png and classification_report.txt.
     """
+    from edgecls.cli.train_progress import RichProgress  # imports Keras
     from edgecls.train.fit import train as run_training
 
     set_max_pixels(max_pixels)
@@ -50,7 +60,7 @@ def train(
                  "seed": seed}
     train_config = _resolve_config(out, config, resume, overrides)
     try:
-        result = run_training(train_config, resume=resume, progress=not no_progress)
+        result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
@@ -82,7 +92,8 @@ def _resolve_config(out: Path, config: Path | None, resume: bool, overrides: dic
 def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
     split: str = typer.Option("test", "--split", help="Subset of the run's split: train, val or test."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the report to this JSON file (and a PNG beside it)."),
+    json_out: Path = typer.Option(None, "--json",
+                                  help="Also write the report to this JSON file (and a PNG beside it)."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
     gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "

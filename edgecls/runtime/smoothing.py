@@ -27,9 +27,3 @@ class ScoreSmoother:
         self._sum += self._ring[slot]
         self._count += 1
         return (self._sum / min(self._count, self.window)).astype(np.float32)
-
-    def reset(self) -> None:
-        """Forgets the history (e.g. when the scene changes)."""
-        self._ring[:] = 0
-        self._sum[:] = 0
-        self._count = 0

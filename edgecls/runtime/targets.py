@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from edgecls.config import from_dict
+from edgecls.config import load_config, to_dict
 from edgecls.errors import ConfigError
 from edgecls.resources import resource_dir
 from edgecls.runtime.base import BackendOptions
@@ -61,8 +59,6 @@ class Target:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, e.g. for bench output."""
-        from edgecls.config import to_dict
-
         return to_dict(self)
 
 
@@ -72,32 +68,22 @@ def target_dirs() -> list[Path]:
     return dirs + [_PROJECT_TARGETS]
 
 
-def _read(path: Path) -> Target:
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values")
-    return from_dict(Target, values, source=str(path))
-
-
 def list_targets() -> list[Target]:
     """Every target profile found, sorted by name."""
     found: dict[str, Path] = {}
     for folder in reversed(target_dirs()):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             found[path.stem] = path
-    return [_read(found[name]) for name in sorted(found)]
+    return [load_config(Target, found[name]) for name in sorted(found)]
 
 
 def load_target(name: str) -> Target:
     """The profile called ``name`` (or read from a YAML path)."""
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
-        return _read(Path(name))
+        return load_config(Target, name)
     for folder in target_dirs():
         path = folder / f"{name}.yaml"
         if path.is_file():
-            return _read(path)
+            return load_config(Target, path)
     known = ", ".join(t.name for t in list_targets()) or "none found"
     raise ConfigError(f"unknown target {name!r}", f"choose one of: {known} (see `edgecls targets list`)")

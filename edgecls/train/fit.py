@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_s
 from edgecls.train.config import TrainConfig
 from edgecls.train.phases import Phase, plan_phases, set_trainable
 
+ProgressBar = Callable[[str, int], Any]  # (phase name, first epoch number) -> Keras callback
+
 
 @dataclass
 class TrainResult:
@@ -36,14 +39,16 @@ class TrainResult:
     test_metrics: dict[str, Any] | None
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
           callbacks: Sequence[Any] = ()) -> TrainResult:
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
         config: the resolved training configuration (``config.out`` is the run dir).
         resume: continue the run in ``config.out`` from its last finished epoch.
-        progress: draw rich progress bars.
+        progress: makes the Keras callback that draws one phase's progress, from the
+            phase name and its first epoch number (the CLI's ``RichProgress``); None
+            draws nothing.
         callbacks: extra Keras callbacks (called after the checkpointing one).
 
     Raises:
@@ -67,9 +72,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             if _phase_done(state, index, phase):
                 continue
             initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
-            fit_callbacks = _callbacks(run, state, index, phase, initial_epoch, config, progress)
+            recorder = RunRecorder(run, state, index, phase.name, config.patience or 0)
+            bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
             _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
-                 [*fit_callbacks, *callbacks])
+                 [recorder, *([bar] if bar else []), *callbacks], bar)
     state.done = True
     save_state(run, state)
     return TrainResult(run.root, state.epoch, state.best_val_accuracy,
@@ -196,28 +202,15 @@ def _schedule(phase: Phase, steps: int) -> Any:
                                                   alpha=0.01)
 
 
-def _callbacks(run: RunDir, state: TrainState, index: int, phase: Phase, initial_epoch: int,
-               config: TrainConfig, progress: bool) -> list[Any]:
-    callbacks = [RunRecorder(run, state, index, phase.name, config.patience or 0)]
-    if progress:
-        from edgecls.train.progress import RichProgress
-
-        callbacks.append(RichProgress(phase.name, state.epoch - initial_epoch + 1))
-    return callbacks
-
-
 def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: int,
-         class_weight: dict[int, float] | None, callbacks: list[Any]) -> None:
+         class_weight: dict[int, float] | None, callbacks: list[Any], bar: Any | None) -> None:
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
                   initial_epoch=initial_epoch, class_weight=class_weight,
                   callbacks=callbacks, shuffle=False, verbose=0)
     finally:
-        from edgecls.train.progress import RichProgress
-
-        for callback in callbacks:  # stop live progress bars when interrupted
-            if isinstance(callback, RichProgress):
-                callback.on_train_end()
+        if bar is not None:  # stop live progress bars when interrupted
+            bar.on_train_end()
 
 
 def _final_evaluation(run: RunDir, split: Any, config: TrainConfig) -> dict[str, Any] | None:

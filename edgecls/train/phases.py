@@ -62,10 +62,3 @@ def set_trainable(model: Any, phase: Phase, fine_tune_fraction: float,
     for index, layer in enumerate(layers):
         frozen = index < first_trainable or isinstance(layer, keras.layers.BatchNormalization)
         layer.trainable = not frozen
-
-
-def trainable_count(model: Any) -> int:
-    """Number of trainable scalars in ``model``."""
-    import numpy as np
-
-    return int(sum(np.prod(v.shape) for v in model.trainable_weights))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,8 +15,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
-import keras
 
 
 class RichProgress(keras.callbacks.Callback):
