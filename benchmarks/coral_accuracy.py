@@ -48,8 +48,10 @@ def main() -> None:
     images = sorted((SHARED / "data" / "imagenette" / "val").glob("*/*.JPEG"))[:: args.every]
     if not images:
         raise SystemExit(f"no Imagenette val images under {SHARED}")
-    print(f"{len(images)} Imagenette val images, {args.threads} threads, LiteRT via edgecls.runtime.Classifier")
-    print(f"{'model':40s} {'top1@1000':>9s} {'DATA.md':>7s} {'diff':>7s} {'top1@10':>8s} {'DATA.md':>7s} {'ms/img':>7s}")
+    print(f"{len(images)} Imagenette val images, {args.threads} threads, "
+          "LiteRT via edgecls.runtime.Classifier")
+    print(f"{'model':40s} {'top1@1000':>9s} {'DATA.md':>7s} {'diff':>7s} "
+          f"{'top1@10':>8s} {'DATA.md':>7s} {'ms/img':>7s}")
     for name, (want_1000, want_10) in EXPECTED.items():
         top1, top10, ms = evaluate(SHARED / "models" / "coral" / name, images, args.threads)
         print(f"{name:40s} {top1:9.4f} {want_1000:7.3f} {top1 - want_1000:+7.4f} {top10:8.4f} {want_10:7.3f} {ms:7.2f}")

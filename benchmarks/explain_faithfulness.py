@@ -5,8 +5,8 @@ Imagenette val images (the predicted class over 1000). For each image it prints 
 deletion AUC (lower is better) and insertion AUC (higher is better, Petsiuk et al. 2018)
 of Grad-CAM, Grad-CAM++ and RISE on the float Keras model, of RISE on the INT8 TFLite
 export of the same model (scored with the INT8 model), and of a random smooth heatmap
-(7x7 noise upsampled, Grad-CAM's resolution) as the floor. Then the time per image of RISE on the INT8 artifact with 1 and 2 threads,
-measured side by side on the same images.
+(7x7 noise upsampled, Grad-CAM's resolution) as the floor. Then the time per image of
+RISE on the INT8 artifact with 1 and 2 threads, measured side by side on the same images.
 
 Usage: nice .venv/bin/python benchmarks/explain_faithfulness.py [--images 20] [--masks 500]
 """

@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from helpers.images import write_color_folder
 from sshd import SshLab, missing_tools
-from test_bench import write_color_folder
 from tiny_models import TinyNet, make_onnx, make_openvino, tiny_metadata
 
 from edgecls.bench.runner import BenchOptions, run_bench

@@ -51,7 +51,8 @@ ov.save_model(ir, str(out / "mobilenet_v2_fp32.xml"), compress_to_fp16=False)
 
 def prepare_models() -> dict[str, Path]:
     """Float MobileNetV2 in three formats (built once, cached), plus the Coral INT8 model."""
-    names = {"tflite": "mobilenet_v2_fp32.tflite", "onnx": "mobilenet_v2_fp32.onnx", "openvino": "mobilenet_v2_fp32.xml"}
+    names = {"tflite": "mobilenet_v2_fp32.tflite", "onnx": "mobilenet_v2_fp32.onnx",
+             "openvino": "mobilenet_v2_fp32.xml"}
     if not all((CACHE / n).is_file() for n in names.values()):
         print(f"building float MobileNetV2 models in {CACHE} (TensorFlow subprocess) ...", flush=True)
         subprocess.run([sys.executable, "-c", _PREPARE, str(CACHE)], check=True, capture_output=True)

@@ -55,7 +55,7 @@ class Registry(Generic[T]):
         """Decorator that files the decorated object under ``name`` (default: its ``__name__``)."""
 
         def add(obj: T) -> T:
-            key = name or getattr(obj, "__name__")
+            key = name or obj.__name__
             if key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
             self._entries[key] = obj

@@ -62,7 +62,7 @@ def test_every_backend_measured_and_scored(models: dict[str, Path], colors: Path
     records = {Path(r["model"]).name: r for r in report["records"]}
     assert set(records) == {p.name for p in models.values()}
     backends = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino"}
-    for name, record in records.items():
+    for record in records.values():
         assert record["status"] == STATUS_PASSED, record["reason"]
         assert record["backend"]["name"] == backends[record["format"]]
         assert record["backend"]["version"] not in ("", "unknown")

@@ -5,7 +5,6 @@ compared here with the float Keras model: fp32 by tolerance, int8 by agreement."
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

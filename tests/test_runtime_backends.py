@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import (TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata,
-                         write_not_a_model)
+from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
 
 from edgecls.errors import ModelError
 from edgecls.runtime import BackendOptions, load_backend
@@ -176,7 +175,8 @@ def _saturating_qdq_conv(path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
              helper.make_node("Conv", ["xd", "wd"], ["yc"]),
              helper.make_node("QuantizeLinear", ["yc", "ys", "z8"], ["yq"]),
              helper.make_node("DequantizeLinear", ["yq", "ys", "z8"], ["y"])]
-    graph = helper.make_graph(nodes, "sat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 4, 4])],
+    graph = helper.make_graph(nodes, "sat",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 4, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, outputs, 4, 4])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

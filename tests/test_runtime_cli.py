@@ -152,7 +152,8 @@ def test_serve_port_out_of_range(model: Path, video: Path) -> None:
 
 def test_serve_prints_the_url_with_its_token(model: Path, video: Path) -> None:
     result = subprocess.run([*EDGECLS, "run", str(model), "--source", str(video), "--headless", "--serve",
-                             "--port", "0", "--max-frames", "2"], check=False, capture_output=True, text=True, timeout=120,
+                             "--port", "0", "--max-frames", "2"], check=False, capture_output=True, text=True,
+                            timeout=120,
                             env={**os.environ, "EDGECLS_SERVE_TOKEN": "cli-token-42424242"})
     assert result.returncode == 0, result.stderr
     assert re.search(r"streaming on http://127\.0\.0\.1:\d+/\?token=cli-token-42424242", result.stderr)

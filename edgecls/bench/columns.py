@@ -86,7 +86,8 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
     ("status", lambda r: r.record["status"], False, "status"),
 ]
 TERMINAL_COLUMNS = [(short, fmt, right, short) for _, fmt, right, short in COLUMNS if short]
-TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · Δ float: top-1 vs the fp32 model (else the --reference) · "
+TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · "
+                    "Δ float: top-1 vs the fp32 model (else the --reference) · "
                     "±p50: spread of the p50 of 5 blocks of runs")
 
 
@@ -116,7 +117,8 @@ def host_lines(hosts: list[dict]) -> list[tuple[str, str]]:
             text += f" in {host['seconds']:.0f} s"
         environment = host.get("environment") or {}
         if environment:
-            text += f" · {environment.get('action')} {environment.get('python')} (Python {environment.get('python_version')})"
+            text += (f" · {environment.get('action')} {environment.get('python')} "
+                     f"(Python {environment.get('python_version')})")
             if environment.get("installed"):
                 text += f", installed {', '.join(environment['installed'])}"
         if host.get("reason"):

@@ -18,7 +18,8 @@ table.bench th { background: #f0f0f0; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.passed td.status { color: #11772d; } tr.below_floor td.status { color: #9a6700; }
 tr.failed td.status { color: #b3261e; } tr.failed { background: #fff4f4; }
-.failures { color: #b3261e; font-size: 0.85rem; } .machine { color: #555; font-size: 0.85rem; } .warning { color: #9a6700; }
+.failures { color: #b3261e; font-size: 0.85rem; } .machine { color: #555; font-size: 0.85rem; }
+.warning { color: #9a6700; }
 .scroll { overflow-x: auto; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 figure.plot { margin: 0; } figure.plot svg { max-width: 100%; height: auto; }
@@ -33,7 +34,8 @@ def render_html(merged: MergedReport) -> str:
              f"{len(merged.sources)} file(s), rendered {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
     parts += [f"<p class='warning'>warning: {escape(w)}</p>" for w in merged.warnings]
     if merged.hosts:
-        items = "".join(f"<li class='{escape(status)}'>{escape(line)}</li>" for status, line in host_lines(merged.hosts))
+        items = "".join(f"<li class='{escape(status)}'>{escape(line)}</li>"
+                        for status, line in host_lines(merged.hosts))
         parts.append(f"<section><h2>Hosts</h2><ul class='hosts'>{items}</ul></section>")
     for group, rows in merged.groups().items():
         parts.append(_group_section(group, rows))

@@ -4,7 +4,7 @@ trained run into a new run that `edgecls export` takes like any other."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -28,7 +28,7 @@ def prune(
                                          "instead of zeroing weights."),
     ratio: float = typer.Option(0.3, "--ratio", help="--structured: share of expansion channels "
                                                      "to remove (counts rounded to multiples of 8)."),
-    mac_reduction: Optional[float] = typer.Option(
+    mac_reduction: float | None = typer.Option(
         None, "--mac-reduction", help="--structured: choose the ratio that gives this share "
                                       "fewer multiply-accumulates instead (e.g. 0.3)."),
     criterion: str = typer.Option("energy", "--criterion",

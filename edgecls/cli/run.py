@@ -36,7 +36,8 @@ def run(
     headless: bool = typer.Option(False, help="No window: one JSON line per frame on stdout (or --jsonl)."),
     jsonl: Path = typer.Option(None, help="Write the per-frame JSON lines to this file."),
     save: Path = typer.Option(None, help="Write the annotated video to this file (.mp4 or .avi)."),
-    serve: bool = typer.Option(False, help="Stream annotated frames as MJPEG over HTTP (page at /, stream at /stream)."),
+    serve: bool = typer.Option(False, help="Stream annotated frames as MJPEG over HTTP "
+                                           "(page at /, stream at /stream)."),
     host: str = typer.Option("127.0.0.1", help=(
         "Address for --serve. Any address but loopback (e.g. 0.0.0.0, to allow other machines) "
         "requires a token or --basic-auth; a token is generated and printed if none is given.")),

@@ -137,7 +137,7 @@ def check_dataset(
     infos = _inspect_all([path for _, _, path in entries], workers, on_progress)
     report = CheckReport(root=scan.root, layout=scan.layout, labels=scan.labels, usable={},
                          digests={}, non_images=list(scan.skipped))
-    readable = [(s, l, infos[p]) for s, l, p in entries if infos[p].problem is None]
+    readable = [(s, label, infos[p]) for s, label, p in entries if infos[p].problem is None]
     report.unreadable = {p: infos[p].problem for _, _, p in entries if infos[p].problem}
     report.digests = {info.path: info.digest for _, _, info in readable}
     excluded = _find_duplicates(report, readable)

@@ -70,7 +70,7 @@ class Split:
         write_text_atomic(Path(path), json.dumps(data, indent=1))
 
     @classmethod
-    def load(cls, path: str | Path, root: str | Path | None = None) -> "Split":
+    def load(cls, path: str | Path, root: str | Path | None = None) -> Split:
         """Reads a split manifest; ``root`` overrides the stored dataset folder."""
         path = Path(path)
         try:

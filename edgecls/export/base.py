@@ -59,23 +59,23 @@ class QuantizationConfig:
                                                             compare=False)
 
     @classmethod
-    def for_float32(cls) -> "QuantizationConfig":
+    def for_float32(cls) -> QuantizationConfig:
         """No quantization."""
         return cls(precision="fp32")
 
     @classmethod
-    def for_float16(cls) -> "QuantizationConfig":
+    def for_float16(cls) -> QuantizationConfig:
         """Weights stored as float16."""
         return cls(precision="fp16")
 
     @classmethod
-    def for_dynamic(cls) -> "QuantizationConfig":
+    def for_dynamic(cls) -> QuantizationConfig:
         """INT8 weights, float activations (no calibration data needed)."""
         return cls(precision="dynamic")
 
     @classmethod
     def for_int8(cls, calibration: np.ndarray, method: str = "default",
-                 io_type: str = "uint8", **options: Any) -> "QuantizationConfig":
+                 io_type: str = "uint8", **options: Any) -> QuantizationConfig:
         """Full-integer INT8 calibrated on ``calibration`` (N, H, W, 3) RGB 0..255 images."""
         if calibration is None or len(calibration) == 0:
             raise ConfigError("INT8 export needs calibration images",
@@ -88,7 +88,7 @@ class QuantizationConfig:
 
     @classmethod
     def for_precision(cls, precision: str, calibration: np.ndarray | None = None,
-                      **int8_options: Any) -> "QuantizationConfig":
+                      **int8_options: Any) -> QuantizationConfig:
         """The config for a precision name (``fp32``, ``fp16``, ``dynamic``, ``int8``)."""
         if precision == "int8":
             return cls.for_int8(calibration, **int8_options)  # type: ignore[arg-type]
@@ -98,7 +98,7 @@ class QuantizationConfig:
                               f"choose from: {', '.join(PRECISIONS)}")
         return makers[precision]()
 
-    def replace(self, **changes: Any) -> "QuantizationConfig":
+    def replace(self, **changes: Any) -> QuantizationConfig:
         """A copy with some fields changed (used by the accuracy remedies)."""
         return dataclasses.replace(self, **changes)
 

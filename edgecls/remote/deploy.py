@@ -91,7 +91,8 @@ def deploy(job: DeployJob) -> DeployResult:
         unit = unit_text(job, environment)
         result = DeployResult(environment, job.unit_name, unit, copied)
         if job.service:
-            result.actions = install_unit(transport, job, environment, unit, restart=bool(copied or environment.installed))
+            result.actions = install_unit(transport, job, environment, unit,
+                                          restart=bool(copied or environment.installed))
         return result
     finally:
         transport.close()

@@ -167,9 +167,9 @@ class SshTransport:
     def forward(self, local_port: int, remote_port: int) -> subprocess.Popen[bytes]:
         """Starts ``ssh -N -L`` forwarding 127.0.0.1:``local_port`` here to the device's loopback."""
         spec = f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"
-        return subprocess.Popen([*self.base_args(shared=False), "-N", "-L", spec, "-o", "ExitOnForwardFailure=yes", "--",
-                                 self.host.destination], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen([*self.base_args(shared=False), "-N", "-L", spec,
+                                 "-o", "ExitOnForwardFailure=yes", "--", self.host.destination],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def close(self) -> None:
         """Ends the shared connection to this host, if one was opened."""

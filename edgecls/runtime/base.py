@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecls.formats import Format
 from edgecls.runtime.metadata import ModelMetadata
-from edgecls.runtime.tensors import TensorInfo, from_model_output, to_model_input
+from edgecls.runtime.tensors import TensorInfo, from_model_output, tensor_dict, to_model_input
 from edgecls.runtime.tflite_standard_metadata import StandardMetadata
 
 

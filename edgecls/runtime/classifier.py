@@ -3,8 +3,9 @@
 Reads the metadata embedded by ``edgecls export``; for a foreign model it derives the
 input from the tensor and takes labels and normalization from the model's standard
 TFLite Metadata when it has some (MediaPipe Model Maker, model zoos, the Coral
-ImageNet models), else labels from a file. Our own entry wins when both exist. The per-frame path reuses preallocated buffers and, for uint8/int8 models
-whose input is plain pixels, never leaves 8-bit integers.
+ImageNet models), else labels from a file. Our own entry wins when both exist. The
+per-frame path reuses preallocated buffers and, for uint8/int8 models whose input is
+plain pixels, never leaves 8-bit integers.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class FrameSource:
     def close(self) -> None:
         """Releases the device or file."""
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,7 +160,7 @@ class LiveSource(FrameSource):
         timeout = self._first_frame_timeout
         while not self._stop.is_set():
             with self._new:
-                if not self._new.wait_for(lambda: self._frame_id != seen or self._stop.is_set(), timeout):
+                if not self._new.wait_for(lambda seen=seen: self._frame_id != seen or self._stop.is_set(), timeout):
                     if index == 0:
                         raise SourceError(f"{self.description} delivered no frame in {timeout:.0f} s",
                                           "is the camera in use by another program?")

@@ -69,7 +69,7 @@ class TrainConfig:
     bn_momentum: float = 0.9
     jit_compile: bool = False
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Checks ranges; returns ``self``. Raises ConfigError on a bad value."""
         _require(self.epochs >= 1, "epochs must be at least 1")
         _require(self.img_size >= 32, "img_size must be at least 32 pixels")
