@@ -8,17 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
 
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.bench.schema import STATUS_BELOW_FLOOR, STATUS_FAILED, STATUS_PASSED, validate_report
 from edgecls.errors import EdgeclsError
+from helpers.images import write_color_folder
 
 NET = TinyNet()
-BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 QUICK = dict(runs=15, warmup=2)
 
 
@@ -33,21 +31,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "onnx_int8": make_onnx(root / "tiny_int8.onnx", NET, tiny_metadata(NET, precision="int8"), quantized=True),
         "openvino_fp32": make_openvino(root / "tiny_fp32.xml", NET, tiny_metadata(NET)),
     }
-
-
-def write_color_folder(root: Path, per_class: int = 3, swap: bool = False) -> Path:
-    """Noisy pure-color images in red/green/blue folders (``swap``: wrong folders)."""
-    rng = np.random.default_rng(0)
-    names = list(BGR)
-    for index, name in enumerate(names):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        color = BGR[names[(index + 1) % 3] if swap else name]
-        for i in range(per_class):
-            noise = rng.integers(0, 40, (24, 20, 3))
-            image = np.clip(np.asarray(color) * 0.85 + noise, 0, 255).astype(np.uint8)
-            cv2.imwrite(str(folder / f"{name}_{i}.png"), image)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_image_folder
 from mediapipe_env import run_client
-from test_export import CLASSES, SIZE, make_run
+
+from helpers.images import write_image_folder
+from helpers.runs import CLASSES, SIZE, make_run
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 MIN_AGREEMENT = 0.95

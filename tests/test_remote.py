@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import pytest
 from sshd import SshLab, free_port, missing_tools
-from test_bench import write_color_folder
 from tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.dataset import LabelledImages
@@ -28,6 +27,7 @@ from edgecls.bench.runner import BenchOptions
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.remote.bench import RemoteBenchJob, bench_arguments
 from edgecls.remote.deploy import systemd_quote
+from helpers.images import write_color_folder
 from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
 from edgecls.remote.host import parse_host, parse_hosts
 from edgecls.remote.sample import sample_images

@@ -47,7 +47,7 @@ def bench_remote(models: list[Path], options: Any, hosts: list[str], json_out: P
                  remote_python: str | None, install: str) -> None:
     """``edgecls bench --host``: every host in parallel, one merged JSON, exit 1 unless all passed."""
     from edgecls.atomic import write_text_atomic
-    from edgecls.bench.render_table import print_report
+    from edgecls.cli.bench_table import print_report
     from edgecls.bench.report import merge_records
     from edgecls.bench.schema import dump_report
     from edgecls.remote.bench import RemoteBenchJob, all_passed, bench_on_hosts

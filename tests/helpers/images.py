@@ -32,3 +32,22 @@ def write_image_folder(root: Path, classes: dict[str, int], size: int = 32,
         for i in range(count):
             cv2.imwrite(str(folder / f"{name}_{i:04d}{ext}"), make_image(index, rng, size))
     return root
+
+
+# Pure colors (BGR) of ``write_color_folder``'s classes.
+BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
+
+
+def write_color_folder(root: Path, per_class: int = 3, swap: bool = False) -> Path:
+    """Noisy pure-color images in red/green/blue folders (``swap``: wrong folders)."""
+    rng = np.random.default_rng(0)
+    names = list(BGR)
+    for index, name in enumerate(names):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        color = BGR[names[(index + 1) % 3] if swap else name]
+        for i in range(per_class):
+            noise = rng.integers(0, 40, (24, 20, 3))
+            image = np.clip(np.asarray(color) * 0.85 + noise, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{name}_{i}.png"), image)
+    return root
