@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecls.bench.runner import FORMATS
 from edgecls.errors import EdgeclsError
+from edgecls.formats import artifact_files, format_for_path
 
 
 def model_format(model: Path) -> str | None:
     """``tflite``, ``onnx`` or ``openvino`` by suffix (None for anything else)."""
-    return FORMATS.get(model.suffix.lower())
+    fmt = format_for_path(model)
+    return fmt.name if fmt else None
 
 
 def model_files(model: Path, folder: str = "") -> dict[str, Path]:
-    """Archive name -> local path: the model, and the ``.bin`` weights beside an OpenVINO ``.xml``.
+    """Archive name -> local path: the model and its side files (``edgecls.formats``), such as
+    the ``.bin`` weights beside an OpenVINO ``.xml``.
 
     Raises:
         EdgeclsError: the model file does not exist.
@@ -22,8 +24,4 @@ def model_files(model: Path, folder: str = "") -> dict[str, Path]:
     if not model.is_file():
         raise EdgeclsError(f"model {model} does not exist", "check the path")
     prefix = f"{folder}/" if folder else ""
-    files = {f"{prefix}{model.name}": model}
-    weights = model.with_suffix(".bin")
-    if model_format(model) == "openvino" and weights.is_file():
-        files[f"{prefix}{weights.name}"] = weights
-    return files
+    return {f"{prefix}{path.name}": path for path in artifact_files(model)}
