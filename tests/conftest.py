@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.images import make_image, write_image_folder  # noqa: F401  (tests import them from here too)
+from helpers.images import write_image_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from edgecls.explain.changes import ArtifactChanges, changed_top1, changes_html
 from edgecls.explain.gallery import confident_mistakes, write_mistakes_gallery
-from test_export import make_run
-from test_export_cli import black_image_folder, run_cli
+from helpers.cli import run_cli
+from helpers.images import black_image_folder
+from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")

@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import errno
 import json
-import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
+from helpers.cli import run_cli
+from helpers.images import black_image_folder
 from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("export_cli"))
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """Runs the real CLI entry point in-process; returns (exit code, stdout + stderr)."""
-    from edgecls.cli import main
-
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setattr(sys, "argv", ["edgecls", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out + captured.err
-
-
-def black_image_folder(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(root / "black.png"), np.zeros((32, 32, 3), np.uint8))
-    return root
 
 
 def test_gate_trips_on_one_black_calibration_image(run_dir, tmp_path, monkeypatch, capsys) -> None:

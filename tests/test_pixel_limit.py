@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from helpers.images import write_image_folder
 
 from edgecls.data.calibration import folder_calibration
 from edgecls.data.check import check_dataset

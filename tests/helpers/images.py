@@ -51,3 +51,10 @@ def write_color_folder(root: Path, per_class: int = 3, swap: bool = False) -> Pa
             image = np.clip(np.asarray(color) * 0.85 + noise, 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"{name}_{i}.png"), image)
     return root
+
+
+def black_image_folder(root: Path) -> Path:
+    """One all-black 32x32 PNG in ``root`` (a calibration set that ruins INT8)."""
+    root.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(root / "black.png"), np.zeros((32, 32, 3), np.uint8))
+    return root
