@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.export import Prepared, prepare_run
 from helpers.images import write_image_folder
+from helpers.runs import make_run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -26,3 +28,15 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder {SHARED} is absent")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny run directory (tests/helpers/runs.py ``make_run``), once per module."""
+    return make_run(tmp_path_factory.mktemp("export_run"))
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_run: Path) -> Prepared:
+    """The tiny run's float model, SavedModel, images and float probabilities."""
+    return prepare_run(tiny_run)

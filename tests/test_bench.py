@@ -14,10 +14,10 @@ from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_met
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.bench.schema import STATUS_BELOW_FLOOR, STATUS_FAILED, STATUS_PASSED, validate_report
 from edgecls.errors import EdgeclsError
+from helpers.bench import QUICK
 from helpers.images import write_color_folder
 
 NET = TinyNet()
-QUICK = dict(runs=15, warmup=2)
 
 
 @pytest.fixture(scope="module")

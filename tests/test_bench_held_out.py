@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_bench import QUICK, write_color_folder
 from tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.runner import BenchOptions, run_bench
@@ -14,6 +13,8 @@ from edgecls.data.check import check_dataset
 from edgecls.data.fingerprint import HASH_RULE
 from edgecls.data.split import hash_rule, make_split
 from edgecls.runtime.metadata import ModelMetadata, split_rule
+from helpers.bench import QUICK
+from helpers.images import write_color_folder
 
 NET = TinyNet()
 

@@ -3,13 +3,13 @@ reload it through the edgecls runtime, compare with the float model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers.runs import CLASSES, SIZE, make_run
+from helpers.export import Prepared
+from helpers.runs import CLASSES, SIZE
 
 FORMATS = ("tflite", "onnx", "openvino")
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -21,42 +21,6 @@ THRESHOLDS = {
     "dynamic": (None, 0.95, 5.0),
     "int8": (None, 0.95, 5.0),
 }
-
-
-@dataclass
-class Prepared:
-    """The float model of the tiny run, ready for every exporter."""
-
-    source: object
-    images: np.ndarray
-    labels: np.ndarray
-    float_probs: np.ndarray
-    calibration: np.ndarray
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("export_run"))
-
-
-@pytest.fixture(scope="module")
-def prepared(tiny_run: Path) -> Prepared:
-    from edgecls.data.pipeline import load_arrays
-    from edgecls.data.split import Split
-    from edgecls.export.base import ExportSource
-    from edgecls.export.metadata import base_metadata
-    from edgecls.export.validate import float_probabilities
-    from edgecls.models.float_model import load_float_model
-
-    model = load_float_model(tiny_run / "best.keras")
-    model.export(str(tiny_run / "saved_model"), verbose=False)
-    split = Split.load(tiny_run / "split.json")
-    items = [item for subset in ("train", "val", "test") for item in split.items(subset)]
-    images, labels = load_arrays(items, (SIZE, SIZE))
-    images = images.astype(np.float32)
-    meta = base_metadata(split.labels, (SIZE, SIZE), model.name)
-    source = ExportSource(model, tiny_run / "saved_model", meta, tiny_run)
-    return Prepared(source, images, labels, float_probabilities(model, images), images[::2])
 
 
 @pytest.fixture(scope="module")

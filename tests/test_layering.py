@@ -108,3 +108,16 @@ def test_the_checker_sees_upward_imports(tmp_path: Path) -> None:
     assert all(_layer_of(top) > _layer_of("runtime") for top in ("export", "cli", "bench"))
     with pytest.raises(AssertionError, match="no layer"):
         _layer_of("newpackage")
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in tests/helpers/ (or conftest fixtures), never in a test module."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(tests)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[0].startswith("test_") or name == "conftest"]
+    assert not found, "\n".join(found)

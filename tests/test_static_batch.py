@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export import SIZE, Prepared, prepared, tiny_run  # noqa: F401 - module fixtures
+
+from helpers.export import Prepared
+from helpers.runs import SIZE
 
 
 def _export(source, fmt: str, precision: str, out: Path, calibration: np.ndarray) -> Path:
@@ -34,7 +36,7 @@ def benchmark_app() -> list[str]:
 
 @pytest.mark.parametrize("fmt, precision", [("onnx", "fp32"), ("onnx", "int8"),
                                             ("openvino", "fp32"), ("openvino", "int8")])
-def test_static_batch_one_by_default(prepared: Prepared, tmp_path: Path, fmt: str, precision: str) -> None:  # noqa: F811
+def test_static_batch_one_by_default(prepared: Prepared, tmp_path: Path, fmt: str, precision: str) -> None:
     from edgecls.export.validate import compare
     from edgecls.runtime import Classifier
 
@@ -48,7 +50,7 @@ def test_static_batch_one_by_default(prepared: Prepared, tmp_path: Path, fmt: st
 
 
 @pytest.mark.parametrize("fmt", ["onnx", pytest.param("openvino", marks=pytest.mark.slow)])
-def test_dynamic_batch_on_request(prepared: Prepared, tmp_path: Path, fmt: str) -> None:  # noqa: F811
+def test_dynamic_batch_on_request(prepared: Prepared, tmp_path: Path, fmt: str) -> None:
     from edgecls.runtime import Classifier
 
     source = dataclasses.replace(prepared.source, dynamic_batch=True, work_dir=tmp_path / "work")
@@ -58,7 +60,7 @@ def test_dynamic_batch_on_request(prepared: Prepared, tmp_path: Path, fmt: str) 
     assert classifier.predict(prepared.images[:5]).shape == (5, 3)
 
 
-def test_benchmark_app_runs_the_ir_as_exported(prepared: Prepared, tmp_path: Path) -> None:  # noqa: F811
+def test_benchmark_app_runs_the_ir_as_exported(prepared: Prepared, tmp_path: Path) -> None:
     xml = _export(prepared.source, "openvino", "int8", tmp_path, prepared.calibration)
     result = subprocess.run([*benchmark_app(), "-m", str(xml), "-d", "CPU", "-niter", "40", "-nireq", "1",
                              "-hint", "latency"], capture_output=True, text=True, timeout=300, check=False)

@@ -1,0 +1,3 @@
+"""Bench options for tests: a few timed runs, enough to exercise every stage quickly."""
+
+QUICK = dict(runs=15, warmup=2)
