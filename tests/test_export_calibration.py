@@ -12,7 +12,8 @@ import pytest
 from edgecls.data.calibration import (folder_calibration, list_presets, load_preset,
                                       sample_items)
 from edgecls.errors import ConfigError, DataError
-from edgecls.export.validate import compare, kl_divergence
+from edgecls.export.validate import compare
+from edgecls.metrics import kl_divergence
 
 
 def items(per_class: dict[int, int]) -> list[tuple[Path, int]]:

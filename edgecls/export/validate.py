@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.metrics import kl_divergence, softmax
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.base import BackendOptions
-from edgecls.runtime.tensors import softmax
 from edgecls.stats import PairedDrop, compare_paired, per_class_drops
 
-_EPS = 1e-7
 BATCH = 32
 
 
@@ -121,15 +120,6 @@ def _split_counts(splits: np.ndarray | None) -> dict[str, int]:
         return {}
     names, counts = np.unique(np.asarray(splits), return_counts=True)
     return {str(name): int(count) for name, count in zip(names, counts, strict=True)}
-
-
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Mean over rows of KL(p || q) for probability rows."""
-    p = np.clip(p.astype(np.float64), _EPS, 1.0)
-    q = np.clip(q.astype(np.float64), _EPS, 1.0)
-    p /= p.sum(axis=1, keepdims=True)
-    q /= q.sum(axis=1, keepdims=True)
-    return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
 
 
 def validate_artifact(path: Path, images: np.ndarray, labels: np.ndarray,
