@@ -27,7 +27,7 @@ from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.export import metadata as md
 from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
-from edgecls.export.pipeline import input_size, load_float_model
+from edgecls.models.float_model import input_size, load_float_model
 from edgecls.export.validate import float_probabilities, validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info

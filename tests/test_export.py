@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.export import Prepared
-from helpers.runs import CLASSES, SIZE
+from helpers.export import Prepared, assert_matches_float
 
 FORMATS = ("tflite", "onnx", "openvino")
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-# Per precision: largest max |p - p_float| (None: not checked), least top-1 agreement,
-# largest accuracy drop in percentage points.
-THRESHOLDS = {
-    "fp32": (1e-4, 1.0, 0.0),
-    "fp16": (2e-2, 0.97, 3.0),
-    "dynamic": (None, 0.95, 5.0),
-    "int8": (None, 0.95, 5.0),
-}
-
-
 @pytest.fixture(scope="module")
 def artifacts(prepared: Prepared, tmp_path_factory) -> dict:
     """(format, precision) -> exported path; each artifact is exported once per module."""
@@ -40,25 +29,6 @@ def artifacts(prepared: Prepared, tmp_path_factory) -> dict:
         return cache[fmt, precision]
 
     return get
-
-
-def assert_matches_float(path: Path, precision: str, prepared: Prepared) -> None:
-    """The runtime reads the metadata back and the scores agree with the float model."""
-    from edgecls.export.validate import compare
-    from edgecls.runtime import Classifier
-
-    classifier = Classifier(path)
-    meta = classifier.metadata
-    assert meta.labels == sorted(CLASSES)
-    assert tuple(meta.input_size) == (SIZE, SIZE)
-    assert meta.precision == precision
-    probs = classifier.predict(prepared.images)
-    result = compare(probs, prepared.float_probs, prepared.labels, meta.labels)
-    max_diff, min_agreement, max_drop = THRESHOLDS[precision]
-    if max_diff is not None:
-        assert np.abs(probs - prepared.float_probs).max() < max_diff
-    assert result.agreement >= min_agreement, result
-    assert result.drop_pp <= max_drop, result
 
 
 def test_tiny_model_learned_the_task(prepared: Prepared) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_export import CLASSES, Prepared, assert_matches_float, make_run, prepared  # noqa: F401
+from helpers.export import Prepared, assert_matches_float
+from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.runs import SIZE
+from helpers.runs import CLASSES, SIZE
+
+# Per precision: largest max |p - p_float| (None: not checked), least top-1 agreement,
+# largest accuracy drop in percentage points.
+THRESHOLDS = {
+    "fp32": (1e-4, 1.0, 0.0),
+    "fp16": (2e-2, 0.97, 3.0),
+    "dynamic": (None, 0.95, 5.0),
+    "int8": (None, 0.95, 5.0),
+}
 
 
 @dataclass
@@ -39,3 +48,22 @@ def prepare_run(tiny_run: Path) -> Prepared:
     meta = base_metadata(split.labels, (SIZE, SIZE), model.name)
     source = ExportSource(model, tiny_run / "saved_model", meta, tiny_run)
     return Prepared(source, images, labels, float_probabilities(model, images), images[::2])
+
+
+def assert_matches_float(path: Path, precision: str, prepared: Prepared) -> None:
+    """The runtime reads the metadata back and the scores agree with the float model."""
+    from edgecls.export.validate import compare
+    from edgecls.runtime import Classifier
+
+    classifier = Classifier(path)
+    meta = classifier.metadata
+    assert meta.labels == sorted(CLASSES)
+    assert tuple(meta.input_size) == (SIZE, SIZE)
+    assert meta.precision == precision
+    probs = classifier.predict(prepared.images)
+    result = compare(probs, prepared.float_probs, prepared.labels, meta.labels)
+    max_diff, min_agreement, max_drop = THRESHOLDS[precision]
+    if max_diff is not None:
+        assert np.abs(probs - prepared.float_probs).max() < max_diff
+    assert result.agreement >= min_agreement, result
+    assert result.drop_pp <= max_drop, result
