@@ -139,9 +139,11 @@ def _exclusive_lock(out: Path) -> Iterator[None]:
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             raise ConfigError(f"another edgecls export is writing into {out}",
                               "wait for it to finish, or pass a different --out") from None
+        except OSError:  # a file system without locks (some network mounts): go unlocked
+            pass
         yield
     finally:
         os.close(handle)  # closing releases the lock
