@@ -4,8 +4,10 @@ Both write QDQ models (QuantizeLinear/DequantizeLinear around float ops) that ON
 Runtime fuses into integer kernels:
 
 - ``nncf``: ``nncf.quantize`` (MinMax ranges, symmetric per-channel INT8 weights,
-  fast bias correction of every layer with a bias). Measured better than ONNX
-  Runtime's quantizer on every model of ``benchmarks/onnx_quantizers.py``: the default.
+  symmetric activations: uint8 after ReLU, int8 elsewhere; fast bias correction of every
+  layer with a bias): the default, the same algorithm that holds OpenVINO INT8 within
+  budget, with accuracy control on the same path (``benchmarks/onnx_quantizers.py``
+  compares it with ONNX Runtime's quantizer on one model).
 - ``nncf_accuracy_control``: ``nncf.quantize_with_accuracy_control``; validates on
   held-out images and puts the layers that cost the most accuracy back in float.
 - ``minmax`` / ``entropy`` / ``percentile``: ONNX Runtime ``quantize_static``, U8S8
