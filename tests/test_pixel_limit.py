@@ -48,7 +48,7 @@ def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp"])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp", ".tiff"])
 def test_header_sizes_match_the_decoder(ext: str) -> None:
     image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
     ok, encoded = cv2.imencode(ext, image)
@@ -64,6 +64,9 @@ def test_header_sizes_of_gif_lossless_webp_and_exif_jpeg() -> None:
     ok, jpeg = cv2.imencode(".jpg", np.zeros((9, 11, 3), np.uint8))
     app1 = b"\xff\xe1" + struct.pack(">H", 40002) + bytes(40000)  # a large EXIF block first
     assert image_size(jpeg.tobytes()[:2] + app1 + jpeg.tobytes()[2:]) == (11, 9)
+    big_endian_tiff = (b"MM\x00*" + struct.pack(">IH", 8, 2) + struct.pack(">HHIHH", 256, 3, 1, 30000, 0)
+                       + struct.pack(">HHII", 257, 4, 1, 20000) + bytes(4))
+    assert image_size(big_endian_tiff) == (30000, 20000)
     assert image_size(b"not an image at all") is None
 
 

@@ -1,9 +1,10 @@
 """Image dimensions from the file header, and the pixel limit checked before decoding.
 
 A 1 MB PNG can declare 20000x20000 pixels and take gigabytes once decoded, enough to
-kill a Raspberry Pi. Every image edgecls decodes (data check, training, calibration,
-``edgecls run`` on a folder) first has its width and height read from the header here,
-without decoding, and is refused when it holds more than ``max_pixels()`` pixels.
+kill a Raspberry Pi. Every image edgecls decodes (PNG, JPEG, BMP, WebP, GIF, TIFF) in
+data check, training, calibration or ``edgecls run`` on a folder first has its width and
+height read from the header here, without decoding, and is refused when it holds more
+than ``max_pixels()`` pixels.
 The limit is ``DEFAULT_MAX_PIXELS`` unless the environment variable
 ``EDGECLS_MAX_PIXELS`` says otherwise (the CLI's ``--max-pixels`` sets it).
 Pure Python: no OpenCV, no numpy.
@@ -68,7 +69,7 @@ def check_pixels(data: bytes | memoryview, source: str | Path) -> None:
 
 
 def image_size(data: bytes | memoryview) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, BMP, WebP or GIF header; None when unknown."""
+    """(width, height) from a PNG, JPEG, BMP, WebP, GIF or TIFF header; None when unknown."""
     head = bytes(data[:32])
     try:
         if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -82,6 +83,8 @@ def image_size(data: bytes | memoryview) -> tuple[int, int] | None:
             return struct.unpack("<HH", head[6:10])
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             return _webp_size(bytes(data[:40]))
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(memoryview(data))
     except struct.error:
         return None
     return None
@@ -107,6 +110,21 @@ def _jpeg_size(data: bytes | memoryview) -> tuple[int, int] | None:
             return width, height
         pos += 2 + length
     return None
+
+
+def _tiff_size(view: memoryview) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first image file directory."""
+    order = "<" if bytes(view[:2]) == b"II" else ">"
+    ifd = struct.unpack(order + "I", view[4:8])[0]
+    count = struct.unpack(order + "H", view[ifd:ifd + 2])[0]
+    size: dict[int, int] = {}
+    for start in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        tag, kind = struct.unpack(order + "HH", view[start:start + 4])
+        if tag in (256, 257):
+            short = kind == 3  # SHORT, else LONG
+            size[tag] = struct.unpack(order + ("H" if short else "I"),
+                                      view[start + 8:start + (10 if short else 12)])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
 
 
 def _webp_size(head: bytes) -> tuple[int, int] | None:
