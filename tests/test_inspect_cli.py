@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
 
 from edgecls.runtime.describe import DESCRIBE_SCHEMA_VERSION
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from edgecls.cli import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(sys, "argv", ["edgecls", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out + captured.err
+from helpers.cli import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecls.atomic import write_text_atomic
+from edgecls.digest import file_sha256
 from edgecls.formats import artifact_files
 
 MANIFEST_SCHEMA_VERSION = 2
@@ -119,16 +119,7 @@ class Manifest:
         return path
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_files(path: Path) -> dict[str, dict[str, Any]]:
     """name -> {size_bytes, sha256} for every file of an artifact."""
-    return {f.name: {"size_bytes": f.stat().st_size, "sha256": sha256_of(f)}
+    return {f.name: {"size_bytes": f.stat().st_size, "sha256": file_sha256(f)}
             for f in artifact_files(path)}

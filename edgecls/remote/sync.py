@@ -7,20 +7,12 @@ destination and renamed into place, so a service reading a model never sees half
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import uuid
 from pathlib import Path
 
+from edgecls.digest import file_sha256
 from edgecls.remote.ssh import SshTransport, shell_path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def remote_hashes(transport: SshTransport, remote_dir: str, names: list[str], timeout_s: float) -> dict[str, str]:
@@ -39,7 +31,7 @@ def remote_hashes(transport: SshTransport, remote_dir: str, names: list[str], ti
 def sync_files(transport: SshTransport, files: dict[str, Path], remote_dir: str, timeout_s: float) -> list[str]:
     """Brings ``remote_dir`` up to date with ``files`` (name -> local path); returns the names copied."""
     existing = remote_hashes(transport, remote_dir, list(files), min(timeout_s, 120.0))
-    changed = {name: path for name, path in files.items() if existing.get(name) != sha256_file(path)}
+    changed = {name: path for name, path in files.items() if existing.get(name) != file_sha256(path)}
     if not changed:
         return []
     scratch = f"{remote_dir.rstrip('/')}/.incoming-{uuid.uuid4().hex[:12]}"

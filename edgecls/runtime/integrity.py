@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from edgecls.atomic import write_bytes_atomic
+from edgecls.digest import file_sha256
 from edgecls.errors import ModelError
 
 DIGEST_PREFIX = "edgecls-sha256:"
@@ -97,17 +98,9 @@ def _verify_weights(xml_path: Path, xml: bytes) -> None:
     bin_path = xml_path.with_suffix(".bin")
     if not bin_path.is_file():
         return  # the backend reports the missing .bin with its own message
-    actual = _file_sha256(bin_path)
+    actual = file_sha256(bin_path)
     if actual.encode() != expected:
         raise _corrupted(bin_path, f"it does not match the SHA-256 digest stored in {xml_path.name}")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fields(data: bytes | bytearray, prefix: str) -> list[int]:
