@@ -83,6 +83,17 @@ def test_tflite_batch_resize(models: dict[str, Path]) -> None:
     np.testing.assert_allclose(backend.run(batch), NET.probabilities(batch), atol=1e-5)
 
 
+def test_tflite_refused_batch_leaves_the_model_usable(shared_dir: Path) -> None:
+    """XNNPack cannot reshape some foreign models (the Coral ones): the refusal is a clear
+    error and the interpreter keeps running single images at its old size."""
+    backend = load_backend(shared_dir / "models" / "coral" / "mobilenet_v1_0.25_128_quant.tflite")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 128, 128, 3)).astype(np.float32)
+    single = backend.run(images[:1])
+    with pytest.raises(ModelError, match="cannot run a batch of 2"):
+        backend.run(images)
+    np.testing.assert_array_equal(backend.run(images[:1]), single)
+
+
 def test_foreign_models_have_no_metadata(models: dict[str, Path]) -> None:
     assert load_backend(models["tflite_uint8"]).read_metadata() is None
 

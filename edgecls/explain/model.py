@@ -65,8 +65,7 @@ class RuntimeModel(ExplainedModel):
 
     def __init__(self, path: str | Path, labels: str | Path | Sequence[str] | None = None,
                  threads: int | None = None) -> None:
-        self._load = lambda: Classifier(path, labels=labels, options=BackendOptions(threads=threads))
-        self.classifier = self._load()
+        self.classifier = Classifier(path, labels=labels, options=BackendOptions(threads=threads))
         super().__init__(Path(path), self.classifier.labels, self.classifier.input_size)
         self.kind = self.classifier.backend.name
         self._batches = True  # False once the model refused a batch (fixed batch of 1)
@@ -79,7 +78,6 @@ class RuntimeModel(ExplainedModel):
         if self._batches and len(batch) > 1:
             try:
                 return self.classifier.predict(batch)
-            except ModelError:  # e.g. LiteRT's XNNPack cannot reshape some foreign models;
-                self._batches = False  # the failed resize leaves the interpreter unusable: reload
-                self.classifier = self._load()
+            except ModelError:  # e.g. LiteRT's XNNPack cannot reshape some foreign models
+                self._batches = False
         return np.concatenate([self.classifier.predict(batch[i:i + 1]) for i in range(len(batch))])

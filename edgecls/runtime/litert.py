@@ -149,15 +149,19 @@ class LiteRTBackend(Backend):
                              "the model may be damaged; re-export it") from None
 
     def _resize_batch(self, batch: int) -> None:
-        shape = list(self._input["shape"])
-        shape[0] = batch
         try:
-            self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
-            with _without_delegate_notice():
-                self._interpreter.allocate_tensors()
+            self._allocate_batch(batch)
         except (ValueError, RuntimeError) as exc:
+            self._allocate_batch(self._batch)  # the interpreter stays usable at its old size
             raise ModelError(f"{self.path} cannot run a batch of {batch}: {exc}") from None
         self._batch = batch
+
+    def _allocate_batch(self, batch: int) -> None:
+        shape = list(self._input["shape"])
+        shape[0] = batch
+        self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
+        with _without_delegate_notice():
+            self._interpreter.allocate_tensors()
 
     @staticmethod
     def version() -> str:
