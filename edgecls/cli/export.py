@@ -47,7 +47,7 @@ def export(
                                        "settings and sensitive layers in float."),
     threads: int = typer.Option(None, "--threads", help="Threads for validation inference."),
     explain_changes: bool = typer.Option(True, "--explain/--no-explain",
-                                         help="Write OUT/changes.html: test images whose top-1 INT8 "
+                                         help="Write OUT/changes.html: held-out images whose top-1 INT8 "
                                               "changed, with float and INT8 heatmaps (RISE)."),
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "

@@ -66,10 +66,12 @@ def explain_change(float_model: ExplainedModel, artifact: ExplainedModel, path: 
 
 def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int = SHOWN_PER_ARTIFACT,
                          threads: int | None = None) -> list[ArtifactChanges]:
-    """For each artifact: how many test images changed top-1, and the first ``shown`` explained."""
+    """For each artifact: how many held-out images (val + test, as the export gate compares)
+    changed top-1, and the first ``shown`` explained."""
     run = RunDir(Path(run_dir))
     float_model = KerasModel.load(run.require_model(), run.read_labels())
-    items = Split.load(run.split).items("test")
+    split = Split.load(run.split)
+    items = [item for name in ("val", "test") if name in split.subsets for item in split.items(name)]
     images, _ = load_arrays(items, float_model.input_size)
     batch = images.astype(np.float32)
     float_probs = float_model.predict(batch)
@@ -137,7 +139,7 @@ def _settings(rise: RiseOptions) -> ExplainSettings:
 _MARKER = "<!-- edgecls explain changes -->"
 _CSS_EMBEDDED = "section.explain img { max-width: 100%; height: auto; } section.explain figcaption { color: #555; }"
 
-_NOTE = ("<p class='note'>Held-out test images whose top-1 differs between the float model and each "
+_NOTE = ("<p class='note'>Held-out images (val + test) whose top-1 differs between the float model and each "
          "artifact. First row: float model; second row: the artifact; heatmaps by RISE with the same "
          "masks, for the float top-1 class and the artifact's top-1 class; rank correlation and "
          "top-20% overlap below each.</p>")
