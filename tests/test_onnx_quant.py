@@ -80,8 +80,10 @@ def test_onnx_remedies_after_nncf_are_accuracy_control_then_onnxruntime(prepared
     validation = (prepared.images[:8].astype(np.uint8), prepared.labels[:8])
     quant = QuantizationConfig.for_int8(prepared.calibration, validation=validation)
     remedies = get_exporter("onnx").remedies(prepared.source, quant, [quant])
-    assert [r.config.method for r in remedies] == ["nncf_accuracy_control", "percentile", "minmax"]
+    assert [r.config.method for r in remedies] == ["nncf_accuracy_control", "minmax", "percentile"]
     assert get_exporter("onnx").settings(remedies[1].config)["quantizer"] == "onnxruntime"
+    assert remedies[0].config.validation is not None and remedies[1].config.validation is None
+    assert len(remedies[2].config.calibration) <= 100  # Percentile keeps every activation in memory
 
 
 def test_sqnr_exclusion_is_a_last_resort_for_onnxruntime_only(prepared: Prepared) -> None:  # noqa: F811
