@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.data.fingerprint import file_digest, unit_hash
+from edgecls.data.scan import scan_dataset
+from edgecls.data.split import Split
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
 
@@ -51,15 +53,11 @@ def load_labelled_images(path: str | Path, max_per_class: int | None = None) -> 
 
 
 def _from_run_dir(run: RunDir) -> LabelledImages:
-    from edgecls.data.split import Split
-
     split = Split.load(run.split)
     return LabelledImages(f"{run.root} (test split)", list(split.labels), split.items("test"))
 
 
 def _from_folder(path: Path) -> LabelledImages:
-    from edgecls.data.scan import scan_dataset
-
     scan = scan_dataset(path)
     subset = None
     if scan.layout == "presplit":

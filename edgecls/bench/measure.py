@@ -20,7 +20,11 @@ import numpy as np
 
 from edgecls.bench import accuracy, latency, memory
 from edgecls.bench.dataset import select_held_out
+from edgecls.errors import DataError, EdgeclsError
 from edgecls.metrics import top_k_indices
+from edgecls.runtime import BackendOptions, Classifier
+from edgecls.runtime.metadata import split_rule
+from edgecls.runtime.preprocess import read_image_bgr
 
 
 @dataclass
@@ -48,8 +52,6 @@ class StageError(Exception):
     """A failure in one stage of the measurement (load, run, accuracy)."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
-        from edgecls.errors import EdgeclsError
-
         detail = str(cause) if isinstance(cause, EdgeclsError) else f"{type(cause).__name__}: {cause}"
         super().__init__(f"{stage} failed: {detail}")
         self.stage = stage
@@ -61,8 +63,6 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     Raises:
         StageError: loading, running or scoring the model failed.
     """
-    import edgecls.runtime  # noqa: F401  numpy + OpenCV: the baseline every format pays
-
     baseline_rss = memory.current_rss_mb()
     start = time.perf_counter()
     classifier = _stage("load", _load, spec)
@@ -123,8 +123,6 @@ def model_labels(classifier: Any, spec: MeasureSpec) -> list[str] | None:
 
 
 def _load(spec: MeasureSpec) -> Any:
-    from edgecls.runtime import BackendOptions, Classifier
-
     options = BackendOptions(threads=spec.threads, device=spec.device, providers=spec.providers,
                              extra=spec.extra)
     return Classifier(spec.model, labels=spec.labels_file, options=options, verify=spec.verify)
@@ -135,8 +133,6 @@ def _sample_frame(classifier: Any, spec: MeasureSpec) -> np.ndarray:
     first data image if any, else fixed pseudo-random pixels."""
     import cv2
 
-    from edgecls.runtime.preprocess import read_image_bgr
-
     height, width = classifier.input_size
     if spec.data_items:
         return cv2.resize(read_image_bgr(spec.data_items[0][0]), (width, height))
@@ -145,9 +141,6 @@ def _sample_frame(classifier: Any, spec: MeasureSpec) -> np.ndarray:
 
 def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
     """Top-k of every data image; accuracy metrics and the top-1 labels for agreement."""
-    from edgecls.errors import DataError
-    from edgecls.runtime.preprocess import read_image_bgr
-
     labels = model_labels(classifier, spec)
     num_outputs = len(classifier.labels)
     class_outputs = accuracy.class_output_indices(spec.data_labels or [], labels, num_outputs)
@@ -174,9 +167,6 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
 
 def _selected_items(classifier: Any, spec: MeasureSpec) -> tuple[list, dict[str, Any]]:
     """The data images to score and why (``accuracy.selection`` in SCHEMA.md)."""
-    from edgecls.errors import DataError
-    from edgecls.runtime.metadata import split_rule
-
     if spec.data_selection != "held_out":
         return spec.data_items, {"mode": spec.data_selection, "held_out_known":
                                  spec.data_selection == "run_test_split",

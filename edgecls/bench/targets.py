@@ -8,6 +8,7 @@ itself is recorded with the machine so a report shows what was applied.
 from __future__ import annotations
 
 from edgecls.bench.runner import BenchOptions
+from edgecls.runtime.targets import load_target
 
 _RECORDED = ("name", "format", "precision", "backend", "device", "threads", "execution_providers")
 
@@ -20,8 +21,6 @@ def apply_target(options: BenchOptions, threads_given: bool) -> None:
     """
     if not options.target:
         return
-    from edgecls.runtime.targets import load_target
-
     target = load_target(options.target)
     backend = target.backend_options()
     if not threads_given and backend.threads is not None:

@@ -8,9 +8,19 @@ from typing import Any
 
 import typer
 
+from edgecls.atomic import write_text_atomic
+from edgecls.bench.render_html import render_html
+from edgecls.bench.render_md import render_markdown
+from edgecls.bench.report import merge_records, merge_reports
+from edgecls.bench.runner import BenchOptions, run_bench
+from edgecls.bench.schema import STATUS_PASSED, dump_report
+from edgecls.bench.targets import apply_target
 from edgecls.cli.app import app
+from edgecls.cli.bench_table import print_report
 from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, bench_remote
 from edgecls.errors import EdgeclsError
+from edgecls.explain.changes import embed_changes
+from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
 
 @app.command("bench")
@@ -59,13 +69,6 @@ def bench(
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from edgecls.atomic import write_text_atomic
-    from edgecls.bench.report import merge_records
-    from edgecls.bench.runner import BenchOptions, run_bench
-    from edgecls.bench.schema import STATUS_PASSED, dump_report
-    from edgecls.bench.targets import apply_target
-    from edgecls.cli.bench_table import print_report
 
     options = BenchOptions(
         data=data, reference=reference, target=target, threads=_parse_threads(threads),
@@ -122,25 +125,15 @@ def report(
     Files of another schema version or broken JSON are skipped with a warning; models
     trained on different label sets are refused.
     """
-    from edgecls.atomic import write_text_atomic
-    from edgecls.bench.report import merge_reports
-    from edgecls.cli.bench_table import print_report
-
     merged = merge_reports(files)
     print_report(merged)
     if html:
-        from edgecls.bench.render_html import render_html
-
         page = render_html(merged)
         if changes:
-            from edgecls.explain.changes import embed_changes
-
             page = embed_changes(page, changes)
         write_text_atomic(html, page)
         typer.echo(f"wrote {html}")
     if md:
-        from edgecls.bench.render_md import render_markdown
-
         write_text_atomic(md, render_markdown(merged))
         typer.echo(f"wrote {md}")
 
@@ -170,8 +163,6 @@ def _check_output(path: Path) -> None:
 def _check_models(models: list[Path]) -> None:
     """A missing file, a folder or an unknown suffix is a user error (exit 2), found
     before measuring anything; a file that fails to load is a ``failed`` record."""
-    from edgecls.runtime.backends import backend_for_suffix, check_model_file
-
     for model in models:
         check_model_file(model)
         backend_for_suffix(model)

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import typer
 
+from edgecls.atomic import write_text_atomic
 from edgecls.cli.app import app
+from edgecls.cli.check_table import render_check
+from edgecls.data.check import check_dataset
+from edgecls.data.digits import write_digits_dataset
 from edgecls.runtime.image_header import set_max_pixels
 
 data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
@@ -32,10 +36,6 @@ def check(
     from rich.console import Console
     from rich.progress import Progress
 
-    from edgecls.atomic import write_text_atomic
-    from edgecls.cli.check_table import render_check
-    from edgecls.data.check import check_dataset
-
     set_max_pixels(max_pixels)
     console = Console()
     with Progress(transient=True, console=console) as progress:
@@ -56,7 +56,5 @@ def digits(
     size: int = typer.Option(32, help="Side of the written PNG images in pixels."),
 ) -> None:
     """Write scikit-learn's bundled handwritten digits as an image folder (offline demo data)."""
-    from edgecls.data.digits import write_digits_dataset
-
     write_digits_dataset(out, size)
     typer.echo(f"wrote 1797 digit images to {out}")

@@ -7,12 +7,9 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
-from edgecls.cli.remote import (
-    HOST_HELP,
-    INSTALL_HELP,
-    REMOTE_PYTHON_HELP,
-    prepare_options,
-)
+from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, prepare_options
+from edgecls.remote.deploy import DeployJob, deploy as run_deploy, install_commands
+from edgecls.remote.host import parse_host
 
 
 @app.command("deploy")
@@ -40,10 +37,6 @@ def deploy(
     """
     from rich.console import Console
     from rich.markup import escape
-
-    from edgecls.remote.deploy import DeployJob, install_commands
-    from edgecls.remote.deploy import deploy as run_deploy
-    from edgecls.remote.host import parse_host
 
     job = DeployJob(model=model, host=parse_host(host), target=target, source=source, service=service,
                     root=root, name=name, prepare=prepare_options(remote_python, install))

@@ -11,6 +11,10 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
+from edgecls.explain.api import ExplainSettings, explain as run_explain
+from edgecls.explain.occlusion import OcclusionOptions
+from edgecls.explain.output import save_report
+from edgecls.explain.rise import RiseOptions
 
 
 @app.command("explain")
@@ -56,12 +60,6 @@ def explain(
         TextColumn,
         TimeElapsedColumn,
     )
-
-    from edgecls.explain.api import ExplainSettings
-    from edgecls.explain.api import explain as run_explain
-    from edgecls.explain.occlusion import OcclusionOptions
-    from edgecls.explain.output import save_report
-    from edgecls.explain.rise import RiseOptions
 
     settings = ExplainSettings(method=method, class_name=class_name, top_k=top_k,
                                rise=RiseOptions(masks=masks, grid=grid, batch_size=batch_size, seed=seed),

@@ -8,7 +8,12 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.errors import GateError
+from edgecls.explain.changes import write_changes_page
+from edgecls.export.pipeline import ExportConfig, export_run
+from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.image_header import set_max_pixels
+from edgecls.runtime.targets import load_target
 
 
 def _csv(value: str) -> list[str]:
@@ -70,9 +75,6 @@ def export(
     set_max_pixels(max_pixels)
     from rich.console import Console
 
-    from edgecls.export.pipeline import ExportConfig, export_run
-    from edgecls.runtime.base import BackendOptions
-
     if target:
         formats, precision = _from_target(target)
     config = ExportConfig(out=out or run / "export", formats=_csv(formats),
@@ -94,8 +96,6 @@ def export(
 
 def _explain_changes(run: Path, config: Any, manifest: Any, console: Any) -> None:
     """OUT/changes.html: what INT8 changed, with both models' heatmaps (edgecls.explain)."""
-    from edgecls.explain.changes import write_changes_page
-
     int8 = [config.out / a.path for a in manifest.artifacts if a.precision == "int8"]
     if int8:
         with console.status("explaining the top-1 changes of INT8 (RISE)..."):
@@ -113,8 +113,6 @@ def _warn_int8_input(config: Any, console: Any) -> None:
 
 def _from_target(name: str) -> tuple[str, str]:
     """Format and precision of a device profile in targets/."""
-    from edgecls.runtime.targets import load_target
-
     profile = load_target(name)
     return profile.format, profile.precision
 
@@ -184,8 +182,6 @@ def _worst(worst: dict[str, Any] | None) -> str:
 
 
 def _gate(manifest: Any) -> None:
-    from edgecls.errors import GateError
-
     failed = manifest.failed
     if not failed:
         return

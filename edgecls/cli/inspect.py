@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.runtime.describe import describe_model
 
 _SHOWN_LABELS = 12
 
@@ -25,8 +26,6 @@ def inspect(
     labels, preprocessing, which metadata standards are present (edgecls, standard
     TFLite Metadata), producer and versions. Works on models from anywhere.
     """
-    from edgecls.runtime.describe import describe_model
-
     description = describe_model(model)
     if as_json:
         typer.echo(json.dumps(description, indent=2))

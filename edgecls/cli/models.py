@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgecls.cli.app import app
+from edgecls.models import MODELS, list_models
 
 models_app = typer.Typer(help="List the model families edgecls can train.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -17,8 +18,6 @@ def list_command(
     """List registered models (use a name with `edgecls train --model`)."""
     from rich.console import Console
     from rich.table import Table
-
-    from edgecls.models import MODELS, list_models
 
     table = Table()
     table.add_column("model")

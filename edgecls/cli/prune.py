@@ -10,6 +10,8 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.optimize.finetune import PruningMethod
+from edgecls.optimize.prune import PruneConfig
+from edgecls.optimize.structured import StructuredConfig
 
 
 @app.command("prune")
@@ -58,9 +60,6 @@ def prune(
     Method and measured figures: docs/pruning.md.
     """
     from rich.console import Console
-
-    from edgecls.optimize.prune import PruneConfig
-    from edgecls.optimize.structured import StructuredConfig
 
     method: PruningMethod
     if structured:

@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from edgecls.atomic import write_text_atomic
+from edgecls.bench.report import merge_records
+from edgecls.bench.schema import dump_report
+from edgecls.cli.bench_table import print_report
 from edgecls.errors import ConfigError
+from edgecls.remote.bench import RemoteBenchJob, all_passed, bench_on_hosts
+from edgecls.remote.device import PrepareOptions
+from edgecls.remote.host import parse_host, parse_hosts
+from edgecls.remote.live import LiveSession, RemoteRun, check_local_port, free_local_port
+from edgecls.remote.ssh import SshOptions
 
 if TYPE_CHECKING:  # the library is imported inside the functions: `edgecls --help` stays fast
     from edgecls.remote.device import PrepareOptions
@@ -35,8 +44,6 @@ INSTALL_HELP = ("When the device has no usable edgecls: 'index' (pip there), 'wh
 
 def prepare_options(remote_python: str | None, install: str) -> PrepareOptions:
     """Checks ``--install`` and builds the preparation options."""
-    from edgecls.remote.device import PrepareOptions
-
     if install not in INSTALL_POLICIES:
         raise ConfigError(f"--install {install!r} is not one of {', '.join(INSTALL_POLICIES)}",
                           "e.g. --install wheels for a device without internet")
@@ -46,14 +53,6 @@ def prepare_options(remote_python: str | None, install: str) -> PrepareOptions:
 def bench_remote(models: list[Path], options: Any, hosts: list[str], json_out: Path,
                  remote_python: str | None, install: str) -> None:
     """``edgecls bench --host``: every host in parallel, one merged JSON, exit 1 unless all passed."""
-    from edgecls.atomic import write_text_atomic
-    from edgecls.cli.bench_table import print_report
-    from edgecls.bench.report import merge_records
-    from edgecls.bench.schema import dump_report
-    from edgecls.remote.bench import RemoteBenchJob, all_passed, bench_on_hosts
-    from edgecls.remote.host import parse_hosts
-    from edgecls.remote.ssh import SshOptions
-
     job = RemoteBenchJob(models, options, parse_hosts(hosts), SshOptions(), prepare_options(remote_python, install))
     console = Console()
     with HostProgress(console, job.hosts) as progress:
@@ -104,14 +103,6 @@ REMOTE_RUN_HELP = ("Run on this device over ssh (user@host[:port] or an ~/.ssh/c
 
 def run_remote(ctx: typer.Context, model: Path, remote: str, remote_python: str | None) -> int:
     """``edgecls run --remote``: the loop on the device, its output here; returns the exit code."""
-    from edgecls.remote.host import parse_host
-    from edgecls.remote.live import (
-        LiveSession,
-        RemoteRun,
-        check_local_port,
-        free_local_port,
-    )
-
     params = ctx.params
     serve_port = None
     if params.get("serve"):

@@ -16,7 +16,17 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
+from edgecls.runtime import sinks as out
+from edgecls.runtime.base import BackendOptions
+from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.image_header import set_max_pixels
+from edgecls.runtime.loop import LoopOptions, run_loop
+from edgecls.runtime.serve_auth import StreamAuth
+from edgecls.runtime.server import ServerLimits
+from edgecls.runtime.sinks import MjpegSink
+from edgecls.runtime.sources import open_source
+from edgecls.runtime.targets import load_target
+
 
 @app.command("run")
 def run(
@@ -71,10 +81,6 @@ def run(
     """
     if remote:
         raise typer.Exit(run_remote(ctx, model, remote, remote_python))
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.loop import LoopOptions, run_loop
-    from edgecls.runtime.sources import open_source
-
     set_max_pixels(max_pixels)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     profile = _load_profile(target)
@@ -97,14 +103,10 @@ def run(
 def _load_profile(target: str | None):
     if not target:
         return None
-    from edgecls.runtime.targets import load_target
-
     return load_target(target)
 
 
 def _plain_options(threads: int | None):
-    from edgecls.runtime.base import BackendOptions
-
     return BackendOptions(threads=threads)
 
 
@@ -126,8 +128,6 @@ class _StreamSettings:
 
 def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, stream: _StreamSettings | None,
                 fps: float) -> list:
-    from edgecls.runtime import sinks as out
-
     chosen: list = []
     if jsonl is not None:
         chosen.append(out.JsonLinesSink(path=jsonl))
@@ -147,10 +147,6 @@ def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, stream: _
 
 
 def _start_stream(stream: _StreamSettings):
-    from edgecls.runtime.serve_auth import StreamAuth
-    from edgecls.runtime.server import ServerLimits
-    from edgecls.runtime.sinks import MjpegSink
-
     auth = StreamAuth.from_options(stream.token, stream.basic_auth, stream.no_auth)
     sink = MjpegSink(stream.host, stream.port, auth=auth, max_fps=stream.max_fps,
                      limits=ServerLimits(max_viewers=stream.max_viewers))

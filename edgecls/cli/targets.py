@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from edgecls.cli.app import app
+from edgecls.runtime.targets import list_targets, load_target
 
 targets_app = typer.Typer(help="Device target profiles (targets/*.yaml).", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
@@ -18,8 +19,6 @@ def targets_list() -> None:
     """List the device profiles: format, precision, backend, device."""
     from rich.console import Console
     from rich.table import Table
-
-    from edgecls.runtime.targets import list_targets
 
     table = Table()
     for column in ("name", "format", "precision", "backend", "device / providers"):
@@ -34,7 +33,5 @@ def targets_list() -> None:
 def targets_show(name: str = typer.Argument(..., help="Target name, e.g. raspberry-pi-5.")) -> None:
     """Show one device profile, including the pip line and the sources of its facts."""
     import yaml
-
-    from edgecls.runtime.targets import load_target
 
     typer.echo(yaml.safe_dump(load_target(name).as_dict(), sort_keys=False, width=100).rstrip())

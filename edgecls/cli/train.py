@@ -9,7 +9,13 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.config import from_dict, load_config
+from edgecls.errors import ConfigError
+from edgecls.explain.gallery import write_mistakes_gallery
+from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
+from edgecls.train.config import TrainConfig
+from edgecls.train.evaluate import evaluate_run
 
 
 @app.command("train")
@@ -49,7 +55,7 @@ def train(
     split.json, labels.txt, history.csv, best.keras, checkpoints/, metrics.json,
     confusion_matrix.png and classification_report.txt.
     """
-    from edgecls.cli.train_progress import RichProgress  # imports Keras
+    from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training
 
     set_max_pixels(max_pixels)
@@ -72,11 +78,6 @@ def train(
 
 
 def _resolve_config(out: Path, config: Path | None, resume: bool, overrides: dict[str, Any]):
-    from edgecls.config import from_dict, load_config
-    from edgecls.errors import ConfigError
-    from edgecls.rundir import RunDir
-    from edgecls.train.config import TrainConfig
-
     saved = RunDir(out).config
     if resume and config is not None:
         raise ConfigError("--config cannot be combined with --resume",
@@ -104,8 +105,6 @@ def evaluate(
     most confident mistakes with heatmaps of the predicted and the true class."""
     from rich.console import Console
 
-    from edgecls.train.evaluate import evaluate_run
-
     report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
                           batch_size=batch_size)
     console = Console()
@@ -119,8 +118,6 @@ def evaluate(
 
 
 def _write_gallery(run_dir: Path, split: str, png: Path, count: int, console: Any) -> None:
-    from edgecls.explain.gallery import write_mistakes_gallery
-
     with console.status("explaining the most confident mistakes..."):
         shown = write_mistakes_gallery(run_dir, split, png, count=count)
     console.print(f"most confident mistakes: {png}" if shown else "no mistakes to show")

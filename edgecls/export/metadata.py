@@ -16,6 +16,7 @@ from typing import Any
 import edgecls
 from edgecls.runtime.integrity import DIGEST_PLACEHOLDER
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing
+from edgecls.runtime.tflite_metadata import embed_tflite_metadata
 
 
 def base_metadata(labels: list[str], input_size: tuple[int, int], model_name: str | None,
@@ -42,8 +43,6 @@ def for_artifact(meta: ModelMetadata, **changes: Any) -> ModelMetadata:
 def embed_tflite(tflite_bytes: bytes, meta: ModelMetadata) -> bytes:
     """The final TFLite bytes: ``meta`` in the "edgecls" metadata buffer, standard
     TFLite Metadata in "TFLITE_METADATA" and the label file in an appended zip."""
-    from edgecls.runtime.tflite_metadata import embed_tflite_metadata
-
     return embed_tflite_metadata(tflite_bytes, meta)
 
 

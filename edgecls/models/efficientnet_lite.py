@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import ModelError
-from edgecls.models import MODELS
+from edgecls.models import MODELS, lite_weights
 from edgecls.models.lite_weights import PACKAGES
+from edgecls.models.weights import finish_model, parse_weights
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
@@ -199,8 +200,6 @@ def build_efficientnet_lite(
         A keras.Model taking RGB 0..255 images and returning class probabilities
         (or features when ``include_top=False`` and ``num_classes=None``).
     """
-    from edgecls.models.weights import finish_model, parse_weights
-
     if options:
         raise ModelError(f"unknown option(s) for {name}: {', '.join(sorted(options))}",
                          "EfficientNet-Lite accepts only 'dropout'")
@@ -234,8 +233,6 @@ def _pth_path(weights: str | Path | None) -> Path | None:
 
 def _load_torch_weights(net, name: str, pth: Path | None, with_top: bool) -> None:
     """Loads ImageNet weights (``pth=None``) or a given ``.pth`` state dict into ``net``."""
-    from edgecls.models import lite_weights
-
     if pth is None:
         arrays, source = lite_weights.imagenet_weights(name)
     else:

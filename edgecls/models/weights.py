@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import ModelError
+from edgecls.models.head import attach_head
 
 OFFLINE_ENV = "EDGECLS_OFFLINE"
 WEIGHT_SUFFIXES = (".keras", ".weights.h5")
@@ -155,8 +156,6 @@ def finish_model(net: Any, name: str, num_classes: int | None, dropout: float,
         weights: parsed weights spec; a file path is loaded last, into the model or
             its backbone.
     """
-    from edgecls.models.head import attach_head
-
     if num_classes is not None:
         if num_classes < 2:
             raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}",

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from edgecls.optimize.finetune import top1_accuracy
+
 
 class KeepBest(keras.callbacks.Callback):
     """Restores at the end of training the model weights with the best top-1 accuracy on
@@ -32,8 +34,6 @@ class KeepBest(keras.callbacks.Callback):
             self.watched.set_weights(self.best_weights)
 
     def _check(self, epoch: int) -> float:
-        from edgecls.optimize.finetune import top1_accuracy
-
         accuracy = top1_accuracy(self.watched, self.images, self.labels)
         self.history.append(accuracy)
         if accuracy > self.best_accuracy:

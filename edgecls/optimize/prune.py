@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.data.augment import AugmentConfig
+from edgecls.data.pipeline import make_dataset
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.optimize.finetune import (EpochHook, epoch_hook, open_pruning_job,
-                                       prepare_for_finetune, top1_accuracy, write_pruned_run)
+from edgecls.optimize.finetune import (EpochHook, epoch_hook, open_pruning_job, prepare_for_finetune, top1_accuracy,
+                                       write_pruned_run)
 
 PRUNE_SCHEMA_VERSION = 1
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -158,9 +160,6 @@ def weights_gzip_size(model: Any) -> int:
 def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
               on_epoch: EpochHook | None = None) -> PruneReport:
     """Fine-tunes the run's model with magnitude pruning into a new run directory."""
-    from edgecls.data.augment import AugmentConfig
-    from edgecls.data.pipeline import make_dataset
-
     config.check()
     job = open_pruning_job(run_dir, out_dir)
     source, target, split, model, size = job.source, job.target, job.split, job.model, job.size

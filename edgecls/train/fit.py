@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from edgecls.config import from_dict, save_config
+from edgecls.data.augment import AugmentConfig
+from edgecls.data.pipeline import make_dataset
+from edgecls.data.split import Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
 from edgecls.models.float_model import load_float_model
@@ -24,6 +27,7 @@ from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
 from edgecls.train.config import TrainConfig
+from edgecls.train.evaluate import evaluate_run
 from edgecls.train.phases import Phase, plan_phases, set_trainable
 
 ProgressBar = Callable[[str, int], Any]  # (phase name, first epoch number) -> Keras callback
@@ -108,8 +112,6 @@ def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
 
 def _split(config: TrainConfig, run: RunDir, resume: bool):
     """The run's split: created from ``config.data``, or the one the run already has."""
-    from edgecls.data.split import Split, prepare_split
-
     if not run.split.is_file() and not config.data:
         raise ConfigError("no dataset given", "pass --data DIR (a folder with one subfolder per class)")
     if run.split.is_file() and config.data and not resume:
@@ -128,9 +130,6 @@ def _dataset(split: Any, subset: str, image_size: tuple[int, int], config: Train
              training: bool) -> tuple[Any, int]:
     """A tf.data dataset with one-hot labels (for label smoothing) and its step count."""
     import tensorflow as tf
-
-    from edgecls.data.augment import AugmentConfig
-    from edgecls.data.pipeline import make_dataset
 
     items = split.items(subset)
     augment = from_dict(AugmentConfig, config.augment or {}, source="augment")
@@ -214,8 +213,6 @@ def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: in
 
 
 def _final_evaluation(run: RunDir, split: Any, config: TrainConfig) -> dict[str, Any] | None:
-    from edgecls.train.evaluate import evaluate_run
-
     if not split.items("test"):
         return None
     return evaluate_run(run.root, "test", top_k=config.top_k, batch_size=config.batch_size)
