@@ -27,8 +27,8 @@ from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.export import metadata as md
 from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
-from edgecls.models.float_model import input_size, load_float_model
-from edgecls.export.validate import float_probabilities, validate_artifact
+from edgecls.models.float_model import input_size, load_float_model, predict
+from edgecls.export.validate import validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info
 from export_int8 import imagenette_run, p50_latency_ms
@@ -65,7 +65,7 @@ def main() -> None:
     if run is None:
         parser.error("give --run RUN or --imagenette")
     source, calibration, (images, labels), val = prepare(run, work)
-    float_probs = float_probabilities(source.model, images)
+    float_probs = predict(source.model, images)
     exporter = get_exporter("onnx")
     rows, paths = [], []
     fp32 = work / "fp32.onnx"

@@ -31,8 +31,8 @@ from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, Q
                                  Remedy, get_exporter, list_formats)
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
 from edgecls.export.publish import ExportTransaction, export_transaction
-from edgecls.export.validate import Validation, float_probabilities, validate_artifact
-from edgecls.models.float_model import input_size, load_float_model
+from edgecls.export.validate import Validation, validate_artifact
+from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
@@ -164,7 +164,7 @@ def _context(run: RunDir, model_path: Path, config: ExportConfig, work: Path) ->
                           dynamic_batch=config.dynamic_batch)
     context = _Context(run=run, config=config, source=source, split=split, images=images,
                        labels=held_out_labels, splits=split_names,
-                       float_probs=float_probabilities(model, images),
+                       float_probs=predict(model, images),
                        tuning=_tuning_mask(split, held_out))
     context.calibration, context.preset, context.calibration_note = calibration
     return context

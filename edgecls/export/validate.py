@@ -69,13 +69,6 @@ class Validation:
         return out
 
 
-def float_probabilities(model: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """Class probabilities of the float Keras model on prepared float32 images."""
-    chunks = [np.asarray(model(images[i:i + batch].astype(np.float32), training=False))
-              for i in range(0, len(images), batch)]
-    return np.concatenate(chunks).astype(np.float32)
-
-
 def artifact_probabilities(path: Path, images: np.ndarray,
                            options: BackendOptions | None = None, batch: int = BATCH,
                            on_batch: Callable[[int], None] | None = None,

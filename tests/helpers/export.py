@@ -36,8 +36,7 @@ def prepare_run(tiny_run: Path) -> Prepared:
     from edgecls.data.split import Split
     from edgecls.export.base import ExportSource
     from edgecls.export.metadata import base_metadata
-    from edgecls.export.validate import float_probabilities
-    from edgecls.models.float_model import load_float_model
+    from edgecls.models.float_model import load_float_model, predict
 
     model = load_float_model(tiny_run / "best.keras")
     model.export(str(tiny_run / "saved_model"), verbose=False)
@@ -47,7 +46,7 @@ def prepare_run(tiny_run: Path) -> Prepared:
     images = images.astype(np.float32)
     meta = base_metadata(split.labels, (SIZE, SIZE), model.name)
     source = ExportSource(model, tiny_run / "saved_model", meta, tiny_run)
-    return Prepared(source, images, labels, float_probabilities(model, images), images[::2])
+    return Prepared(source, images, labels, predict(model, images), images[::2])
 
 
 def assert_matches_float(path: Path, precision: str, prepared: Prepared) -> None:
