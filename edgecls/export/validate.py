@@ -8,7 +8,6 @@ it into a verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,6 @@ class Validation:
 
 def artifact_probabilities(path: Path, images: np.ndarray,
                            options: BackendOptions | None = None, batch: int = BATCH,
-                           on_batch: Callable[[int], None] | None = None,
                            ) -> tuple[np.ndarray, dict[str, Any]]:
     """Class probabilities of an artifact run by the edgecls runtime, and its settings."""
     backend = load_backend(path, options)
@@ -79,8 +77,6 @@ def artifact_probabilities(path: Path, images: np.ndarray,
     chunks = []
     for start in range(0, len(images), batch):
         chunks.append(backend.run(images[start:start + batch].astype(np.float32)))
-        if on_batch:
-            on_batch(len(chunks[-1]))
     scores = np.concatenate(chunks).astype(np.float32)
     if meta is not None and not meta.outputs_probabilities:
         scores = softmax(scores)
@@ -118,10 +114,9 @@ def _split_counts(splits: np.ndarray | None) -> dict[str, int]:
 def validate_artifact(path: Path, images: np.ndarray, labels: np.ndarray,
                       float_probs: np.ndarray, class_names: list[str],
                       options: BackendOptions | None = None,
-                      on_batch: Callable[[int], None] | None = None,
                       splits: np.ndarray | None = None) -> Validation:
     """Runs ``path`` through the runtime on ``images`` and compares with the float model."""
-    probs, settings = artifact_probabilities(path, images, options, on_batch=on_batch)
+    probs, settings = artifact_probabilities(path, images, options)
     result = compare(probs, float_probs, labels, class_names, splits)
     result.backend_settings = settings
     return result
