@@ -40,7 +40,7 @@ def test_sample_is_deterministic_per_seed() -> None:
 def test_shipped_presets_load() -> None:
     assert {"default", "fast", "thorough"} <= set(list_presets())
     assert load_preset(None).count == 300
-    assert load_preset("thorough").method("onnx") == "nncf_accuracy_control"
+    assert load_preset("thorough").method("onnx") == "minmax"
 
 
 def test_bad_presets_are_user_errors(tmp_path: Path) -> None:

@@ -25,11 +25,15 @@ def exported(tiny_run: Path, tmp_path_factory) -> Path:
     from edgecls.export.pipeline import ExportConfig, export_run
 
     out = tmp_path_factory.mktemp("onnx_quant_out")
-    export_run(tiny_run, ExportConfig(out=out, formats=["onnx"], precisions=["int8"]))
+    preset = out / "nncf.yaml"  # NNCF is a remedy and a preset choice, not the default
+    preset.write_text("count: 60\nselection: balanced\nseed: 0\nmethods:\n  onnx: nncf\n"
+                      "remedy_count: 100\n")
+    export_run(tiny_run, ExportConfig(out=out, formats=["onnx"], precisions=["int8"],
+                                      calibration=str(preset)))
     return out
 
 
-def test_default_onnx_int8_is_nncf_qdq_and_passes_the_gate(exported: Path) -> None:
+def test_nncf_onnx_int8_is_symmetric_qdq_and_passes_the_gate(exported: Path) -> None:
     import onnx
 
     record = json.loads((exported / "manifest.json").read_text())["artifacts"][0]
@@ -74,23 +78,24 @@ def test_nncf_accuracy_control_matches_float(prepared: Prepared, tmp_path: Path)
     assert exporter.settings(quant)["quantizer"] == "nncf"
 
 
-def test_onnx_remedies_after_nncf_are_accuracy_control_then_onnxruntime(prepared: Prepared) -> None:  # noqa: F811
+def test_onnx_default_is_minmax_then_accuracy_control_and_percentile(prepared: Prepared) -> None:  # noqa: F811
     from edgecls.export.base import QuantizationConfig, get_exporter
 
     validation = (prepared.images[:8].astype(np.uint8), prepared.labels[:8])
     quant = QuantizationConfig.for_int8(prepared.calibration, validation=validation)
+    assert get_exporter("onnx").settings(quant)["quantizer"] == "onnxruntime"
     remedies = get_exporter("onnx").remedies(prepared.source, quant, [quant])
-    assert [r.config.method for r in remedies] == ["nncf_accuracy_control", "minmax", "percentile"]
-    assert get_exporter("onnx").settings(remedies[1].config)["quantizer"] == "onnxruntime"
+    assert [r.config.method for r in remedies] == ["nncf_accuracy_control", "percentile"]
+    assert get_exporter("onnx").settings(remedies[0].config)["quantizer"] == "nncf"
     assert remedies[0].config.validation is not None and remedies[1].config.validation is None
-    assert len(remedies[2].config.calibration) <= 100  # Percentile keeps every activation in memory
+    assert len(remedies[1].config.calibration) <= 100  # Percentile keeps every activation in memory
 
 
 def test_sqnr_exclusion_is_a_last_resort_for_onnxruntime_only(prepared: Prepared) -> None:  # noqa: F811
     from edgecls.export.base import QuantizationConfig, get_exporter
 
     exporter = get_exporter("onnx")
-    assert exporter.last_resort(prepared.source, QuantizationConfig.for_int8(prepared.calibration)) is None
-    remedy = exporter.last_resort(prepared.source,
-                                  QuantizationConfig.for_int8(prepared.calibration, method="minmax"))
-    assert remedy is not None and len(remedy.config.exclude) == 3 and remedy.config.method == "minmax"
+    nncf = QuantizationConfig.for_int8(prepared.calibration, method="nncf")
+    assert exporter.last_resort(prepared.source, nncf) is None
+    remedy = exporter.last_resort(prepared.source, QuantizationConfig.for_int8(prepared.calibration))
+    assert remedy is not None and len(remedy.config.exclude) == 3 and remedy.config.method == "default"
