@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -184,19 +183,6 @@ def _quantize_dynamic(float_path: Path, work_dir: Path) -> Any:
         return onnx.load(str(out))
 
 
-@contextmanager
-def _root_logger_silenced() -> Iterator[None]:
-    """ONNX Runtime's quantization debug helpers report expected misses through
-    ``logging.error`` on the root logger; hide them for the duration of one call."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def sensitive_nodes(float_path: Path, quant: QuantizationConfig, work_dir: Path,
                     count: int = _SENSITIVE_COUNT, images: int = 32) -> list[str]:
     """Conv/MatMul/Gemm nodes whose quantized input or weight has the lowest SQNR.
@@ -217,7 +203,7 @@ def sensitive_nodes(float_path: Path, quant: QuantizationConfig, work_dir: Path,
                                                 onnx_quant.OrtReader(qdq_path, probe))
         act_sqnr = {name: _sqnr(match["pre_qdq"], match["post_qdq"])
                     for name, match in debug.create_activation_matching(activations).items()}
-        with _root_logger_silenced():  # it logs an ERROR for every weight folded away
+        with onnx_quant.logger_level(None, logging.CRITICAL):  # an ERROR per weight folded away
             weights = debug.create_weight_matching(str(float_path), str(qdq_path))
         weight_sqnr = {name: _sqnr(match["float"], match["dequantized"])
                        for name, match in weights.items()}

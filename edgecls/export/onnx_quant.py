@@ -89,7 +89,7 @@ def quantize_nncf(float_path: Path, quant: QuantizationConfig) -> Any:
             QuantizationParameters(per_channel=False)
     ignored = nncf.IgnoredScope(names=list(quant.exclude), validate=False) if quant.exclude else None
     common = dict(subset_size=len(quant.calibration), ignored_scope=ignored)
-    with _nncf_quiet():
+    with logger_level("nncf", logging.WARNING):
         if method_of(quant) != "nncf_accuracy_control":
             return nncf.quantize(model, calibration, advanced_parameters=params, **common)
         if quant.validation is None:
@@ -148,15 +148,17 @@ def inference_session(content: bytes) -> Any:
 
 
 @contextmanager
-def _nncf_quiet() -> Iterator[None]:
-    """NNCF logs every statistics pass at INFO and draws its own progress bars."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+def logger_level(name: str | None, level: int) -> Iterator[None]:
+    """Sets the ``name`` logger (None: the root logger) to ``level`` for one call: NNCF logs
+    every statistics pass at INFO, and ONNX Runtime's quantization debug helpers report
+    expected misses through ``logging.error`` on the root logger."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 # ------------------------------------------------------------------- ONNX Runtime
