@@ -141,6 +141,8 @@ _VERDICT_STYLE = {"passed": "[green]PASS[/]", "failed": "[bold red]FAIL[/]",
 
 
 def _render(manifest: Any, console: Any) -> None:
+    """The gate table (fits 80 columns), then one line per artifact with its worst class and
+    kept remedy when there is one, then the reason of every verdict but ``passed``."""
     from rich.table import Table
 
     splits = " + ".join(f"{n} {k}" for k, n in manifest.held_out_by_split.items())
@@ -148,22 +150,20 @@ def _render(manifest: Any, console: Any) -> None:
                         f"{manifest.held_out_images} held-out images ({splits}); "
                         f"budget {manifest.max_drop_pp:g} pp")
     table.add_column("artifact", no_wrap=True)
-    for column in ("size KB", "top-1 %", "drop pp", "95% interval", "changed -/+",
-                   "worst class"):
+    for column in ("top-1 %", "drop pp", "95% interval", "-/+"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("remedy", min_width=10, max_width=28)
     table.add_column("gate", no_wrap=True)
     for a in manifest.artifacts:
-        kept = next((r.description for r in a.remedies if r.kept), "")
-        table.add_row(a.path, f"{a.size_bytes / 1024:.1f}", f"{100 * a.accuracy:.2f}",
-                      f"{a.drop_pp:+.2f}", _interval(a.interval_pp),
-                      f"{a.right_to_wrong}/{a.wrong_to_right}", _worst(a.worst_class),
-                      (kept[:40] or str(len(a.remedies))) if a.remedies else "-",
-                      _VERDICT_STYLE.get(a.verdict, a.verdict),
+        table.add_row(a.path, f"{100 * a.accuracy:.2f}", f"{a.drop_pp:+.2f}", _interval(a.interval_pp),
+                      f"{a.right_to_wrong}/{a.wrong_to_right}", _VERDICT_STYLE.get(a.verdict, a.verdict),
                       style=None if a.passed else "red")
     console.print(table)
-    console.print("changed -/+: predictions right with float and wrong with the artifact / "
-                  "the reverse", style="dim")
+    console.print("-/+: predictions right with float and wrong with the artifact / the reverse",
+                  style="dim")
+    for a in manifest.artifacts:
+        details = _details(a)
+        if details:
+            console.print(f"{a.path}: {details}", style="dim", highlight=False)
     for a in manifest.artifacts:
         if a.verdict != "passed":
             colour = "red" if a.verdict == "failed" else "yellow"
@@ -171,14 +171,20 @@ def _render(manifest: Any, console: Any) -> None:
 
 
 def _interval(bounds: Any) -> str:
-    return f"[{bounds[0]:+.2f}, {bounds[1]:+.2f}]" if bounds else "-"
+    return f"[{bounds[0]:+.1f}, {bounds[1]:+.1f}]" if bounds else "-"
 
 
-def _worst(worst: dict[str, Any] | None) -> str:
-    if not worst:
-        return "-"
-    return (f"{worst['name']} {-worst['drop_pp']:+.1f} "
-            f"(-{worst['right_to_wrong']}/+{worst['wrong_to_right']} of {worst['images']})")
+def _details(artifact: Any) -> str:
+    """Worst class (when it lost anything) and the remedy kept (or how many were tried)."""
+    parts = []
+    worst = artifact.worst_class
+    if worst and worst["right_to_wrong"] > worst["wrong_to_right"]:
+        parts.append(f"worst class {worst['name']} {-worst['drop_pp']:+.1f} pp "
+                     f"(-{worst['right_to_wrong']}/+{worst['wrong_to_right']} of {worst['images']})")
+    if artifact.remedies:
+        kept = next((r.description for r in artifact.remedies if r.kept), "")
+        parts.append(f"remedy kept: {kept}" if kept else f"{len(artifact.remedies)} remedies tried, none kept")
+    return "; ".join(parts)
 
 
 def _gate(manifest: Any) -> None:
