@@ -124,8 +124,11 @@ def test_stop_signals_finalize_video_and_summary(model: Path, tmp_path: Path, si
         writer.write(np.full((24, 32, 3), i % 256, np.uint8))
     writer.release()
     saved = tmp_path / "annotated.mp4"
+    # default dispositions in the child: a harness started under nohup ignores SIGHUP, and an
+    # ignored SIGHUP rightly stays ignored by `edgecls run` (tested in test_runtime_loop)
     process = subprocess.Popen([*EDGECLS, "run", str(model), "--source", str(long_video), "--headless",
-                                "--save", str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--save", str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(getattr(signal, signame), signal.SIG_DFL))
     assert process.stdout is not None
     first = json.loads(process.stdout.readline())
     process.send_signal(getattr(signal, signame))

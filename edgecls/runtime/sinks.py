@@ -8,6 +8,7 @@ label, score and FPS on the frame (``annotate``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -28,6 +29,8 @@ from edgecls.runtime.server import (
     lower_thread_priority,
 )
 
+_log = logging.getLogger(__name__)
+
 
 class Sink:
     """Base class: receives every frame and its result."""
@@ -46,8 +49,8 @@ def annotate(image: np.ndarray, result: dict[str, Any], fps: float) -> np.ndarra
     out = image.copy()
     scale = max(0.5, out.shape[1] / 900)
     thickness = max(1, int(round(scale * 2)))
-    text = f"{result['label']} {result['score']:.2f}"
-    for line, y in ((text, 1.0), (f"{fps:.1f} FPS", 2.2)):
+    lines = [(f"{result['label']} {result['score']:.2f}", 1.0)] if "label" in result else []
+    for line, y in (*lines, (f"{fps:.1f} FPS", 2.2)):
         origin = (10, int(30 * scale * y))
         cv2.putText(out, line, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
         cv2.putText(out, line, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
@@ -177,7 +180,11 @@ class MjpegSink(Sink):
             if latest is None or not self._server.viewers:
                 continue
             next_due = time.monotonic() + self._interval
-            ok, jpeg = cv2.imencode(".jpg", annotate(*latest), self._params)
+            try:
+                ok, jpeg = cv2.imencode(".jpg", annotate(*latest), self._params)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the stream
+                _log.warning("stream: frame skipped (%s: %s)", type(exc).__name__, exc)
+                continue
             if ok:
                 self._server.publish(frame_part(jpeg.tobytes()))
 
