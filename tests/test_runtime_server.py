@@ -314,18 +314,17 @@ def test_server_off_loopback_requires_the_generated_token(monkeypatch: pytest.Mo
         assert not sink.server.auth.required and fetch(port_of(sink), "/")[0] == 200
 
 
-def test_a_frame_that_cannot_be_encoded_does_not_end_the_stream(caplog: pytest.LogCaptureFixture) -> None:
-    """A frame the encoder chokes on (here a result whose score is not a number) is skipped
-    with a warning; the next good frame still reaches the viewer."""
+def test_a_frame_that_cannot_be_encoded_does_not_end_the_stream() -> None:
+    """Frames the encoder chokes on (here a result whose score is not a number) are skipped;
+    the next good frame still reaches the viewer (before, the first one ended the encoder)."""
     sink = MjpegSink("127.0.0.1", 0, max_fps=50.0)
     try:
         sock, status, _, rest = send_request(port_of(sink), "/stream")
         with sock:
-            deadline = time.monotonic() + 5
-            while "frame skipped" not in caplog.text and time.monotonic() < deadline:
+            deadline = time.monotonic() + 0.5  # the encoder runs at 50 FPS while a viewer watches
+            while time.monotonic() < deadline:
                 sink.write(np.zeros((120, 160, 3), np.uint8), {"label": "red", "score": "high"}, 10.0)
                 time.sleep(0.02)
-            assert "frame skipped" in caplog.text
             stop = threading.Event()
             feeder = threading.Thread(target=lambda: [sink.write(np.zeros((120, 160, 3), np.uint8), RESULT, 10.0)
                                                       for _ in iter(lambda: stop.wait(0.01), True)], daemon=True)
