@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from edgecls.bench.runner import BenchOptions
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.remote.bench import RemoteBenchJob, bench_arguments
 from edgecls.remote.deploy import systemd_quote
+from helpers.cli import run_cli
 from helpers.images import write_color_folder
 from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
 from edgecls.remote.host import parse_host, parse_hosts
@@ -138,6 +140,32 @@ def test_bench_options_are_spelled_for_the_device(tmp_path: Path) -> None:
                  "--providers cpu", "--no-verify", "--json result.json"):
         assert part in text
     assert "--runs" not in args
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (("--threads", "0"), "thread counts must be at least 1"),
+    (("--threads", "2,two"), "is not a list of integers"),
+    (("--runs", "0"), "--runs must be at least 1"),
+    (("--warmup", "-1"), "--warmup cannot be negative"),
+    (("--min-accuracy", "0.9"), "--min-accuracy needs labelled data"),
+    (("--target", "no-such-board"), "unknown target 'no-such-board'"),
+    (("--install", "sometimes"), "--install 'sometimes' is not one of"),
+])
+def test_bad_bench_options_are_refused_before_any_device_is_contacted(
+        monkeypatch, capsys, tmp_path: Path, bad: tuple[str, str], message: str) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not looked at: the options are wrong")
+    with socket.socket() as device:  # a "device" that records any connection attempt
+        device.bind(("127.0.0.1", 0))
+        device.listen(8)
+        device.setblocking(False)
+        code, output = run_cli(monkeypatch, capsys, "bench", str(model), "--host",
+                               f"127.0.0.1:{device.getsockname()[1]}", "--json", str(tmp_path / "out.json"), *bad)
+        with pytest.raises(BlockingIOError):
+            device.accept()
+    assert code == 2, output
+    assert message in output and "Traceback" not in output
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_systemd_exec_words_are_quoted() -> None:

@@ -60,7 +60,7 @@ def run_bench(models: list[Path], options: BenchOptions, progress: Progress | No
         EdgeclsError: invalid options or unusable data (a model that fails to load or
             run is not an error: it becomes a ``failed`` record).
     """
-    _check_options(models, options)
+    check_options(models, options)
     say = progress or (lambda message: None)
     machine = describe_machine(options.target)
     machine["target_profile"] = options.target_profile
@@ -80,7 +80,8 @@ def run_bench(models: list[Path], options: BenchOptions, progress: Progress | No
     }
 
 
-def _check_options(models: list[Path], options: BenchOptions) -> None:
+def check_options(models: list[Path], options: BenchOptions) -> None:
+    """Raises an EdgeclsError for options no machine could bench with (before any measurement)."""
     if not models:
         raise EdgeclsError("no model files given", "pass one or more .tflite, .onnx or .xml files")
     if options.min_accuracy is not None and options.data is None:

@@ -21,7 +21,7 @@ from typing import Any
 import edgecls
 from edgecls.bench.dataset import load_labelled_images
 from edgecls.bench.machine import describe_machine
-from edgecls.bench.runner import BenchOptions
+from edgecls.bench.runner import BenchOptions, check_options
 from edgecls.bench.schema import (
     REPORT_KIND,
     SCHEMA_VERSION,
@@ -42,6 +42,7 @@ from edgecls.remote.ssh import (
     last_line,
     shell_path,
 )
+from edgecls.runtime.targets import load_target
 
 JOBS_DIR = ".edgecls/jobs"
 RESULT = "result.json"
@@ -82,8 +83,12 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
     """Benches ``job.models`` on every host in parallel; returns the merged report object.
 
     Raises:
-        EdgeclsError: bad input found before any host is contacted (missing model, bad data).
+        EdgeclsError: bad input found before any host is contacted (missing model, bad data,
+            an option no device could bench with, an unknown target profile).
     """
+    check_options(job.models, job.options)
+    if job.options.target:
+        load_target(job.options.target)  # the devices run this edgecls version: same profiles
     say = say or (lambda host, message: None)
     files = staged_files(job)
     remote_args = bench_arguments(job)
