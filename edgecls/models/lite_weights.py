@@ -81,6 +81,18 @@ def package_weights_file(model_name: str) -> Path:
     return found[0]
 
 
+def imagenet_weights_installed(model_name: str) -> bool:
+    """Whether ``model_name``'s ImageNet weights ship in an installed pip package.
+
+    Looks the package up without importing it (nor PyTorch), so it is cheap and offline.
+    """
+    try:
+        package_weights_file(model_name)
+    except ModelError:
+        return False
+    return True
+
+
 def imagenet_weights(model_name: str) -> tuple[LayerWeights, str]:
     """Keras-layout ImageNet weights of ``model_name`` and the file they came from.
 

@@ -15,9 +15,12 @@ class TrainConfig:
     Attributes:
         data: image folder (``DIR/<class>/*`` or ``DIR/{train,val,test}/<class>/*``).
         out: run directory.
-        model: registry name (see ``edgecls models list``).
+        model: registry name (see ``edgecls models list``); ``None``: EfficientNet-Lite0
+            with ImageNet weights when the ``pretrained`` extra is installed, else
+            MobileNetV3-Small from scratch (see ``edgecls.train.model_choice``).
         img_size: square input side in pixels.
-        weights: ``none`` (from scratch), ``imagenet`` or a ``.keras``/``.weights.h5`` path.
+        weights: ``none`` (from scratch), ``imagenet`` or a ``.keras``/``.weights.h5`` path;
+            ``None``: ImageNet when the model's weights are installed offline, else none.
         alpha: width multiplier for MobileNets (``None``: the model's default, 1.0).
         epochs: total epochs, both phases together.
         head_epochs: with pretrained weights, epochs training only the new head
@@ -47,9 +50,9 @@ class TrainConfig:
 
     data: str | None = None
     out: str | None = None
-    model: str = "mobilenet_v3_small"
+    model: str | None = None
     img_size: int = 224
-    weights: str = "none"
+    weights: str | None = None
     alpha: float | None = None
     epochs: int = 20
     head_epochs: int | None = None

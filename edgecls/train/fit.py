@@ -8,6 +8,7 @@ split it already has.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,10 @@ from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
 from edgecls.train.config import TrainConfig
 from edgecls.train.evaluate import evaluate_run
+from edgecls.train.model_choice import resolve_model_choice
 from edgecls.train.phases import Phase, plan_phases, set_trainable
+
+log = logging.getLogger(__name__)
 
 ProgressBar = Callable[[str, int], Any]  # (phase name, first epoch number) -> Keras callback
 
@@ -48,7 +52,9 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
-        config: the resolved training configuration (``config.out`` is the run dir).
+        config: the training configuration (``config.out`` is the run dir); an unset
+            model or weights is resolved by ``model_choice.resolve_model_choice`` (a
+            missing ``pretrained`` extra is logged as a warning) and saved resolved.
         resume: continue the run in ``config.out`` from its last finished epoch.
         progress: makes the Keras callback that draws one phase's progress, from the
             phase name and its first epoch number (the CLI's ``RichProgress``); None
@@ -58,7 +64,9 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
     """
-    config.validate()
+    config, choice = resolve_model_choice(config.validate())
+    if choice.warning:
+        log.warning("%s", choice.warning)
     pretrained = _check_model_choice(config)
     run = _run_dir(config, resume)
     state = (load_state(run) if resume else None) or TrainState()
@@ -93,7 +101,8 @@ def _check_model_choice(config: TrainConfig) -> bool:
     for option in config.model_options():
         if option not in accepted:
             raise ConfigError(f"model {config.model!r} has no option {option!r}",
-                              "drop it (alpha is the MobileNet width multiplier)")
+                              "drop it, or pass a --model that has it (alpha is the MobileNet "
+                              "width multiplier, e.g. --model mobilenet_v3_small)")
     return parse_weights(config.weights) is not None
 
 

@@ -101,7 +101,7 @@ class InterruptAt:
 
 def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
     """A config that trains the tiny CNN on 32 px images in a few seconds."""
-    values = dict(data=str(data), out=str(out), model=TINY, img_size=32, epochs=2,
+    values = dict(data=str(data), out=str(out), model=TINY, weights="none", img_size=32, epochs=2,
                   batch_size=8, lr=0.01, patience=None, augment={"enabled": False})
     values.update(overrides)
     return TrainConfig(**values)
