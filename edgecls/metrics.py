@@ -3,6 +3,12 @@
 numpy only (no scikit-learn, no TensorFlow), so the same numbers come out on a device.
 Conventions follow scikit-learn's ``zero_division=0``: a class never predicted has
 precision 0, a class without samples has recall 0.
+
+A class is *far below* the others (``weak_classes``) when its recall is more than
+``WEAK_CLASS_GAP_PP`` points below the mean recall (the balanced accuracy) and its 95 %
+Wilson interval lies entirely below that mean, so the shortfall is not explained by the
+class having few images. A class past the gap whose interval still reaches the mean is
+listed apart as ``too_few_images``: a few more right answers would close the gap.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.stats import Z95, wilson_interval
+
 _EPS = 1e-7
+WEAK_CLASS_GAP_PP = 15.0
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -99,7 +108,8 @@ def averages(scores: dict[str, np.ndarray], weighted: bool) -> dict[str, float]:
 
 def classification_metrics(y_true: np.ndarray, scores: np.ndarray, labels: list[str],
                            top_k: int = 5) -> dict[str, Any]:
-    """Accuracy, top-k, per-class and averaged precision/recall/F1, confusion matrix.
+    """Accuracy, balanced accuracy, top-k, per-class and averaged precision/recall/F1,
+    the classes far below the mean recall (``weak_classes``), confusion matrix.
 
     Args:
         y_true: (N,) true class indices.
@@ -123,9 +133,42 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, labels: list[
         },
         "macro_avg": averages(per_class, weighted=False),
         "weighted_avg": averages(per_class, weighted=True),
+        "balanced_accuracy": _mean_over_present(per_class["recall"], per_class["support"]),
+        "weak_classes": weak_classes(per_class["recall"], per_class["support"], labels),
         "labels": list(labels),
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def weak_classes(recall: np.ndarray, support: np.ndarray, labels: list[str],
+                 gap_pp: float = WEAK_CLASS_GAP_PP, z: float = Z95) -> dict[str, Any]:
+    """The classes whose recall is far below the mean recall (see the module docstring).
+
+    Args:
+        recall: (C,) recall per class.
+        support: (C,) samples per class; classes without any are left out.
+        labels: C class names.
+        gap_pp: how many percentage points below the mean recall count as far.
+        z: normal quantile of the recall intervals (95 % by default).
+
+    Returns:
+        ``{"mean_recall", "gap_pp", "far_below": [...], "too_few_images": [...]}``; each
+        entry is ``{"label", "recall", "support", "gap_pp", "interval": [low, high]}``,
+        largest gap first.
+    """
+    recall = np.asarray(recall, dtype=np.float64)
+    support = np.asarray(support, dtype=np.int64)
+    mean = _mean_over_present(recall, support)
+    far, uncertain = [], []
+    for index in np.argsort(recall, kind="stable"):
+        gap = 100.0 * (mean - recall[index])
+        if support[index] == 0 or gap <= gap_pp:
+            continue
+        low, high = wilson_interval(round(recall[index] * support[index]), support[index], z)
+        entry = {"label": labels[index], "recall": float(recall[index]), "support": int(support[index]),
+                 "gap_pp": round(gap, 4), "interval": [round(low, 6), round(high, 6)]}
+        (far if high < mean else uncertain).append(entry)
+    return {"mean_recall": mean, "gap_pp": gap_pp, "far_below": far, "too_few_images": uncertain}
 
 
 def _mean_over_present(values: np.ndarray, support: np.ndarray) -> float:

@@ -36,7 +36,7 @@ def test_train_then_evaluate(model: list[str], data: Path, tmp_path: Path) -> No
                                  "--img-size", "32", "--epochs", "1", "--batch-size", "16",
                                  "--out", str(run), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "test accuracy" in result.output
+    assert "test accuracy" in result.output and "balanced accuracy" in result.output
     result = runner.invoke(app, ["evaluate", str(run), "--split", "test", "--json",
                                  str(tmp_path / "eval.json"), "--top-k", "2"])
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from edgecls.explain.gallery import write_mistakes_gallery
 from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
-from edgecls.train.evaluate import evaluate_run
+from edgecls.train.evaluate import evaluate_run, weak_class_lines
 from edgecls.train.model_choice import resolve_model_choice
 
 
@@ -86,8 +86,11 @@ def train(
         raise typer.Exit(130) from None
     typer.echo(f"trained {result.epochs} epochs; best val accuracy {result.best_val_accuracy:.4f}")
     if result.test_metrics:
-        typer.echo(f"test accuracy {result.test_metrics['accuracy']:.4f} "
-                   f"on {result.test_metrics['num_samples']} images")
+        metrics = result.test_metrics
+        typer.echo(f"test accuracy {metrics['accuracy']:.4f}, balanced accuracy "
+                   f"{metrics['balanced_accuracy']:.4f} on {metrics['num_samples']} images")
+        for line in weak_class_lines(metrics["weak_classes"]):
+            typer.echo(line)
     typer.echo(f"run directory: {out}")
 
 
@@ -114,9 +117,11 @@ def evaluate(
     gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "
                                 "Grad-CAM heatmaps into a PNG beside the JSON (mistakes.png; 0: none)."),
 ) -> None:
-    """Evaluate a run's best model: accuracy, top-k, per-class precision/recall/F1,
-    macro and weighted averages, confusion matrix (JSON and PNG), and a gallery of the
-    most confident mistakes with heatmaps of the predicted and the true class."""
+    """Evaluate a run's best model: accuracy, balanced accuracy (mean recall), top-k,
+    per-class precision/recall/F1, macro and weighted averages, the classes far below
+    the mean recall (more than 15 points, with a 95% interval that excludes the mean),
+    confusion matrix (JSON and PNG), and a gallery of the most confident mistakes with
+    heatmaps of the predicted and the true class."""
     report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
                           batch_size=batch_size)
     console = Console()
@@ -138,18 +143,23 @@ def _write_gallery(run_dir: Path, split: str, png: Path, count: int, console: An
 def _print_report(report: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
+    weak = report["weak_classes"]
+    far = {entry["label"] for entry in weak["far_below"]}
     table = Table(title=f"{report['split']} split of {report['run']}")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for label in report["labels"]:
         row = report["per_class"][label]
         table.add_row(label, f"{row['precision']:.4f}", f"{row['recall']:.4f}",
-                      f"{row['f1']:.4f}", str(row["support"]))
+                      f"{row['f1']:.4f}", str(row["support"]), style="red" if label in far else None)
     for name in ("macro_avg", "weighted_avg"):
         row = report[name]
         table.add_row(name.replace("_", " "), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
                       f"{row['f1']:.4f}", str(row["support"]), style="bold")
     console.print(table)
     k = report["top_k"]
-    console.print(f"accuracy {report['accuracy']:.4f}   top-{k} accuracy "
+    console.print(f"accuracy {report['accuracy']:.4f}   balanced accuracy "
+                  f"{report['balanced_accuracy']:.4f}   top-{k} accuracy "
                   f"{report[f'top_{k}_accuracy']:.4f}   ({report['num_samples']} images)")
+    for line in weak_class_lines(weak):
+        console.print(line, style="yellow", highlight=False, soft_wrap=True)
