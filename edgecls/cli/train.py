@@ -44,7 +44,12 @@ def train(
     patience: int = typer.Option(None, "--patience",
                                  help="Early stopping after this many epochs without a better val accuracy "
                                       "(0: off). Default: 5."),
-    seed: int = typer.Option(None, "--seed", help="Split, shuffle and augmentation seed. Default: 0."),
+    seed: int = typer.Option(None, "--seed",
+                             help="Split, shuffle, augmentation and initial-weights seed. Default: 0."),
+    deterministic: bool = typer.Option(None, "--deterministic", help=(
+        "Byte-identical results for the same data, options and machine (TensorFlow op "
+        "determinism; augmentation then runs serially, so training is slower). Without it two "
+        "identical runs can differ by a few points of accuracy.")),
     config: Path = typer.Option(None, "--config",
                                 help="YAML file with TrainConfig keys; command-line options override it."),
     resume: bool = typer.Option(False, "--resume",
@@ -73,7 +78,7 @@ def train(
     overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
                  "img_size": img_size, "epochs": epochs, "weights": weights,
                  "batch_size": batch_size, "lr": lr, "alpha": alpha, "patience": patience,
-                 "seed": seed}
+                 "seed": seed, "deterministic": deterministic}
     train_config, choice = resolve_model_choice(_resolve_config(out, config, resume, overrides))
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",

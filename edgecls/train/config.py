@@ -37,7 +37,7 @@ class TrainConfig:
         patience: early stopping after this many epochs without a better val accuracy
             (``None`` or 0: off).
         split: train, val, test fractions for a dataset without its own split.
-        seed: split, shuffle and augmentation seed.
+        seed: split, shuffle, augmentation and initial-weights seed.
         augment: augmentation strengths, keys of ``edgecls.data.augment.AugmentConfig``
             (``None``: its defaults; ``{enabled: false}``: none).
         top_k: k of the top-k accuracy in the evaluation.
@@ -46,6 +46,10 @@ class TrainConfig:
             settle: a short run then validates at chance level.
         jit_compile: compile training steps with XLA (slow to start; on CPU usually
             slower than plain TensorFlow graphs, hence off by default).
+        deterministic: same data, config and machine give a byte-identical run: turns on
+            TensorFlow's op determinism for the rest of the process (it also makes
+            tf.data run augmentation serially; see benchmarks/train_determinism.py for
+            the cost). Weights are seeded from ``seed`` either way.
     """
 
     data: str | None = None
@@ -71,6 +75,7 @@ class TrainConfig:
     top_k: int = 5
     bn_momentum: float = 0.9
     jit_compile: bool = False
+    deterministic: bool = False
 
     def validate(self) -> TrainConfig:
         """Checks ranges; returns ``self``. Raises ConfigError on a bad value."""

@@ -69,6 +69,7 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         log.warning("%s", choice.warning)
     pretrained = _check_model_choice(config)
     run = _run_dir(config, resume)
+    _seed(config)
     state = (load_state(run) if resume else None) or TrainState()
     split = _split(config, run, resume)
     strategy = _strategy()
@@ -104,6 +105,19 @@ def _check_model_choice(config: TrainConfig) -> bool:
                               "drop it, or pass a --model that has it (alpha is the MobileNet "
                               "width multiplier, e.g. --model mobilenet_v3_small)")
     return parse_weights(config.weights) is not None
+
+
+def _seed(config: TrainConfig) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras (initial weights, dropout) from
+    ``config.seed``; with ``config.deterministic`` also turns on op determinism, which
+    TensorFlow keeps for the rest of the process (it has no public switch back)."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def _run_dir(config: TrainConfig, resume: bool) -> RunDir:

@@ -86,7 +86,7 @@ def _default_pair() -> ModelChoice:
 def _weights_for(model: str) -> ModelChoice:
     if model not in PACKAGES:
         return ModelChoice(model, "none", "from scratch; --weights imagenet starts from ImageNet "
-                                          "weights (downloaded once into the Keras cache)")
+                                          "weights, downloaded once into the Keras cache")
     if imagenet_weights_installed(model):
         return ModelChoice(model, "imagenet", "ImageNet weights from the pretrained extra")
     return ModelChoice(model, "none", "from scratch: its ImageNet weights are not installed",
