@@ -27,10 +27,10 @@ from edgecls.bench.dataset import LabelledImages
 from edgecls.bench.runner import BenchOptions
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.remote.bench import RemoteBenchJob, bench_arguments
-from edgecls.remote.deploy import systemd_quote
+from edgecls.remote.deploy import DeployJob, UnitState, install_steps, systemd_quote, unit_text
 from helpers.cli import run_cli
 from helpers.images import write_color_folder
-from edgecls.remote.device import PrepareOptions, prepare, probe, requirement_for
+from edgecls.remote.device import Environment, Interpreter, PrepareOptions, prepare, probe, requirement_for
 from edgecls.remote.host import parse_host, parse_hosts
 from edgecls.remote.sample import sample_images
 from edgecls.remote.ssh import (
@@ -173,6 +173,64 @@ def test_systemd_exec_words_are_quoted() -> None:
     assert systemd_quote("/home/pi/my models/a.tflite") == '"/home/pi/my models/a.tflite"'
     assert systemd_quote("rtsp://cam/$x%20") == "rtsp://cam/$$x%%20"
     assert systemd_quote('say "hi"') == '"say \\"hi\\""'
+
+
+def _pi_environment(uid: int = 1000) -> Environment:
+    interpreter = Interpreter(python="/home/pi/.edgecls/venv/bin/python", version="3.11.2", machine="aarch64",
+                              libc=["glibc", "2.36"], home="/home/pi", edgecls="1.0", modules={},
+                              executable="/home/pi/.edgecls/venv/bin/python", user="pi", uid=uid,
+                              systemd=True, systemctl=True)
+    return Environment(interpreter.python, interpreter, "reused")
+
+
+def test_unit_runs_the_model_headless_as_the_device_user() -> None:
+    job = DeployJob(Path("my models/cls int8.tflite"), parse_host("pi@pi5"), target="raspberry-pi-5",
+                    source="rtsp://cam/live?x=$a%b")
+    unit = unit_text(job, _pi_environment())
+    assert job.unit_name == "edgecls-cls-int8.service"
+    assert "\nUser=pi\nWorkingDirectory=/home/pi\n" in unit and "Restart=always" in unit
+    assert "WantedBy=multi-user.target" in unit and "After=network-online.target" in unit
+    assert ('ExecStart=/home/pi/.edgecls/venv/bin/python -m edgecls run '
+            '"/home/pi/.edgecls/deploy/edgecls-cls-int8/cls int8.tflite" --headless '
+            '--source rtsp://cam/live?x=$$a%%b --target raspberry-pi-5\n') in unit
+
+
+def test_install_steps_do_only_what_the_device_lacks() -> None:
+    job = DeployJob(Path("m.onnx"), parse_host("pi@pi5"), service=True)
+    unit = "[Unit]\n"
+    fresh = UnitState(current="", enabled=False, active=False)
+    steps = install_steps(job, as_root=False, systemd_running=True, unit=unit, state=fresh, restart=False)
+    assert [s.command for s in steps] == [
+        "sudo -n mkdir -p /etc/systemd/system && sudo -n tee /etc/systemd/system/.edgecls-m.service.tmp "
+        ">/dev/null && sudo -n mv -f /etc/systemd/system/.edgecls-m.service.tmp /etc/systemd/system/edgecls-m.service",
+        "sudo -n systemctl daemon-reload", "sudo -n systemctl enable edgecls-m.service",
+        "sudo -n systemctl restart edgecls-m.service"]
+    assert steps[0].stdin == unit.encode()
+    assert [s.says for s in steps] == ["wrote /etc/systemd/system/edgecls-m.service", None, "enabled at boot",
+                                       "started"]
+    as_root = install_steps(job, as_root=True, systemd_running=True, unit=unit, state=fresh, restart=False)
+    assert not any("sudo" in s.command for s in as_root) and len(as_root) == 4
+    running = UnitState(current=unit, enabled=True, active=True)
+    assert install_steps(job, False, True, unit, running, restart=False) == []  # nothing changed: nothing sent
+    new_model = install_steps(job, False, True, unit, running, restart=True)
+    assert [(s.command, s.says) for s in new_model] == [("sudo -n systemctl restart edgecls-m.service", "restarted")]
+    stopped = install_steps(job, False, True, unit, UnitState(unit, enabled=True, active=False), restart=False)
+    assert [s.says for s in stopped] == ["started"]
+
+
+def test_install_steps_for_an_image_or_a_device_without_running_systemd() -> None:
+    image = DeployJob(Path("m.onnx"), parse_host("pi@pi5"), service=True, root="/mnt/sd card/")
+    fresh = UnitState(current="", enabled=False, active=False)
+    steps = install_steps(image, as_root=True, systemd_running=True, unit="u", state=fresh, restart=True)
+    assert [s.command for s in steps] == [
+        "mkdir -p '/mnt/sd card/etc/systemd/system' && tee '/mnt/sd card/etc/systemd/system/.edgecls-m.service.tmp' "
+        ">/dev/null && mv -f '/mnt/sd card/etc/systemd/system/.edgecls-m.service.tmp' "
+        "'/mnt/sd card/etc/systemd/system/edgecls-m.service'",
+        "systemctl --root '/mnt/sd card' enable edgecls-m.service"]  # no daemon-reload, no start
+    container = DeployJob(Path("m.onnx"), parse_host("pi@pi5"), service=True)
+    steps = install_steps(container, as_root=True, systemd_running=False, unit="u", state=fresh, restart=True)
+    assert [s.command.split(" && ")[0] for s in steps] == ["mkdir -p /etc/systemd/system",
+                                                          "systemctl enable edgecls-m.service"]
 
 
 @needs_sshd
@@ -357,6 +415,28 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     third = cli(*service, lab=lab)
     assert "model: copied classifier.onnx" in third.stdout and "wrote" not in third.stdout
     assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()
+
+
+def _path_without(tool: str, folder: Path) -> str:
+    """A PATH folder with every command of this machine's PATH except ``tool``."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for entry in Path(directory).glob("*") if Path(directory).is_dir() else []:
+            if entry.name != tool and not (folder / entry.name).exists():
+                (folder / entry.name).symlink_to(entry)
+    return str(folder)
+
+
+@needs_sshd
+def test_deploy_service_on_a_device_without_systemctl_says_so_before_copying(
+        lab: SshLab, onnx_models: list[Path], tmp_path: Path) -> None:
+    device = lab.start("no-systemd", env={"PATH": _path_without("systemctl", tmp_path / "bin")})
+    refused = cli("deploy", str(onnx_models[0]), "--host", device.spec, "--remote-python", sys.executable,
+                  "--service", lab=lab)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "systemctl is not installed there" in refused.stderr and "without --service" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (device.home / ".edgecls/deploy").exists()  # refused before the model was copied
 
 
 @needs_sshd

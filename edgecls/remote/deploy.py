@@ -80,13 +80,16 @@ def deploy(job: DeployJob) -> DeployResult:
     """Deploys ``job.model`` on ``job.host``; see the module docstring.
 
     Raises:
-        RemoteError: the host could not be reached, prepared or configured.
+        RemoteError: the host could not be reached, prepared or configured, or (with ``service``)
+            it has no systemctl.
         ConfigError: an unknown target profile or unit name.
     """
     formats = deploy_formats(job)
     transport = SshTransport(job.host, job.ssh)
     try:
         environment = prepare(transport, formats, job.prepare, job.prepare.timeout_s)
+        if job.service:
+            require_systemctl(transport, environment)
         copied = sync_files(transport, model_files(job.model), job.model_dir, 600.0)
         unit = unit_text(job, environment)
         result = DeployResult(environment, job.unit_name, unit, copied)
@@ -139,36 +142,98 @@ def unit_text(job: DeployJob, environment: Environment) -> str:
     ])
 
 
+@dataclass(frozen=True)
+class UnitState:
+    """What the device has now: the installed unit's text ("" when none), and systemd's view."""
+
+    current: str
+    enabled: bool
+    active: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command sent to the device; ``says`` is what the user is told it did (None: nothing)."""
+
+    command: str
+    says: str | None = None
+    stdin: bytes | None = None
+
+
+def require_systemctl(transport: SshTransport, environment: Environment) -> None:
+    """Refuses ``--service`` on a device without systemctl, before anything is copied there."""
+    if not environment.interpreter.systemctl:
+        raise RemoteError(f"{transport.host.text}: systemctl is not installed there, so no systemd unit can "
+                          "be installed (the device does not use systemd)",
+                          "run deploy without --service: it copies the model and prints the `edgecls run` "
+                          "command (the unit's ExecStart=) to start with the device's own init system")
+
+
 def install_unit(transport: SshTransport, job: DeployJob, environment: Environment, unit: str,
                  restart: bool) -> list[str]:
-    """Writes and enables the unit when needed; (re)starts it when systemd runs; returns what it did."""
+    """Writes and enables the unit when needed; (re)starts it when systemd runs; returns what it did.
+
+    Raises:
+        RemoteError: a command failed there (e.g. sudo wants a password).
+    """
     interpreter = environment.interpreter
-    sudo = "" if interpreter.uid == 0 else "sudo -n "
+    state = read_unit_state(transport, job)
+    steps = install_steps(job, interpreter.uid == 0, interpreter.systemd, unit, state, restart)
+    for step in steps:
+        _privileged(transport, step.command, step.stdin)
+    actions = [step.says for step in steps if step.says]
+    if actions and not _is_live(job, interpreter.systemd):
+        actions.append("not started: systemd is not running there; it starts at the next boot")
+    return actions
+
+
+def read_unit_state(transport: SshTransport, job: DeployJob) -> UnitState:
+    """The installed unit's text and whether systemd has it enabled and running."""
     root = job.root.rstrip("/")
-    path = f"{root}/{UNIT_DIR}/{job.unit_name}"
-    live = interpreter.systemd and not root  # else: files only, for the next boot
+    name = shlex.quote(job.unit_name)
+    path = shlex.quote(f"{root}/{UNIT_DIR}/{job.unit_name}")
+
+    def answer(command: str) -> str:
+        return transport.run(command, 60.0, check=False).stdout.decode(errors="replace")
+
+    root_option = f" --root {shlex.quote(root)}" if root else ""
+    return UnitState(current=answer(f"cat {path} 2>/dev/null"),
+                     enabled=answer(f"systemctl{root_option} is-enabled {name} 2>/dev/null").strip() == "enabled",
+                     active=answer(f"systemctl is-active {name} 2>/dev/null").strip() == "active")
+
+
+def install_steps(job: DeployJob, as_root: bool, systemd_running: bool, unit: str, state: UnitState,
+                  restart: bool) -> list[Step]:
+    """The commands that bring the device from ``state`` to ``unit`` installed, enabled and running.
+
+    Args:
+        as_root: the ssh user is root (else every command goes through ``sudo -n``).
+        systemd_running: systemd runs on the device (else the unit is enabled for the next boot).
+        restart: the model or the environment changed, so a running service must restart.
+    """
+    sudo = "" if as_root else "sudo -n "
+    root = job.root.rstrip("/")
+    live = _is_live(job, systemd_running)
     systemctl = f"{sudo}systemctl" + (f" --root {shlex.quote(root)}" if root else "")
     name = shlex.quote(job.unit_name)
-    actions = []
-    current = transport.run(f"cat {shlex.quote(path)} 2>/dev/null", 60.0, check=False).stdout.decode(errors="replace")
-    if current != unit:
+    steps = []
+    if state.current != unit:
+        path = f"{root}/{UNIT_DIR}/{job.unit_name}"
         folder, tmp = shlex.quote(f"{root}/{UNIT_DIR}"), shlex.quote(f"{root}/{UNIT_DIR}/.{job.unit_name}.tmp")
-        _privileged(transport, f"{sudo}mkdir -p {folder} && {sudo}tee {tmp} >/dev/null && "
-                    f"{sudo}mv -f {tmp} {shlex.quote(path)}", unit.encode())
-        actions.append(f"wrote {path}")
+        steps.append(Step(f"{sudo}mkdir -p {folder} && {sudo}tee {tmp} >/dev/null && "
+                          f"{sudo}mv -f {tmp} {shlex.quote(path)}", f"wrote {path}", unit.encode()))
         if live:
-            _privileged(transport, f"{systemctl} daemon-reload")
-    enabled = transport.run(f"{systemctl} is-enabled {name}", 60.0, check=False).stdout.decode().strip()
-    if enabled != "enabled":
-        _privileged(transport, f"{systemctl} enable {name}")
-        actions.append("enabled at boot")
-    if not live:
-        return actions + ["not started: systemd is not running there; it starts at the next boot"] if actions else []
-    active = transport.run(f"systemctl is-active {name}", 60.0, check=False).stdout.decode().strip()
-    if active != "active" or restart or current != unit:
-        _privileged(transport, f"{systemctl} restart {name}")
-        actions.append("restarted" if active == "active" else "started")
-    return actions
+            steps.append(Step(f"{systemctl} daemon-reload"))
+    if not state.enabled:
+        steps.append(Step(f"{systemctl} enable {name}", "enabled at boot"))
+    if live and (not state.active or restart or state.current != unit):
+        steps.append(Step(f"{systemctl} restart {name}", "restarted" if state.active else "started"))
+    return steps
+
+
+def _is_live(job: DeployJob, systemd_running: bool) -> bool:
+    """True when the unit goes to the running system (not to an image under ``--root``)."""
+    return systemd_running and not job.root.rstrip("/")
 
 
 def _privileged(transport: SshTransport, command: str, stdin: bytes | None = None) -> None:

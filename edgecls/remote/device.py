@@ -35,11 +35,11 @@ _PROBED_MODULES = sorted({m for modules in FORMAT_MODULES.values() for m in modu
 
 # Runs on the device under each candidate interpreter: what it is and what it can import.
 _PROBE = f"""
-import getpass, importlib.util, json, os, platform, sys
+import getpass, importlib.util, json, os, platform, shutil, sys
 info = {{"python": sys.argv[1], "executable": sys.executable, "version": platform.python_version(),
         "machine": platform.machine(), "libc": list(platform.libc_ver()), "home": os.path.expanduser("~"),
         "venv": sys.prefix != sys.base_prefix, "edgecls": None, "user": getpass.getuser(), "uid": os.getuid(),
-        "systemd": os.path.isdir("/run/systemd/system")}}
+        "systemd": os.path.isdir("/run/systemd/system"), "systemctl": shutil.which("systemctl") is not None}}
 try:
     import edgecls
     info["edgecls"] = edgecls.__version__
@@ -66,6 +66,7 @@ class Interpreter:
     user: str = ""
     uid: int = -1
     systemd: bool = False  # systemd is running (/run/systemd/system exists)
+    systemctl: bool = False  # systemctl is on the PATH (it can enable a unit even when systemd is not running)
 
     @classmethod
     def from_probe(cls, data: dict[str, Any]) -> Interpreter:
@@ -73,7 +74,7 @@ class Interpreter:
                    libc=list(data.get("libc") or ["", ""]), home=data["home"], edgecls=data.get("edgecls"),
                    modules=dict(data.get("modules") or {}), venv=bool(data.get("venv")),
                    executable=data.get("executable", ""), user=data.get("user", ""), uid=int(data.get("uid", -1)),
-                   systemd=bool(data.get("systemd")))
+                   systemd=bool(data.get("systemd")), systemctl=bool(data.get("systemctl")))
 
     def missing_formats(self, formats: set[str]) -> list[str]:
         """Formats none of whose inference libraries this interpreter can import."""
