@@ -1,8 +1,10 @@
 """Rich progress bars for Keras training: one bar over epochs, one over the batches of
-the current epoch, and a summary line per finished epoch."""
+the current epoch, and a summary line per finished epoch; one bar over the batches of a
+``predict`` pass (the head phase's feature cache)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import keras
@@ -34,6 +36,7 @@ class RichProgress(keras.callbacks.Callback):
         self._progress: Progress | None = None
         self._epochs_task: Any = None
         self._batches_task: Any = None
+        self._predict_started = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._progress = Progress(
@@ -63,6 +66,27 @@ class RichProgress(keras.callbacks.Callback):
         self._progress.update(self._epochs_task, completed=epoch + 1)
         self.console.print(f"{self.phase} epoch {self.first_epoch + epoch}: "
                            f"{_format(logs, ('loss', 'accuracy', 'val_loss', 'val_accuracy'))}",
+                           highlight=False, soft_wrap=True)
+
+    def on_predict_begin(self, logs: dict | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        self._progress.start()
+        self._batches_task = self._progress.add_task(self.phase, total=self.params.get("steps"))
+        self._predict_started = time.perf_counter()
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._batches_task, completed=batch + 1)
+
+    def on_predict_end(self, logs: dict | None = None) -> None:
+        if self._progress is None:
+            return
+        batches = self._progress.tasks[0].completed
+        self.on_train_end()
+        self.console.print(f"{self.phase}: {batches:.0f} batches in "
+                           f"{time.perf_counter() - self._predict_started:.1f} s",
                            highlight=False, soft_wrap=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -117,16 +117,19 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         phase_index: index of the phase being trained.
         phase_name: its name, written into the history.
         patience: stop the phase after this many epochs without improvement (0: never).
+        saved_model: the model the checkpoints hold (default: the one being trained;
+            the full model when a part of it trains, see ``feature_cache``).
     """
 
     def __init__(self, run: RunDir, state: TrainState, phase_index: int, phase_name: str,
-                 patience: int) -> None:
+                 patience: int, saved_model: Any = None) -> None:
         super().__init__()
         self.run = run
         self.state = state
         self.phase_index = phase_index
         self.phase_name = phase_name
         self.patience = patience
+        self.saved_model = saved_model
         self.history = read_history(run)[: state.epoch]
         self._started = 0.0
 
@@ -150,13 +153,13 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
         if val_accuracy > state.best_val_accuracy:
             state.best_val_accuracy, state.wait = val_accuracy, 0
-            save_keras_model_atomic(self.model, self.run.best_model)
+            save_keras_model_atomic(self.saved_model or self.model, self.run.best_model)
         else:
             state.wait += 1
         if self.patience and state.wait >= self.patience:
             self.model.stop_training = True
         state.stopped_early = bool(self.model.stop_training)
-        save_keras_model_atomic(self.model, self.run.last_checkpoint)
+        save_keras_model_atomic(self.saved_model or self.model, self.run.last_checkpoint)
         save_state(self.run, state)
 
 

@@ -50,6 +50,11 @@ class TrainConfig:
             TensorFlow's op determinism for the rest of the process (it also makes
             tf.data run augmentation serially; see benchmarks/train_determinism.py for
             the cost). Weights are seeded from ``seed`` either way.
+        head_cache: train the frozen-backbone ``head`` phase on backbone features
+            computed once per image (``edgecls.train.feature_cache``) instead of
+            running the backbone every epoch.
+        head_cache_views: augmented copies of each training image added to that cache
+            (0: the images alone); each epoch trains on one view per image.
     """
 
     data: str | None = None
@@ -76,6 +81,8 @@ class TrainConfig:
     bn_momentum: float = 0.9
     jit_compile: bool = False
     deterministic: bool = False
+    head_cache: bool = True
+    head_cache_views: int = 0
 
     def validate(self) -> TrainConfig:
         """Checks ranges; returns ``self``. Raises ConfigError on a bad value."""
@@ -92,6 +99,7 @@ class TrainConfig:
         _require(len(self.split) == 3, "split needs three fractions: train, val, test")
         _require(self.top_k >= 1, "top_k must be at least 1")
         _require(0 < self.bn_momentum < 1, "bn_momentum must be in (0, 1)")
+        _require(0 <= self.head_cache_views <= 16, "head_cache_views must be between 0 and 16")
         return self
 
     def model_options(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
 from edgecls.train.config import TrainConfig
 from edgecls.train.evaluate import evaluate_run
+from edgecls.train.feature_cache import cache_applies, fit_head_on_cache
 from edgecls.train.model_choice import resolve_model_choice
 from edgecls.train.phases import Phase, plan_phases, set_trainable
 
@@ -85,10 +86,16 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
             if _phase_done(state, index, phase):
                 continue
             initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
-            recorder = RunRecorder(run, state, index, phase.name, config.patience or 0)
+            recorder = RunRecorder(run, state, index, phase.name, config.patience or 0,
+                                   saved_model=model)
             bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
-            _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
-                 [recorder, *([bar] if bar else []), *callbacks], bar)
+            phase_callbacks = [recorder, *([bar] if bar else []), *callbacks]
+            if cache_applies(model, config, phase, split):
+                _fit_on_cache(model, split, config, phase, initial_epoch, class_weight,
+                              phase_callbacks, progress, bar)
+            else:
+                _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
+                     phase_callbacks, bar)
     state.done = True
     save_state(run, state)
     return TrainResult(run.root, state.epoch, state.best_val_accuracy,
@@ -232,6 +239,17 @@ def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: in
                   callbacks=callbacks, shuffle=False, verbose=0)
     finally:
         if bar is not None:  # stop live progress bars when interrupted
+            bar.on_train_end()
+
+
+def _fit_on_cache(model: Any, split: Any, config: TrainConfig, phase: Phase, initial_epoch: int,
+                  class_weight: dict[int, float] | None, callbacks: list[Any],
+                  progress: ProgressBar | None, bar: Any | None) -> None:
+    try:
+        fit_head_on_cache(model, split, config, phase, initial_epoch, class_weight, callbacks,
+                          progress)
+    finally:
+        if bar is not None:
             bar.on_train_end()
 
 
