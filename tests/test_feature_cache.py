@@ -156,3 +156,31 @@ def test_resume_inside_and_after_the_cached_head_phase(pretrained: tuple[Path, P
     assert "head features" not in drawn.getvalue()  # the head phase is finished
     assert [row["phase"] for row in history(run)] == ["head"] * 3 + ["finetune"]
     assert result.epochs == 4 and json.loads(run.state.read_text())["done"] is True
+
+
+def test_cache_applies_only_to_the_head_phase_under_the_default_strategy(
+        pretrained: tuple[Path, Path], tmp_path: Path) -> None:
+    """Off for other phases, when switched off, past the memory budget, and under a
+    non-default tf.distribute strategy (the head phase then trains on images)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from edgecls.data.split import prepare_split
+    from edgecls.models import build
+    from edgecls.train.feature_cache import cache_applies
+    from edgecls.train.phases import Phase
+
+    data, _ = pretrained
+    config = tiny_config(data, tmp_path / "run", head_cache_views=2)
+    split = prepare_split(data, tmp_path / "run")
+    model = build(config.model, weights="none", include_top=False, num_classes=3, input_size=32)
+    head = Phase("head", 1, 0.01)
+    assert cache_applies(model, config, head, split)
+    assert not cache_applies(model, config, Phase("finetune", 1, 0.001), split)
+    assert not cache_applies(model, dataclasses.replace(config, head_cache=False), head, split)
+    features = (3 * len(split.items("train")) + len(split.items("val"))) * 16 * 4  # 16 channels
+    assert cache_applies(model, config, head, split, memory_budget=features)
+    assert not cache_applies(model, config, head, split, memory_budget=features - 1)
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert not cache_applies(model, config, head, split)
