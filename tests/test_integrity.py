@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,40 @@ def test_onnx_cut_before_its_metadata_is_refused(tmp_path: Path) -> None:
     model.write_bytes(cut)
     with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
         load_backend(model)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx", "openvino"])
+def test_model_files_are_read_once_and_checked_beside_the_load(models: dict[str, Path], fmt: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend loads the very bytes that were hashed: no second read the file could change under."""
+    reads: list[str] = []
+    threads: list[str] = []
+    original_read, original_verify = Path.read_bytes, integrity.verify_bytes
+
+    def counted_read(path: Path) -> bytes:
+        reads.append(path.name)
+        return original_read(path)
+
+    def spied_verify(*args, **kwargs) -> str:
+        threads.append(threading.current_thread().name)
+        return original_verify(*args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", counted_read)
+    monkeypatch.setattr(integrity, "verify_bytes", spied_verify)
+    backend = load_backend(models[fmt])
+    assert backend.settings["integrity"] == "verified"
+    assert sorted(reads) == sorted({models[fmt].name, models[fmt].with_suffix(".bin").name}
+                                   if fmt == "openvino" else {models[fmt].name})
+    assert threads == ["edgecls-verify"]
+
+
+def test_a_damaged_file_the_library_rejects_is_reported_as_damaged(models: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    copy = _copy(models["tflite"], tmp_path)
+    data = bytearray(copy.read_bytes())
+    data[0] ^= 0x80  # the flatbuffer's root offset: LiteRT cannot parse it; the digest says why
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="is corrupted: its content does not match"):
+        load_backend(copy)
+    with pytest.raises(ModelError, match="is not a valid TFLite model"):
+        load_backend(copy, verify=False)

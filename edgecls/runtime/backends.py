@@ -14,7 +14,7 @@ from edgecls.errors import ModelError
 from edgecls.formats import MODEL_SUFFIXES, format_for_path
 from edgecls.registry import Registry
 from edgecls.runtime.base import Backend, BackendOptions
-from edgecls.runtime.integrity import UNSIGNED, verify_file
+from edgecls.runtime.integrity import NOT_CHECKED, UNSIGNED, read_model, start_check
 
 BACKENDS: Registry[type[Backend]] = Registry(
     "backend", modules=[f"edgecls.runtime.{name}" for name in ("litert", "onnxruntime", "openvino")])
@@ -37,8 +37,10 @@ def load_backend(path: str | Path, options: BackendOptions | None = None,
     """Loads a model file with the backend its suffix calls for (or the one named).
 
     Args:
-        verify: check the file against the digest embedded at export before the
-            inference library sees it (models without a digest load unverified).
+        verify: check the file against the digest embedded at export (models without
+            one load unverified). The file is read once; its bytes are hashed in a thread
+            while the backend loads the same bytes, and the backend is returned only
+            once they proved intact.
 
     Raises:
         ModelError: the file is missing, has an unknown suffix, is not a model, or
@@ -47,9 +49,16 @@ def load_backend(path: str | Path, options: BackendOptions | None = None,
     path = Path(path)
     cls = BACKENDS.get(backend) if backend else backend_for_suffix(path)
     check_model_file(path)
-    status = verify_file(path) if verify else None
-    loaded = cls(path, options)
-    loaded.settings["integrity"] = status or "not checked (--no-verify)"
+    model = read_model(path)  # read once: the backend loads exactly the bytes that are checked
+    check = start_check(path, model) if verify else None  # on another core, while the backend loads
+    try:
+        loaded = cls(path, options, model)
+    except Exception:
+        if check is not None:
+            check.result()  # a damaged file says so, rather than how the library choked on it
+        raise
+    status = check.result() if check is not None else NOT_CHECKED
+    loaded.settings["integrity"] = status
     if status == UNSIGNED:
         _refuse_lost_digest(loaded)
     return loaded

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.formats import Format
+from edgecls.runtime.integrity import ModelBytes, read_model
 from edgecls.runtime.metadata import ModelMetadata
 from edgecls.runtime.tensors import TensorInfo, from_model_output, tensor_dict, to_model_input
 from edgecls.runtime.tflite_standard_metadata import StandardMetadata
@@ -37,10 +38,23 @@ class Backend(ABC):
     name: str = ""
     format: Format | None = None  # the file format it runs (edgecls.formats)
 
-    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
+    def __init__(self, path: str | Path, options: BackendOptions | None = None,
+                 model: ModelBytes | None = None) -> None:
+        """Args:
+            path: the model file (named in messages).
+            options: what the target profile or the user set.
+            model: the file's bytes, already read (and verified) by ``load_backend``;
+                read here, unverified, when not given.
+        """
         self.path = Path(path)
         self.options = options or BackendOptions()
         self.settings: dict[str, Any] = {}  # what was applied, recorded in bench output
+        self._model_bytes = model
+
+    def take_model_bytes(self) -> ModelBytes:
+        """The model's bytes for loading, released here so a backend keeps only what it needs."""
+        model, self._model_bytes = self._model_bytes, None
+        return model if model is not None else read_model(self.path)
 
     @property
     @abstractmethod

@@ -11,16 +11,24 @@ the SHA-256 of its ``.bin``; it is stamped first, so the ``.xml``'s own digest c
 
 A model without the field (a foreign model, or one exported before digests existed)
 loads unverified; a field that is damaged, unstamped or wrong is refused.
+
+At load (``load_backend``), ``read_model`` reads a model's file(s) once; ``start_check``
+hashes those bytes in a thread (hashlib releases the GIL on large buffers, so the digest
+is computed on another core) while the backend loads the same bytes; the backend is
+handed out only after the check passed. So the file is read once, the check adds little
+to the load time when a core is free, and what runs is exactly what was verified (no
+window for the file to change between check and load).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.atomic import write_bytes_atomic
-from edgecls.digest import file_sha256
 from edgecls.errors import ModelError
 
 DIGEST_PREFIX = "edgecls-sha256:"
@@ -34,6 +42,60 @@ _NO_VERIFY_HINT = ("copy the file again from the export folder or re-export it; 
 
 VERIFIED = "verified"
 UNSIGNED = "unsigned"
+NOT_CHECKED = "not checked (--no-verify)"
+
+
+@dataclass(frozen=True)
+class ModelBytes:
+    """A model file's bytes, read once.
+
+    Attributes:
+        content: the model file (for OpenVINO, the ``.xml``).
+        weights: an OpenVINO ``.xml``'s ``.bin`` (None for other formats or when it is missing).
+    """
+
+    content: bytes
+    weights: bytes | None = None
+
+
+def read_model(path: str | Path) -> ModelBytes:
+    """Reads a model file (and an OpenVINO ``.xml``'s ``.bin``) into memory, once."""
+    path = Path(path)
+    bin_path = path.with_suffix(".bin")
+    weights = bin_path.read_bytes() if path.suffix == ".xml" and bin_path.is_file() else None
+    return ModelBytes(path.read_bytes(), weights)
+
+
+class PendingCheck:
+    """``verify_bytes`` running in a thread; ``result()`` waits for it."""
+
+    def __init__(self, path: Path, model: ModelBytes) -> None:
+        self._status: str | None = None
+        self._error: ModelError | None = None
+        self._thread = threading.Thread(target=self._run, args=(path, model), name="edgecls-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path, model: ModelBytes) -> None:
+        try:
+            self._status = verify_bytes(path, model.content, model.weights)
+        except ModelError as exc:
+            self._error = exc
+
+    def result(self) -> str:
+        """``VERIFIED`` or ``UNSIGNED``, once the check is done.
+
+        Raises:
+            ModelError: the bytes do not match their embedded digest(s).
+        """
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._status  # type: ignore[return-value]
+
+
+def start_check(path: str | Path, model: ModelBytes) -> PendingCheck:
+    """Starts checking ``model`` (read from ``path``) against its digest(s) in a thread."""
+    return PendingCheck(Path(path), model)
 
 
 def stamp_bytes(data: bytes, weights: bytes | None = None) -> bytes:
@@ -62,12 +124,20 @@ def stamp_file(path: str | Path) -> None:
     write_bytes_atomic(path, stamp_bytes(data, weights))
 
 
-def verify_file(path: str | Path, content: bytes | None = None) -> str:
-    """Checks an artifact against its embedded digest(s).
+def verify_file(path: str | Path) -> str:
+    """Checks an artifact file (for an OpenVINO ``.xml``, its ``.bin`` too) against its
+    embedded digest(s); see ``verify_bytes``."""
+    model = read_model(path)
+    return verify_bytes(path, model.content, model.weights)
+
+
+def verify_bytes(path: str | Path, data: bytes, weights: bytes | None = None) -> str:
+    """Checks an artifact's bytes against the digest(s) embedded in them.
 
     Args:
-        path: the model file (for an OpenVINO ``.xml``, its ``.bin`` is checked too).
-        content: the file's bytes when the caller already read them.
+        path: the file they were read from (named in errors; its suffix tells an OpenVINO ``.xml``).
+        data: the file's bytes.
+        weights: an OpenVINO ``.xml``'s ``.bin`` bytes (None: missing, left to the backend).
 
     Returns:
         ``VERIFIED``, or ``UNSIGNED`` when the file carries no digest at all.
@@ -76,7 +146,6 @@ def verify_file(path: str | Path, content: bytes | None = None) -> str:
         ModelError: the digest is damaged, was never stamped, or does not match.
     """
     path = Path(path)
-    data = path.read_bytes() if content is None else content
     fields = _fields(data, DIGEST_PREFIX)
     if not fields:
         return UNSIGNED
@@ -86,21 +155,20 @@ def verify_file(path: str | Path, content: bytes | None = None) -> str:
     if _content_digest(data, fields).encode() != expected:
         raise _corrupted(path, "its content does not match the SHA-256 digest embedded at export")
     if path.suffix == ".xml":
-        _verify_weights(path, data)
+        _verify_weights(path, data, weights)
     return VERIFIED
 
 
-def _verify_weights(xml_path: Path, xml: bytes) -> None:
+def _verify_weights(xml_path: Path, xml: bytes, weights: bytes | None) -> None:
     fields = _fields(xml, WEIGHTS_PREFIX)
     if not fields:
         return
     expected = _single_value(xml_path, xml, fields, "weights digest")
-    bin_path = xml_path.with_suffix(".bin")
-    if not bin_path.is_file():
+    if weights is None:
         return  # the backend reports the missing .bin with its own message
-    actual = file_sha256(bin_path)
-    if actual.encode() != expected:
-        raise _corrupted(bin_path, f"it does not match the SHA-256 digest stored in {xml_path.name}")
+    if hashlib.sha256(weights).hexdigest().encode() != expected:
+        raise _corrupted(xml_path.with_suffix(".bin"),
+                         f"it does not match the SHA-256 digest stored in {xml_path.name}")
 
 
 def _fields(data: bytes | bytearray, prefix: str) -> list[int]:

@@ -19,6 +19,7 @@ from edgecls.errors import ModelError
 from edgecls.formats import TFLITE
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions
+from edgecls.runtime.integrity import ModelBytes
 from edgecls.runtime.metadata import ModelMetadata
 from edgecls.runtime.tensors import TensorInfo, guess_layout, normalize_shape, tensor_dict
 from edgecls.runtime.tflite_metadata import (
@@ -95,9 +96,10 @@ class LiteRTBackend(Backend):
     name = "litert"
     format = TFLITE
 
-    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
-        super().__init__(path, options)
-        self._content = self.path.read_bytes()
+    def __init__(self, path: str | Path, options: BackendOptions | None = None,
+                 model: ModelBytes | None = None) -> None:
+        super().__init__(path, options, model)
+        self._content = self.take_model_bytes().content  # the interpreter runs from these bytes
         if self._content[4:8] != b"TFL3":
             raise not_a_model(self.path, "TFLite", "no TFL3 flatbuffer identifier")
         module = _interpreter_module()

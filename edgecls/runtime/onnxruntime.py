@@ -19,6 +19,7 @@ from edgecls.formats import ONNX
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.cpu import cpu_info
+from edgecls.runtime.integrity import ModelBytes
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import TensorInfo, guess_layout, normalize_shape, tensor_dict
 
@@ -70,10 +71,11 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     format = ONNX
 
-    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
-        super().__init__(path, options)
+    def __init__(self, path: str | Path, options: BackendOptions | None = None,
+                 model: ModelBytes | None = None) -> None:
+        super().__init__(path, options, model)
         ort = _import_ort()
-        content = self.path.read_bytes()
+        content = self.take_model_bytes().content
         session_options = self._session_options(ort, content)
         providers, missing = resolve_providers(self.options.providers, ort.get_available_providers())
         if missing:

@@ -12,6 +12,7 @@ from edgecls.errors import ModelError
 from edgecls.formats import OPENVINO
 from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions
+from edgecls.runtime.integrity import ModelBytes
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from edgecls.runtime.tensors import TensorInfo, guess_layout, tensor_dict
 
@@ -34,8 +35,9 @@ class OpenVINOBackend(Backend):
     name = "openvino"
     format = OPENVINO
 
-    def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
-        super().__init__(path, options)
+    def __init__(self, path: str | Path, options: BackendOptions | None = None,
+                 model: ModelBytes | None = None) -> None:
+        super().__init__(path, options, model)
         ov = _import_openvino()
         core = ov.Core()
         device = (self.options.device or "CPU").upper()
@@ -44,8 +46,10 @@ class OpenVINOBackend(Backend):
             if not weights.is_file():
                 raise ModelError(f"{self.path}: weights file {weights.name} is missing",
                                  "keep the .bin file beside the .xml")
+        files = self.take_model_bytes()
         try:
-            model = core.read_model(str(self.path))
+            model = core.read_model(files.content, files.weights or b"")
+            del files  # OpenVINO holds what it needs of the weights
             self._metadata_text = _rt_info_text(model)
             self._rt_keys = sorted(str(k) for k in model.get_rt_info())
             self._runtime_version = _rt_info_text(model, "Runtime_version")

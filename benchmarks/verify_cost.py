@@ -1,0 +1,134 @@
+"""What checking a model's embedded digest costs at load, per format, side by side.
+
+For each model, loads through ``load_backend`` alternate (order flipping every round):
+
+- ``unverified``: ``verify=False`` (the file is read once and loaded);
+- ``verified``: the default: the file is read once, its bytes are hashed in a thread while
+  the backend loads the same bytes, and the backend is returned once they proved intact;
+- ``verified, then loaded``: the same bytes verified first, loaded after (no overlap);
+- ``check, then load``: how the check worked before: ``verify_file`` read and hashed the
+  file, then the backend read it again (``verify=False``).
+
+Wall and CPU time (the process's, all threads) are medians over the rounds; the verify
+cost is the median over rounds of (verified - unverified) / unverified. The SHA-256 pass
+alone is timed on the bytes in memory. One warm-up load per model is left out.
+
+Models: every ``*.tflite``, ``*.onnx`` and ``*.xml`` in the folders or files given (e.g.
+an `edgecls export` folder, whose artifacts carry digests), and the 3.6 MB Coral
+MobileNetV2 INT8 with an edgecls entry and digest stamped in (when ../shared has it).
+
+Usage: nice -n 5 .venv/bin/python benchmarks/verify_cost.py [EXPORT_DIR_OR_MODEL ...] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edgecls.runtime import integrity, load_backend
+from edgecls.runtime.backends import backend_for_suffix
+from edgecls.runtime.metadata import ModelMetadata
+from edgecls.runtime.tflite_metadata import embed_tflite_metadata
+
+CORAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "coral" / \
+    "mobilenet_v2_1.0_224_quant.tflite"
+SUFFIXES = (".tflite", ".onnx", ".xml")
+
+
+def stamped_coral(folder: Path) -> Path | None:
+    """The Coral MobileNetV2 INT8 with an edgecls entry and its digest stamped in."""
+    if not CORAL.is_file():
+        return None
+    names = (CORAL.parent / "imagenet_labels.txt").read_text().splitlines()
+    labels = (["background"] + [n.strip() for n in names if n.strip()])[:1001]
+    meta = ModelMetadata(labels=labels, input_size=(224, 224), digest=integrity.DIGEST_PLACEHOLDER)
+    out = folder / "coral_mobilenet_v2_int8.tflite"
+    out.write_bytes(integrity.stamp_bytes(embed_tflite_metadata(CORAL.read_bytes(), meta)))
+    return out
+
+
+def find_models(paths: list[Path]) -> list[Path]:
+    found = []
+    for path in paths:
+        found += sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else [path]
+    return found
+
+
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) milliseconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
+
+
+def check_then_load(model: Path) -> None:
+    integrity.verify_file(model)
+    load_backend(model, verify=False)
+
+
+def verified_then_loaded(model: Path) -> None:
+    files = integrity.read_model(model)
+    integrity.verify_bytes(model, files.content, files.weights)
+    backend_for_suffix(model)(model, None, files)
+
+
+def measure(model: Path, rounds: int) -> dict[str, float | str]:
+    variants: dict[str, Callable[[], object]] = {
+        "unverified": lambda: load_backend(model, verify=False),
+        "verified": lambda: load_backend(model),
+        "verified, then loaded": lambda: verified_then_loaded(model),
+        "check, then load": lambda: check_then_load(model),
+    }
+    status = load_backend(model).settings["integrity"]  # warm-up (and the status)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for index in range(rounds):
+        order = list(variants) if index % 2 == 0 else list(reversed(variants))
+        for name in order:
+            times[name].append(timed(variants[name]))
+    files = integrity.read_model(model)
+    hashing = [timed(lambda: integrity.verify_bytes(model, files.content, files.weights))
+               for _ in range(rounds)]
+    wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
+    cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
+    cost = {name: statistics.median(v[0] / u[0] - 1 for v, u in zip(times[name], times["unverified"]))
+            for name in times if name != "unverified"}
+    return {"status": status, "wall": wall, "cpu": cpu, "cost": cost,
+            "hash_ms": statistics.median(h[1] for h in hashing)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="export folders or model files")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    models = find_models(args.paths)
+    coral = stamped_coral(Path(tempfile.mkdtemp(prefix="edgecls_verify_cost_")))
+    models += [coral] if coral else []
+    cpu_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), "?")
+    sha_ni = " sha_ni" if " sha_ni" in Path("/proc/cpuinfo").read_text() else ""
+    print(f"verify_cost: {args.rounds} rounds; CPU {cpu_name}{sha_ni}, {len(os.sched_getaffinity(0))} cores; "
+          f"SHA-256 by {ssl.OPENSSL_VERSION}; load average "
+          f"{Path('/proc/loadavg').read_text().split()[0]} at start")
+    names = ("unverified", "verified", "verified, then loaded", "check, then load")
+    print(f"{'model':<26} {'MB':>6} {'integrity':>9}  load ms, median wall / CPU (all threads): "
+          + ", ".join(names) + "; SHA-256 alone, CPU ms; verify cost: median over rounds of the wall "
+          "time added to an unverified load, " + ", ".join(names[1:]))
+    for model in models:
+        size = sum(p.stat().st_size for p in (model, model.with_suffix(".bin")) if p.is_file()
+                   and (p == model or model.suffix == ".xml")) / 1e6
+        got = measure(model, args.rounds)
+        cells = " ".join(f"{got['wall'][n]:7.1f} /{got['cpu'][n]:6.1f}" for n in names)
+        costs = " ".join(f"{got['cost'][n]:+7.1%}" for n in names[1:])
+        print(f"{model.name:<26} {size:6.2f} {got['status']:>9}  {cells}  {got['hash_ms']:6.2f}  {costs}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
