@@ -175,8 +175,11 @@ def _interval(bounds: Any) -> str:
 
 
 def _details(artifact: Any) -> str:
-    """Worst class (when it lost anything) and the remedy kept (or how many were tried)."""
+    """The INT8 quantizer, worst class (when it lost anything) and the remedy kept (or how
+    many were tried)."""
     parts = []
+    if artifact.precision == "int8" and artifact.settings.get("quantizer"):
+        parts.append(f"quantized by {artifact.settings['quantizer']}")
     worst = artifact.worst_class
     if worst and worst["right_to_wrong"] > worst["wrong_to_right"]:
         parts.append(f"worst class {worst['name']} {-worst['drop_pp']:+.1f} pp "

@@ -11,8 +11,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from edgecls.atomic import write_bytes_atomic
-from edgecls.errors import ModelError
+from edgecls.errors import ConfigError, ModelError
 from edgecls.export import metadata as md
+from edgecls.export import tflite_quant
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
 from edgecls.runtime import integrity
 from edgecls.runtime.tflite_standard_metadata import check_labels
@@ -23,6 +24,10 @@ _UNSUPPORTED_OP = re.compile(r"'?((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)'? op
 # kept in float by the denylist remedy (rule of thumb from the TFLite debugger guide).
 _SENSITIVE_RMSE_PER_SCALE = 0.7
 _MAX_DENYLIST = 5
+DEFAULT_QUANTIZER = tflite_quant.CONVERTER
+# The other INT8 paths tried when the default misses the budget, by measured payoff
+# (benchmarks/tflite_quantizers.py); a path that did worse than the default is left out.
+REMEDY_QUANTIZERS: tuple[str, ...] = (tflite_quant.AI_EDGE_QUANTIZER, tflite_quant.BIAS_CORRECTION)
 
 
 @EXPORTERS.register("tflite")
@@ -51,8 +56,16 @@ class TFLiteExporter(Exporter):
     def settings(self, quant: QuantizationConfig) -> dict[str, Any]:
         out = quant.settings()
         if quant.precision == "int8":
-            out.update(io_type=quant.io_type, activations="int8", weights="int8")
+            out.update(quantizer=quantizer_of(quant), io_type=quant.io_type,
+                       activations="int8", weights="int8")
         return out
+
+    def remedies(self, source: ExportSource, quant: QuantizationConfig,
+                 tried: list[QuantizationConfig]) -> list[Remedy]:
+        used = {quantizer_of(q) for q in tried}
+        return [Remedy(f"{path} instead of {quantizer_of(quant)}",
+                       quant.replace(method=path, validation=None))
+                for path in REMEDY_QUANTIZERS if path not in used]
 
     def last_resort(self, source: ExportSource, quant: QuantizationConfig) -> Remedy | None:
         if quant.exclude:
@@ -62,11 +75,54 @@ class TFLiteExporter(Exporter):
             return None
         return Remedy(f"kept {len(layers)} most sensitive layer(s) in float "
                       f"(quantization debugger denylist): {', '.join(layers)}",
-                      quant.replace(exclude=tuple(layers)))
+                      quant.replace(exclude=tuple(layers), method=tflite_quant.CONVERTER))
+
+
+def quantizer_of(quant: QuantizationConfig) -> str:
+    """Which INT8 path ``quant`` asks for (``tflite_quant.QUANTIZERS``); "default" maps to
+    the default one."""
+    method = DEFAULT_QUANTIZER if quant.method in ("default", "") else quant.method
+    if method not in tflite_quant.QUANTIZERS:
+        raise ConfigError(f"unknown TFLite calibration method {quant.method!r}",
+                          f"choose from: default, {', '.join(tflite_quant.QUANTIZERS)}")
+    return method
 
 
 def convert(source: ExportSource, quant: QuantizationConfig) -> bytes:
     """Converts the SavedModel of ``source`` with the settings of ``quant``."""
+    if quant.precision == "int8" and not quant.exclude:  # a denylist is the converter's
+        path = quantizer_of(quant)
+        if path == tflite_quant.AI_EDGE_QUANTIZER:
+            return _guarded(lambda: tflite_quant.ai_edge_quantize(
+                float_model(source), quant.calibration_batches(1), quant.io_type), "ai-edge-quantizer")
+        if path == tflite_quant.BIAS_CORRECTION:
+            int8 = _converted(source, quant)
+            images = quant.calibration.astype(np.float32)
+            return _guarded(lambda: tflite_quant.correct_biases(
+                int8, float_model(source), images)[0], "bias correction")
+    if quant.precision == "fp32":
+        return float_model(source)
+    return _converted(source, quant)
+
+
+def float_model(source: ExportSource) -> bytes:
+    """The float32 flatbuffer of ``source`` (cached in ``work_dir``)."""
+    path = source.work_dir / "float.tflite"
+    if not path.is_file():
+        write_bytes_atomic(path, _converted(source, QuantizationConfig.for_float32()))
+    return path.read_bytes()
+
+
+def _guarded(action: Callable[[], bytes], what: str) -> bytes:
+    try:
+        return action()
+    except Exception as exc:  # the quantizers raise many types; all mean "cannot quantize"
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(f"TFLite INT8 by {what} failed: {detail}",
+                         "export with the default TFLite quantizer") from None
+
+
+def _converted(source: ExportSource, quant: QuantizationConfig) -> bytes:
     converter = _converter(source, quant)
     try:
         if quant.exclude:
