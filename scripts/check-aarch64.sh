@@ -36,6 +36,7 @@ ROOT_ONLY=0
 IMAGES_PER_CLASS=3
 TIE_MARGIN=0.05
 RUN_OPENVINO=0
+SSH_STEP=1
 EXTRA_MODELS=()
 BUILD_MODELS=1
 
@@ -62,6 +63,9 @@ Options:
   --no-build-models do not train + export the small INT8 TFLite/ONNX/OpenVINO models on the host
   --run-openvino    also classify with OpenVINO in the chroot (installed and imported always);
                     off by default: under qemu its CPU plugin gave wrong labels (docs/aarch64.md)
+  --no-ssh          skip the step where sshd serves the root as a "Pi" and the host runs
+                    `edgecls bench --host` and `run --remote` on it (skipped with the reason
+                    when sshd is missing or cannot chroot into the root)
   --images N        Imagenette val images per class (default 3, 10 classes)
   --tie-margin M    accept a label difference only as a top-2 near tie within M on both
                     sides (INT8 kernels round differently on x86_64 and aarch64); reported
@@ -93,6 +97,7 @@ parse_args() {
         EXTRA_MODELS+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
       --no-build-models) BUILD_MODELS=0; shift ;;
       --run-openvino) RUN_OPENVINO=1; shift ;;
+      --no-ssh) SSH_STEP=0; shift ;;
       --images) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--images needs a positive integer" "e.g. --images 3"
         IMAGES_PER_CLASS="$2"; shift 2 ;;
       --tie-margin) [[ "${2:-}" =~ ^0(\.[0-9]+)?$ ]] || die "--tie-margin needs a number in [0, 1)" "e.g. --tie-margin 0.05, or 0 for none"
@@ -422,6 +427,22 @@ check_prepare() {  # check_prepare PYVER: prepare() bit-identical on host and aa
   fi
 }
 
+check_ssh() {  # check_ssh PYVER: the root served by sshd as a device, driven over ssh from the host
+  local pyver="$1" coral="$WORK/models/coral_mobilenet_v2_quant.tflite" models=() model rows rc=0
+  ((SSH_STEP)) || { add_row "(ssh device)" - "$pyver" - - - "skipped: --no-ssh"; return; }
+  for model in "$WORK/models/"*.tflite "$WORK/models/"*.onnx; do
+    [[ -f "$model" && " ${EXTRAS[*]} " == *" $(extra_of "$model") "* ]] && models+=("$model")
+  done
+  log "aarch64 Python $pyver: sshd serving the root; bench --host and run --remote from the host"
+  rows="$(TIE_MARGIN="$TIE_MARGIN" bash "$HELPERS/ssh-check.sh" "$ROOT" "$CHECK_DIR/venv/bin/python" \
+    "$CHECK_DIR/images" "$WORK" "$HOST_PY" aarch64 "$coral" "$WORK/host-$(basename "$coral").jsonl" \
+    --labels "${coral%.tflite}.labels.txt" -- "${models[@]}")" || rc=$?
+  while IFS='|' read -r what backend frames agreement ties status; do
+    [[ -z "$what" ]] || add_row "$what" "$backend" "$pyver" "$frames" "$agreement" "$ties" "$status"
+  done <<<"$rows"
+  ((rc != 1)) || FAILED=1
+}
+
 check_python() {  # check_python PYVER ROOT: install + classify + compare for one Python
   local pyver="$1" model
   if [[ -z "$WORK" ]]; then
@@ -440,6 +461,7 @@ check_python() {  # check_python PYVER ROOT: install + classify + compare for on
   for model in "$WORK/models/"*.tflite "$WORK/models/"*.onnx "$WORK/models/"*.xml; do
     [[ -f "$model" ]] && check_model "$pyver" "$model"
   done
+  check_ssh "$pyver"
   umount_under "$ROOT/proc"; umount_under "$ROOT/dev"
 }
 

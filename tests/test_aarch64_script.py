@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -18,10 +19,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers.images import write_color_folder
+from sshd import missing_tools
+from tiny_models import TinyNet, make_onnx, tiny_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "check-aarch64.sh"
 COMPARER = REPO / "scripts" / "aarch64" / "compare_jsonl.py"
+SSH_CHECK = REPO / "scripts" / "aarch64" / "ssh-check.sh"
 CLOSED_PORT_URL = "http://127.0.0.1:9/"  # the discard port: connection refused at once
 
 
@@ -82,7 +87,7 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_script(tmp_path, "--help")
     assert result.returncode == 0
     for option in ("--python", "--keep", "--model", "--dry-run", "--root-only", "--tie-margin",
-                   "--run-openvino"):
+                   "--run-openvino", "--no-ssh"):
         assert option in result.stdout
 
 
@@ -214,6 +219,55 @@ def test_prepare_digests_compare(tmp_path: Path, image_folder: Path) -> None:
                              capture_output=True, text=True, timeout=60)
     assert differs.returncode == 1
     assert "is not bit-identical" in differs.stderr
+
+
+def ssh_check(tmp_path: Path, root: str, machine: str, model: Path, host_jsonl: Path,
+              images: Path) -> subprocess.CompletedProcess[str]:
+    """Runs the ssh step with this machine as the "device" (``root`` "/": no chroot)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DEVICE_PYTHONPATH": str(REPO)}
+    return subprocess.run(["bash", str(SSH_CHECK), root, sys.executable, str(images), str(tmp_path / "work"),
+                           sys.executable, machine, str(model), str(host_jsonl), "--", str(model)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_ssh_step_skips_a_root_sshd_cannot_chroot_into(tmp_path: Path) -> None:
+    root = tmp_path / "open-root"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    result = ssh_check(tmp_path, str(root), "aarch64", tmp_path / "m.onnx", tmp_path / "h.jsonl", tmp_path)
+    if missing_tools():
+        assert result.returncode == 3 and "skipped: no ssh" in result.stdout
+        return
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == (f"ssh device|-|-|-|-|skipped: sshd refuses to chroot into {root}: a folder "
+                                      "on its path is not root-owned or is group/world-writable")
+
+
+@pytest.mark.slow  # three edgecls processes and two ssh sessions: about a minute when the machine is idle
+@pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+def test_ssh_step_benches_and_compares_labels_through_a_real_sshd(tmp_path: Path) -> None:
+    images = write_color_folder(tmp_path / "colors", per_class=2) / "red"
+    net = TinyNet()
+    model = make_onnx(tmp_path / "tiny.onnx", net, tiny_metadata(net))
+    host_jsonl = tmp_path / "host.jsonl"
+    subprocess.run([sys.executable, "-m", "edgecls", "run", str(model), "--source", str(images), "--headless",
+                    "--jsonl", str(host_jsonl)], check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = ssh_check(tmp_path, "/", platform.machine(), model, host_jsonl, images)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    rows = result.stdout.splitlines()
+    assert rows == [f"bench --host|1 models|-|-|-|ok: 1 records, host passed, machine {platform.machine()}",
+                    "run --remote tiny.onnx|-|2|100.0%|0|ok"]
+    assert not (tmp_path / "work" / "ssh" / "sshd.pid").exists() or _sshd_stopped(tmp_path / "work" / "ssh")
+
+
+def _sshd_stopped(folder: Path) -> bool:
+    pid = int((folder / "sshd.pid").read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 @pytest.mark.slow
