@@ -11,6 +11,7 @@ on exactly the test images training held out::
       best.keras                best model by validation metric (what export takes)
       checkpoints/last.keras    last finished epoch, for --resume
       checkpoints/state.json    epoch, phase and optimizer step of the last checkpoint
+      checkpoints/backup/       during a phase of a distributed run only: Keras BackupAndRestore
       metrics.json              evaluation on the test split (schema in edgecls.train.evaluate)
       confusion_matrix.png
       classification_report.txt

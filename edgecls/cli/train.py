@@ -17,6 +17,7 @@ from edgecls.explain.gallery import write_mistakes_gallery
 from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
+from edgecls.train.distribute import Placement, read_cluster, worker_run_root
 from edgecls.train.evaluate import evaluate_run, weak_class_lines
 from edgecls.train.model_choice import resolve_model_choice
 
@@ -69,6 +70,11 @@ def train(
     layers fine-tune at a lower learning rate. The run directory receives config.yaml,
     split.json, labels.txt, history.csv, best.keras, checkpoints/, metrics.json,
     confusion_matrix.png and classification_report.txt.
+
+    Several GPUs train together (tf.distribute MirroredStrategy; --batch-size is the
+    global batch). With TF_CONFIG describing a cluster, start the same command on every
+    machine: the chief writes the run directory (see README, "Train on several GPUs /
+    machines").
     """
     from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training
@@ -89,7 +95,11 @@ def train(
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"trained {result.epochs} epochs; best val accuracy {result.best_val_accuracy:.4f}")
+    typer.echo(f"trained {result.epochs} epochs{_on_replicas(result.placement)}; "
+               f"best val accuracy {result.best_val_accuracy:.4f}")
+    if not result.chief:
+        typer.echo(f"this worker is done; the chief writes the run directory {out}")
+        return
     if result.test_metrics:
         metrics = result.test_metrics
         typer.echo(f"test accuracy {metrics['accuracy']:.4f}, balanced accuracy "
@@ -99,8 +109,15 @@ def train(
     typer.echo(f"run directory: {out}")
 
 
+def _on_replicas(placement: Placement) -> str:
+    if placement.kind == "multi_worker" and placement.cluster is not None:
+        return (f" on {placement.replicas} replicas of {placement.cluster.workers} workers "
+                f"(this is worker {placement.cluster.rank})")
+    return f" on {placement.replicas} mirrored replicas" if placement.distributed else ""
+
+
 def _resolve_config(out: Path, config: Path | None, resume: bool, overrides: dict[str, Any]):
-    saved = RunDir(out).config
+    saved = RunDir(worker_run_root(out, read_cluster())).config  # a worker's own copy in a cluster
     if resume and config is not None:
         raise ConfigError("--config cannot be combined with --resume",
                           f"a resumed run uses its saved {saved}; override single options instead")

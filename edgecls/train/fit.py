@@ -2,7 +2,8 @@
 
 ``train(config)`` is what ``edgecls train`` calls. A run directory is filled as laid out
 in ``edgecls.rundir``; ``resume=True`` continues it from its last finished epoch with the
-split it already has.
+split it already has. Several devices or machines train through tf.distribute
+(``edgecls.train.distribute``); only the chief writes the run directory.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,15 @@ from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
 from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
 from edgecls.train.config import TrainConfig
+from edgecls.train.distribute import (
+    Placement,
+    check_workers_agree,
+    fault_backup,
+    lost_worker_errors,
+    make_strategy,
+    shard_by_data,
+    worker_run_root,
+)
 from edgecls.train.evaluate import evaluate_run
 from edgecls.train.feature_cache import cache_applies, fit_head_on_cache
 from edgecls.train.model_choice import resolve_model_choice
@@ -46,6 +57,8 @@ class TrainResult:
     epochs: int
     best_val_accuracy: float
     test_metrics: dict[str, Any] | None
+    chief: bool = True  # False on the other workers of a cluster (they write no run)
+    placement: Placement = Placement("default", 1)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
@@ -69,17 +82,39 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     if choice.warning:
         log.warning("%s", choice.warning)
     pretrained = _check_model_choice(config)
-    run = _run_dir(config, resume)
+    if not config.out:
+        raise ConfigError("no run directory given", "pass --out RUN")
+    strategy, placement = make_strategy()  # first: a cluster waits here for all workers
+    run = _run_dir(config, resume, placement)
     _seed(config)
     state = (load_state(run) if resume else None) or TrainState()
     split = _split(config, run, resume)
-    strategy = _strategy()
+    with lost_worker_errors(placement):
+        if placement.kind == "multi_worker":
+            check_workers_agree(strategy, config, split, state)
+        _train_phases(strategy, placement, config, run, state, split, pretrained, progress, callbacks)
+    state.done = True
+    save_state(run, state)
+    if not placement.is_chief:
+        shutil.rmtree(run.root, ignore_errors=True)
+        return TrainResult(Path(config.out), state.epoch, state.best_val_accuracy, None,
+                           chief=False, placement=placement)
+    return TrainResult(run.root, state.epoch, state.best_val_accuracy,
+                       _final_evaluation(run, split, config), placement=placement)
+
+
+def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run: RunDir,
+                  state: TrainState, split: Split, pretrained: bool, progress: ProgressBar | None,
+                  callbacks: Sequence[Any]) -> None:
+    """Builds or loads the model under ``strategy`` and fits every unfinished phase."""
     with strategy.scope():
         model = _initial_model(config, run, state, len(split.labels))
     save_config(config, run.config)
     image_size = (config.img_size, config.img_size)
     train_ds, steps = _dataset(split, "train", image_size, config, training=True)
     val_ds, _ = _dataset(split, "val", image_size, config, training=False)
+    if placement.kind == "multi_worker":
+        train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
     class_weight = _class_weights(split) if config.class_weights else None
     with strategy.scope():
         for index, phase in enumerate(plan_phases(config, pretrained)):
@@ -88,18 +123,15 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
             initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
             recorder = RunRecorder(run, state, index, phase.name, config.patience or 0,
                                    saved_model=model)
+            backup = [fault_backup(run, state, index)] if placement.distributed else []
             bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
-            phase_callbacks = [recorder, *([bar] if bar else []), *callbacks]
-            if cache_applies(model, config, phase, split):
+            phase_callbacks = [recorder, *backup, *([bar] if bar else []), *callbacks]
+            if cache_applies(model, config, phase, split):  # never under a distributed strategy
                 _fit_on_cache(model, split, config, phase, initial_epoch, class_weight,
                               phase_callbacks, progress, bar)
             else:
                 _fit(model, train_ds, val_ds, phase, initial_epoch, class_weight,
                      phase_callbacks, bar)
-    state.done = True
-    save_state(run, state)
-    return TrainResult(run.root, state.epoch, state.best_val_accuracy,
-                       _final_evaluation(run, split, config))
 
 
 def _check_model_choice(config: TrainConfig) -> bool:
@@ -127,10 +159,16 @@ def _seed(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
-    if not config.out:
-        raise ConfigError("no run directory given", "pass --out RUN")
-    run = RunDir(Path(config.out))
+def _run_dir(config: TrainConfig, resume: bool, placement: Placement) -> RunDir:
+    """The directory this process writes: the run on the chief, else the worker's scratch
+    copy (a fresh one for a new run; a missing one on resume is caught when the workers
+    compare their states)."""
+    run = RunDir(worker_run_root(str(config.out), placement.cluster))
+    if not placement.is_chief:
+        if not resume:
+            shutil.rmtree(run.root, ignore_errors=True)
+        run.root.mkdir(parents=True, exist_ok=True)
+        return run
     if resume and not run.config.is_file():
         raise EdgeclsError(f"{run.root} holds no training run to resume",
                            "start one without --resume, or pass the --out of an earlier run")
@@ -140,7 +178,7 @@ def _run_dir(config: TrainConfig, resume: bool) -> RunDir:
     return run
 
 
-def _split(config: TrainConfig, run: RunDir, resume: bool):
+def _split(config: TrainConfig, run: RunDir, resume: bool) -> Split:
     """The run's split: created from ``config.data``, or the one the run already has."""
     if not run.split.is_file() and not config.data:
         raise ConfigError("no dataset given", "pass --data DIR (a folder with one subfolder per class)")
@@ -177,15 +215,6 @@ def _class_weights(split: Any) -> dict[int, float]:
     weights = np.divide(len(labels), len(counts) * counts, out=np.zeros_like(counts),
                         where=counts > 0)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-def _strategy() -> Any:
-    """MirroredStrategy across several GPUs, else the default (one device) strategy."""
-    import tensorflow as tf
-
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, classes: int) -> Any:
@@ -238,6 +267,9 @@ def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: in
                   initial_epoch=initial_epoch, class_weight=class_weight,
                   callbacks=callbacks, shuffle=False, verbose=0)
     finally:
+        # BackupAndRestore leaves the epoch it restored on the model, where it would
+        # override the next phase's initial epoch.
+        model._initial_epoch = None
         if bar is not None:  # stop live progress bars when interrupted
             bar.on_train_end()
 
