@@ -38,19 +38,31 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
 
 
-def options(**overrides) -> dict:
-    """The tiny run's options (a larger val split, so per-replica accuracy would show)."""
-    config = tiny_config(Path("unused"), Path("unused"), split=[0.6, 0.3, 0.1], **overrides)
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Backbone weights for the tiny CNN: runs start from them like from ImageNet weights
+    (head phase, then fine-tuning), with BatchNorm frozen as in every pretrained run."""
+    from helpers.runs import tiny_cnn
+
+    path = tmp_path_factory.mktemp("backbone") / "tiny.weights.h5"
+    tiny_cnn((32, 32), None, include_top=False, weights=None).save_weights(path)
+    return path
+
+
+def options(backbone: Path, **overrides) -> dict:
+    """The tiny run's options (a larger val split, so one replica's accuracy would show)."""
+    config = tiny_config(Path("unused"), Path("unused"), split=[0.6, 0.3, 0.1],
+                         weights=str(backbone), **overrides)
     return {k: v for k, v in vars(config).items() if k not in ("data", "out")}
 
 
 @pytest.fixture(scope="module")
-def single(data: Path, tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+def single(data: Path, backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     """The same run in this process, on one device: the layout to match."""
     from edgecls.train.fit import train
 
     run = RunDir(tmp_path_factory.mktemp("single") / "run")
-    train(tiny_config(data, run.root, split=[0.6, 0.3, 0.1]))
+    train(tiny_config(data, run.root, **options(backbone)))
     return run
 
 
@@ -75,9 +87,9 @@ def finish(process: subprocess.Popen) -> str:
     return output
 
 
-def train_args(data: Path, out: Path, tmp: Path, **overrides) -> list[str]:
+def train_args(data: Path, backbone: Path, out: Path, tmp: Path, **overrides) -> list[str]:
     config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(options(**overrides)))
+    config.write_text(yaml.safe_dump(options(backbone, **overrides)))
     return ["--data", str(data), "--out", str(out), "--config", str(config)]
 
 
@@ -131,18 +143,21 @@ def assert_like_single_process(run: RunDir, single: RunDir) -> None:
     assert float(history(run)[-1]["val_accuracy"]) == pytest.approx(val_accuracy_of(run), abs=1e-5)
 
 
-def test_mirrored_on_two_logical_cpus(data: Path, single: RunDir, tmp_path: Path) -> None:
+def test_mirrored_on_two_logical_cpus(data: Path, backbone: Path, single: RunDir,
+                                      tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    output = finish(launch(tmp_path, train_args(data, run.root, tmp_path), EDGECLS_CPU_REPLICAS="2"))
+    args = train_args(data, backbone, run.root, tmp_path)
+    output = finish(launch(tmp_path, args, EDGECLS_CPU_REPLICAS="2"))
     assert "on 2 mirrored replicas" in output
     assert_like_single_process(run, single)
 
 
-def test_two_workers_write_one_run(data: Path, single: RunDir, tmp_path: Path) -> None:
+def test_two_workers_write_one_run(data: Path, backbone: Path, single: RunDir,
+                                   tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
     ports = free_ports(2)
-    workers = [launch(tmp_path, train_args(data, run.root, tmp_path), TF_CONFIG=tf_config(ports, i))
-               for i in range(2)]
+    args = train_args(data, backbone, run.root, tmp_path)
+    workers = [launch(tmp_path, args, TF_CONFIG=tf_config(ports, i)) for i in range(2)]
     outputs = [finish(worker) for worker in workers]
     assert "2 replicas of 2 workers (this is worker 0)" in outputs[0]
     assert f"the chief writes the run directory {run.root}" in outputs[1]
