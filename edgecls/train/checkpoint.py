@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,8 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
         if val_accuracy > state.best_val_accuracy:
             state.best_val_accuracy, state.wait = val_accuracy, 0
-            save_keras_model_atomic(self.saved_model or self.model, self.run.best_model)
+            with averaged_weights(self.model):  # the weights validation has just scored
+                save_keras_model_atomic(self.saved_model or self.model, self.run.best_model)
         else:
             state.wait += 1
         if self.patience and state.wait >= self.patience:
@@ -161,6 +164,35 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         state.stopped_early = bool(self.model.stop_training)
         save_keras_model_atomic(self.saved_model or self.model, self.run.last_checkpoint)
         save_state(self.run, state)
+
+
+@contextmanager
+def averaged_weights(model: Any) -> Iterator[None]:
+    """Within the block, ``model`` holds its optimizer's moving average of the weights
+    (``use_ema=True``) instead of the trained ones; a no-op without EMA.
+
+    The checkpoint of the last epoch keeps the trained weights and the optimizer (with
+    the averages): resuming continues both exactly.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not getattr(optimizer, "use_ema", False) or not averages:
+        yield
+        return
+    _swap(optimizer._trainable_variables, averages)  # the pairing keras' SwapEMAWeights uses
+    try:
+        yield
+    finally:
+        _swap(optimizer._trainable_variables, averages)
+
+
+def _swap(variables: list[Any], averages: list[Any]) -> None:
+    import keras
+
+    for variable, average in zip(variables, averages):
+        trained = keras.ops.convert_to_numpy(variable)
+        variable.assign(average)
+        average.assign(trained)
 
 
 def _current_lr(model: Any) -> float | None:

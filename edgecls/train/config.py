@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecls.config import from_dict
+from edgecls.data.augment import AugmentConfig
 from edgecls.errors import ConfigError
+
+IMBALANCE_METHODS = ("class_weights", "sampling", "logit_adjustment", "none")
+DEFAULT_IMBALANCE = "class_weights"
 
 
 @dataclass
@@ -18,7 +23,9 @@ class TrainConfig:
         model: registry name (see ``edgecls models list``); ``None``: EfficientNet-Lite0
             with ImageNet weights when the ``pretrained`` extra is installed, else
             MobileNetV3-Small from scratch (see ``edgecls.train.model_choice``).
-        img_size: square input side in pixels.
+        img_size: square input side in pixels (``None``: chosen from the data by
+            ``edgecls.data.resolution.suggest_image_size``: the median shorter side of
+            the images, rounded to a multiple of 32 within 128..224).
         weights: ``none`` (from scratch), ``imagenet`` or a ``.keras``/``.weights.h5`` path;
             ``None``: ImageNet when the model's weights are installed offline, else none.
         alpha: width multiplier for MobileNets (``None``: the model's default, 1.0).
@@ -33,7 +40,16 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         dropout: dropout rate before the classification layer.
         label_smoothing: label smoothing of the cross-entropy loss.
-        class_weights: weight the loss by inverse class frequency against imbalance.
+        imbalance: how training counters unequal class sizes: ``class_weights``
+            (loss weighted by inverse class frequency), ``sampling`` (batches drawn
+            class-balanced), ``logit_adjustment`` (loss on logits shifted by the log
+            class prior, Menon et al. 2021; the model itself is unchanged) or ``none``
+            (``None``: ``DEFAULT_IMBALANCE``).
+        class_weights: the older switch, kept so saved runs resume: ``false`` means
+            ``imbalance: none`` when ``imbalance`` is not given.
+        ema: momentum of an exponential moving average of the weights (e.g. 0.99),
+            validated, checkpointed as ``best.keras`` and kept at the end of each
+            phase; 0: off.
         patience: early stopping after this many epochs without a better val accuracy
             (``None`` or 0: off).
         split: train, val, test fractions for a dataset without its own split.
@@ -60,7 +76,7 @@ class TrainConfig:
     data: str | None = None
     out: str | None = None
     model: str | None = None
-    img_size: int = 224
+    img_size: int | None = None
     weights: str | None = None
     alpha: float | None = None
     epochs: int = 20
@@ -72,7 +88,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.1
-    class_weights: bool = True
+    imbalance: str | None = None
+    class_weights: bool | None = None
+    ema: float = 0.0
     patience: int | None = 5
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = 0
@@ -87,7 +105,11 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Checks ranges; returns ``self``. Raises ConfigError on a bad value."""
         _require(self.epochs >= 1, "epochs must be at least 1")
-        _require(self.img_size >= 32, "img_size must be at least 32 pixels")
+        _require(self.img_size is None or self.img_size >= 32,
+                 "img_size must be at least 32 pixels")
+        _require(self.imbalance is None or self.imbalance in IMBALANCE_METHODS,
+                 f"imbalance must be one of {', '.join(IMBALANCE_METHODS)}")
+        _require(0 <= self.ema < 1, "ema must be in [0, 1) (0: off; 0.99 is typical)")
         _require(self.batch_size >= 1, "batch_size must be at least 1")
         _require(self.lr > 0 and (self.fine_tune_lr is None or self.fine_tune_lr > 0),
                  "learning rates must be positive")
@@ -100,7 +122,14 @@ class TrainConfig:
         _require(self.top_k >= 1, "top_k must be at least 1")
         _require(0 < self.bn_momentum < 1, "bn_momentum must be in (0, 1)")
         _require(0 <= self.head_cache_views <= 16, "head_cache_views must be between 0 and 16")
+        from_dict(AugmentConfig, self.augment or {}, source="augment").validate()
         return self
+
+    def imbalance_method(self) -> str:
+        """The imbalance method in force (see ``imbalance``)."""
+        if self.imbalance is not None:
+            return self.imbalance
+        return "none" if self.class_weights is False else DEFAULT_IMBALANCE
 
     def model_options(self) -> dict[str, Any]:
         """Family options passed to ``edgecls.models.build``."""

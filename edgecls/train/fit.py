@@ -8,6 +8,7 @@ split it already has. Several devices or machines train through tf.distribute
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from edgecls.config import from_dict, save_config
-from edgecls.data.augment import AugmentConfig
+from edgecls.data.augment import AugmentConfig, build_mixing
 from edgecls.data.pipeline import make_dataset
+from edgecls.data.resolution import suggest_image_size
 from edgecls.data.split import Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
@@ -42,6 +44,7 @@ from edgecls.train.distribute import (
 from edgecls.train.evaluate import evaluate_run
 from edgecls.train.feature_cache import cache_applies, fit_head_on_cache
 from edgecls.train.model_choice import resolve_model_choice
+from edgecls.train.losses import class_prior, make_loss
 from edgecls.train.phases import Phase, plan_phases, set_trainable
 
 log = logging.getLogger(__name__)
@@ -89,6 +92,7 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     _seed(config)
     state = (load_state(run) if resume else None) or TrainState()
     split = _split(config, run, resume)
+    config = _resolved(config, split)
     with lost_worker_errors(placement):
         if placement.kind == "multi_worker":
             check_workers_agree(strategy, config, split, state)
@@ -115,17 +119,20 @@ def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run:
     val_ds, _ = _dataset(split, "val", image_size, config, training=False)
     if placement.kind == "multi_worker":
         train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
-    class_weight = _class_weights(split) if config.class_weights else None
+    class_weight = _class_weights(split) if config.imbalance_method() == "class_weights" else None
+    prior = (class_prior([label for _, label in split.items("train")], len(split.labels))
+             if config.imbalance_method() == "logit_adjustment" else None)
     with strategy.scope():
         for index, phase in enumerate(plan_phases(config, pretrained)):
             if _phase_done(state, index, phase):
                 continue
-            initial_epoch = _prepare_phase(model, state, index, phase, steps, config)
+            initial_epoch = _prepare_phase(model, state, index, phase, steps, config, prior)
             recorder = RunRecorder(run, state, index, phase.name, config.patience or 0,
                                    saved_model=model)
             backup = [fault_backup(run, state, index)] if placement.distributed else []
             bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
-            phase_callbacks = [recorder, *backup, *([bar] if bar else []), *callbacks]
+            phase_callbacks = [*_ema_callbacks(config), recorder, *backup, *([bar] if bar else []),
+                               *callbacks]
             if cache_applies(model, config, phase, split):  # never under a distributed strategy
                 _fit_on_cache(model, split, config, phase, initial_epoch, class_weight,
                               phase_callbacks, progress, bar)
@@ -194,17 +201,34 @@ def _split(config: TrainConfig, run: RunDir, resume: bool) -> Split:
     return split
 
 
+def _resolved(config: TrainConfig, split: Split) -> TrainConfig:
+    """``config`` with the defaults that depend on the data filled in (the image size)."""
+    if config.img_size is not None:
+        return config
+    paths = [path for subset in ("train", "val", "test") for path, _ in split.items(subset)]
+    return dataclasses.replace(config, img_size=suggest_image_size(paths))
+
+
+def _augment_config(config: TrainConfig) -> AugmentConfig:
+    return from_dict(AugmentConfig, config.augment or {}, source="augment").validate()
+
+
 def _dataset(split: Any, subset: str, image_size: tuple[int, int], config: TrainConfig,
              training: bool) -> tuple[Any, int]:
-    """A tf.data dataset with one-hot labels (for label smoothing) and its step count."""
+    """A tf.data dataset with one-hot labels (for label smoothing and mixing) and its
+    step count."""
     import tensorflow as tf
 
     items = split.items(subset)
-    augment = from_dict(AugmentConfig, config.augment or {}, source="augment")
+    augment = _augment_config(config)
     ds = make_dataset(items, image_size, config.batch_size, training=training,
-                      augment=augment, seed=config.seed)
+                      augment=augment, seed=config.seed,
+                      balanced=training and config.imbalance_method() == "sampling")
     classes = len(split.labels)
     ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    mixing = build_mixing(augment, config.seed) if training else None
+    if mixing is not None:
+        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE)
     return ds, math.ceil(len(items) / config.batch_size)
 
 
@@ -234,7 +258,7 @@ def _phase_done(state: TrainState, index: int, phase: Phase) -> bool:
 
 
 def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, steps: int,
-                   config: TrainConfig) -> int:
+                   config: TrainConfig, prior: np.ndarray | None = None) -> int:
     """Sets trainable layers and the optimizer; returns the phase's first epoch index."""
     schedule = _schedule(phase, steps)
     if state.epoch > 0 and index == state.phase:
@@ -243,14 +267,25 @@ def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, step
     import keras
 
     set_trainable(model, phase, config.fine_tune_fraction, config.bn_momentum)
+    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay,
+                                         **ema),
+        loss=make_loss(config.label_smoothing, prior),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
     )
     state.phase, state.phase_epoch, state.stopped_early, state.wait = index, 0, False, 0
     return 0
+
+
+def _ema_callbacks(config: TrainConfig) -> list[Any]:
+    """With EMA, validation (hence the choice of ``best.keras``) sees the averaged weights."""
+    if not config.ema:
+        return []
+    import keras
+
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=False)]
 
 
 def _schedule(phase: Phase, steps: int) -> Any:
