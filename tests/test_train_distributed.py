@@ -165,6 +165,43 @@ def test_two_workers_write_one_run(data: Path, backbone: Path, single: RunDir,
     assert list((tmp_path / "scratch").glob("edgecls-worker*")) == []  # worker 1's copy is gone
 
 
+BATCHNORM_CHECK = """
+import numpy as np, keras
+from edgecls.train.distribute import make_strategy, moving_statistics_sync
+strategy, placement = make_strategy()
+assert placement.replicas == 2
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32") * np.linspace(1, 3, 64, dtype="float32")[:, None]
+y = rng.integers(0, 2, 64)
+for sync in (False, True):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        hidden = keras.layers.BatchNormalization()(keras.layers.Dense(4)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+        model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, validation_data=(x, y),
+              callbacks=[moving_statistics_sync(strategy)] if sync else [])
+    first, second = (v.numpy() for v in model.layers[2].moving_mean.value.values)
+    print("sync" if sync else "free", float(np.abs(first - second).max()))
+"""
+
+
+def test_batchnorm_statistics_agree_over_replicas(tmp_path: Path) -> None:
+    """Keras lets each replica's BatchNorm moving statistics drift apart; the sync
+    callback averages them before validation, so every replica (and the checkpoint)
+    holds the same ones."""
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    environ.update(PYTHONPATH=str(Path(edgecls.__file__).parents[1]), TF_CPP_MIN_LOG_LEVEL="3",
+                   EDGECLS_CPU_REPLICAS="2")
+    result = subprocess.run([sys.executable, "-c", BATCHNORM_CHECK], env=environ, text=True,
+                            capture_output=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    spread = dict(line.split() for line in result.stdout.splitlines())
+    assert float(spread["free"]) > 1e-4  # what the callback fixes
+    assert float(spread["sync"]) == 0.0
+
+
 def test_tf_config_places_chief_and_workers(tmp_path: Path) -> None:
     def cluster(task: dict, **kinds: int) -> Cluster | None:
         spec = {k: [f"h{i}:1" for i in range(n)] for k, n in kinds.items()}

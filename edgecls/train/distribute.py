@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.rundir import RunDir
@@ -305,6 +307,48 @@ def _is_lost_worker(error: Exception) -> bool:
 
     return isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,
                               tf.errors.AbortedError, tf.errors.DeadlineExceededError))
+
+
+def moving_statistics_sync(strategy: Any) -> Any:
+    """Keras callback averaging BatchNorm moving statistics over all replicas before each
+    validation (see ``average_moving_statistics``)."""
+    import keras
+
+    class SyncMovingStatistics(keras.callbacks.Callback):
+        def on_test_begin(self, logs: dict | None = None) -> None:
+            average_moving_statistics(self.model, strategy)
+
+    return SyncMovingStatistics()
+
+
+def average_moving_statistics(model: Any, strategy: Any) -> None:
+    """Sets every replica's BatchNorm moving mean and variance to their mean over all
+    replicas (one collective step: every worker must call it).
+
+    Keras 3 updates these per replica from the replica's share of each batch and never
+    syncs them, so replicas drift apart and a saved model would carry the first replica's.
+    Averaged before each validation, validation and checkpoints see the same statistics,
+    computed from every replica's images.
+    """
+    import tensorflow as tf
+
+    stats = [v for v in model.non_trainable_variables
+             if v.path.endswith(("moving_mean", "moving_variance"))
+             and len(getattr(v.value, "values", ())) > 0]
+    if not stats:
+        return
+
+    def flat(context: Any) -> Any:
+        local = context.replica_id_in_sync_group % len(stats[0].value.values)
+        return tf.concat([tf.reshape(v.value.values[local], [-1]) for v in stats], axis=0)
+
+    mean = strategy.reduce("MEAN", strategy.experimental_distribute_values_from_function(flat),
+                           axis=None)
+    offset = 0
+    for variable in stats:
+        size = int(np.prod(variable.shape))
+        variable.assign(tf.reshape(mean[offset:offset + size], variable.shape))
+        offset += size
 
 
 def fault_backup(run: RunDir, state: TrainState, index: int) -> Any:

@@ -38,6 +38,7 @@ from edgecls.train.distribute import (
     fault_backup,
     lost_worker_errors,
     make_strategy,
+    moving_statistics_sync,
     shard_by_data,
     worker_run_root,
 )
@@ -129,10 +130,11 @@ def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run:
             initial_epoch = _prepare_phase(model, state, index, phase, steps, config, prior)
             recorder = RunRecorder(run, state, index, phase.name, config.patience or 0,
                                    saved_model=model)
-            backup = [fault_backup(run, state, index)] if placement.distributed else []
+            replicas = [moving_statistics_sync(strategy), fault_backup(run, state, index)] \
+                if placement.distributed else []
             bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
-            phase_callbacks = [*_ema_callbacks(config), recorder, *backup, *([bar] if bar else []),
-                               *callbacks]
+            phase_callbacks = [*_ema_callbacks(config), recorder, *replicas,
+                               *([bar] if bar else []), *callbacks]
             if cache_applies(model, config, phase, split):  # never under a distributed strategy
                 _fit_on_cache(model, split, config, phase, initial_epoch, class_weight,
                               phase_callbacks, progress, bar)
