@@ -51,8 +51,8 @@ def train(
                              help="Split, shuffle, augmentation and initial-weights seed. Default: 0."),
     deterministic: bool = typer.Option(None, "--deterministic", help=(
         "Byte-identical results for the same data, options and machine (TensorFlow op "
-        "determinism; augmentation then runs serially, so training is slower). Without it two "
-        "identical runs can differ by a few points of accuracy.")),
+        "determinism; augmentation then runs serially: 1.09x the training time in the README's "
+        "measurement, where two identical runs without it differed by 1.2 points of test accuracy).")),
     config: Path = typer.Option(None, "--config",
                                 help="YAML file with TrainConfig keys; command-line options override it."),
     resume: bool = typer.Option(False, "--resume",
