@@ -8,10 +8,13 @@ cluster must be set up before TensorFlow starts), compared with a single-process
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ import pytest
 import yaml
 
 import edgecls
+from edgecls.data.split import Split
 from edgecls.errors import ConfigError
 from edgecls.rundir import RunDir
 from edgecls.train.distribute import Cluster, read_cluster, worker_run_root
@@ -51,8 +55,8 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def options(backbone: Path, **overrides) -> dict:
     """The tiny run's options (a larger val split, so one replica's accuracy would show)."""
-    config = tiny_config(Path("unused"), Path("unused"), split=[0.6, 0.3, 0.1],
-                         weights=str(backbone), **overrides)
+    values = {"split": [0.6, 0.3, 0.1], "weights": str(backbone), **overrides}
+    config = tiny_config(Path("unused"), Path("unused"), **values)
     return {k: v for k, v in vars(config).items() if k not in ("data", "out")}
 
 
@@ -163,6 +167,46 @@ def test_two_workers_write_one_run(data: Path, backbone: Path, single: RunDir,
     assert f"the chief writes the run directory {run.root}" in outputs[1]
     assert_like_single_process(run, single)
     assert list((tmp_path / "scratch").glob("edgecls-worker*")) == []  # worker 1's copy is gone
+
+
+def epoch_of(run: RunDir) -> int:
+    try:
+        return json.loads(run.state.read_text())["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.slow  # four TensorFlow processes, and the chief needs ~30 s to miss the worker
+def test_killed_worker_resumes(data: Path, backbone: Path, tmp_path: Path) -> None:
+    """A worker killed mid-run stops the chief with a user error; --resume on both
+    continues from the last finished epoch and trains every epoch exactly once."""
+    epochs = 8
+    run = RunDir(tmp_path / "run")
+    args = train_args(data, backbone, run.root, tmp_path, epochs=epochs, weights="none")
+    ports = free_ports(2)
+    chief, worker = (launch(tmp_path, args, TF_CONFIG=tf_config(ports, i)) for i in range(2))
+    scratch = RunDir(tmp_path / "scratch" / worker_run_root(run.root, Cluster(1, 2)).name)
+    deadline = time.monotonic() + TIMEOUT
+    while min(epoch_of(run), epoch_of(scratch)) < 2:  # both finished epoch 2
+        assert chief.poll() is None and time.monotonic() < deadline, chief.communicate()[0]
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    output, _ = chief.communicate(timeout=TIMEOUT)
+    assert chief.returncode == 2, output
+    assert "another worker of the cluster is gone" in output and "Traceback" not in output
+    assert 2 <= epoch_of(run) < epochs
+
+    ports = free_ports(2)
+    resumed = [launch(tmp_path, ["--out", str(run.root), "--resume"], TF_CONFIG=tf_config(ports, i))
+               for i in range(2)]
+    for process in resumed:
+        finish(process)
+    assert [row["epoch"] for row in history(run)] == [str(e) for e in range(1, epochs + 1)]
+    assert json.loads(run.state.read_text())["done"] is True
+    steps = math.ceil(len(Split.load(run.split).items("train")) / 8)
+    assert optimizer_steps(run.last_checkpoint) == epochs * steps
+    assert run.metrics.is_file() and not scratch.root.exists()
 
 
 BATCHNORM_CHECK = """

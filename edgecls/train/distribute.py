@@ -41,6 +41,7 @@ from edgecls.train.checkpoint import TrainState
 from edgecls.train.config import TrainConfig
 
 CPU_REPLICAS_ENV = "EDGECLS_CPU_REPLICAS"
+BACKUP_DIR = "backup"  # inside checkpoints/: Keras BackupAndRestore's folder
 TF_CONFIG_ENV = "TF_CONFIG"
 _TF_CONFIG_EXAMPLE = ('e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                       '"task": {"type": "worker", "index": 0}}')
@@ -258,16 +259,22 @@ def _workers(strategy: Any) -> int:
                if kind in ("chief", "worker"))
 
 
-def check_workers_agree(strategy: Any, config: TrainConfig, split: Split, state: TrainState) -> None:
+def check_workers_agree(strategy: Any, config: TrainConfig, split: Split, state: TrainState,
+                        run: RunDir) -> None:
     """Stops every worker with the same error when their options, images or checkpoints
-    differ (they would train different things, or wait for each other forever).
+    differ (they would train different things, or wait for each other forever). When
+    their ``BackupAndRestore`` backups differ, all drop them: restoring must be all or none.
 
     A collective step: every worker of the cluster must call it.
     """
     options = {k: v for k, v in asdict(config).items() if k not in ("data", "out")}
     images = {"labels": split.labels, "subsets": split.subsets}
+    backup = backup_epoch(run.checkpoints / BACKUP_DIR)
     rows = gather_from_workers(strategy, [_digest(options), _digest(images), state.epoch,
-                                          state.phase, state.phase_epoch])
+                                          state.phase, state.phase_epoch,
+                                          -1 if backup is None else backup])
+    if len({row[5] for row in rows}) > 1:
+        shutil.rmtree(run.checkpoints / BACKUP_DIR, ignore_errors=True)
     chief = rows[0]
     for rank, row in enumerate(rows[1:], start=1):
         if row[0] != chief[0]:
@@ -276,7 +283,7 @@ def check_workers_agree(strategy: Any, config: TrainConfig, split: Split, state:
         if row[1] != chief[1]:
             raise EdgeclsError(f"worker {rank} sees other images or classes than the chief",
                                "give every worker a copy of the same --data folder")
-        if row[2:] != chief[2:]:
+        if row[2:5] != chief[2:5]:
             raise EdgeclsError(f"worker {rank} would resume from epoch {row[2]}, the chief from "
                                f"epoch {chief[2]}",
                                "each worker keeps its checkpoint on its own machine: restart all "
@@ -296,9 +303,9 @@ def lost_worker_errors(placement: Placement) -> Iterator[None]:
     except Exception as error:
         if placement.kind != "multi_worker" or not _is_lost_worker(error):
             raise
-        lines = str(error).strip().splitlines()
+        tasks = [line.strip() for line in str(error).splitlines() if line.strip().startswith("/job:")]
         raise EdgeclsError(f"training stopped: another worker of the cluster is gone "
-                           f"({lines[0] if lines else type(error).__name__})",
+                           f"({', '.join(tasks) or type(error).__name__})",
                            "restart every worker with the same command plus --resume") from None
 
 
@@ -362,7 +369,7 @@ def fault_backup(run: RunDir, state: TrainState, index: int) -> Any:
     """
     import keras
 
-    folder = run.checkpoints / "backup"
+    folder = run.checkpoints / BACKUP_DIR
     resumes_at = state.phase_epoch if state.phase == index and state.epoch > 0 else 0
     if backup_epoch(folder) != resumes_at:
         shutil.rmtree(folder, ignore_errors=True)

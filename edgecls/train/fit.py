@@ -96,7 +96,7 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     config = _resolved(config, split)
     with lost_worker_errors(placement):
         if placement.kind == "multi_worker":
-            check_workers_agree(strategy, config, split, state)
+            check_workers_agree(strategy, config, split, state, run)
         _train_phases(strategy, placement, config, run, state, split, pretrained, progress, callbacks)
     state.done = True
     save_state(run, state)
