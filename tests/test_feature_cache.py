@@ -160,8 +160,9 @@ def test_resume_inside_and_after_the_cached_head_phase(pretrained: tuple[Path, P
 
 def test_cache_applies_only_to_the_head_phase_under_the_default_strategy(
         pretrained: tuple[Path, Path], tmp_path: Path) -> None:
-    """Off for other phases, when switched off, past the memory budget, and under a
-    non-default tf.distribute strategy (the head phase then trains on images)."""
+    """Off for other phases, when switched off, with balanced sampling or mixup, past the
+    memory budget, and under a non-default tf.distribute strategy (the head phase then
+    trains on images)."""
     import dataclasses
 
     import tensorflow as tf
@@ -179,6 +180,9 @@ def test_cache_applies_only_to_the_head_phase_under_the_default_strategy(
     assert cache_applies(model, config, head, split)
     assert not cache_applies(model, config, Phase("finetune", 1, 0.001), split)
     assert not cache_applies(model, dataclasses.replace(config, head_cache=False), head, split)
+    assert not cache_applies(model, dataclasses.replace(config, imbalance="sampling"), head, split)
+    assert not cache_applies(model, dataclasses.replace(config, augment={"mixup": 0.2}), head, split)
+    assert cache_applies(model, dataclasses.replace(config, imbalance="logit_adjustment"), head, split)
     features = (3 * len(split.items("train")) + len(split.items("val"))) * 16 * 4  # 16 channels
     assert cache_applies(model, config, head, split, memory_budget=features)
     assert not cache_applies(model, config, head, split, memory_budget=features - 1)

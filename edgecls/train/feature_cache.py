@@ -16,7 +16,8 @@ the backbone's channel count (5 KB for EfficientNet-Lite0's 1280 channels: about
 for 3,000 training images with 2 augmented views each).
 
 Features are computed in inference mode, so any dropout inside the backbone is off (the
-image path leaves it on); dataset-level augmentation that mixes labels is not cached.
+image path leaves it on). Batch-level recipes that the cache cannot reproduce keep the
+head phase on images: class-balanced sampling (``imbalance: sampling``) and mixup/cutmix.
 
 The cache is used only under the default tf.distribute strategy (one device). Under a
 non-default strategy (MirroredStrategy, MultiWorkerMirroredStrategy) the head phase
@@ -76,6 +77,12 @@ def cache_applies(model: Any, config: TrainConfig, phase: Phase, split: Any,
     import tensorflow as tf
 
     if phase.name != "head" or not config.head_cache or tf.distribute.has_strategy():
+        return False
+    augment = from_dict(AugmentConfig, config.augment or {}, source="augment")
+    mixing = augment.enabled and (augment.mixup or augment.cutmix)
+    if config.imbalance_method() == "sampling" or mixing:
+        log.info("head_cache: balanced sampling and mixup/cutmix need images; the head "
+                 "trains on images")
         return False
     if not _has_standard_head(model):
         log.warning("head_cache: the model has no %s layout; the head trains on images",
