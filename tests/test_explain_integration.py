@@ -62,7 +62,7 @@ def broken_export(run_dir: Path, tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("broken_export")
     result = subprocess.run([sys.executable, "-m", "edgecls", "export", str(run_dir), "--formats", "onnx",
                              "--precision", "int8", "--calibration", str(black_image_folder(root / "black")),
-                             "--no-remedies", "--max-drop", "100", "--out", str(root / "export")],
+                             "--no-remedies", "--max-drop", "100", "--explain", "--out", str(root / "export")],
                             check=False, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})
     assert result.returncode == 0, result.stderr
     return root / "export", result.stdout

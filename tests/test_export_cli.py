@@ -26,6 +26,7 @@ def test_gate_trips_on_one_black_calibration_image(run_dir, tmp_path, monkeypatc
                          "--no-remedies")
     assert code == 2
     assert "FAIL" in text and "model_int8.tflite" in text and "--calibration" in text
+    assert not (out / "changes.html").exists()  # the RISE page is opt-in (--explain)
     record = json.loads((out / "manifest.json").read_text())["artifacts"][0]
     assert record["passed"] is False and record["drop_pp"] > 1.0
     assert record["verdict"] == "failed" and record["interval_pp"][0] > 0  # a real drop
@@ -49,7 +50,7 @@ def test_remedies_recover_a_broken_calibration(run_dir, tmp_path) -> None:
 def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "out"
     code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "-f", "onnx,openvino",
-                         "-p", "fp32,int8", "--out", str(out))
+                         "-p", "fp32,int8", "--out", str(out), "--explain")
     assert code == 0, text
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["held_out_by_split"]) == {"val", "test"}
