@@ -45,3 +45,19 @@ def test_tensorflow_start_up_chatter_is_muted(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error:"), result.stderr
     assert "I0000" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_cli_starts_on_a_device_without_tensorflow():
+    """A Pi with only a runtime extra: every command's help, and `run`/`bench`/`inspect`, must
+    start with TensorFlow and Keras unimportable (a module-level Keras import in the training
+    stack once broke `edgecls run` on devices)."""
+    code = ("import sys\n"
+            "for name in ('tensorflow', 'keras', 'tf_keras'):\n"
+            "    sys.modules[name] = None  # import raises ModuleNotFoundError\n"
+            "from typer.testing import CliRunner\n"
+            "import edgecls.cli as cli\n"
+            f"for command in {COMMANDS!r}:\n"
+            "    result = CliRunner().invoke(cli.app, [*command, '--help'])\n"
+            "    assert result.exit_code == 0, (command, result.output, result.exception)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

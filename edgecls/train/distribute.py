@@ -30,15 +30,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.rundir import RunDir
-from edgecls.train.checkpoint import TrainState
 from edgecls.train.config import TrainConfig
+
+if TYPE_CHECKING:  # checkpoint.py's callback class needs Keras at import: the CLI must import without it
+    from edgecls.train.checkpoint import TrainState
 
 CPU_REPLICAS_ENV = "EDGECLS_CPU_REPLICAS"
 BACKUP_DIR = "backup"  # inside checkpoints/: Keras BackupAndRestore's folder
