@@ -12,8 +12,9 @@ adjustment) on a copy of the split whose ``--rare`` class keeps only ``--rare-co
 training images (val/test untouched, so its recall is measured on all its images).
 
 ``runs``: full ``edgecls.train.fit.train`` runs of named variants (``today``: the
-defaults before this recipe; ``recipe``: TrainConfig's defaults now), both at
-``--epochs``; a variant whose run directory in ``--work`` is finished is reused.
+defaults before this recipe; ``recipe``: head at 3e-3, logit adjustment, the whole
+backbone fine-tuned at 1e-4), both at ``--epochs``; a variant whose run directory in
+``--work`` is finished is reused, an unfinished one resumed.
 
     python benchmarks/train_recipe.py heads [--img-size 128]
     python benchmarks/train_recipe.py runs --variants today,recipe [--imbalanced]
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.rundir import RunDir
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +44,9 @@ MODEL = "efficientnet_lite0"
 TODAY = {"img_size": 128, "head_epochs": None, "lr": 1e-3, "fine_tune_lr": 1e-4,
          "fine_tune_fraction": 0.3, "imbalance": "class_weights", "ema": 0.0,
          "augment": {"randaugment": 0.0, "mixup": 0.0, "cutmix": 0.0}}
-VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": {}}
+RECIPE = {"lr": 3e-3, "fine_tune_lr": 1e-4, "fine_tune_fraction": 1.0,
+          "imbalance": "logit_adjustment"}
+VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": RECIPE}
 
 
 def main() -> None:
@@ -197,8 +202,8 @@ def _runs(args: argparse.Namespace) -> None:
     rows = []
     for name in args.variants.split(","):
         run, seconds = _run_variant(args, name, data)
-        metrics = json.loads((run / "metrics.json").read_text())
-        state = json.loads((run / "state.json").read_text())
+        metrics = json.loads(RunDir(run).metrics.read_text())
+        state = json.loads(RunDir(run).state.read_text())
         scores = _scores_from_metrics(metrics)
         rows.append({"variant": name, "val": state["best_val_accuracy"], **scores,
                      "epochs": state["epoch"], "minutes": seconds / 60})
@@ -212,13 +217,13 @@ def _run_variant(args: argparse.Namespace, name: str, data: Path) -> tuple[Path,
 
     out = args.work / f"run_{name}_{'imb' if args.imbalanced else 'all'}_{args.epochs}"
     timing = out.with_suffix(".seconds")
-    if (out / "metrics.json").is_file() and timing.is_file():
+    if RunDir(out).metrics.is_file() and timing.is_file():
         return out, float(timing.read_text())
     overrides = VARIANTS[name]
     config = TrainConfig(data=str(data), out=str(out), model=MODEL, weights="imagenet",
                          epochs=args.epochs, patience=None, **overrides)
     started = time.perf_counter()
-    train(config, resume=(out / "config.yaml").is_file())
+    train(config, resume=RunDir(out).config.is_file())
     seconds = time.perf_counter() - started
     timing.write_text(f"{seconds:.1f}")
     return out, seconds

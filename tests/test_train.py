@@ -125,7 +125,7 @@ def test_config_yaml_with_cli_overrides(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("model: mobilenet_v2\nepochs: 7\nalpha: 0.35\naugment: {rotation: 0.0}\n")
     config = load_config(TrainConfig, path, {"epochs": 3, "lr": None})
-    assert (config.model, config.epochs, config.alpha, config.lr) == ("mobilenet_v2", 3, 0.35, 1e-3)
+    assert (config.model, config.epochs, config.alpha, config.lr) == ("mobilenet_v2", 3, 0.35, None)
     path.write_text("epoch: 7\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(TrainConfig, path)

@@ -203,4 +203,18 @@ def test_resume_keeps_ema_and_optimizer_state(skewed: Path, tmp_path: Path) -> N
 def test_saved_runs_with_the_older_class_weights_switch_still_load() -> None:
     assert TrainConfig(class_weights=False).validate().imbalance_method() == "none"
     assert TrainConfig(class_weights=False, imbalance="sampling").imbalance_method() == "sampling"
-    assert TrainConfig().imbalance_method() == "class_weights"
+    from edgecls.train.config import DEFAULT_IMBALANCE
+
+    assert TrainConfig().imbalance_method() == DEFAULT_IMBALANCE == "logit_adjustment"
+
+
+def test_learning_rates_per_phase() -> None:
+    from edgecls.train.config import FINE_TUNE_LR, HEAD_LR, SCRATCH_LR
+    from edgecls.train.phases import plan_phases
+
+    assert [p.lr for p in plan_phases(TrainConfig(epochs=6), pretrained=False)] == [SCRATCH_LR]
+    assert [(p.name, p.epochs, p.lr) for p in plan_phases(TrainConfig(epochs=6), pretrained=True)] \
+        == [("head", 2, HEAD_LR), ("finetune", 4, FINE_TUNE_LR)]
+    given = plan_phases(TrainConfig(epochs=6, lr=0.02), pretrained=True)
+    assert [p.lr for p in given] == [0.02, pytest.approx(0.002)]
+    assert plan_phases(TrainConfig(epochs=6, fine_tune_lr=5e-5), True)[1].lr == 5e-5

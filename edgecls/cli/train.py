@@ -42,7 +42,9 @@ def train(
         "pretrained extra), else none; Keras models download ImageNet weights only when asked "
         "with --weights imagenet.")),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step. Default: 32."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate (cosine decay). Default: 0.001."),
+    lr: float = typer.Option(None, "--lr", help=(
+        "Peak learning rate of the first phase (cosine decay). Default: 0.003 for the head on a "
+        "pretrained backbone (fine-tuning then at 0.0001), 0.001 from scratch.")),
     alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
     patience: int = typer.Option(None, "--patience",
                                  help="Early stopping after this many epochs without a better val accuracy "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecls.models.head import BACKBONE
-from edgecls.train.config import TrainConfig
+from edgecls.train.config import FINE_TUNE_LR, HEAD_LR, SCRATCH_LR, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,12 @@ class Phase:
 def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
     """The phases of a run: one from scratch, head then fine-tune with pretrained weights."""
     if not pretrained:
-        return [Phase("scratch", config.epochs, config.lr)]
+        return [Phase("scratch", config.epochs, config.lr or SCRATCH_LR)]
     head_epochs = config.head_epochs or max(1, config.epochs // 3)
-    phases = [Phase("head", head_epochs, config.lr)]
+    phases = [Phase("head", head_epochs, config.lr or HEAD_LR)]
     if config.epochs > head_epochs:
-        phases.append(Phase("finetune", config.epochs - head_epochs,
-                            config.fine_tune_lr or config.lr / 10))
+        fine_tune_lr = config.fine_tune_lr or (config.lr / 10 if config.lr else FINE_TUNE_LR)
+        phases.append(Phase("finetune", config.epochs - head_epochs, fine_tune_lr))
     return phases
 
 
