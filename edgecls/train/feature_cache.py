@@ -115,8 +115,7 @@ def fit_head_on_cache(model: Any, split: Any, config: TrainConfig, phase: Phase,
     head = head_model(model)
     _compile_like(head, model, config)
     classes = len(split.labels)
-    train_ds = _train_dataset(cache, classes, config.batch_size, config.seed,
-                              balanced=config.imbalance_method() == "sampling")
+    train_ds = _train_dataset(cache, classes, config.batch_size, config.seed)
     val_ds = _val_dataset(cache, classes, config.batch_size)
     head.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
              class_weight=class_weight, callbacks=callbacks, shuffle=False, verbose=0)
@@ -214,26 +213,14 @@ def _labels(items: Sequence[Any]) -> np.ndarray:
     return np.fromiter((label for _, label in items), dtype=np.int32, count=len(items))
 
 
-def _train_dataset(cache: FeatureCache, classes: int, batch_size: int, seed: int,
-                   balanced: bool = False):
-    """Every image once per epoch, shuffled, each as one of its views picked at random;
-    ``balanced``: as many images per epoch, each from a uniformly drawn class (the
-    image path's ``imbalance: sampling``)."""
+def _train_dataset(cache: FeatureCache, classes: int, batch_size: int, seed: int):
+    """Every image once per epoch, shuffled, each as one of its views picked at random."""
     import tensorflow as tf
 
     count, copies, _ = cache.train.shape
     onehot = np.eye(classes, dtype=np.float32)[cache.train_labels]
-    if balanced:
-        streams = [tf.data.Dataset.from_tensor_slices((cache.train[rows], onehot[rows]))
-                   .shuffle(len(rows), seed=seed + c, reshuffle_each_iteration=True).repeat()
-                   for c in range(classes)
-                   if len(rows := np.flatnonzero(cache.train_labels == c))]
-        ds = tf.data.Dataset.sample_from_datasets(
-            streams, weights=[1.0 / len(streams)] * len(streams), seed=seed,
-            rerandomize_each_iteration=True).take(count)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((cache.train, onehot))
-        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.from_tensor_slices((cache.train, onehot))
+    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if copies == 1:
         ds = ds.map(lambda views, label: (views[0], label))
     else:
