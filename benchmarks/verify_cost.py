@@ -33,24 +33,9 @@ from pathlib import Path
 
 from edgecls.runtime import integrity, load_backend
 from edgecls.runtime.backends import backend_for_suffix
-from edgecls.runtime.metadata import ModelMetadata
-from edgecls.runtime.tflite_metadata import embed_tflite_metadata
+from fuzz_models import stamped_coral  # benchmarks/ is on sys.path when run as a script
 
-CORAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "coral" / \
-    "mobilenet_v2_1.0_224_quant.tflite"
 SUFFIXES = (".tflite", ".onnx", ".xml")
-
-
-def stamped_coral(folder: Path) -> Path | None:
-    """The Coral MobileNetV2 INT8 with an edgecls entry and its digest stamped in."""
-    if not CORAL.is_file():
-        return None
-    names = (CORAL.parent / "imagenet_labels.txt").read_text().splitlines()
-    labels = (["background"] + [n.strip() for n in names if n.strip()])[:1001]
-    meta = ModelMetadata(labels=labels, input_size=(224, 224), digest=integrity.DIGEST_PLACEHOLDER)
-    out = folder / "coral_mobilenet_v2_int8.tflite"
-    out.write_bytes(integrity.stamp_bytes(embed_tflite_metadata(CORAL.read_bytes(), meta)))
-    return out
 
 
 def find_models(paths: list[Path]) -> list[Path]:
