@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-from edgecls.cli.app import app
+from edgecls.cli.app import app, reflow_help
 from edgecls.errors import EdgeclsError
 
 # Command groups, one module each; a module that is absent or fails to import for a
@@ -19,6 +19,7 @@ _COMMAND_MODULES = ("data", "models", "train", "export", "prune", "run", "target
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")
+reflow_help(app)
 
 
 def main() -> None:
