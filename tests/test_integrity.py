@@ -235,3 +235,81 @@ def test_a_damaged_file_the_library_rejects_is_reported_as_damaged(models: dict[
         load_backend(copy)
     with pytest.raises(ModelError, match="is not a valid TFLite model"):
         load_backend(copy, verify=False)
+
+
+# -- large artifacts: the digest fields are looked for near the ends first ----------------
+WINDOW = integrity._END_WINDOW
+SIZE = 3 * WINDOW  # larger than both windows: the middle third is searched only as a fallback
+LAYOUTS = {
+    "fields at both ends (ONNX)": (100, SIZE - 300),
+    "field near the start (TFLite)": (1700,),
+    "field between the windows": (WINDOW + 1000,),
+    "fields at the start and between the windows": (100, WINDOW + 1000),
+    "field across the end of the first window": (WINDOW - 5,),
+}
+
+
+def _artifact(*fields_at: int) -> bytes:
+    """Random bytes with a digest placeholder at each offset, stamped as an exporter does."""
+    data = bytearray(np.random.default_rng(15).bytes(SIZE))
+    for at in fields_at:
+        data[at:at + len(DIGEST_PLACEHOLDER)] = DIGEST_PLACEHOLDER.encode()
+    return integrity.stamp_bytes(bytes(data))
+
+
+def _positions(fields_at: tuple[int, ...]) -> set[int]:
+    """Bytes to damage: evenly spread, both window edges, and each field's marker and hex."""
+    spread = set(range(0, SIZE, SIZE // 150)) | {SIZE - 1}
+    edges = {WINDOW - 1, WINDOW, SIZE - WINDOW - 1, SIZE - WINDOW}
+    prefix = len(integrity.DIGEST_PREFIX)
+    fields = {at + offset for at in fields_at for offset in (0, prefix - 1, prefix, prefix + 63)}
+    return spread | edges | fields
+
+
+@pytest.mark.parametrize("fields_at", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_a_large_artifact_verifies_and_every_damaged_byte_is_refused(fields_at: tuple[int, ...],
+                                                                     tmp_path: Path) -> None:
+    data = _artifact(*fields_at)
+    model = tmp_path / "m.onnx"
+    assert integrity.verify_bytes(model, data) == integrity.VERIFIED
+    near_ends = integrity._fields_near_ends(data, integrity.DIGEST_PREFIX)
+    every = integrity._fields(data, integrity.DIGEST_PREFIX)
+    assert (near_ends == every) == all(at < WINDOW - 80 or at >= SIZE - WINDOW for at in fields_at)
+    for position in sorted(_positions(fields_at)):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x04
+        if len(fields_at) == 1 and position < fields_at[0] + len(integrity.DIGEST_PREFIX) <= position + 15:
+            # the only marker is damaged: no digest left in the bytes; load_backend refuses
+            # it because the metadata still names one (test_unstamped_and_lost_digests_are_refused)
+            assert integrity.verify_bytes(model, bytes(damaged)) == integrity.UNSIGNED
+            continue
+        with pytest.raises(ModelError, match="is corrupted"):
+            integrity.verify_bytes(model, bytes(damaged))
+
+
+def test_a_large_onnx_model_verifies_from_its_ends_and_weight_flips_are_refused(tmp_path: Path) -> None:
+    """A real ONNX Runtime load of a 1.2 MB model: digest in ``doc_string`` (start) and
+    ``metadata_props`` (end), found without a pass over the weights between them."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgecls.export.metadata import embed_onnx
+
+    proto = onnx.load(str(make_onnx(tmp_path / "plain.onnx", NET)))
+    extra = np.random.default_rng(15).standard_normal(300_000).astype(np.float32)
+    proto.graph.initializer.append(numpy_helper.from_array(extra, "unused_weights"))
+    embed_onnx(proto, tiny_metadata(NET, digest=DIGEST_PLACEHOLDER))
+    model = tmp_path / "m.onnx"
+    onnx.save(proto, str(model))
+    data = _stamped(model).read_bytes()
+    assert len(data) > 2 * WINDOW
+    fields = integrity._fields_near_ends(data, integrity.DIGEST_PREFIX)
+    assert fields == integrity._fields(data, integrity.DIGEST_PREFIX) and len(fields) == 2
+    assert load_backend(model).settings["integrity"] == "verified"
+    start = data.find(extra.tobytes())
+    for at in (start, start + len(extra.tobytes()) // 2, data.find(WEIGHT_BYTES) + 5):
+        damaged = bytearray(data)
+        damaged[at] ^= 0x10
+        model.write_bytes(bytes(damaged))
+        with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
+            load_backend(model)
