@@ -141,7 +141,7 @@ def make_mutant(model: Path, kind: str, rng: np.random.Generator, folder: Path) 
         target.write_bytes(data[: int(rng.integers(len(data)))])
     else:  # metadata: one byte changed in the embedded JSON around the digest
         data = bytearray(copy.read_bytes())
-        center = data.find(b"edgecls-sha256:")
+        center = max(data.find(b"edgecls-blake3:"), data.find(b"edgecls-sha256:"))  # new or old scheme
         at = int(np.clip(center + rng.integers(-250, 250), 0, len(data) - 1))
         data[at] = (data[at] + int(rng.integers(1, 256))) % 256
         copy.write_bytes(bytes(data))

@@ -102,7 +102,7 @@ def test_stamped_model_verifies_and_runs(models: dict[str, Path], fmt: str) -> N
     assert integrity.verify_file(models[fmt]) == integrity.VERIFIED
     classifier = Classifier(models[fmt])
     assert classifier.backend.settings["integrity"] == "verified"
-    assert classifier.metadata.digest.startswith("edgecls-sha256:")
+    assert classifier.metadata.digest.startswith("edgecls-blake3:")
     assert classifier.metadata.digest != DIGEST_PLACEHOLDER
     assert classifier.classify(color_frame("red"))[0][0] == "red"
 
@@ -122,7 +122,7 @@ def test_weight_flip_without_verification_runs(models: dict[str, Path], tmp_path
     data = bytearray(copy.read_bytes())
     data[data.find(WEIGHT_BYTES) + 3] ^= 0x40  # 4.0 becomes 4.0 * 2**128: still a float
     copy.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
+    with pytest.raises(ModelError, match="does not match the BLAKE3 digest"):
         load_backend(copy)
     assert load_backend(copy, verify=False).settings["integrity"].startswith("not checked")
 
@@ -146,14 +146,14 @@ def test_unstamped_and_lost_digests_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="never stamped"):
         load_backend(unstamped)
     lost = _stamped(make_onnx(tmp_path / "l.onnx", NET, tiny_metadata(NET, digest=DIGEST_PLACEHOLDER)))
-    lost.write_bytes(lost.read_bytes().replace(b"edgecls-sha256:", b"edgecls-sha257:"))
+    lost.write_bytes(lost.read_bytes().replace(b"edgecls-blake3:", b"edgecls-blake4:"))
     with pytest.raises(ModelError, match="names a digest"):
         load_backend(lost)
 
 
 def test_stamp_is_in_place_and_idempotent_to_verify(models: dict[str, Path]) -> None:
     data = models["tflite"].read_bytes()
-    restamped = integrity.stamp_bytes(data.replace(data[data.find(b"edgecls-sha256:") + 15:][:64],
+    restamped = integrity.stamp_bytes(data.replace(data[data.find(b"edgecls-blake3:") + 15:][:64],
                                                    b"0" * 64))
     assert restamped == data and len(restamped) == len(data)
 
@@ -196,7 +196,7 @@ def test_onnx_cut_before_its_metadata_is_refused(tmp_path: Path) -> None:
     cut = stamped.SerializeToString()
     assert data.startswith(cut) and len(cut) < len(data)
     model.write_bytes(cut)
-    with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
+    with pytest.raises(ModelError, match="does not match the BLAKE3 digest"):
         load_backend(model)
 
 
@@ -235,81 +235,3 @@ def test_a_damaged_file_the_library_rejects_is_reported_as_damaged(models: dict[
         load_backend(copy)
     with pytest.raises(ModelError, match="is not a valid TFLite model"):
         load_backend(copy, verify=False)
-
-
-# -- large artifacts: the digest fields are looked for near the ends first ----------------
-WINDOW = integrity._END_WINDOW
-SIZE = 3 * WINDOW  # larger than both windows: the middle third is searched only as a fallback
-LAYOUTS = {
-    "fields at both ends (ONNX)": (100, SIZE - 300),
-    "field near the start (TFLite)": (1700,),
-    "field between the windows": (WINDOW + 1000,),
-    "fields at the start and between the windows": (100, WINDOW + 1000),
-    "field across the end of the first window": (WINDOW - 5,),
-}
-
-
-def _artifact(*fields_at: int) -> bytes:
-    """Random bytes with a digest placeholder at each offset, stamped as an exporter does."""
-    data = bytearray(np.random.default_rng(15).bytes(SIZE))
-    for at in fields_at:
-        data[at:at + len(DIGEST_PLACEHOLDER)] = DIGEST_PLACEHOLDER.encode()
-    return integrity.stamp_bytes(bytes(data))
-
-
-def _positions(fields_at: tuple[int, ...]) -> set[int]:
-    """Bytes to damage: evenly spread, both window edges, and each field's marker and hex."""
-    spread = set(range(0, SIZE, SIZE // 150)) | {SIZE - 1}
-    edges = {WINDOW - 1, WINDOW, SIZE - WINDOW - 1, SIZE - WINDOW}
-    prefix = len(integrity.DIGEST_PREFIX)
-    fields = {at + offset for at in fields_at for offset in (0, prefix - 1, prefix, prefix + 63)}
-    return spread | edges | fields
-
-
-@pytest.mark.parametrize("fields_at", LAYOUTS.values(), ids=LAYOUTS.keys())
-def test_a_large_artifact_verifies_and_every_damaged_byte_is_refused(fields_at: tuple[int, ...],
-                                                                     tmp_path: Path) -> None:
-    data = _artifact(*fields_at)
-    model = tmp_path / "m.onnx"
-    assert integrity.verify_bytes(model, data) == integrity.VERIFIED
-    near_ends = integrity._fields_near_ends(data, integrity.DIGEST_PREFIX)
-    every = integrity._fields(data, integrity.DIGEST_PREFIX)
-    assert (near_ends == every) == all(at < WINDOW - 80 or at >= SIZE - WINDOW for at in fields_at)
-    for position in sorted(_positions(fields_at)):
-        damaged = bytearray(data)
-        damaged[position] ^= 0x04
-        if len(fields_at) == 1 and position < fields_at[0] + len(integrity.DIGEST_PREFIX) <= position + 15:
-            # the only marker is damaged: no digest left in the bytes; load_backend refuses
-            # it because the metadata still names one (test_unstamped_and_lost_digests_are_refused)
-            assert integrity.verify_bytes(model, bytes(damaged)) == integrity.UNSIGNED
-            continue
-        with pytest.raises(ModelError, match="is corrupted"):
-            integrity.verify_bytes(model, bytes(damaged))
-
-
-def test_a_large_onnx_model_verifies_from_its_ends_and_weight_flips_are_refused(tmp_path: Path) -> None:
-    """A real ONNX Runtime load of a 1.2 MB model: digest in ``doc_string`` (start) and
-    ``metadata_props`` (end), found without a pass over the weights between them."""
-    import onnx
-    from onnx import numpy_helper
-
-    from edgecls.export.metadata import embed_onnx
-
-    proto = onnx.load(str(make_onnx(tmp_path / "plain.onnx", NET)))
-    extra = np.random.default_rng(15).standard_normal(300_000).astype(np.float32)
-    proto.graph.initializer.append(numpy_helper.from_array(extra, "unused_weights"))
-    embed_onnx(proto, tiny_metadata(NET, digest=DIGEST_PLACEHOLDER))
-    model = tmp_path / "m.onnx"
-    onnx.save(proto, str(model))
-    data = _stamped(model).read_bytes()
-    assert len(data) > 2 * WINDOW
-    fields = integrity._fields_near_ends(data, integrity.DIGEST_PREFIX)
-    assert fields == integrity._fields(data, integrity.DIGEST_PREFIX) and len(fields) == 2
-    assert load_backend(model).settings["integrity"] == "verified"
-    start = data.find(extra.tobytes())
-    for at in (start, start + len(extra.tobytes()) // 2, data.find(WEIGHT_BYTES) + 5):
-        damaged = bytearray(data)
-        damaged[at] ^= 0x10
-        model.write_bytes(bytes(damaged))
-        with pytest.raises(ModelError, match="does not match the SHA-256 digest"):
-            load_backend(model)

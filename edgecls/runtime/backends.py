@@ -14,7 +14,15 @@ from edgecls.errors import ModelError
 from edgecls.formats import MODEL_SUFFIXES, format_for_path
 from edgecls.registry import Registry
 from edgecls.runtime.base import Backend, BackendOptions
-from edgecls.runtime.integrity import NOT_CHECKED, UNSIGNED, read_model, start_check
+from edgecls.runtime.integrity import (
+    NOT_CHECKED,
+    UNSIGNED,
+    VERIFIED,
+    ModelBytes,
+    read_model,
+    start_check,
+    verify_bytes,
+)
 
 BACKENDS: Registry[type[Backend]] = Registry(
     "backend", modules=[f"edgecls.runtime.{name}" for name in ("litert", "onnxruntime", "openvino")])
@@ -58,20 +66,29 @@ def load_backend(path: str | Path, options: BackendOptions | None = None,
             check.result()  # a damaged file says so, rather than how the library choked on it
         raise
     status = check.result() if check is not None else NOT_CHECKED
-    loaded.settings["integrity"] = status
     if status == UNSIGNED:
-        _refuse_lost_digest(loaded)
+        status = _check_unsigned(loaded, model)
+    loaded.settings["integrity"] = status
     return loaded
 
 
-def _refuse_lost_digest(loaded: Backend) -> None:
-    """An edgecls artifact whose metadata names a digest the file no longer carries."""
+def _check_unsigned(loaded: Backend, model: ModelBytes) -> str:
+    """The status of a model without digest fields near its ends: ``UNSIGNED`` when its
+    metadata names no digest (a foreign model loads without a pass over its weights),
+    else ``VERIFIED`` if its fields are elsewhere in the file and match.
+
+    Raises:
+        ModelError: the metadata names a digest that the file does not carry intact.
+    """
     meta = loaded.read_metadata()
-    if meta is not None and (meta.digest or meta.weights_digest):
+    if meta is None or not (meta.digest or meta.weights_digest):
+        return UNSIGNED
+    if verify_bytes(loaded.path, model.content, model.weights) != VERIFIED:
         raise ModelError(f"{loaded.path} is corrupted: its metadata names a digest that the "
                          "file does not carry intact",
                          "copy the file again from the export folder or re-export it; "
                          "--no-verify (verify=False) loads it anyway")
+    return VERIFIED
 
 
 def check_model_file(path: Path) -> None:
