@@ -16,8 +16,7 @@ def render_check(report: CheckReport, console: Console) -> None:
     console.print(_class_table(report))
     data = report.to_json()
     if data["image_size_range"]:
-        lo, hi = data["image_size_range"]["min_hw"], data["image_size_range"]["max_hw"]
-        console.print(f"image sizes (h x w): {lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]}")
+        console.print(_sizes_line(report), highlight=False)
     if report.imbalance_ratio:
         console.print(f"imbalance ratio (largest / smallest class): {report.imbalance_ratio:.2f}")
     _list(console, "unreadable files (excluded)",
@@ -33,6 +32,14 @@ def render_check(report: CheckReport, console: Console) -> None:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
     if not report.errors:
         console.print(f"[green]ok:[/] {data['total_usable']} usable images in {len(report.labels)} classes")
+
+
+def _sizes_line(report: CheckReport) -> str:
+    """Heights and widths apart (a range of both would invent sizes no image has), then
+    the most common sizes as width x height, the way image viewers show them."""
+    (h_lo, w_lo), (h_hi, w_hi) = report.size_range
+    common = ", ".join(f"{w}x{h} ({n})" for (h, w), n in report.common_sizes)
+    return f"image sizes: heights {h_lo}..{h_hi} px, widths {w_lo}..{w_hi} px; most common (w x h): {common}"
 
 
 def _class_table(report: CheckReport) -> Table:

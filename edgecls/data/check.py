@@ -14,7 +14,7 @@ Rules:
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from edgecls.data.fingerprint import content_digest
+from edgecls.data.jpeg import is_complete_jpeg
 from edgecls.data.scan import ScanResult, scan_dataset
 from edgecls.errors import DataError
 from edgecls.runtime.image_header import check_pixels
@@ -32,6 +33,7 @@ CHECK_SCHEMA_VERSION = 1
 MIN_IMAGES_TO_SPLIT = 3  # one each for train, val and test
 SMALL_CLASS = 20
 IMBALANCE_WARNING = 5.0
+COMMON_SIZES_LISTED = 3
 
 
 @dataclass
@@ -59,6 +61,7 @@ class CheckReport:
     duplicates_across_classes: list[list[Path]] = field(default_factory=list)
     duplicates_across_subsets: list[list[Path]] = field(default_factory=list)
     size_range: tuple[tuple[int, int], tuple[int, int]] | None = None
+    common_sizes: list[tuple[tuple[int, int], int]] = field(default_factory=list)  # ((h, w), count)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -106,6 +109,7 @@ class CheckReport:
             "imbalance_ratio": self.imbalance_ratio,
             "image_size_range": ({"min_hw": list(self.size_range[0]), "max_hw": list(self.size_range[1])}
                                  if self.size_range else None),
+            "common_sizes_hw": [{"hw": list(hw), "count": n} for hw, n in self.common_sizes],
             "errors": self.errors,
             "warnings": self.warnings,
         }
@@ -170,13 +174,13 @@ def inspect_file(path: Path) -> FileInfo:
     kind = _sniff(data)
     if kind is None:
         return FileInfo(path, problem="not an image (unknown file signature)")
-    if kind == "jpeg" and not _jpeg_complete(data):
+    if kind == "jpeg" and not is_complete_jpeg(data):
         return FileInfo(path, problem="truncated JPEG (no end-of-image marker)")
     try:
         check_pixels(data, path.name)
     except DataError as exc:
         return FileInfo(path, problem=str(exc))
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # as training reads it
     if image is None or image.size == 0:
         return FileInfo(path, problem=f"cannot decode {kind} data")
     digest = content_digest(data)
@@ -195,11 +199,6 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
     return None
-
-
-def _jpeg_complete(data: bytes) -> bool:
-    """A complete JPEG has its end-of-image marker at the end (padding allowed)."""
-    return b"\xff\xd9" in data.rstrip(b"\x00")[-32:]
 
 
 def _find_duplicates(report: CheckReport, readable: list[tuple[str | None, str, FileInfo]]) -> set[Path]:
@@ -239,6 +238,7 @@ def _size_range(report: CheckReport, infos: list[FileInfo]) -> None:
     if shapes:
         report.size_range = ((min(h for h, _ in shapes), min(w for _, w in shapes)),
                              (max(h for h, _ in shapes), max(w for _, w in shapes)))
+        report.common_sizes = Counter(shapes).most_common(COMMON_SIZES_LISTED)
 
 
 def _judge(report: CheckReport) -> None:
@@ -261,7 +261,9 @@ def _judge(report: CheckReport) -> None:
                 report.errors.append(f"class {label!r} has no usable images in train/")
     ratio = report.imbalance_ratio
     if ratio and ratio >= IMBALANCE_WARNING:
-        report.warnings.append(f"classes are imbalanced ({ratio:.1f}:1); training uses class weights")
+        report.warnings.append(f"classes are imbalanced ({ratio:.1f}:1); training compensates "
+                               "(logit adjustment by default, see the `imbalance` option); "
+                               "judge the model by its balanced accuracy")
     if report.unreadable:
         report.warnings.append(f"{len(report.unreadable)} unreadable file(s) excluded")
     if report.duplicates_across_classes:
