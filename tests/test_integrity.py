@@ -206,18 +206,18 @@ def test_model_files_are_read_once_and_checked_beside_the_load(models: dict[str,
     """The backend loads the very bytes that were hashed: no second read the file could change under."""
     reads: list[str] = []
     threads: list[str] = []
-    original_read, original_verify = Path.read_bytes, integrity.verify_bytes
+    original_read, original_digest = Path.read_bytes, integrity._content_digest
 
     def counted_read(path: Path) -> bytes:
         reads.append(path.name)
         return original_read(path)
 
-    def spied_verify(*args, **kwargs) -> str:
+    def spied_digest(*args, **kwargs) -> str:
         threads.append(threading.current_thread().name)
-        return original_verify(*args, **kwargs)
+        return original_digest(*args, **kwargs)
 
     monkeypatch.setattr(Path, "read_bytes", counted_read)
-    monkeypatch.setattr(integrity, "verify_bytes", spied_verify)
+    monkeypatch.setattr(integrity, "_content_digest", spied_digest)
     backend = load_backend(models[fmt])
     assert backend.settings["integrity"] == "verified"
     assert sorted(reads) == sorted({models[fmt].name, models[fmt].with_suffix(".bin").name}

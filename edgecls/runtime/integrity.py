@@ -101,17 +101,20 @@ def read_model(path: str | Path) -> ModelBytes:
 
 
 class PendingCheck:
-    """``verify_bytes`` (fields near the ends only) running in a thread; ``result()`` waits for it."""
+    """A model's digest being checked in a thread; ``result()`` waits for it."""
 
-    def __init__(self, path: Path, model: ModelBytes) -> None:
-        self._status: str | None = None
+    def __init__(self, path: Path, model: ModelBytes, scheme: DigestScheme | None, fields: list[int]) -> None:
+        self._status: str | None = UNSIGNED if scheme is None else None
         self._error: ModelError | None = None
-        self._thread = threading.Thread(target=self._run, args=(path, model), name="edgecls-verify", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if scheme is not None:
+            self._thread = threading.Thread(target=self._run, args=(path, model, scheme, fields),
+                                            name="edgecls-verify", daemon=True)
+            self._thread.start()
 
-    def _run(self, path: Path, model: ModelBytes) -> None:
+    def _run(self, path: Path, model: ModelBytes, scheme: DigestScheme, fields: list[int]) -> None:
         try:
-            self._status = verify_bytes(path, model.content, model.weights, everywhere=False)
+            self._status = _verify_located(path, model, scheme, fields)
         except ModelError as exc:
             self._error = exc
 
@@ -121,7 +124,8 @@ class PendingCheck:
         Raises:
             ModelError: the bytes do not match their embedded digest(s).
         """
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         return self._status  # type: ignore[return-value]
@@ -130,10 +134,13 @@ class PendingCheck:
 def start_check(path: str | Path, model: ModelBytes) -> PendingCheck:
     """Starts checking ``model`` (read from ``path``) against its digest(s) in a thread.
 
-    It looks for digest fields near the ends only: ``UNSIGNED`` means none there, and the
-    caller asks the model's metadata whether it should carry one (see ``load_backend``).
+    Digest fields are looked for near the ends only, here (a search that holds the GIL
+    wherever it runs). A model without any there is ``UNSIGNED`` at once, without a
+    thread, and the caller asks its metadata whether it should carry one (``load_backend``).
     """
-    return PendingCheck(Path(path), model)
+    path = Path(path)
+    scheme, fields = _located(path, model.content, near_ends=True)
+    return PendingCheck(path, model, scheme, fields)
 
 
 def stamp_bytes(data: bytes, weights: bytes | None = None) -> bytes:
@@ -197,6 +204,12 @@ def verify_bytes(path: str | Path, data: bytes, weights: bytes | None = None, ev
         scheme, fields = _located(path, data, near_ends=False)
     if scheme is None:
         return UNSIGNED
+    return _verify_located(path, ModelBytes(data, weights), scheme, fields)
+
+
+def _verify_located(path: Path, model: ModelBytes, scheme: DigestScheme, fields: list[int]) -> str:
+    """``verify_bytes`` once the digest fields were found (``VERIFIED`` or raises)."""
+    data = model.content
     expected = _single_value(path, data, fields, "digest")
     if expected == _HEX_ZEROS:
         raise _corrupted(path, "its digest was never stamped (the export was interrupted)")
@@ -204,7 +217,7 @@ def verify_bytes(path: str | Path, data: bytes, weights: bytes | None = None, ev
     if not matches and not _matches_with_every_field(path, scheme, data, fields, expected):
         raise _corrupted(path, f"its content does not match the {scheme.name} digest embedded at export")
     if path.suffix == ".xml":
-        _verify_weights(path, data, weights)
+        _verify_weights(path, data, model.weights)
     return VERIFIED
 
 
@@ -230,12 +243,19 @@ def _hasher(scheme: DigestScheme, path: Path | str) -> Any:
 
 
 def _located(path: Path, data: bytes, near_ends: bool) -> tuple[DigestScheme | None, list[int]]:
-    """The scheme and field offsets of the digest in ``data`` (None, [] when it has none)."""
-    search = _fields_near_ends if near_ends else _fields
-    found = [(scheme, fields) for scheme in SCHEMES if (fields := search(data, scheme.prefix))]
-    if len(found) > 1:
+    """The scheme and field offsets of the digest in ``data`` (None, [] when it has none).
+
+    Near the ends, the first scheme found is taken (newest first): fields of another kind
+    elsewhere make its digest mismatch, and the search of all of ``data`` refuses them.
+    """
+    if near_ends:
+        found = next(((scheme, fields) for scheme in SCHEMES
+                      if (fields := _fields_near_ends(data, scheme.prefix))), None)
+        return found or (None, [])
+    found_all = [(scheme, fields) for scheme in SCHEMES if (fields := _fields(data, scheme.prefix))]
+    if len(found_all) > 1:
         raise _corrupted(path, "it carries digests of different kinds")
-    return found[0] if found else (None, [])
+    return found_all[0] if found_all else (None, [])
 
 
 def _matches_with_every_field(path: Path, scheme: DigestScheme, data: bytes, near_ends: list[int],
@@ -251,17 +271,21 @@ def _matches_with_every_field(path: Path, scheme: DigestScheme, data: bytes, nea
 
 
 def _fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
-    """The fields within ``_END_WINDOW`` bytes of either end of a large ``data``.
+    """The first field within ``_END_WINDOW`` bytes of the start of a large ``data`` and
+    the last one within ``_END_WINDOW`` bytes of its end (all fields of a small one).
 
-    Exporters write them there (TFLite: in the metadata buffer near the start; ONNX:
-    in ``doc_string`` at the start and ``metadata_props`` at the end); searching only
-    there spares a pass over the weights that holds the GIL (1.1 ms for 4 MB here).
-    A field elsewhere makes the digest mismatch, and ``verify_bytes`` then looks again
-    in all of ``data``: this only makes the common case fast, it never accepts more.
+    Exporters write one at most at each end (TFLite: in the metadata buffer near the
+    start; ONNX: in ``doc_string`` at the start and ``metadata_props`` at the end), and
+    each search stops at its hit; searching only there spares a pass over the weights
+    that holds the GIL (1.1 ms for 4 MB here). A field elsewhere makes the digest
+    mismatch, and ``verify_bytes`` then looks again in all of ``data``: this only makes
+    the common case fast, it never accepts more.
     """
     if len(data) <= 2 * _END_WINDOW:
         return _fields(data, prefix)
-    return _fields(data, prefix, 0, _END_WINDOW) + _fields(data, prefix, len(data) - _END_WINDOW)
+    marker = prefix.encode()
+    ends = (data.find(marker, 0, _END_WINDOW), data.rfind(marker, len(data) - _END_WINDOW))
+    return [at + len(marker) for at in ends if at >= 0]
 
 
 def _fields(data: bytes | bytearray, prefix: str, start: int = 0, end: int | None = None) -> list[int]:
