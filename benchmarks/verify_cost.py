@@ -171,10 +171,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, help="export folders or model files")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--no-coral", action="store_true", help="leave out the two Coral models")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgecls_verify_cost_"))
     models = find_models(args.paths)
-    coral = stamped_coral(work)
+    coral = None if args.no_coral else stamped_coral(work)
     models += [coral, CORAL] if coral else []
     cpu_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), "?")
