@@ -13,11 +13,14 @@ training images (val/test untouched, so its recall is measured on all its images
 
 ``runs``: full ``edgecls.train.fit.train`` runs of named variants (``today``: the
 defaults before this recipe; ``recipe``: head at 3e-3, logit adjustment, the whole
-backbone fine-tuned at 1e-4), both at ``--epochs``; a variant whose run directory in
+backbone fine-tuned at 1e-4; ``defaults``: TrainConfig's defaults at 128 px;
+``layer_decay``: those with the whole backbone fine-tuned under layer-wise learning-rate
+decay 0.7), all at ``--epochs``; a variant whose run directory in
 ``--work`` is finished is reused, an unfinished one resumed.
 
     python benchmarks/train_recipe.py heads [--img-size 128]
     python benchmarks/train_recipe.py runs --variants today,recipe [--imbalanced]
+    python benchmarks/train_recipe.py runs --variants defaults,layer_decay
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ TODAY = {"img_size": 128, "head_epochs": None, "lr": 1e-3, "fine_tune_lr": 1e-4,
          "augment": {"randaugment": 0.0, "mixup": 0.0, "cutmix": 0.0}}
 RECIPE = {"lr": 3e-3, "fine_tune_lr": 1e-4, "fine_tune_fraction": 1.0,
           "imbalance": "logit_adjustment"}
-VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": RECIPE}
+# The defaults of today (fine-tune the upper 0.3 of the backbone at one rate) against the
+# whole backbone fine-tuned with layer-wise learning-rate decay 0.7 (issue 16).
+DEFAULTS = {"img_size": 128}
+LAYER_DECAY = {"img_size": 128, "fine_tune_fraction": 1.0, "layer_lr_decay": 0.7}
+VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": RECIPE, "defaults": DEFAULTS,
+                                       "layer_decay": LAYER_DECAY}
 
 
 def main() -> None:

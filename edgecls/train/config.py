@@ -44,6 +44,10 @@ class TrainConfig:
             ``lr`` is given, else ``FINE_TUNE_LR``).
         fine_tune_fraction: share of the backbone's layers (the upper ones) unfrozen
             for fine-tuning; BatchNorm layers stay frozen in inference mode.
+        layer_lr_decay: layer-wise learning-rate decay of the fine-tune phase: the head
+            trains at ``fine_tune_lr`` and each earlier resolution stage of the backbone
+            at ``fine_tune_lr * layer_lr_decay ** depth`` (depth 1 for the last stage,
+            5 for the stem; see ``edgecls.train.optimizer``); 1: off, one rate for all.
         weight_decay: AdamW decoupled weight decay.
         dropout: dropout rate before the classification layer.
         label_smoothing: label smoothing of the cross-entropy loss.
@@ -92,6 +96,7 @@ class TrainConfig:
     lr: float | None = None
     fine_tune_lr: float | None = None
     fine_tune_fraction: float = 0.3
+    layer_lr_decay: float = 1.0
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.1
@@ -122,6 +127,8 @@ class TrainConfig:
                  and (self.fine_tune_lr is None or self.fine_tune_lr > 0),
                  "learning rates must be positive")
         _require(0 < self.fine_tune_fraction <= 1, "fine_tune_fraction must be in (0, 1]")
+        _require(_is_number(self.layer_lr_decay) and 0 < self.layer_lr_decay <= 1,
+                 "layer_lr_decay must be in (0, 1] (1: off; 0.7 to 0.9 is typical)")
         _require(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         _require(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)")
         _require(self.head_epochs is None or 1 <= self.head_epochs <= self.epochs,
@@ -145,6 +152,10 @@ class TrainConfig:
         if self.alpha is not None:
             options["alpha"] = self.alpha
         return options
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _require(condition: bool, message: str) -> None:

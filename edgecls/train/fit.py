@@ -46,6 +46,7 @@ from edgecls.train.evaluate import evaluate_run
 from edgecls.train.feature_cache import cache_applies, fit_head_on_cache
 from edgecls.train.model_choice import resolve_model_choice
 from edgecls.train.losses import class_prior, make_loss
+from edgecls.train.optimizer import make_optimizer
 from edgecls.train.phases import Phase, plan_phases, set_trainable
 
 log = logging.getLogger(__name__)
@@ -269,10 +270,8 @@ def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, step
     import keras
 
     set_trainable(model, phase, config.fine_tune_fraction, config.bn_momentum)
-    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay,
-                                         **ema),
+        optimizer=make_optimizer(model, phase, config, schedule),
         loss=make_loss(config.label_smoothing, prior),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
