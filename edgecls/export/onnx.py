@@ -22,6 +22,7 @@ from edgecls.errors import ModelError
 from edgecls.export import metadata as md
 from edgecls.export import onnx_quant
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.export.quiet import logger_level
 from edgecls.formats import ONNX
 from edgecls.runtime import integrity
 
@@ -126,10 +127,11 @@ def _convert_saved_model(saved_model: Path, out: Path, input_shape: tuple[int, .
     from tf2onnx.convert import _convert_common
 
     try:
-        graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
-            str(saved_model), None, None, return_initialized_tables=True,
-            return_tensors_to_rename=True)
-        with tf.device("/cpu:0"):
+        with logger_level("tf2onnx", logging.ERROR):  # it warns that it picked the serving tag
+            graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+                str(saved_model), None, None, return_initialized_tables=True,
+                return_tensors_to_rename=True)
+        with tf.device("/cpu:0"), logger_level("tf2onnx", logging.ERROR):
             model, _ = _convert_common(graph_def, name=str(saved_model), opset=OPSET,
                                        input_names=inputs, output_names=outputs,
                                        shape_override=_shape_override(inputs[0], input_shape),
@@ -203,7 +205,7 @@ def sensitive_nodes(float_path: Path, quant: QuantizationConfig, work_dir: Path,
                                                 onnx_quant.OrtReader(qdq_path, probe))
         act_sqnr = {name: _sqnr(match["pre_qdq"], match["post_qdq"])
                     for name, match in debug.create_activation_matching(activations).items()}
-        with onnx_quant.logger_level(None, logging.CRITICAL):  # an ERROR per weight folded away
+        with logger_level(None, logging.CRITICAL):  # an ERROR per weight folded away
             weights = debug.create_weight_matching(str(float_path), str(qdq_path))
         weight_sqnr = {name: _sqnr(match["float"], match["dequantized"])
                        for name, match in weights.items()}

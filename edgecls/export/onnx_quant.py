@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from edgecls.errors import ConfigError
+from edgecls.export.quiet import logger_level
 from edgecls.export.base import QuantizationConfig
 from edgecls.runtime.cpu import cpu_info
 from edgecls.runtime.onnxruntime import X64_QUANT_PRECISION
@@ -145,20 +145,6 @@ def inference_session(content: bytes) -> Any:
     if cpu_info().u8s8_overflow_risk:
         options.add_session_config_entry(X64_QUANT_PRECISION, "1")
     return ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
-
-
-@contextmanager
-def logger_level(name: str | None, level: int) -> Iterator[None]:
-    """Sets the ``name`` logger (None: the root logger) to ``level`` for one call: NNCF logs
-    every statistics pass at INFO, and ONNX Runtime's quantization debug helpers report
-    expected misses through ``logging.error`` on the root logger."""
-    logger = logging.getLogger(name)
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 # ------------------------------------------------------------------- ONNX Runtime

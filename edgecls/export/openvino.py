@@ -10,6 +10,7 @@ into place (.bin first), so no half-written IR is ever visible.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ import numpy as np
 from edgecls.errors import ConfigError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.export.quiet import logger_level
 from edgecls.formats import OPENVINO
 from edgecls.runtime import integrity
 
@@ -117,12 +119,14 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
             raise ConfigError("accuracy-controlled quantization needs validation images")
         images, labels = quant.validation
         validation = nncf.Dataset(list(zip(images, labels)), lambda item: _as_batch(item[0]))
-        quantized = nncf.quantize_with_accuracy_control(
-            model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop,
-            advanced_quantization_parameters=params, **common)
+        with logger_level("nncf", logging.WARNING):  # hundreds of INFO lines otherwise
+            quantized = nncf.quantize_with_accuracy_control(
+                model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop,
+                advanced_quantization_parameters=params, **common)
         settings["max_drop"] = quant.max_drop
         return quantized, settings
-    return nncf.quantize(model, calibration, advanced_parameters=params, **common), settings
+    with logger_level("nncf", logging.WARNING):
+        return nncf.quantize(model, calibration, advanced_parameters=params, **common), settings
 
 
 def _as_batch(image: np.ndarray) -> np.ndarray:

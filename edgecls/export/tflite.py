@@ -15,6 +15,7 @@ from edgecls.errors import ConfigError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export import tflite_quant
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
+from edgecls.export.quiet import native_stderr_muted
 from edgecls.runtime import integrity
 from edgecls.runtime.tflite_standard_metadata import check_labels
 from edgecls.formats import TFLITE
@@ -142,7 +143,8 @@ def _converted(source: ExportSource, quant: QuantizationConfig) -> bytes:
     try:
         if quant.exclude:
             return _selective_int8(converter, quant)
-        return converter.convert()
+        with native_stderr_muted():  # its C++ prints its settings ("fully_quantize: 0, ...")
+            return converter.convert()
     except Exception as exc:  # the converter raises many types; all mean "cannot convert"
         raise conversion_error(exc) from None
 

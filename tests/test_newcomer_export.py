@@ -1,0 +1,55 @@
+"""Export on a newcomer's small dataset: no remedies chasing one image, and none of the
+converters' own log lines on the terminal (regressions found by running the CLI as a
+newcomer on a ~300-image folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecls.export.pipeline import why_no_remedies
+from edgecls.export.validate import compare
+from helpers.export import Prepared
+
+CONVERTER_CHATTER = ("fully_quantize", "tf2onnx", "--tag' not specified", "INFO:nncf", "Reverted",
+                     "Accuracy drop", "Metric of")
+
+
+def _validation(images: int, lost: int, gained: int):
+    """A float/artifact comparison on ``images`` images where the artifact loses ``lost``
+    right predictions and gains ``gained`` wrong ones (half the float predictions wrong)."""
+    labels = np.zeros(images, int)
+    float_pred = np.where(np.arange(images) % 2 == 0, 0, 1)
+    pred = float_pred.copy()
+    pred[np.flatnonzero(float_pred == 0)[:lost]] = 1
+    pred[np.flatnonzero(float_pred == 1)[:gained]] = 0
+    return compare(np.eye(2)[pred], np.eye(2)[float_pred], labels, ["a", "b"])
+
+
+def test_one_lost_image_gets_no_remedies_but_a_real_loss_does():
+    one = _validation(58, lost=1, gained=0)
+    assert one.drop_pp > 1.0  # over a 1 pp budget on 58 images
+    assert "one image" in why_no_remedies(one)
+    assert why_no_remedies(_validation(58, lost=2, gained=1)) is not None  # net one
+    assert why_no_remedies(_validation(58, lost=3, gained=0)) is None
+    assert why_no_remedies(_validation(58, lost=4, gained=1)) is None
+
+
+def _export(prepared: Prepared, fmt: str, path: Path, **options) -> None:
+    from edgecls.export.base import QuantizationConfig, get_exporter
+
+    quant = QuantizationConfig.for_int8(prepared.calibration.astype(np.uint8), **options)
+    get_exporter(fmt).export(prepared.source, quant, path)
+
+
+def test_int8_exports_print_nothing_of_their_own(prepared: Prepared, tmp_path: Path, capfd) -> None:
+    capfd.readouterr()
+    _export(prepared, "tflite", tmp_path / "m.tflite")
+    _export(prepared, "onnx", tmp_path / "m.onnx")
+    images = prepared.images[1::2].astype(np.uint8)
+    _export(prepared, "openvino", tmp_path / "m.xml", method="accuracy_control", max_drop=0.0,
+            validation=(images, prepared.labels[1::2]))
+    out, err = capfd.readouterr()
+    leaked = [word for word in CONVERTER_CHATTER if word in out + err]
+    assert not leaked, (out + err)[-3000:]
