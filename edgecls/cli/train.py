@@ -12,7 +12,9 @@ from rich.markup import escape
 
 from edgecls.cli.app import app
 from edgecls.config import from_dict, load_config
-from edgecls.errors import ConfigError
+from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.data.scan import ONE_CLASS_HINT, scan_dataset
+from edgecls.errors import ConfigError, DataError
 from edgecls.explain.gallery import write_mistakes_gallery
 from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
@@ -80,10 +82,13 @@ def train(
     machine: the chief writes the run directory (see README, "Train on several GPUs /
     machines").
     """
+    set_max_pixels(max_pixels)
+    if data is not None and not resume:
+        _look_at_data(data)
+    import_tensorflow_quietly()
     from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training
 
-    set_max_pixels(max_pixels)
 
     overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
                  "img_size": img_size, "epochs": epochs, "weights": weights,
@@ -111,6 +116,18 @@ def train(
         for line in weak_class_lines(metrics["weak_classes"]):
             typer.echo(line)
     typer.echo(f"run directory: {out}")
+
+
+def _look_at_data(data: Path) -> None:
+    """The errors a folder's layout alone shows (missing, a file, no or one class folder),
+    before TensorFlow loads: tens of seconds on a small machine. The full check (every
+    file decoded) runs when the split is made."""
+    scan = scan_dataset(data)
+    if len(scan.labels) < 2:
+        mixed = f" and {len(scan.loose)} image(s) of its own" if scan.loose else ""
+        raise DataError(f"{scan.root} has {len(scan.labels)} class folder(s){mixed}; "
+                        "a classifier needs at least 2",
+                        ONE_CLASS_HINT if scan.loose else f"run `edgecls data check {data}`")
 
 
 def _on_replicas(placement: Placement) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgecls.data.fingerprint import content_digest
 from edgecls.data.jpeg import is_complete_jpeg
-from edgecls.data.scan import ScanResult, scan_dataset
+from edgecls.data.scan import ONE_CLASS_HINT, ScanResult, scan_dataset
 from edgecls.errors import DataError
 from edgecls.runtime.image_header import check_pixels
 
@@ -57,6 +57,7 @@ class CheckReport:
     digests: dict[Path, str]
     unreadable: dict[Path, str] = field(default_factory=dict)
     non_images: list[Path] = field(default_factory=list)
+    loose: list[Path] = field(default_factory=list)  # images directly in root, in no class
     duplicates_within_class: list[list[Path]] = field(default_factory=list)
     duplicates_across_classes: list[list[Path]] = field(default_factory=list)
     duplicates_across_subsets: list[list[Path]] = field(default_factory=list)
@@ -83,8 +84,10 @@ class CheckReport:
         """Raises a DataError for the first fatal problem, if any."""
         if self.errors:
             more = f" (and {len(self.errors) - 1} more problem(s))" if len(self.errors) > 1 else ""
-            raise DataError(self.errors[0] + more,
-                            f"run `edgecls data check {self.root}` for the full report")
+            hint = f"run `edgecls data check {self.root}` for the full report"
+            if len(self.labels) < 2 and self.loose:
+                hint = ONE_CLASS_HINT
+            raise DataError(self.errors[0] + more, hint)
 
     def to_json(self) -> dict:
         """The JSON report; paths are relative to ``root``."""
@@ -103,6 +106,7 @@ class CheckReport:
             "unreadable": [rel(p) for p in self.unreadable],
             "unreadable_reasons": {rel(p): why for p, why in self.unreadable.items()},
             "non_images": [rel(p) for p in self.non_images],
+            "outside_classes": [rel(p) for p in self.loose],
             "duplicates_within_class": [[rel(p) for p in g] for g in self.duplicates_within_class],
             "duplicates_across_classes": [[rel(p) for p in g] for g in self.duplicates_across_classes],
             "duplicates_across_subsets": [[rel(p) for p in g] for g in self.duplicates_across_subsets],
@@ -140,7 +144,7 @@ def check_dataset(
     entries = scan.all_files()
     infos = _inspect_all([path for _, _, path in entries], workers, on_progress)
     report = CheckReport(root=scan.root, layout=scan.layout, labels=scan.labels, usable={},
-                         digests={}, non_images=list(scan.skipped))
+                         digests={}, non_images=list(scan.skipped), loose=list(scan.loose))
     readable = [(s, label, infos[p]) for s, label, p in entries if infos[p].problem is None]
     report.unreadable = {p: infos[p].problem for _, _, p in entries if infos[p].problem}
     report.digests = {info.path: info.digest for _, _, info in readable}
@@ -244,8 +248,12 @@ def _size_range(report: CheckReport, infos: list[FileInfo]) -> None:
 def _judge(report: CheckReport) -> None:
     counts = report.class_counts
     if len(report.labels) < 2:
-        report.errors.append(f"{report.root} has {len(report.labels)} class folder(s); "
+        mixed = f" and {len(report.loose)} image(s) of its own" if report.loose else ""
+        report.errors.append(f"{report.root} has {len(report.labels)} class folder(s){mixed}; "
                              "a classifier needs at least 2")
+    elif report.loose:
+        report.warnings.append(f"{len(report.loose)} image(s) directly in {report.root} belong to "
+                               "no class folder and are ignored")
     for label, count in counts.items():
         if count == 0:
             report.errors.append(f"class {label!r} has no readable images")

@@ -15,6 +15,8 @@ from edgecls.errors import DataError
 from edgecls.formats import is_image
 
 SUBSET_NAMES = ("train", "val", "test")
+ONE_CLASS_HINT = ("pass the folder that holds one sub-folder per class (DIR/<class>/*.jpg); "
+                  "if this is the folder of one class, pass the folder above it")
 
 
 @dataclass
@@ -26,6 +28,7 @@ class ScanResult:
     labels: list[str]
     files: dict[str | None, dict[str, list[Path]]] = field(default_factory=dict)
     skipped: list[Path] = field(default_factory=list)  # files with a non-image extension
+    loose: list[Path] = field(default_factory=list)  # images directly in root, in no class
 
     def all_files(self) -> list[tuple[str | None, str, Path]]:
         """(subset, label, path) for every candidate image, in a stable order."""
@@ -44,14 +47,20 @@ def scan_dataset(root: str | Path) -> ScanResult:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder", "pass a folder holding one sub-folder per class")
     subdirs = _subdirs(root)
+    loose = sorted(p for p in root.iterdir() if p.is_file() and is_image(p) and not p.name.startswith("."))
     if not subdirs:
+        if loose:
+            raise DataError(f"{root} holds {len(loose)} image(s) but no class sub-folders",
+                            ONE_CLASS_HINT)
         raise DataError(f"dataset folder {root} is empty or has no class sub-folders",
                         "put the images of each class in its own sub-folder, e.g. DIR/cat/*.jpg")
     names = {d.name for d in subdirs}
     if "train" in names and names <= set(SUBSET_NAMES):
-        return _scan_presplit(root, subdirs)
-    result = ScanResult(root=root, layout="flat", labels=sorted(d.name for d in subdirs))
-    result.files[None] = _scan_classes(subdirs, result.skipped)
+        result = _scan_presplit(root, subdirs)
+    else:
+        result = ScanResult(root=root, layout="flat", labels=sorted(d.name for d in subdirs))
+        result.files[None] = _scan_classes(subdirs, result.skipped)
+    result.loose = loose
     return result
 
 
