@@ -31,6 +31,8 @@ BACKENDS: Registry[type[Backend]] = Registry(
 def backend_for_suffix(path: str | Path) -> type[Backend]:
     """The backend class that runs files with this path's suffix."""
     fmt = format_for_path(path)
+    if fmt is None and Path(path).is_dir():
+        raise ModelError(f"{path} is a folder, not a model file", _models_inside(Path(path)))
     if fmt is None:
         suffix = Path(path).suffix.lower()
         raise ModelError(
@@ -38,6 +40,16 @@ def backend_for_suffix(path: str | Path) -> type[Backend]:
             f"pass a model file ending in one of: {', '.join(MODEL_SUFFIXES)}",
         )
     return BACKENDS.get(fmt.backend)
+
+
+def _models_inside(folder: Path) -> str:
+    """A hint naming model files in ``folder`` or its export/ (a training run's)."""
+    found = sorted(p for where in (folder, folder / "export") if where.is_dir()
+                   for p in where.iterdir() if format_for_path(p) is not None)
+    if found:
+        return "pass one of the model files in it, e.g. " + ", ".join(str(p) for p in found[:3])
+    return (f"pass a model file ending in one of: {', '.join(MODEL_SUFFIXES)} "
+            "(a training run's are made by `edgecls export RUN`, in RUN/export/)")
 
 
 def load_backend(path: str | Path, options: BackendOptions | None = None,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from edgecls.errors import SourceError
+from edgecls.errors import DataError, SourceError
 from edgecls.formats import IMAGE_SUFFIXES, is_image
 from edgecls.runtime.preprocess import read_image_bgr
 
@@ -60,19 +60,39 @@ class FrameSource:
 
 
 class FolderSource(FrameSource):
-    """Every image of a folder (or one image file), sorted by path."""
+    """Every image of a folder (or one image file), sorted by path. In a folder, hidden
+    files (macOS ``._name.jpg`` resource forks) are left out, and a file that does not
+    decode (empty, truncated, not an image) is skipped with a warning, as ``data check``
+    excludes it: one bad photo must not end a run over thousands. A single file that
+    does not decode is an error."""
 
     def __init__(self, path: Path) -> None:
         self.description = f"images in {path}"
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if is_image(p))
+        self.single = path.is_file()
+        files = [path] if self.single else sorted(
+            p for p in path.rglob("*") if is_image(p) and not _hidden(p, path))
         if not files:
             raise SourceError(f"no images in {path}", f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
         self.files = files
+        self.skipped: list[Path] = []
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.files):
-            yield Frame(index, read_image_bgr(path), time.monotonic(), name=str(path))
+        index = 0
+        for path in self.files:
+            try:
+                image = read_image_bgr(path)
+            except DataError as exc:
+                if self.single:
+                    raise
+                self.skipped.append(path)
+                log.warning("skipped %s: %s", path, exc.message)
+                continue
+            yield Frame(index, image, time.monotonic(), name=str(path))
+            index += 1
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 class VideoFileSource(FrameSource):

@@ -1,0 +1,50 @@
+"""`edgecls run` on a newcomer's folders and paths (regressions found by running the CLI
+as a newcomer): one bad photo in a folder, macOS resource forks, a run folder as model."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecls.errors import DataError, ModelError
+from edgecls.runtime.backends import backend_for_suffix
+from edgecls.runtime.sources import FolderSource
+
+
+def test_a_bad_file_in_a_folder_is_skipped_with_a_warning(tmp_path, caplog):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "._img0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")  # copied from a Mac
+    source = FolderSource(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        frames = list(source)
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [f.name.rsplit("/", 1)[-1] for f in frames] == ["img0.png", "img1.png", "img2.png"]
+    assert source.skipped == [tmp_path / "empty.jpg"]
+    assert "skipped" in caplog.text and "empty.jpg" in caplog.text
+
+
+def test_a_single_bad_file_is_still_an_error(tmp_path):
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    with pytest.raises(DataError):
+        list(FolderSource(bad))
+
+
+def test_a_folder_given_as_model_names_the_models_inside(tmp_path):
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "model_int8.tflite").write_bytes(b"x")
+    with pytest.raises(ModelError, match="is a folder") as caught:
+        backend_for_suffix(run)
+    assert "model_int8.tflite" in caught.value.hint
+    with pytest.raises(ModelError, match="is a folder") as caught:
+        backend_for_suffix(tmp_path / "run" / "export" / "..")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="is a folder") as caught:
+        backend_for_suffix(tmp_path / "empty")
+    assert "edgecls export" in caught.value.hint
