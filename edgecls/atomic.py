@@ -57,6 +57,7 @@ def save_keras_model_atomic(model: Any, path: str | Path) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.keras", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    tmp.unlink()  # Keras creates it anew, with the user's umask (mkstemp's file is owner-only)
     try:
         model.save(str(tmp))  # Keras insists on the .keras suffix
         os.replace(tmp, path)

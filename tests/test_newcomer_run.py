@@ -48,3 +48,22 @@ def test_a_folder_given_as_model_names_the_models_inside(tmp_path):
     with pytest.raises(ModelError, match="is a folder") as caught:
         backend_for_suffix(tmp_path / "empty")
     assert "edgecls export" in caught.value.hint
+
+
+def test_saved_models_are_readable_like_any_file_the_user_writes(tmp_path):
+    """best.keras was created owner-only (0600, mkstemp's mode): a service user or a
+    colleague could not read the run's model while every other file of the run was 0644."""
+    import os
+
+    import keras
+
+    from edgecls.atomic import save_keras_model_atomic
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    previous = os.umask(0o022)
+    try:
+        save_keras_model_atomic(model, tmp_path / "best.keras")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "best.keras").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]
