@@ -67,3 +67,17 @@ def test_saved_models_are_readable_like_any_file_the_user_writes(tmp_path):
         os.umask(previous)
     assert (tmp_path / "best.keras").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]
+
+
+def test_bench_says_how_many_held_out_images_it_really_scored():
+    """A held-out file that does not decode was counted as scored ("scored on the 58")."""
+    from rich.console import Console
+
+    from edgecls.cli.bench import _warn_about_selection
+
+    selection = {"mode": "held_out", "images_used": 58, "images_given": 314,
+                 "excluded_as_training": 256, "held_out_known": True}
+    record = {"file": "m.tflite", "accuracy": {"images": 57, "images_skipped": 1, "selection": selection}}
+    console = Console(record=True, width=200)
+    _warn_about_selection([record], console)
+    assert "scored on 57 readable of the 58 of 314 images" in console.export_text()

@@ -105,9 +105,13 @@ def _warn_about_selection(records: list[dict[str, Any]], console: Any) -> None:
             continue
         seen.add(record["file"])
         if selection.get("mode") == "held_out":
-            console.print(f"{record['file']}: scored on the {selection['images_used']} of "
-                          f"{selection['images_given']} images its training run held out "
-                          f"({selection['excluded_as_training']} were training images)")
+            unreadable = record["accuracy"].get("images_skipped") or 0
+            scored = (f"scored on {record['accuracy']['images']} readable of the "
+                      f"{selection['images_used']}" if unreadable else
+                      f"scored on the {selection['images_used']}")
+            console.print(f"{record['file']}: {scored} of {selection['images_given']} images its "
+                          f"training run held out ({selection['excluded_as_training']} were "
+                          "training images)", highlight=False)
         elif not selection.get("held_out_known"):
             console.print(f"[bold yellow]WARNING[/] {record['file']}: {selection.get('warning')}")
 
