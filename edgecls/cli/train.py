@@ -165,6 +165,8 @@ def evaluate(
     the mean recall (more than 15 points, with a 95% interval that excludes the mean),
     confusion matrix (JSON and PNG), and a gallery of the most confident mistakes with
     heatmaps of the predicted and the true class."""
+    RunDir(run_dir).require_model()
+    import_tensorflow_quietly()
     report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
                           batch_size=batch_size)
     console = Console()
