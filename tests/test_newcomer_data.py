@@ -115,3 +115,22 @@ def test_train_refuses_a_bad_data_folder_before_tensorflow_loads(tmp_path):
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_train_shows_the_split_and_what_the_data_check_excluded(tmp_path):
+    """Training on a folder with a broken file and a small class said nothing about them:
+    the user saw them only by running `edgecls data check` separately."""
+    from typer.testing import CliRunner
+
+    from edgecls.cli import app
+    from helpers.runs import TINY  # registers the tiny CNN family
+
+    root = write_image_folder(tmp_path / "d", {"big": 24, "small": 6})
+    (root / "big" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(200)))
+    result = CliRunner().invoke(app, ["train", "--data", str(root), "--model", TINY, "--img-size", "32",
+                                      "--epochs", "1", "--batch-size", "16", "--out",
+                                      str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "data: " in result.output and "val" in result.output and "in 2 classes" in result.output
+    assert "1 unreadable file(s) excluded" in result.output
+    assert "class 'small' is small" in result.output

@@ -14,6 +14,7 @@ from edgecls.cli.app import app
 from edgecls.config import from_dict, load_config
 from edgecls.cli.tf_import import import_tensorflow_quietly
 from edgecls.data.scan import ONE_CLASS_HINT, scan_dataset
+from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError
 from edgecls.explain.gallery import write_mistakes_gallery
 from edgecls.rundir import RunDir
@@ -100,7 +101,8 @@ def train(
                                    highlight=False, soft_wrap=True)
     typer.echo(choice.describe())
     try:
-        result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress)
+        result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress,
+                              on_split=None if resume else _print_split)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
@@ -116,6 +118,17 @@ def train(
         for line in weak_class_lines(metrics["weak_classes"]):
             typer.echo(line)
     typer.echo(f"run directory: {out}")
+
+
+def _print_split(split: Split) -> None:
+    """Counts per subset, then what the data check warned about (files excluded, small
+    classes, imbalance): a newcomer sees it without running `edgecls data check`."""
+    counts = {subset: len(split.items(subset)) for subset in ("train", "val", "test")}
+    typer.echo(f"data: {counts['train']} train, {counts['val']} val, {counts['test']} test images "
+               f"in {len(split.labels)} classes")
+    console = Console(stderr=True)
+    for note in split.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 def _look_at_data(data: Path) -> None:

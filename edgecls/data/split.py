@@ -189,6 +189,7 @@ def prepare_split(data_dir: str | Path, run_dir: str | Path,
     report = report or check_dataset(data_dir)
     report.raise_for_errors()
     split = make_split(report, fractions, seed)
+    split.notes.extend(report.warnings)  # what `data check` would warn about, kept with the run
     for subset in ("train", "val"):
         if not split.subsets[subset]:
             raise DataError(f"the {subset} split is empty", "add images or change --split fractions")

@@ -67,7 +67,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
-          callbacks: Sequence[Any] = ()) -> TrainResult:
+          callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None) -> TrainResult:
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
@@ -79,6 +79,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
             phase name and its first epoch number (the CLI's ``RichProgress``); None
             draws nothing.
         callbacks: extra Keras callbacks (called after the checkpointing one).
+        on_split: called with the run's split once it is made or loaded, before training
+            (the CLI prints its counts and the data warnings in its notes).
 
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
@@ -94,6 +96,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     _seed(config)
     state = (load_state(run) if resume else None) or TrainState()
     split = _split(config, run, resume)
+    if on_split is not None and placement.is_chief:
+        on_split(split)
     config = _resolved(config, split)
     with lost_worker_errors(placement):
         if placement.kind == "multi_worker":
