@@ -105,3 +105,13 @@ def test_export_and_evaluate_refuse_an_unfinished_run_before_tensorflow_loads(tm
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.startswith("error:") and "best.keras is missing" in proc.stderr, proc.stderr
         assert "tensorflow imported: False" in proc.stdout
+
+
+def test_explain_leaves_hidden_files_of_a_folder_out(tmp_path):
+    from edgecls.explain.inputs import collect_images
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / ".thumbnails").mkdir()
+    cv2.imwrite(str(tmp_path / ".thumbnails" / "b.png"), np.zeros((8, 8, 3), np.uint8))
+    assert [i.path.name for i in collect_images([tmp_path])] == ["a.png"]

@@ -29,7 +29,7 @@ def collect_images(paths: Sequence[str | Path]) -> list[ImageInput]:
         path = Path(raw)
         if path.is_dir():
             found += [ImageInput(p, True) for p in sorted(path.rglob("*"))
-                      if p.is_file() and is_image(p)]
+                      if p.is_file() and is_image(p) and not _hidden(p, path)]
         elif path.is_file():
             found.append(ImageInput(path, False))
         else:
@@ -38,3 +38,8 @@ def collect_images(paths: Sequence[str | Path]) -> list[ImageInput]:
         raise DataError(f"no images found in {', '.join(str(p) for p in paths)}",
                         f"pass image files or folders holding {', '.join(IMAGE_SUFFIXES)} files")
     return found
+
+
+def _hidden(path: Path, folder: Path) -> bool:
+    """Hidden files and folders (macOS ``._name.jpg`` resource forks), as data check skips them."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
