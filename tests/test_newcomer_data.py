@@ -117,6 +117,17 @@ def test_train_refuses_a_bad_data_folder_before_tensorflow_loads(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_refuses_an_out_folder_inside_the_dataset(tmp_path):
+    data = write_image_folder(tmp_path / "d", {"cats": 3, "dogs": 3})
+    for out in (data, data / "run", data / "cats" / "run"):
+        proc = subprocess.run([sys.executable, "-m", "edgecls", "train", "--data", str(data),
+                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.startswith("error:") and "inside the dataset folder" in proc.stderr
+    assert not (data / "run").exists() and not (data / "cats" / "run").exists()
+    assert sorted(p.name for p in data.iterdir()) == ["cats", "dogs"]
+
+
 def test_train_shows_the_split_and_what_the_data_check_excluded(tmp_path):
     """Training on a folder with a broken file and a small class said nothing about them:
     the user saw them only by running `edgecls data check` separately."""

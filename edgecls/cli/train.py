@@ -86,6 +86,7 @@ def train(
     set_max_pixels(max_pixels)
     if data is not None and not resume:
         _look_at_data(data)
+        _refuse_out_inside_data(out, data)
     import_tensorflow_quietly()
     from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training
@@ -141,6 +142,16 @@ def _look_at_data(data: Path) -> None:
         raise DataError(f"{scan.root} has {len(scan.labels)} class folder(s){mixed}; "
                         "a classifier needs at least 2",
                         ONE_CLASS_HINT if scan.loose else f"run `edgecls data check {data}`")
+
+
+def _refuse_out_inside_data(out: Path, data: Path) -> None:
+    """A run directory inside the dataset would mix the run's files with the images, and
+    the next `train --data` would read its folders (checkpoints/, export/) as classes."""
+    data_root, out_root = data.resolve(), out.resolve()
+    if out_root == data_root or data_root in out_root.parents:
+        raise DataError(f"--out {out} is inside the dataset folder {data}: the run's files would "
+                        "be mixed with the images and read as a class by the next training",
+                        "pass an --out outside the dataset folder, e.g. runs/NAME")
 
 
 def _on_replicas(placement: Placement) -> str:
