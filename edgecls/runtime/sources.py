@@ -64,10 +64,11 @@ class FolderSource(FrameSource):
     files (macOS ``._name.jpg`` resource forks) are left out, and a file that does not
     decode (empty, truncated, not an image) is skipped with a warning, as ``data check``
     excludes it: one bad photo must not end a run over thousands. A single file that
-    does not decode is an error."""
+    does not decode, or a folder where none does, is an error."""
 
     def __init__(self, path: Path) -> None:
         self.description = f"images in {path}"
+        self.root = path
         self.single = path.is_file()
         files = [path] if self.single else sorted(
             p for p in path.rglob("*") if is_image(p) and not _hidden(p, path))
@@ -77,7 +78,7 @@ class FolderSource(FrameSource):
         self.skipped: list[Path] = []
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, first_reason = 0, ""
         for path in self.files:
             try:
                 image = read_image_bgr(path)
@@ -85,10 +86,15 @@ class FolderSource(FrameSource):
                 if self.single:
                     raise
                 self.skipped.append(path)
+                first_reason = first_reason or exc.message
                 log.warning("skipped %s: %s", path, exc.message)
                 continue
             yield Frame(index, image, time.monotonic(), name=str(path))
             index += 1
+        if index == 0:
+            raise DataError(f"none of the {len(self.files)} image file(s) in {self.root} could be read "
+                            f"(the first: {first_reason})",
+                            "`edgecls data check` lists every unreadable file and why")
 
 
 def _hidden(path: Path, root: Path) -> bool:
