@@ -9,10 +9,10 @@ tells a user anything the export table does not; errors still arrive as exceptio
 from __future__ import annotations
 
 import logging
-import os
-import sys
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
+
+from edgecls.runtime.native_stderr import native_stderr_filtered
 
 
 @contextmanager
@@ -29,18 +29,7 @@ def logger_level(name: str | None, level: int) -> Iterator[None]:
         logger.setLevel(previous)
 
 
-@contextmanager
-def native_stderr_muted() -> Iterator[None]:
-    """Drops what native code writes to file descriptor 2 during the call. Python's
-    ``sys.stderr`` is flushed first, so nothing of ours is lost; exceptions still
-    propagate with their messages."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+def native_stderr_muted() -> AbstractContextManager[None]:
+    """Drops everything native code writes to file descriptor 2 during the call;
+    exceptions still propagate with their messages."""
+    return native_stderr_filtered(lambda line: True)

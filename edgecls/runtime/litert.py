@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +17,7 @@ from edgecls.runtime.backends import BACKENDS, not_a_model, resolve_threads
 from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.integrity import ModelBytes
 from edgecls.runtime.metadata import ModelMetadata
+from edgecls.runtime.native_stderr import native_stderr_filtered
 from edgecls.runtime.tensors import TensorInfo, guess_layout, normalize_shape, tensor_dict
 from edgecls.runtime.tflite_metadata import (
     metadata_buffers,
@@ -47,29 +44,11 @@ def _interpreter_module() -> Any:
     )
 
 
-@contextlib.contextmanager
-def _without_delegate_notice() -> Iterator[None]:
+def _without_delegate_notice() -> contextlib.AbstractContextManager[None]:
     """Drops LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." line, which
     its C++ logger writes to stderr on every load with no switch to turn it off from
     Python. Everything else written to stderr meanwhile is passed on unchanged."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to filter
-        yield
-        return
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().splitlines(keepends=True) if not _DELEGATE_NOTICE.match(line)]
-            if kept:
-                os.write(2, b"".join(kept))
+    return native_stderr_filtered(lambda line: bool(_DELEGATE_NOTICE.match(line)))
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
