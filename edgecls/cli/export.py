@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import typer
 
@@ -92,7 +93,7 @@ def export(
                           dynamic_batch=dynamic_batch)
     console = Console()
     _warn_int8_input(config, console)
-    with _progress(console) as say:
+    with _progress(console) as say, _nncf_bars_muted():
         manifest = export_run(run, config, progress=say)
     _render(manifest, console)
     console.print(f"manifest: {config.out / 'manifest.json'}")
@@ -122,6 +123,22 @@ def _from_target(name: str) -> tuple[str, str]:
     """Format and precision of a device profile in targets/."""
     profile = load_target(name)
     return profile.format, profile.precision
+
+
+@contextlib.contextmanager
+def _nncf_bars_muted() -> Iterator[None]:
+    """Silences rich's global console for the call: NNCF (3.4) draws its progress bars
+    ("Statistics collection", "Applying Fast Bias correction", accuracy control's
+    "Collecting outputs"...) on it and has no switch to turn them off; edgecls' own
+    bar and table use their own console, which stays as it is."""
+    import rich
+
+    shared = rich.get_console()
+    previous, shared.quiet = shared.quiet, True
+    try:
+        yield
+    finally:
+        shared.quiet = previous
 
 
 class _progress:
