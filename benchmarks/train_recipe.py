@@ -15,12 +15,17 @@ training images (val/test untouched, so its recall is measured on all its images
 defaults before this recipe; ``recipe``: head at 3e-3, logit adjustment, the whole
 backbone fine-tuned at 1e-4; ``defaults``: TrainConfig's defaults at 128 px;
 ``layer_decay``: those with the whole backbone fine-tuned under layer-wise learning-rate
-decay 0.7), all at ``--epochs``; a variant whose run directory in
-``--work`` is finished is reused, an unfinished one resumed.
+decay 0.7; ``ema``, ``randaugment``, ``mixup_cutmix``, ``strong``: the defaults plus a
+weight average at momentum 0.99, RandAugment at magnitude 0.5, mixup 0.2 / cutmix 1.0 on
+alternate batches, and all three), all at ``--epochs``; a variant whose run directory in
+``--work`` is finished is reused, an unfinished one resumed. Every variant after the
+first is also compared with the first on the same held-out images (val + test), paired,
+with the export gate's 95 % interval: a difference inside it is noise.
 
     python benchmarks/train_recipe.py heads [--img-size 128]
     python benchmarks/train_recipe.py runs --variants today,recipe [--imbalanced]
     python benchmarks/train_recipe.py runs --variants defaults,layer_decay
+    python benchmarks/train_recipe.py runs --variants defaults,ema,randaugment,mixup_cutmix,strong
 """
 
 from __future__ import annotations
@@ -53,8 +58,15 @@ RECIPE = {"lr": 3e-3, "fine_tune_lr": 1e-4, "fine_tune_fraction": 1.0,
 # whole backbone fine-tuned with layer-wise learning-rate decay 0.7 (issue 16).
 DEFAULTS = {"img_size": 128}
 LAYER_DECAY = {"img_size": 128, "fine_tune_fraction": 1.0, "layer_lr_decay": 0.7}
+# The off-by-default parts of the recipe (issue 16), each on top of today's defaults.
+EMA = {"img_size": 128, "ema": 0.99}
+RANDAUGMENT = {"img_size": 128, "augment": {"randaugment": 0.5}}
+MIXUP_CUTMIX = {"img_size": 128, "augment": {"mixup": 0.2, "cutmix": 1.0}}
+STRONG = {"img_size": 128, "ema": 0.99, "augment": {"randaugment": 0.5, "mixup": 0.2, "cutmix": 1.0}}
 VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": RECIPE, "defaults": DEFAULTS,
-                                       "layer_decay": LAYER_DECAY}
+                                       "layer_decay": LAYER_DECAY, "ema": EMA,
+                                       "randaugment": RANDAUGMENT, "mixup_cutmix": MIXUP_CUTMIX,
+                                       "strong": STRONG}
 
 
 def main() -> None:
@@ -207,9 +219,10 @@ def _train_head(features: dict, classes: int, lr: float, epochs: int, imbalance:
 # ---------------------------------------------------------------- full runs
 def _runs(args: argparse.Namespace) -> None:
     data = _imbalanced_copy(args) if args.imbalanced else args.data
-    rows = []
+    rows, runs = [], []
     for name in args.variants.split(","):
         run, seconds = _run_variant(args, name, data)
+        runs.append((name, run))
         metrics = json.loads(RunDir(run).metrics.read_text())
         state = json.loads(RunDir(run).state.read_text())
         scores = _scores_from_metrics(metrics)
@@ -217,6 +230,35 @@ def _runs(args: argparse.Namespace) -> None:
                      "epochs": state["epoch"], "minutes": seconds / 60})
     _print_table(f"full runs, {MODEL} imagenet, {args.epochs} epochs, "
                  f"{'imbalanced copy' if args.imbalanced else 'flowers128'}", rows)
+    if len(runs) > 1:
+        _print_paired(runs)
+
+
+def _held_out_correct(run: Path) -> np.ndarray:
+    """Per-image top-1 correctness of a run's best model on its val + test images."""
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+    from edgecls.models.float_model import input_size, load_float_model, predict
+
+    split = Split.load(RunDir(run).split)
+    items = split.items("val") + split.items("test")
+    model = load_float_model(RunDir(run).best_model)
+    images, labels = load_arrays(items, input_size(model))
+    return predict(model, images).argmax(axis=1) == labels
+
+
+def _print_paired(runs: list[tuple[str, Path]]) -> None:
+    """Each variant against the first on the same held-out images, paired."""
+    from edgecls.stats import compare_paired
+
+    reference_name, reference_run = runs[0]
+    reference = _held_out_correct(reference_run)
+    print(f"\npaired against {reference_name} on {len(reference)} held-out images (val + test): "
+          f"gain in pp [95 % interval], images turned right / wrong")
+    for name, run in runs[1:]:
+        paired = compare_paired(reference, _held_out_correct(run))
+        print(f"{name:<24}{-paired.drop_pp:+8.2f} [{-paired.high_pp:+.2f}, {-paired.low_pp:+.2f}]"
+              f"  {paired.counts.wrong_to_right} / {paired.counts.right_to_wrong}")
 
 
 def _run_variant(args: argparse.Namespace, name: str, data: Path) -> tuple[Path, float]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
+from keras import ops
 
 _LOG_FLOOR = 1e-12  # probabilities below this (float32 underflow) are clipped before log
 
@@ -35,28 +37,14 @@ def make_loss(label_smoothing: float, prior: np.ndarray | None = None, tau: floa
             cross-entropy.
         tau: strength of the adjustment (1.0 as in the paper).
     """
-    import keras
-
     if prior is None:
         return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     return LogitAdjustedCrossentropy(prior=[float(p) for p in prior], tau=tau,
                                      label_smoothing=label_smoothing)
 
 
-def _loss_base() -> type:
-    import keras
-
-    return keras.losses.Loss
-
-
-def _register(cls: type) -> type:
-    import keras
-
-    return keras.saving.register_keras_serializable(package="edgecls")(cls)
-
-
-@_register
-class LogitAdjustedCrossentropy(_loss_base()):  # type: ignore[misc]
+@keras.saving.register_keras_serializable(package="edgecls")
+class LogitAdjustedCrossentropy(keras.losses.Loss):
     """Cross-entropy of ``softmax(log(p) + tau * log(prior))`` against one-hot labels,
     where ``p`` are the model's softmax probabilities.
 
@@ -71,9 +59,6 @@ class LogitAdjustedCrossentropy(_loss_base()):  # type: ignore[misc]
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        import keras
-        from keras import ops
-
         shift = self.tau * np.log(np.asarray(self.prior, dtype=np.float32))
         log_probs = ops.log(ops.clip(y_pred, _LOG_FLOOR, 1.0))
         return keras.losses.categorical_crossentropy(

@@ -23,6 +23,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import keras
+from keras import ops
+
 from edgecls.models.head import BACKBONE
 from edgecls.train.config import TrainConfig
 from edgecls.train.phases import Phase
@@ -35,8 +38,6 @@ _BLOCK_PREFIX = re.compile(r"^(block_?\d+[a-z]?|expanded_conv(?:_\d+)?)_")
 def make_optimizer(model: Any, phase: Phase, config: TrainConfig, schedule: Any) -> Any:
     """AdamW for ``phase``; ``LayerwiseAdamW`` in the fine-tune phase when
     ``config.layer_lr_decay`` is below 1."""
-    import keras
-
     options: dict[str, Any] = {"learning_rate": schedule, "weight_decay": config.weight_decay}
     if config.ema:
         options.update(use_ema=True, ema_momentum=config.ema)
@@ -81,20 +82,8 @@ def _unit_of(layer_name: str) -> str:
     return match.group(1) if match else layer_name
 
 
-def _adamw() -> type:
-    import keras
-
-    return keras.optimizers.AdamW
-
-
-def _register(cls: type) -> type:
-    import keras
-
-    return keras.saving.register_keras_serializable(package="edgecls")(cls)
-
-
-@_register
-class LayerwiseAdamW(_adamw()):  # type: ignore[misc]
+@keras.saving.register_keras_serializable(package="edgecls")
+class LayerwiseAdamW(keras.optimizers.AdamW):
     """AdamW whose learning rate (and decoupled weight decay) is multiplied per variable
     by the factor of the layer that owns it.
 
@@ -128,8 +117,6 @@ class LayerwiseAdamW(_adamw()):  # type: ignore[misc]
         return 1.0
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        from keras import ops
-
         scale = self._variable_scales[self._get_variable_index(variable)]
         if scale != 1.0:
             learning_rate = ops.multiply(learning_rate, scale)
