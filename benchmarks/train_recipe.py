@@ -17,7 +17,8 @@ backbone fine-tuned at 1e-4; ``defaults``: TrainConfig's defaults at 128 px;
 ``layer_decay``: those with the whole backbone fine-tuned under layer-wise learning-rate
 decay 0.7; ``ema``, ``randaugment``, ``mixup_cutmix``, ``strong``: the defaults plus a
 weight average at momentum 0.99, RandAugment at magnitude 0.5, mixup 0.2 / cutmix 1.0 on
-alternate batches, and all three), all at ``--epochs``; a variant whose run directory in
+alternate batches, and all three; ``size224``: the defaults at 224 px, the flowers upsampled
+from 128), all at ``--epochs``; a variant whose run directory in
 ``--work`` is finished is reused, an unfinished one resumed. Every variant after the
 first is also compared with the first on the same held-out images (val + test), paired,
 with the export gate's 95 % interval: a difference inside it is noise.
@@ -26,6 +27,7 @@ with the export gate's 95 % interval: a difference inside it is noise.
     python benchmarks/train_recipe.py runs --variants today,recipe [--imbalanced]
     python benchmarks/train_recipe.py runs --variants defaults,layer_decay
     python benchmarks/train_recipe.py runs --variants defaults,ema,randaugment,mixup_cutmix,strong
+    python benchmarks/train_recipe.py runs --variants defaults,size224
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ EMA = {"img_size": 128, "ema": 0.99}
 RANDAUGMENT = {"img_size": 128, "augment": {"randaugment": 0.5}}
 MIXUP_CUTMIX = {"img_size": 128, "augment": {"mixup": 0.2, "cutmix": 1.0}}
 STRONG = {"img_size": 128, "ema": 0.99, "augment": {"randaugment": 0.5, "mixup": 0.2, "cutmix": 1.0}}
+# The resolution rule (median shorter side: 128 px on flowers128) against the pretrained
+# weights' own 224 px, images upsampled.
+SIZE_224 = {"img_size": 224}
 VARIANTS: dict[str, dict[str, Any]] = {"today": TODAY, "recipe": RECIPE, "defaults": DEFAULTS,
                                        "layer_decay": LAYER_DECAY, "ema": EMA,
                                        "randaugment": RANDAUGMENT, "mixup_cutmix": MIXUP_CUTMIX,
-                                       "strong": STRONG}
+                                       "strong": STRONG, "size224": SIZE_224}
 
 
 def main() -> None:
