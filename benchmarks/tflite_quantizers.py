@@ -3,7 +3,9 @@ model (paired, with the gate's 95 % interval) and quantization time per path.
 
 Paths (``edgecls.export.tflite_quant.QUANTIZERS``): the converter's own full-integer
 quantization (today's default), LiteRT's ``ai-edge-quantizer`` static int8 recipe on the
-float flatbuffer, and the converter's INT8 model with empirical bias correction. Each
+float flatbuffer, the converter's INT8 model with empirical bias correction, and the
+converter's calibrate-only pass + MLIR quantizer with percentile activation ranges in
+between (``export.tflite_ranges``; alone and with bias correction). Each
 artifact is written by ``TFLiteExporter.export`` (metadata included) and validated through
 the edgecls runtime (``export.validate``), exactly as ``edgecls export`` does, on the run's
 held-out images (val + test; ``--every N`` keeps every Nth), calibrated on the default

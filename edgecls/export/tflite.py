@@ -13,7 +13,7 @@ import numpy as np
 from edgecls.atomic import write_bytes_atomic
 from edgecls.errors import ConfigError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
-from edgecls.export import tflite_quant
+from edgecls.export import tflite_quant, tflite_ranges
 from edgecls.export.base import EXPORTERS, Exporter, ExportSource, QuantizationConfig, Remedy
 from edgecls.export.quiet import native_stderr_muted
 from edgecls.runtime import integrity
@@ -34,7 +34,8 @@ DEFAULT_QUANTIZER = tflite_quant.CONVERTER
 # the converter missed; ai-edge-quantizer alone is left out (on the same model it did worse
 # than with bias correction, so it would only cost minutes).
 REMEDY_QUANTIZERS: tuple[str, ...] = (tflite_quant.AI_EDGE_BIAS_CORRECTION,
-                                      tflite_quant.BIAS_CORRECTION)
+                                      tflite_quant.BIAS_CORRECTION,
+                                      tflite_quant.PERCENTILE_RANGES)
 
 
 @EXPORTERS.register("tflite")
@@ -107,16 +108,32 @@ def convert(source: ExportSource, quant: QuantizationConfig) -> bytes:
 
 
 def _quantize_by(path: str, source: ExportSource, quant: QuantizationConfig) -> bytes:
-    """INT8 by ``ai-edge-quantizer`` and/or with bias correction (``tflite_quant``)."""
+    """INT8 by ``ai-edge-quantizer``, with percentile ranges (``tflite_ranges``) and/or
+    with bias correction (``tflite_quant``)."""
+    images = quant.calibration.astype(np.float32)
     if path in (tflite_quant.AI_EDGE_QUANTIZER, tflite_quant.AI_EDGE_BIAS_CORRECTION):
         int8 = tflite_quant.ai_edge_quantize(float_model(source), quant.calibration_batches(1),
                                              quant.io_type)
+    elif path in (tflite_quant.PERCENTILE_RANGES, tflite_quant.PERCENTILE_BIAS_CORRECTION):
+        int8 = tflite_ranges.quantize_with_percentile_ranges(
+            calibrated_model(source, quant), images, quant.io_type, quant.per_channel)
     else:
         int8 = _converted(source, quant)
-    if path == tflite_quant.AI_EDGE_QUANTIZER:
+    if path in (tflite_quant.AI_EDGE_QUANTIZER, tflite_quant.PERCENTILE_RANGES):
         return int8
-    images = quant.calibration.astype(np.float32)
     return tflite_quant.correct_biases(int8, float_model(source), images)[0]
+
+
+def calibrated_model(source: ExportSource, quant: QuantizationConfig) -> bytes:
+    """The float flatbuffer of ``source`` whose activation tensors carry the min/max the
+    converter's calibration recorded on ``quant``'s images (its calibrate-only pass)."""
+    converter = _converter(source, quant.replace(io_type="float32"))
+    converter._experimental_calibrate_only = True
+    try:
+        with native_stderr_muted():
+            return bytes(converter.convert())
+    except Exception as exc:  # the converter raises many types; all mean "cannot convert"
+        raise conversion_error(exc) from None
 
 
 def float_model(source: ExportSource) -> bytes:

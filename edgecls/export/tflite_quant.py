@@ -14,6 +14,8 @@ quantizer; nothing here re-implements quantization, it only chooses ranges and b
   subtracted from its int32 bias (Nagel et al. 2019, "Data-free quantization through
   weight equalization and bias correction", empirical variant; NNCF's fast bias
   correction does the same per layer).
+- ``tflite_ranges``: the converter's calibrate-only pass and MLIR quantizer with
+  percentile activation ranges in between (``converter+percentile-ranges``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ CONVERTER = "tflite-converter"
 AI_EDGE_QUANTIZER = "ai-edge-quantizer"
 BIAS_CORRECTION = "converter+bias-correction"
 AI_EDGE_BIAS_CORRECTION = "ai-edge-quantizer+bias-correction"
-QUANTIZERS = (CONVERTER, AI_EDGE_QUANTIZER, BIAS_CORRECTION, AI_EDGE_BIAS_CORRECTION)
+PERCENTILE_RANGES = "converter+percentile-ranges"  # edgecls.export.tflite_ranges
+PERCENTILE_BIAS_CORRECTION = "converter+percentile-ranges+bias-correction"
+QUANTIZERS = (CONVERTER, AI_EDGE_QUANTIZER, BIAS_CORRECTION, AI_EDGE_BIAS_CORRECTION,
+              PERCENTILE_RANGES, PERCENTILE_BIAS_CORRECTION)
 _BIASED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _BIAS_CORRECTION_IMAGES = 64
 
@@ -170,15 +175,15 @@ def _layers(model: Any, reference: Any) -> list[_Layer]:
     twins = {}
     graph = reference.subgraphs[0]
     for op in graph.operators:
-        if _op_name(reference, op) in _BIASED_OPS and len(op.inputs) >= 3:
-            twins[_name(graph.tensors[op.outputs[0]].name)] = op
+        if op_name(reference, op) in _BIASED_OPS and len(op.inputs) >= 3:
+            twins[tensor_name(graph.tensors[op.outputs[0]].name)] = op
     found = []
     graph = model.subgraphs[0]
     for op in graph.operators:
-        kind = _op_name(model, op)
+        kind = op_name(model, op)
         if kind not in _BIASED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
             continue
-        twin = twins.get(_name(graph.tensors[op.outputs[0]].name))
+        twin = twins.get(tensor_name(graph.tensors[op.outputs[0]].name))
         layer = _layer(kind, model, op, reference, twin) if twin is not None else None
         if layer is not None:
             found.append(layer)
@@ -203,7 +208,8 @@ def _layer(kind: str, model: Any, op: Any, reference: Any, twin: Any) -> _Layer 
     shape[axis] = -1
     scale = np.asarray(weights.quantization.scale, np.float64).reshape(shape)
     zero = np.asarray(weights.quantization.zeroPoint, np.float64).reshape(shape)
-    return _Layer(kind=kind, input=_name(tensors[op.inputs[0]].name), bias_buffer=bias.buffer,
+    return _Layer(kind=kind, input=tensor_name(tensors[op.inputs[0]].name),
+                  bias_buffer=bias.buffer,
                   bias_scale=np.asarray(bias.quantization.scale, np.float64), bias_q=bias_q,
                   weights_q=(codes - zero) * scale, weights=float_weights.astype(np.float64),
                   bias=float_bias.astype(np.float64))
@@ -220,7 +226,8 @@ def _array(model: Any, tensor: Any, dtype: Any) -> np.ndarray | None:
     return values.reshape(tuple(tensor.shape))
 
 
-def _op_name(model: Any, op: Any) -> str:
+def op_name(model: Any, op: Any) -> str:
+    """The builtin operator name ("CONV_2D") of ``op`` in a flatbuffer object model."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     code = model.operatorCodes[op.opcodeIndex]
@@ -228,7 +235,8 @@ def _op_name(model: Any, op: Any) -> str:
     return next((name for name, v in vars(schema.BuiltinOperator).items() if v == value), "")
 
 
-def _name(raw: Any) -> str:
+def tensor_name(raw: Any) -> str:
+    """A tensor name from the flatbuffer object model (bytes) as text."""
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
