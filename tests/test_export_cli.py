@@ -69,7 +69,7 @@ def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, c
         assert (out / artifact["path"]).is_file()
     assert sorted(p.name for p in out.iterdir()) == [
         "changes.html", "manifest.json", "model_fp32.bin", "model_fp32.onnx", "model_fp32.xml",
-        "model_int8.bin", "model_int8.onnx", "model_int8.xml"]
+        "model_int8.bin", "model_int8.onnx", "model_int8.xml", "predictions.json"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -56,10 +56,10 @@ def export(
     threads: int = typer.Option(None, "--threads", help="Threads for validation inference."),
     explain_changes: bool = typer.Option(False, "--explain/--no-explain",
                                          help="Also write OUT/changes.html: held-out images whose top-1 "
-                                              "INT8 changed, with float and INT8 heatmaps (RISE). Off by "
-                                              "default: it runs every model on the held-out images again "
-                                              "plus ~2 x 250 inferences per image shown, which can take "
-                                              "longer than the export itself."),
+                                              "INT8 changed, with float and INT8 heatmaps (RISE). Which "
+                                              "images changed comes from the validation just done "
+                                              "(OUT/predictions.json); off by default because RISE takes "
+                                              "~2 x 250 inferences per image shown (4 per artifact)."),
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "
         "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),

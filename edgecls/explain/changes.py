@@ -4,6 +4,10 @@ page (``edgecls export`` writes it beside manifest.json).
 
 Both models are explained with RISE and the same masks, for the float model's top-1
 class and the artifact's, so the heatmaps differ only because the models do.
+
+Which images changed comes from the export's own validation (``predictions.json`` beside
+the artifacts, ``export.predictions``) when it holds predictions of these very artifact
+bytes on the run's held-out images; only otherwise are the models run over them again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from edgecls.explain.gradcam import KerasModel
 from edgecls.explain.model import ExplainedModel, RuntimeModel
 from edgecls.explain.render import encode_png, panel
 from edgecls.explain.rise import RiseOptions
+from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions, load_predictions
 from edgecls.rundir import RunDir
 from edgecls.runtime.preprocess import read_image_bgr
 
@@ -41,14 +46,49 @@ class ArtifactChanges:
     total: int
     changed: int
     results: list[ImageResult] = field(default_factory=list)
+    from_export: bool = False  # the top-1 changes came from the export's predictions.json
+
+
+@dataclass
+class Top1Changes:
+    """An artifact's top-1 against the float model's on the held-out images.
+
+    Attributes:
+        float_top1: the float model's top-1 of every held-out image.
+        top1: the artifact's top-1 (-1 where it was not compared).
+        changed: indices whose top-1 differs, the largest float-confidence loss first.
+    """
+
+    float_top1: np.ndarray
+    top1: np.ndarray
+    changed: np.ndarray
+
+    @property
+    def compared(self) -> int:
+        """How many held-out images the artifact was compared on."""
+        return int(np.sum(self.top1 >= 0))
 
 
 def changed_top1(float_probs: np.ndarray, artifact_probs: np.ndarray) -> np.ndarray:
     """Indices of images whose top-1 differs, the largest float-confidence loss first."""
-    float_top1, artifact_top1 = float_probs.argmax(axis=1), artifact_probs.argmax(axis=1)
-    changed = np.flatnonzero(float_top1 != artifact_top1)
-    loss = float_probs[changed, float_top1[changed]] - artifact_probs[changed, float_top1[changed]]
-    return changed[np.argsort(-loss, kind="stable")]
+    return _changes(float_probs, artifact_probs).changed
+
+
+def top1_changes(float_top1: np.ndarray, float_confidence: np.ndarray, top1: np.ndarray,
+                 kept_confidence: np.ndarray) -> Top1Changes:
+    """Changes from top-1 classes alone: ``float_confidence`` is the float model's probability
+    of its top-1 and ``kept_confidence`` the artifact's probability of that same class;
+    ``top1`` is -1 for images the artifact was not compared on."""
+    changed = np.flatnonzero((top1 >= 0) & (top1 != float_top1))
+    loss = float_confidence[changed] - kept_confidence[changed]
+    return Top1Changes(float_top1, top1, changed[np.argsort(-loss, kind="stable")])
+
+
+def _changes(float_probs: np.ndarray, artifact_probs: np.ndarray) -> Top1Changes:
+    float_top1 = float_probs.argmax(axis=1)
+    rows = np.arange(len(float_top1))
+    return top1_changes(float_top1, float_probs[rows, float_top1], artifact_probs.argmax(axis=1),
+                        artifact_probs[rows, float_top1])
 
 
 def explain_change(float_model: ExplainedModel, artifact: ExplainedModel, path: Path,
@@ -65,28 +105,61 @@ def explain_change(float_model: ExplainedModel, artifact: ExplainedModel, path: 
 
 
 def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int = SHOWN_PER_ARTIFACT,
-                         threads: int | None = None) -> list[ArtifactChanges]:
+                         threads: int | None = None, reuse: bool = True) -> list[ArtifactChanges]:
     """For each artifact: how many held-out images (val + test, as the export gate compares)
-    changed top-1, and the first ``shown`` explained."""
+    changed top-1, and the first ``shown`` explained.
+
+    With ``reuse``, the changes come from ``predictions.json`` beside each artifact when it
+    was written for these artifact bytes and these held-out images; the models run over the
+    held-out images only for the artifacts it does not cover."""
     run = RunDir(Path(run_dir))
     float_model = KerasModel.load(run.require_model(), run.read_labels())
     split = Split.load(run.split)
     items = [item for name in ("val", "test") if name in split.subsets for item in split.items(name)]
-    images, _ = load_arrays(items, float_model.input_size)
-    batch = images.astype(np.float32)
-    float_probs = float_model.predict(batch)
+    rerun = _Rerun(float_model, items)
     found = []
     for path in artifacts:
         artifact = RuntimeModel(path, threads=threads)
-        probs = np.concatenate([artifact.predict(batch[i:i + PREDICT_CHUNK])
-                                for i in range(0, len(batch), PREDICT_CHUNK)])
-        changed = changed_top1(float_probs, probs)
-        entry = ArtifactChanges(Path(path), len(items), len(changed))
-        for i in changed[:shown]:
-            classes = [int(float_probs[i].argmax()), int(probs[i].argmax())]
+        stored = _stored(Path(path), split.root, items) if reuse else None
+        changes = stored or rerun.changes(artifact)
+        entry = ArtifactChanges(Path(path), changes.compared, len(changes.changed),
+                                from_export=stored is not None)
+        for i in changes.changed[:shown]:
+            classes = [int(changes.float_top1[i]), int(changes.top1[i])]
             entry.results.append(explain_change(float_model, artifact, items[i][0], classes))
         found.append(entry)
     return found
+
+
+def _stored(artifact: Path, root: Path, items: list[tuple[Path, int]]) -> Top1Changes | None:
+    """The export's own top-1 changes of ``artifact``, if its predictions.json covers it."""
+    predictions: HeldOutPredictions | None = load_predictions(artifact.parent / PREDICTIONS_NAME)
+    if predictions is None or not predictions.same_images(root, items):
+        return None
+    stored = predictions.for_artifact(artifact)
+    if stored is None:
+        return None
+    return top1_changes(predictions.float_top1, predictions.float_top1_probability, stored.top1,
+                        stored.float_top1_probability)
+
+
+class _Rerun:
+    """Runs the models over the held-out images, the float model once, when nothing is stored."""
+
+    def __init__(self, float_model: KerasModel, items: list[tuple[Path, int]]) -> None:
+        self._float_model, self._items = float_model, items
+        self._batch: np.ndarray | None = None
+        self._float_probs: np.ndarray | None = None
+
+    def changes(self, artifact: RuntimeModel) -> Top1Changes:
+        if self._batch is None or self._float_probs is None:
+            images, _ = load_arrays(self._items, self._float_model.input_size)
+            self._batch = images.astype(np.float32)
+            self._float_probs = self._float_model.predict(self._batch)
+        batch = self._batch
+        probs = np.concatenate([artifact.predict(batch[i:i + PREDICT_CHUNK])
+                                for i in range(0, len(batch), PREDICT_CHUNK)])
+        return _changes(self._float_probs, probs)
 
 
 def changes_html(changes: list[ArtifactChanges], title: str = "What quantization changed") -> str:
@@ -125,9 +198,11 @@ def embed_changes(page: str, changes_pages: list[Path]) -> str:
 
 
 def write_changes_page(run_dir: str | Path, artifacts: list[Path], out_html: str | Path,
-                       threads: int | None = None) -> list[ArtifactChanges]:
-    """Finds, explains and writes the top-1 changes of ``artifacts`` to ``out_html``."""
-    changes = quantization_changes(run_dir, artifacts, threads=threads)
+                       threads: int | None = None, reuse: bool = True) -> list[ArtifactChanges]:
+    """Finds, explains and writes the top-1 changes of ``artifacts`` to ``out_html`` (the
+    changes from the export's ``predictions.json`` when it covers them, see
+    ``quantization_changes``)."""
+    changes = quantization_changes(run_dir, artifacts, threads=threads, reuse=reuse)
     write_text_atomic(out_html, changes_html(changes))
     return changes
 

@@ -30,6 +30,7 @@ from edgecls.export import gate
 from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
                                  Remedy, get_exporter, list_formats)
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
+from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions
 from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, validate_artifact
 from edgecls.models.float_model import input_size, load_float_model, predict
@@ -90,6 +91,7 @@ class _Context:
     splits: np.ndarray  # split name of each image
     float_probs: np.ndarray
     tuning: np.ndarray  # held-out images given to accuracy-controlled remedies (bool mask)
+    predictions: HeldOutPredictions  # per-image top-1 of float and each artifact (predictions.json)
     calibration: np.ndarray | None = None
     preset: CalibrationPreset | None = None
     calibration_note: str | None = None
@@ -143,6 +145,8 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
             say(f"{exporter.name} {precision}", index / len(jobs))
             manifest.artifacts.append(_export_one(context, exporter, precision))
         say("writing manifest.json", 1.0)
+        _guard_disk(lambda: transaction.add_text(PREDICTIONS_NAME, context.predictions.to_json()),
+                    config.out / PREDICTIONS_NAME)
         _guard_disk(lambda: transaction.commit(manifest), config.out / "manifest.json")
     return manifest
 
@@ -162,10 +166,12 @@ def _context(run: RunDir, model_path: Path, config: ExportConfig, work: Path) ->
     _export_saved_model(model, saved_model)
     source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work,
                           dynamic_batch=config.dynamic_batch)
+    float_probs = predict(model, images)
     context = _Context(run=run, config=config, source=source, split=split, images=images,
-                       labels=held_out_labels, splits=split_names,
-                       float_probs=predict(model, images),
-                       tuning=_tuning_mask(split, held_out))
+                       labels=held_out_labels, splits=split_names, float_probs=float_probs,
+                       tuning=_tuning_mask(split, held_out),
+                       predictions=HeldOutPredictions.from_float(
+                           split.root, held_out, list(split_names), labels, float_probs))
     context.calibration, context.preset, context.calibration_note = calibration
     return context
 
@@ -241,6 +247,8 @@ def _export_one(context: _Context, exporter: Exporter, precision: str) -> Artifa
                      time.perf_counter() - started)
     if skipped:
         record.gate_note = f"{record.gate_note}; {skipped}" if record.gate_note else skipped
+    context.predictions.add(final.name, record.sha256, _compared(context, quant), result.top1,
+                            result.float_top1_probability)
     return record
 
 
@@ -250,11 +258,16 @@ def _attempt(context: _Context, exporter: Exporter, quant: QuantizationConfig,
                                    dir=context.source.work_dir))
     path = folder / exporter.artifact_name(context.config.stem, quant)
     _guard_disk(lambda: exporter.export(context.source, quant, path), path)
-    keep = ~context.tuning if quant.validation is not None else np.ones(len(context.labels), bool)
+    keep = _compared(context, quant)
     result = validate_artifact(path, context.images[keep], context.labels[keep],
                                context.float_probs[keep], context.source.metadata.labels,
                                context.config.options, splits=context.splits[keep])
     return path, result
+
+
+def _compared(context: _Context, quant: QuantizationConfig) -> np.ndarray:
+    """The held-out images an artifact is judged on: all but those it was tuned on."""
+    return ~context.tuning if quant.validation is not None else np.ones(len(context.labels), bool)
 
 
 def _passes(context: _Context, result: Validation) -> bool:

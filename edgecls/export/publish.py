@@ -3,7 +3,7 @@
 ``export_transaction(out)`` takes an exclusive lock (``flock``) on the output folder, cleans what a
 killed export left there, and yields a transaction whose scratch folder
 (``OUT/.edgecls-export-XXXX/``) lives on the same file system as ``OUT``. Artifacts are
-``stage``d into it under their final names; ``commit`` adds ``manifest.json``, writes the
+``stage``d into it under their final names (small files by ``add_text``); ``commit`` adds ``manifest.json``, writes the
 journal ``OUT/.edgecls-publish.json`` (atomically) naming every staged file, renames them
 into place (an OpenVINO ``.bin`` before its ``.xml``, the manifest last) and deletes the
 journal. Killed before the journal exists, the old set stays untouched; killed after,
@@ -60,6 +60,12 @@ class ExportTransaction:
             if target.name not in self._names:
                 self._names.append(target.name)
         return staged
+
+    def add_text(self, name: str, text: str) -> None:
+        """Stages a small file of the export (e.g. ``predictions.json``), published with the rest."""
+        write_text_atomic(self._staging / name, text)
+        if name not in self._names:
+            self._names.append(name)
 
     def commit(self, manifest: Manifest) -> Path:
         """Publishes every staged file and ``manifest.json`` (last); returns the manifest path."""

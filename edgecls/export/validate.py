@@ -37,6 +37,9 @@ class Validation:
         per_class: class -> the same paired comparison on that class's images.
         images_by_split: split name -> number of compared images from it.
         backend_settings: what the runtime backend applied (threads, session options).
+        top1: the artifact's top-1 class of each compared image.
+        float_top1_probability: the artifact's probability of the float model's top-1
+            class, per compared image (how much confidence quantization took from it).
     """
 
     accuracy: float
@@ -49,6 +52,8 @@ class Validation:
     per_class: dict[str, PairedDrop] = field(default_factory=dict)
     images_by_split: dict[str, int] = field(default_factory=dict)
     backend_settings: dict[str, Any] = field(default_factory=dict)
+    top1: np.ndarray | None = field(default=None, repr=False)
+    float_top1_probability: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def drop_pp(self) -> float:
@@ -61,7 +66,8 @@ class Validation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields, with the drop in percentage points."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("paired", "per_class")}
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("paired", "per_class", "top1", "float_top1_probability")}
         out["drop_pp"] = round(self.drop_pp, 4)
         if self.paired is not None:
             out.update(self.paired.to_dict())
@@ -101,6 +107,8 @@ def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
         paired=compare_paired(float_correct, correct),
         per_class={name: drop for name, drop in zip(class_names, per_class) if drop is not None},
         images_by_split=_split_counts(splits),
+        top1=top1,
+        float_top1_probability=probs[np.arange(len(top1)), float_top1],
     )
 
 
