@@ -35,26 +35,38 @@ _KEPT_OPS = frozenset({"SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX", "QUANTIZE",
 _HINT = "export with the default TFLite quantizer (--method tflite-converter)"
 
 
-class _Tails:
-    """The ``k`` largest and ``k`` smallest values seen of one tensor, streamed."""
+class Tails:
+    """The ``k`` largest and ``k`` smallest values seen of one tensor, streamed, and each
+    image's own min/max."""
 
     def __init__(self, k: int) -> None:
         self.k = k
+        self.total = 0
         self.high = np.empty(0, np.float32)
         self.low = np.empty(0, np.float32)
+        self.image_extremes: list[tuple[float, float]] = []
 
     def add(self, values: np.ndarray) -> None:
+        """Takes in one image's values of the tensor."""
         flat = values.reshape(-1).astype(np.float32, copy=False)
+        self.total += flat.size
+        self.image_extremes.append((float(flat.min()), float(flat.max())))
         self.high = _extreme(np.concatenate([self.high, _extreme(flat, self.k, True)]),
                              self.k, True)
         self.low = _extreme(np.concatenate([self.low, _extreme(flat, self.k, False)]),
                             self.k, False)
 
-    def value_range(self, total: int, percentile: float) -> tuple[float, float]:
-        """The nearest-rank ``percentile``-th and ``100 - percentile``-th percentiles of
-        the ``total`` values seen (needs ``k`` at least the tail's count)."""
-        rank = min(max(1, math.ceil(total * (100.0 - percentile) / 100.0)), len(self.high))
+    def value_range(self, percentile: float) -> tuple[float, float]:
+        """The nearest-rank ``100 - percentile``-th and ``percentile``-th percentiles of
+        every value seen (exact while the tail holds at most ``k`` values)."""
+        rank = math.ceil(self.total * (100.0 - percentile) / 100.0)
+        rank = min(max(1, rank), len(self.high))
         return float(np.sort(self.low)[rank - 1]), float(np.sort(self.high)[-rank])
+
+    def mean_image_range(self) -> tuple[float, float]:
+        """The mean over images of each image's min and max."""
+        lows, highs = zip(*self.image_extremes)
+        return float(np.mean(lows)), float(np.mean(highs))
 
 
 def _extreme(values: np.ndarray, k: int, largest: bool) -> np.ndarray:
@@ -78,6 +90,14 @@ def percentile_ranges(calibrated: bytes, images: np.ndarray,
     """Per adjustable activation tensor (by index): the percentile range of its values
     when the calibrated float model runs ``images`` ((N, H, W, 3) float32), widened to
     hold zero as the quantizer's ranges do."""
+    tails = activation_tails(calibrated, images, percentile)
+    return {index: _with_zero(stats.value_range(percentile)) for index, stats in tails.items()}
+
+
+def activation_tails(calibrated: bytes, images: np.ndarray,
+                     percentile: float) -> dict[int, Tails]:
+    """Per adjustable activation tensor (by index): its streamed ``Tails`` over ``images``,
+    deep enough for any percentile from ``percentile`` up."""
     from ai_edge_litert.interpreter import Interpreter
 
     if not 50.0 < percentile <= 100.0:
@@ -90,18 +110,18 @@ def percentile_ranges(calibrated: bytes, images: np.ndarray,
     interpreter.allocate_tensors()
     sizes = {d["index"]: int(np.prod(d["shape"])) for d in interpreter.get_tensor_details()}
     tail = (100.0 - percentile) / 100.0
-    tails = {i: _Tails(max(1, math.ceil(sizes[i] * len(images) * tail))) for i in wanted}
+    tails = {i: Tails(max(1, math.ceil(sizes[i] * len(images) * tail))) for i in wanted}
     entry = interpreter.get_input_details()[0]["index"]
     for image in images:
         interpreter.set_tensor(entry, np.asarray(image[None], np.float32))
         interpreter.invoke()
         for index, stats in tails.items():
             stats.add(interpreter.get_tensor(index))
-    ranges = {}
-    for index, stats in tails.items():
-        low, high = stats.value_range(sizes[index] * len(images), percentile)
-        ranges[index] = (min(low, 0.0), max(high, 0.0))
-    return ranges
+    return tails
+
+
+def _with_zero(value_range: tuple[float, float]) -> tuple[float, float]:
+    return min(value_range[0], 0.0), max(value_range[1], 0.0)
 
 
 def with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
