@@ -13,9 +13,28 @@ from edgecls.cli import app
 from edgecls.errors import ConfigError
 from edgecls.rundir import RunDir
 from helpers.images import write_image_folder
-from helpers.runs import tiny_config
+from helpers.runs import TINY, tiny_config
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, RunDir]:
+    """(printed output, run) of `edgecls train` from pretrained weights with layer-wise
+    decay and progress bars on, its output captured as a file would (no terminal)."""
+    from edgecls.models import build
+
+    root = tmp_path_factory.mktemp("fine_tuned")
+    data = write_image_folder(root / "d", {"cats": 12, "dogs": 12})
+    weights = root / "pretrained.keras"
+    build(TINY, weights="none", include_top=False, num_classes=2, input_size=32).save(weights)
+    (root / "train.yaml").write_text("layer_lr_decay: 0.5\nhead_epochs: 1\nbatch_size: 8\n")
+    run = RunDir(root / "run")
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(run.root),
+                                 "--model", TINY, "--weights", str(weights), "--img-size", "32",
+                                 "--epochs", "2", "--config", str(root / "train.yaml")])
+    assert result.exit_code == 0, result.output
+    return result.output, run
 
 
 def test_train_refuses_an_out_folder_of_other_files(tmp_path: Path) -> None:
@@ -54,3 +73,14 @@ def test_the_training_api_refuses_it_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an edgecls run"):
         train(tiny_config(data, mine))
     assert [p.name for p in mine.iterdir()] == ["report.docx"]
+
+
+def test_train_logs_to_a_file_one_clean_line_each(fine_tuned: tuple[str, RunDir]) -> None:
+    """`edgecls train ... > train.log 2>&1`: the progress bars left blank lines in the file."""
+    output, _ = fine_tuned
+    lines = output.splitlines()
+    assert [line.split(":")[0] for line in lines if " epoch " in line or "features" in line] == [
+        "head features", "head features", "head epoch 1", "finetune epoch 2"]
+    assert "" not in [line.strip() for line in lines], output
+    assert "\x1b" not in output and "\r" not in output
+
