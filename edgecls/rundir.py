@@ -7,7 +7,7 @@ on exactly the test images training held out::
       config.yaml               resolved training config
       split.json                split manifest (see edgecls.data.split)
       labels.txt                class names, one per line, in output-index order
-      history.csv               per-epoch metrics
+      history.csv               per-epoch metrics, lr_start/lr_end (edgecls.train.checkpoint)
       best.keras                best model by validation metric (what export takes)
       checkpoints/last.keras    last finished epoch, for --resume
       checkpoints/state.json    epoch, phase and optimizer step of the last checkpoint

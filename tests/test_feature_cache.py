@@ -120,12 +120,13 @@ def test_cache_off_trains_on_images_with_the_same_history_and_schedule(
                           head_cache=cached), progress=drawn_progress(drawn[cached]))
         rows[cached] = history(run)
         assert run.history.read_text().splitlines()[0] == (
-            "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr,seconds")
+            "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds")
     assert "head features" in drawn[True].getvalue()
     assert "head features" not in drawn[False].getvalue()
     for with_cache, on_images in zip(rows[True], rows[False]):
         assert (with_cache["epoch"], with_cache["phase"]) == (on_images["epoch"], on_images["phase"])
-        assert float(with_cache["lr"]) == pytest.approx(float(on_images["lr"]), rel=1e-5)
+        for rate in ("lr_start", "lr_end"):
+            assert float(with_cache[rate]) == pytest.approx(float(on_images[rate]), rel=1e-5)
     assert [row["phase"] for row in rows[True]] == ["head", "head", "finetune"]
 
 

@@ -84,3 +84,41 @@ def test_train_logs_to_a_file_one_clean_line_each(fine_tuned: tuple[str, RunDir]
     assert "" not in [line.strip() for line in lines], output
     assert "\x1b" not in output and "\r" not in output
 
+
+def test_history_shows_each_epochs_first_and_last_learning_rate(
+        fine_tuned: tuple[str, RunDir]) -> None:
+    """history.csv's one `lr` (the rate after the epoch's last step: 3e-05 for a head
+    trained from 3e-3) read as if the head had trained at 3e-05."""
+    from edgecls.train.checkpoint import read_history
+    from edgecls.train.config import FINE_TUNE_LR, HEAD_LR
+
+    _, run = fine_tuned
+    assert run.history.read_text().splitlines()[0] == (
+        "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds")
+    head, finetune = read_history(run)
+    assert float(head["lr_start"]) == pytest.approx(HEAD_LR)
+    assert float(finetune["lr_start"]) == pytest.approx(FINE_TUNE_LR)  # the base (head) rate
+    for row in (head, finetune):  # one epoch of a cosine decay to 1 % of the start
+        assert float(row["lr_start"]) / 100 < float(row["lr_end"]) < float(row["lr_start"])
+
+
+def test_resume_reads_the_lr_column_of_older_runs(fine_tuned: tuple[str, RunDir],
+                                                   tmp_path: Path) -> None:
+    import shutil
+
+    from edgecls.train.checkpoint import read_history
+
+    _, finished = fine_tuned
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(finished.root, run.root)
+    old = [line.split(",") for line in run.history.read_text().splitlines()]
+    run.history.write_text("".join(",".join(row[:6] + [row[7], row[8]]) + "\n" for row in old)
+                           .replace("lr_end", "lr"))  # the columns of older runs
+    result = runner.invoke(app, ["train", "--out", str(run.root), "--resume", "--epochs", "3",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = read_history(run)
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert [row["lr_end"] for row in rows[:2]] == [row[7] for row in old[1:]]
+    assert [row["lr_start"] for row in rows[:2]] == ["", ""]
+    assert float(rows[2]["lr_start"]) > 0

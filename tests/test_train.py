@@ -41,7 +41,7 @@ def test_run_directory_holds_every_artifact(trained_run: tuple[Path, Path]) -> N
     split = json.loads(run.split.read_text())
     assert sum(len(v) for v in split["subsets"].values()) == 60
     history = run.history.read_text().splitlines()
-    assert history[0].startswith("epoch,phase,loss,accuracy,val_loss,val_accuracy,lr")
+    assert history[0] == "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds"
     assert [row.split(",")[:2] for row in history[1:]] == [["1", "scratch"], ["2", "scratch"]]
     state = json.loads(run.state.read_text())
     assert state["epoch"] == 2 and state["done"] and state["schema_version"] == 1
@@ -76,8 +76,12 @@ def test_pretrained_weights_train_head_then_fine_tune(trained_run: tuple[Path, P
     run = RunDir(tmp_path / "run")
     phases = [row.split(",")[1] for row in run.history.read_text().splitlines()[1:]]
     assert phases == ["head", "finetune", "finetune"] and result.epochs == 3
-    lrs = [float(row.split(",")[6]) for row in run.history.read_text().splitlines()[1:]]
-    assert lrs[1] < config.lr / 10 + 1e-9
+    from edgecls.train.checkpoint import read_history
+
+    rows = read_history(run)
+    assert float(rows[0]["lr_start"]) == pytest.approx(config.lr)  # the head's rate
+    assert float(rows[1]["lr_start"]) == pytest.approx(config.lr / 10)  # fine-tuning's
+    assert float(rows[2]["lr_end"]) < float(rows[2]["lr_start"]) < float(rows[1]["lr_end"])
     tuned = keras.saving.load_model(run.last_checkpoint).get_layer("backbone")
     for name in ("bn0", "bn1"):
         for got, want in zip(tuned.get_layer(name).get_weights(),

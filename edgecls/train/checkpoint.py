@@ -23,7 +23,11 @@ from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
 
 STATE_SCHEMA_VERSION = 1
-HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+# lr_start / lr_end: the phase's learning rate at the epoch's first and last step (its
+# schedule's base rate: the head's, under layer-wise decay). Runs of edgecls before them
+# wrote one ``lr`` column, the rate after the epoch's last step; read_history reads it as lr_end.
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
+                   "lr_start", "lr_end", "seconds")
 
 
 @dataclass
@@ -89,10 +93,15 @@ def save_state(run: RunDir, state: TrainState) -> None:
 
 
 def read_history(run: RunDir) -> list[dict[str, str]]:
-    """The rows of ``history.csv`` (empty list without one)."""
+    """The rows of ``history.csv`` (empty list without one), with ``lr_start`` and
+    ``lr_end`` also in rows of older runs (their ``lr`` as ``lr_end``, no ``lr_start``)."""
     if not run.history.is_file():
         return []
-    return list(csv.DictReader(io.StringIO(run.history.read_text())))
+    rows = list(csv.DictReader(io.StringIO(run.history.read_text())))
+    for row in rows:
+        if "lr_end" not in row:
+            row["lr_start"], row["lr_end"] = "", row.pop("lr", "") or ""
+    return rows
 
 
 def write_history(run: RunDir, rows: list[dict[str, Any]]) -> None:
@@ -121,10 +130,13 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         patience: stop the phase after this many epochs without improvement (0: never).
         saved_model: the model the checkpoints hold (default: the one being trained;
             the full model when a part of it trains, see ``feature_cache``).
+        schedule: the phase's learning-rate schedule (a function of the optimizer's
+            step), for the history's ``lr_start`` and ``lr_end``; None: the optimizer's
+            learning rate is constant.
     """
 
     def __init__(self, run: RunDir, state: TrainState, phase_index: int, phase_name: str,
-                 patience: int, saved_model: Any = None) -> None:
+                 patience: int, saved_model: Any = None, schedule: Any = None) -> None:
         super().__init__()
         self.run = run
         self.state = state
@@ -132,13 +144,16 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         self.phase_name = phase_name
         self.patience = patience
         self.saved_model = saved_model
+        self.schedule = schedule
         self.history = read_history(run)[: state.epoch]
         self._started = 0.0
+        self._first_step = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         import time
 
         self._started = time.perf_counter()
+        self._first_step = _optimizer_step(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         import time
@@ -149,7 +164,9 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         state.phase, state.phase_epoch = self.phase_index, epoch + 1
         self.history.append({"epoch": state.epoch, "phase": self.phase_name,
                              **{k: _fmt(logs.get(k)) for k in HISTORY_COLUMNS[2:6]},
-                             "lr": _fmt(_current_lr(self.model)),
+                             "lr_start": _fmt(self._rate_at(self._first_step)),
+                             "lr_end": _fmt(self._rate_at(max(self._first_step,
+                                                              _optimizer_step(self.model) - 1))),
                              "seconds": f"{time.perf_counter() - self._started:.2f}"})
         write_history(self.run, self.history)
         val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
@@ -164,6 +181,13 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         state.stopped_early = bool(self.model.stop_training)
         save_keras_model_atomic(self.saved_model or self.model, self.run.last_checkpoint)
         save_state(self.run, state)
+
+    def _rate_at(self, step: int) -> float | None:
+        """The learning rate of the optimizer's step ``step`` (counted from 0)."""
+        if self.schedule is not None:
+            return _as_float(self.schedule(step))
+        optimizer = getattr(self.model, "optimizer", None)
+        return None if optimizer is None else _as_float(optimizer.learning_rate)
 
 
 @contextmanager
@@ -195,12 +219,14 @@ def _swap(variables: list[Any], averages: list[Any]) -> None:
         average.assign(trained)
 
 
-def _current_lr(model: Any) -> float | None:
+def _optimizer_step(model: Any) -> int:
+    """Steps the model's optimizer has taken (0 without one)."""
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return None
-    rate = optimizer.learning_rate
-    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
+    return 0 if optimizer is None else int(optimizer.iterations.numpy())
+
+
+def _as_float(value: Any) -> float:
+    return float(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def _fmt(value: Any) -> str:

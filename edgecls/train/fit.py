@@ -132,9 +132,10 @@ def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run:
         for index, phase in enumerate(plan_phases(config, pretrained)):
             if _phase_done(state, index, phase):
                 continue
-            initial_epoch = _prepare_phase(model, state, index, phase, steps, config, prior)
+            schedule = _schedule(phase, steps)
+            initial_epoch = _prepare_phase(model, state, index, phase, schedule, config, prior)
             recorder = RunRecorder(run, state, index, phase.name, config.patience or 0,
-                                   saved_model=model)
+                                   saved_model=model, schedule=schedule)
             replicas = [moving_statistics_sync(strategy), fault_backup(run, state, index)] \
                 if placement.distributed else []
             bar = progress(phase.name, state.epoch - initial_epoch + 1) if progress else None
@@ -266,10 +267,10 @@ def _phase_done(state: TrainState, index: int, phase: Phase) -> bool:
     return state.epoch > 0 and (state.stopped_early or state.phase_epoch >= phase.epochs)
 
 
-def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, steps: int,
+def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, schedule: Any,
                    config: TrainConfig, prior: np.ndarray | None = None) -> int:
-    """Sets trainable layers and the optimizer; returns the phase's first epoch index."""
-    schedule = _schedule(phase, steps)
+    """Sets trainable layers and the optimizer with the learning-rate ``schedule``;
+    returns the phase's first epoch index."""
     if state.epoch > 0 and index == state.phase:
         model.optimizer.learning_rate = schedule  # keeps its moments and step count
         return state.phase_epoch
