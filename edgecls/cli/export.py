@@ -178,12 +178,15 @@ def _render(manifest: Any, console: Any) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("gate", no_wrap=True)
     for a in manifest.artifacts:
-        table.add_row(a.path, f"{100 * a.accuracy:.2f}", f"{a.drop_pp:+.2f}", _interval(a.interval_pp),
+        drop = f"{a.drop_pp:+.2f}" + ("*" if a.tuning_images else "")
+        table.add_row(a.path, f"{100 * a.accuracy:.2f}", drop, _interval(a.interval_pp),
                       f"{a.right_to_wrong}/{a.wrong_to_right}", _VERDICT_STYLE.get(a.verdict, a.verdict),
                       style=None if a.passed else "red")
     console.print(table)
     console.print("-/+: predictions right with float and wrong with the artifact / the reverse",
                   style="dim")
+    for line in _tuned_footnotes(manifest):
+        console.print(line, style="dim", highlight=False)
     for a in manifest.artifacts:
         details = _details(a)
         if details:
@@ -192,6 +195,18 @@ def _render(manifest: Any, console: Any) -> None:
         if a.verdict != "passed":
             colour = "red" if a.verdict == "failed" else "yellow"
             console.print(f"[{colour}]{a.path}: {a.verdict}[/]: {a.gate_note}")
+
+
+def _tuned_footnotes(manifest: Any) -> list[str]:
+    """``*``: the rows scored on fewer images than the header's, and why."""
+    tuned = [a for a in manifest.artifacts if a.tuning_images]
+    by_count: dict[tuple[int, int], list[str]] = {}
+    for a in tuned:
+        by_count.setdefault((a.validated_images, a.tuning_images), []).append(a.path)
+    return [f"*: {', '.join(paths)} scored on {validated} of the {manifest.held_out_images} "
+            f"held-out images: the other {tuning} (val) tuned its accuracy-controlled "
+            "quantization, so they cannot judge it"
+            for (validated, tuning), paths in by_count.items()]
 
 
 def _interval(bounds: Any) -> str:

@@ -47,6 +47,7 @@ class ArtifactChanges:
     changed: int
     results: list[ImageResult] = field(default_factory=list)
     from_export: bool = False  # the top-1 changes came from the export's predictions.json
+    tuned: int = 0  # held-out images that tuned the artifact (not compared, as in the gate)
 
 
 @dataclass
@@ -123,7 +124,8 @@ def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int 
         stored = _stored(Path(path), split.root, items) if reuse else None
         changes = stored or rerun.changes(artifact)
         entry = ArtifactChanges(Path(path), changes.compared, len(changes.changed),
-                                from_export=stored is not None)
+                                from_export=stored is not None,
+                                tuned=len(changes.top1) - changes.compared)
         for i in changes.changed[:shown]:
             classes = [int(changes.float_top1[i]), int(changes.top1[i])]
             entry.results.append(explain_change(float_model, artifact, items[i][0], classes))
@@ -166,8 +168,10 @@ def changes_html(changes: list[ArtifactChanges], title: str = "What quantization
     """A self-contained page (inline CSS, PNGs as data URIs)."""
     sections = [f"<h1>{escape(title)}</h1>{_NOTE}"]
     for entry in changes:
+        tuned = (f" (the other {entry.tuned} held-out images tuned its accuracy-controlled "
+                 "quantization)" if entry.tuned else "")
         sections.append(f"<h2>{escape(entry.artifact.name)}: {entry.changed} of {entry.total} "
-                        f"changed top-1</h2>")
+                        f"changed top-1{tuned}</h2>")
         for result in entry.results:
             rows = [("float", result.explanations), (entry.artifact.name, result.compared)]
             data = base64.b64encode(encode_png(panel(result.image, rows, result.differences))).decode()

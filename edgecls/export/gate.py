@@ -59,11 +59,13 @@ class GateResult:
     images_needed: int | None = None
     worst_class: tuple[str, PairedDrop] | None = None
     flagged_classes: list[ClassFlag] = field(default_factory=list)
+    tuning_images: int = 0  # held-out images the artifact was tuned on, left out of the drop
 
 
 def judge(result: Validation, max_drop_pp: float, max_class_drop_pp: float | None = None,
-          strict: bool = False) -> GateResult:
-    """The gate's verdict on one validated artifact."""
+          strict: bool = False, tuning_images: int = 0) -> GateResult:
+    """The gate's verdict on one validated artifact; ``tuning_images`` held-out images
+    tuned it (accuracy-controlled quantization) and are not among those it was judged on."""
     assert result.paired is not None, "validate with export.validate.compare"
     drop = result.paired
     verdict = VERDICT_OF[budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, max_drop_pp)]
@@ -73,7 +75,8 @@ def judge(result: Validation, max_drop_pp: float, max_class_drop_pp: float | Non
     needed = _needed_with_classes(needed, flags, result.images, max_class_drop_pp)
     passed = verdict == PASSED or (verdict == INCONCLUSIVE and not strict)
     gate = GateResult(verdict=verdict, passed=passed, drop=drop, note="", images_needed=needed,
-                      worst_class=_worst_class(result), flagged_classes=flags)
+                      worst_class=_worst_class(result), flagged_classes=flags,
+                      tuning_images=tuning_images)
     gate.note = _note(gate, max_drop_pp, max_class_drop_pp)
     return gate
 
@@ -121,6 +124,8 @@ def _note(gate: GateResult, budget_pp: float, class_budget_pp: float | None) -> 
     d = gate.drop
     stated = f"drop {d.drop_pp:+.2f} pp [{d.low_pp:+.2f}, {d.high_pp:+.2f}] on {d.counts.images} " \
              f"held-out images"
+    if gate.tuning_images:
+        stated += f" (not on the {gate.tuning_images} that tuned its accuracy-controlled quantization)"
     real_classes = [f for f in gate.flagged_classes if f.verdict == FAILED]
     if real_classes:
         f = real_classes[0]

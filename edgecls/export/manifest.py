@@ -1,9 +1,11 @@
 """``manifest.json``: what was exported, how, and how each artifact compares with float.
 
-Schema version 2 (fields documented in README "Export"): the gate compares on all
+Schema version 2 (fields documented in docs/gate.md): the gate compares on all
 held-out images (the run's val and test splits, counted per split), and each artifact
 carries its drop with a 95 % interval, the predictions that changed each way, the worst
-class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``).
+class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``). ``schema_minor``
+counts additions a version-2 reader may ignore (1: ``validated_images`` and
+``tuning_images`` per artifact).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from edgecls.digest import file_sha256
 from edgecls.formats import artifact_files
 
 MANIFEST_SCHEMA_VERSION = 2
+MANIFEST_SCHEMA_MINOR = 1  # additions within version 2 (readers of 2 may ignore them)
 MANIFEST_NAME = "manifest.json"
 
 
@@ -44,7 +47,10 @@ class ArtifactRecord:
     ``export.gate``) and ``passed`` what the exit code follows (not ``failed``, and not
     ``inconclusive`` under ``--strict``). ``images`` / ``images_by_split`` say what the
     comparison stood on (held-out images an accuracy-controlled remedy tuned on are left
-    out of that artifact's comparison).
+    out of that artifact's comparison): ``validated_images`` is the number it was judged
+    on (``images``), ``tuning_images`` the held-out images that tuned it (0 unless an
+    accuracy-controlled remedy or preset made it); together they are the manifest's
+    ``held_out_images``.
     """
 
     format: str
@@ -66,6 +72,8 @@ class ArtifactRecord:
     wrong_to_right: int = 0
     images: int = 0
     images_by_split: dict[str, int] = field(default_factory=dict)
+    validated_images: int = 0
+    tuning_images: int = 0
     images_needed: int | None = None
     worst_class: dict[str, Any] | None = None
     flagged_classes: list[dict[str, Any]] = field(default_factory=list)
@@ -97,6 +105,7 @@ class Manifest:
     gate_method: str = ""
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     schema_version: int = MANIFEST_SCHEMA_VERSION
+    schema_minor: int = MANIFEST_SCHEMA_MINOR
 
     @property
     def failed(self) -> list[ArtifactRecord]:

@@ -39,6 +39,7 @@ from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
 
 _VALIDATION_FOR_ACCURACY_CONTROL = 300
+_ACCURACY_CONTROLLED = ("accuracy_control", "nncf_accuracy_control")  # methods that tune on val
 HELD_OUT = ("val", "test")  # never seen by training; the gate compares on both
 Progress = Callable[[str, float], None]  # (message, fraction of the work done)
 
@@ -223,9 +224,12 @@ def _quant_config(context: _Context, exporter: Exporter, precision: str) -> Quan
     if precision != "int8":
         return QuantizationConfig.for_precision(precision)
     assert context.preset is not None
-    return QuantizationConfig.for_int8(
+    quant = QuantizationConfig.for_int8(
         context.calibration, method=context.preset.method(exporter.name),
         io_type=context.config.input_type, max_drop=context.config.max_drop / 100.0)
+    if quant.method in _ACCURACY_CONTROLLED:  # a preset (thorough: OpenVINO) asks for it first
+        quant = _with_validation(context, quant)
+    return quant
 
 
 def _export_one(context: _Context, exporter: Exporter, precision: str) -> ArtifactRecord:
@@ -369,7 +373,8 @@ def _record(context: _Context, exporter: Exporter, path: Path, staged: Path,
             seconds: float) -> ArtifactRecord:
     files = describe_files(staged)
     config = context.config
-    verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict)
+    tuning = int(np.sum(~_compared(context, quant)))
+    verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict, tuning)
     worst = verdict.worst_class
     return ArtifactRecord(
         format=exporter.name, precision=quant.precision,
@@ -383,7 +388,8 @@ def _record(context: _Context, exporter: Exporter, path: Path, staged: Path,
         interval_pp=(round(verdict.drop.low_pp, 4), round(verdict.drop.high_pp, 4)),
         right_to_wrong=verdict.drop.counts.right_to_wrong,
         wrong_to_right=verdict.drop.counts.wrong_to_right, images=result.images,
-        images_by_split=result.images_by_split, images_needed=verdict.images_needed,
+        images_by_split=result.images_by_split, validated_images=result.images,
+        tuning_images=tuning, images_needed=verdict.images_needed,
         worst_class={"name": worst[0], **worst[1].to_dict()} if worst else None,
         flagged_classes=[f.to_dict() for f in verdict.flagged_classes], gate_note=verdict.note,
         settings=exporter.settings(quant), remedies=remedies,
