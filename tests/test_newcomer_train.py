@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
+from edgecls.data.split import Split
 from edgecls.errors import ConfigError
 from edgecls.rundir import RunDir
 from helpers.images import write_image_folder
@@ -122,3 +123,59 @@ def test_resume_reads_the_lr_column_of_older_runs(fine_tuned: tuple[str, RunDir]
     assert [row["lr_end"] for row in rows[:2]] == [row[7] for row in old[1:]]
     assert [row["lr_start"] for row in rows[:2]] == ["", ""]
     assert float(rows[2]["lr_start"]) > 0
+
+
+def _presplit(root: Path, subsets: dict[str, int]) -> Path:
+    """DIR/<subset>/<class>/*.png with ``subsets[name]`` images per class."""
+    for seed, (subset, count) in enumerate(subsets.items()):
+        write_image_folder(root / subset, {"circle_r": count, "square_g": count}, seed=seed + 1)
+    return root
+
+
+def _subset_folders(run: RunDir) -> dict[str, set[str]]:
+    import json
+
+    subsets = json.loads(run.split.read_text())["subsets"]
+    return {name: {rel.split("/")[0] for rel, _ in entries} for name, entries in subsets.items()}
+
+
+def test_a_presplit_dataset_trains_evaluates_and_exports_as_given(tmp_path: Path, monkeypatch,
+                                                                   capsys) -> None:
+    import json
+
+    from helpers.cli import run_cli
+
+    data = _presplit(tmp_path / "d", {"train": 16, "val": 5, "test": 6})
+    run = RunDir(tmp_path / "run")
+    code, text = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--out", str(run.root),
+                         "--model", TINY, "--img-size", "32", "--epochs", "2",
+                         "--batch-size", "8", "--no-progress")
+    assert code == 0, text
+    assert "data: 32 train, 10 val, 12 test images in 2 classes" in text
+    assert _subset_folders(run) == {"train": {"train"}, "val": {"val"}, "test": {"test"}}
+    assert json.loads(run.metrics.read_text())["num_samples"] == 12
+
+    code, text = run_cli(monkeypatch, capsys, "evaluate", str(run.root), "--split", "val",
+                         "--json", str(tmp_path / "val.json"), "--gallery", "0")
+    assert code == 0, text
+    assert json.loads((tmp_path / "val.json").read_text())["num_samples"] == 10
+
+    code, text = run_cli(monkeypatch, capsys, "export", str(run.root), "--formats", "tflite",
+                         "--precision", "int8", "--no-remedies")
+    assert code == 0, text
+    manifest = json.loads((run.root / "export" / "manifest.json").read_text())
+    assert manifest["held_out_by_split"] == {"val": 10, "test": 12}
+    assert (run.root / "export" / manifest["artifacts"][0]["path"]).is_file()
+
+
+def test_a_presplit_dataset_without_test_keeps_val_for_the_test(tmp_path: Path) -> None:
+    """The given val/ becomes the test split; a new val is carved from train/ only."""
+    data = _presplit(tmp_path / "d", {"train": 20, "val": 5})
+    run = RunDir(tmp_path / "run")
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(run.root), "--model",
+                                 TINY, "--img-size", "32", "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert _subset_folders(run) == {"train": {"train"}, "val": {"train"}, "test": {"val"}}
+    counts = {name: len(entries) for name, entries in Split.load(run.split).subsets.items()}
+    assert counts["train"] + counts["val"] == 40 and counts["val"] >= 2 and counts["test"] == 10
+    assert "the given val/ is used as the test split" in result.output
