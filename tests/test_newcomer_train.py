@@ -179,3 +179,44 @@ def test_a_presplit_dataset_without_test_keeps_val_for_the_test(tmp_path: Path) 
     counts = {name: len(entries) for name, entries in Split.load(run.split).subsets.items()}
     assert counts["train"] + counts["val"] == 40 and counts["val"] >= 2 and counts["test"] == 10
     assert "the given val/ is used as the test split" in result.output
+
+
+def test_exporters_names_of_presplit_folders_are_subsets_not_classes(tmp_path: Path) -> None:
+    """Roboflow's train/valid/test was read as a flat dataset of three classes named
+    train, valid and test."""
+    from edgecls.data.check import check_dataset
+    from edgecls.data.split import make_split
+
+    for name, folders in (("roboflow", ("train", "valid", "test")),
+                          ("kaggle", ("Training", "Testing")), ("tfds", ("train", "validation"))):
+        data = tmp_path / name
+        for seed, folder in enumerate(folders):
+            write_image_folder(data / folder, {"cats": 6, "dogs": 6}, seed=seed + 1)
+        report = check_dataset(data)
+        assert (report.layout, report.labels) == ("presplit", ["cats", "dogs"]), name
+        split = make_split(report)
+        for subset, entries in split.subsets.items():
+            given = {rel.split("/")[0] for rel, _ in entries}
+            wanted = {"roboflow": {"train": {"train"}, "val": {"valid"}, "test": {"test"}},
+                      "kaggle": {"train": {"Training"}, "val": {"Training"}, "test": {"Testing"}},
+                      "tfds": {"train": {"train"}, "val": {"train"}, "test": {"validation"}}}
+            assert given == wanted[name][subset], (name, subset)
+
+
+def test_subset_folders_beside_a_folder_that_is_none_are_refused(tmp_path: Path) -> None:
+    from edgecls.data.scan import scan_dataset
+    from edgecls.errors import DataError
+
+    data = tmp_path / "d"
+    for folder in ("train", "valid", "test"):
+        write_image_folder(data / folder, {"cats": 3, "dogs": 3})
+    (data / "__MACOSX" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"looks pre-split .* holds __MACOSX/, which is not"):
+        scan_dataset(data)
+    (data / "__MACOSX" / "train").rmdir()
+    (data / "__MACOSX").rename(data / "val")
+    with pytest.raises(DataError, match="has val/ and valid/, both read as the val subset"):
+        scan_dataset(data)
+    # A flat dataset may have a class named train (of images, not class folders).
+    flat = write_image_folder(tmp_path / "vehicles", {"train": 3, "test": 3, "bus": 3})
+    assert scan_dataset(flat).labels == ["bus", "test", "train"]

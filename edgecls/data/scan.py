@@ -4,6 +4,11 @@ Two layouts are accepted::
 
     DIR/<class>/*                      (flat: edgecls splits it)
     DIR/{train,val,test}/<class>/*     (pre-split: the given subsets are kept)
+
+A pre-split dataset may name its folders as exporters do (``valid/`` from Roboflow,
+``validation/``, ``training/``, ``testing/``; any case). A ``train/`` holding class
+folders beside other subset folders and a folder that is none of them is refused: read
+as flat, its subsets would become classes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from edgecls.errors import DataError
 from edgecls.formats import is_image
 
 SUBSET_NAMES = ("train", "val", "test")
+# Folder names of a pre-split dataset (lower case) and the subset each holds.
+SUBSET_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                  "validation": "val", "test": "test", "testing": "test"}
 ONE_CLASS_HINT = ("pass the folder that holds one sub-folder per class (DIR/<class>/*.jpg); "
                   "if this is the folder of one class, pass the folder above it")
 
@@ -54,8 +62,7 @@ def scan_dataset(root: str | Path) -> ScanResult:
                             ONE_CLASS_HINT)
         raise DataError(f"dataset folder {root} is empty or has no class sub-folders",
                         "put the images of each class in its own sub-folder, e.g. DIR/cat/*.jpg")
-    names = {d.name for d in subdirs}
-    if "train" in names and names <= set(SUBSET_NAMES):
+    if _is_presplit(root, subdirs):
         result = _scan_presplit(root, subdirs)
     else:
         result = ScanResult(root=root, layout="flat", labels=sorted(d.name for d in subdirs))
@@ -64,17 +71,54 @@ def scan_dataset(root: str | Path) -> ScanResult:
     return result
 
 
+def _is_presplit(root: Path, subdirs: list[Path]) -> bool:
+    """Whether ``root``'s folders are subsets (with a train one), not classes.
+
+    Raises:
+        DataError: two folders of one subset (``val/`` and ``valid/``), or a train folder
+            of class folders beside other subsets and a folder that is none.
+    """
+    subsets = {d.name: SUBSET_FOLDERS.get(d.name.lower()) for d in subdirs}
+    if "train" not in subsets.values():
+        return False
+    others = sorted(name for name, subset in subsets.items() if subset is None)
+    if not others:
+        _refuse_two_folders_of_one_subset(root, subsets)
+        return True
+    train = next(d for d in subdirs if subsets[d.name] == "train")
+    given = {subset for subset in subsets.values() if subset not in (None, "train")}
+    if given and _subdirs(train):
+        extra = ", ".join(f"{name}/" for name in others)
+        raise DataError(f"{root} looks pre-split ({train.name}/ holds class folders) but also "
+                        f"holds {extra}, which is not train, val or test",
+                        "move it out (or rename it val/ or test/ if it is one): a pre-split "
+                        "dataset holds train/, val/ (or valid/) and test/, each with one folder "
+                        "per class")
+    return False
+
+
+def _refuse_two_folders_of_one_subset(root: Path, subsets: dict[str, str | None]) -> None:
+    for subset in SUBSET_NAMES:
+        names = sorted(name for name, given in subsets.items() if given == subset)
+        if len(names) > 1:
+            raise DataError(f"{root} has {' and '.join(n + '/' for n in names)}, both read as "
+                            f"the {subset} subset", "merge them into one folder")
+
+
 def _scan_presplit(root: Path, subset_dirs: list[Path]) -> ScanResult:
     result = ScanResult(root=root, layout="presplit", labels=[])
     labels: set[str] = set()
-    for subset_dir in sorted(subset_dirs, key=lambda d: SUBSET_NAMES.index(d.name)):
+    for subset_dir in subset_dirs:
         class_dirs = _subdirs(subset_dir)
-        result.files[subset_dir.name] = _scan_classes(class_dirs, result.skipped)
+        result.files[SUBSET_FOLDERS[subset_dir.name.lower()]] = _scan_classes(class_dirs,
+                                                                              result.skipped)
         labels.update(d.name for d in class_dirs)
+    result.files = {subset: result.files[subset] for subset in SUBSET_NAMES if subset in result.files}
     train_labels = set(result.files["train"])
     if not train_labels:
-        raise DataError(f"{root / 'train'} has no class sub-folders",
-                        "put the training images of each class in train/<class>/")
+        train = next(d for d in subset_dirs if SUBSET_FOLDERS[d.name.lower()] == "train")
+        raise DataError(f"{train} has no class sub-folders",
+                        f"put the training images of each class in {train.name}/<class>/")
     extra = labels - train_labels
     if extra:
         raise DataError(f"classes {', '.join(sorted(extra))} appear in val/test but not in train",
