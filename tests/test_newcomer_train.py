@@ -163,6 +163,7 @@ def test_a_presplit_dataset_trains_evaluates_and_exports_as_given(tmp_path: Path
     code, text = run_cli(monkeypatch, capsys, "export", str(run.root), "--formats", "tflite",
                          "--precision", "int8", "--no-remedies")
     assert code == 0, text
+    assert "" not in [line.strip() for line in text.splitlines()], text  # no bar off a terminal
     manifest = json.loads((run.root / "export" / "manifest.json").read_text())
     assert manifest["held_out_by_split"] == {"val": 10, "test": 12}
     assert (run.root / "export" / manifest["artifacts"][0]["path"]).is_file()

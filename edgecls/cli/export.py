@@ -142,22 +142,27 @@ def _nncf_bars_muted() -> Iterator[None]:
 
 
 class _progress:
-    """A rich progress bar fed by the pipeline's (message, fraction) callback."""
+    """A rich progress bar fed by the pipeline's (message, fraction) callback; none off a
+    terminal (``> export.log``), where rich would leave a blank line."""
 
     def __init__(self, console: Any) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        live = console.is_terminal and not console.is_dumb_terminal
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                             TimeElapsedColumn(), console=console, transient=True)
-        self._task = self._bar.add_task("export", total=1.0)
+                             TimeElapsedColumn(), console=console, transient=True) if live else None
+        self._task = self._bar.add_task("export", total=1.0) if self._bar else None
 
     def __enter__(self):
+        if self._bar is None:
+            return lambda message, fraction: None
         self._bar.__enter__()
         return lambda message, fraction: self._bar.update(
             self._task, description=message, completed=fraction)
 
     def __exit__(self, *exc: Any) -> None:
-        self._bar.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
 
 
 _VERDICT_STYLE = {"passed": "[green]PASS[/]", "failed": "[bold red]FAIL[/]",
