@@ -29,11 +29,12 @@ def _record(path: str, validated: int, tuning: int) -> ArtifactRecord:
                           tuning_images=tuning, gate_note="")
 
 
-def _manifest() -> Manifest:
+def _manifest(*extra: ArtifactRecord) -> Manifest:
     return Manifest(run="r", model="m", labels=["a", "b"], input_size=(224, 224), max_drop_pp=0.5,
                     held_out_images=855, held_out_by_split={"val": 435, "test": 420},
                     float_accuracy=0.9, calibration=None, cpu="x",
-                    artifacts=[_record("model_int8.tflite", 855, 0), _record("model_int8.onnx", 555, 300)])
+                    artifacts=[_record("model_int8.tflite", 855, 0), _record("model_int8.onnx", 555, 300),
+                               *extra])
 
 
 def test_gate_note_names_the_images_that_tuned_the_artifact() -> None:
@@ -56,6 +57,10 @@ def test_table_marks_the_row_scored_on_fewer_images() -> None:
     assert "+0.36*" in rows["model_int8.onnx"] and "*" not in rows["model_int8.tflite"]
     assert ("*: model_int8.onnx scored on 555 of the 855 held-out images: the other 300 (val) "
             "tuned its accuracy-controlled quantization") in " ".join(text.split())
+    console = Console(record=True, width=100)
+    _render(_manifest(_record("model_int8.xml", 555, 300)), console)
+    assert ("*: model_int8.onnx, model_int8.xml scored on 555 of the 855 held-out images: the "
+            "other 300 (val) tuned their") in " ".join(console.export_text().split())
 
 
 def test_manifest_counts_validated_and_tuning_images(tmp_path) -> None:

@@ -209,8 +209,8 @@ def _tuned_footnotes(manifest: Any) -> list[str]:
     for a in tuned:
         by_count.setdefault((a.validated_images, a.tuning_images), []).append(a.path)
     return [f"*: {', '.join(paths)} scored on {validated} of the {manifest.held_out_images} "
-            f"held-out images: the other {tuning} (val) tuned its accuracy-controlled "
-            "quantization, so they cannot judge it"
+            f"held-out images: the other {tuning} (val) tuned {'its' if len(paths) == 1 else 'their'} "
+            "accuracy-controlled quantization, so they cannot judge it"
             for (validated, tuning), paths in by_count.items()]
 
 
