@@ -12,7 +12,7 @@ from edgecls.export.gate import judge
 from edgecls.export.manifest import ArtifactRecord, Manifest
 from edgecls.export.predictions import PREDICTIONS_NAME, load_predictions
 from helpers.runs import make_run
-from test_export_gate import _pair
+from helpers.gate import paired_comparison as _pair
 
 
 @pytest.fixture(scope="module")
