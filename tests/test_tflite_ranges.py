@@ -119,3 +119,16 @@ def test_manifest_names_the_percentile_path(tiny_run: Path, tmp_path: Path) -> N
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [a["settings"]["quantizer"] for a in manifest["artifacts"]] == [PERCENTILE_RANGES]
     assert CONVERTER not in json.dumps(manifest["artifacts"][0]["settings"])
+
+
+def test_streamed_tails_give_the_exact_nearest_rank_percentiles() -> None:
+    rng = np.random.default_rng(1)
+    batches = [rng.standard_t(3, (7, 5, 4)).astype(np.float32) for _ in range(40)]
+    everything = np.sort(np.concatenate([b.reshape(-1) for b in batches]))
+    for percentile in (99.0, 99.9, 100.0):
+        tails = tflite_ranges.Tails(max(1, int(np.ceil(everything.size * (1 - percentile / 100)))))
+        for batch in batches:
+            tails.add(batch)
+        rank = max(1, int(np.ceil(everything.size * (100.0 - percentile) / 100.0)))
+        assert tails.value_range(percentile) == (everything[rank - 1], everything[-rank])
+    assert tails.value_range(100.0) == (everything[0], everything[-1])
