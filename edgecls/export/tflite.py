@@ -32,7 +32,8 @@ _MAX_DENYLIST = 5
 DEFAULT_QUANTIZER = tflite_quant.CONVERTER
 # The other INT8 paths tried when the default misses the budget, by measured payoff where
 # the converter missed: percentile ranges first (MobileNetV3-Large from scratch, 1,242
-# held-out: +0.40 pp against the converter's +1.69 and bias correction's +1.21; on flowers224
+# held-out: +0.40 pp against the converter's +1.69 and +1.21 for bias correction and for
+# ai-edge-quantizer + bias correction; on flowers224
 # +0.35 against +0.58, within noise, so not the default). ai-edge-quantizer alone and
 # percentile ranges + bias correction are left out (no lower drop than without bias
 # correction / with it, so they would only cost minutes).
