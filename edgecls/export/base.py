@@ -152,10 +152,16 @@ class ExportSource:
 
 @dataclass
 class Remedy:
-    """One retry when an INT8 artifact misses its accuracy budget."""
+    """One retry when an INT8 artifact misses its accuracy budget.
+
+    ``quick``: it costs about one more conversion (no accuracy-controlled search), so it is
+    also worth a try when the estimate is within budget but a real drop's interval reaches
+    past it (``export.pipeline.remedy_trigger``).
+    """
 
     description: str
     config: QuantizationConfig
+    quick: bool = False
 
 
 class Exporter(ABC):

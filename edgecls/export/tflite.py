@@ -76,7 +76,7 @@ class TFLiteExporter(Exporter):
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         used = {quantizer_of(q) for q in tried}
         return [Remedy(f"{path} instead of {quantizer_of(quant)}",
-                       quant.replace(method=path, validation=None))
+                       quant.replace(method=path, validation=None), quick=True)
                 for path in REMEDY_QUANTIZERS if path not in used]
 
     def last_resort(self, source: ExportSource, quant: QuantizationConfig) -> Remedy | None:
