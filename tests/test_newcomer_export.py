@@ -9,22 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.export.pipeline import why_no_remedies
-from edgecls.export.validate import compare
 from helpers.export import Prepared
+from helpers.gate import two_class_validation as _validation
 
 CONVERTER_CHATTER = ("fully_quantize", "tf2onnx", "--tag' not specified", "INFO:nncf", "Reverted",
                      "Accuracy drop", "Metric of")
-
-
-def _validation(images: int, lost: int, gained: int):
-    """A float/artifact comparison on ``images`` images where the artifact loses ``lost``
-    right predictions and gains ``gained`` wrong ones (half the float predictions wrong)."""
-    labels = np.zeros(images, int)
-    float_pred = np.where(np.arange(images) % 2 == 0, 0, 1)
-    pred = float_pred.copy()
-    pred[np.flatnonzero(float_pred == 0)[:lost]] = 1
-    pred[np.flatnonzero(float_pred == 1)[:gained]] = 0
-    return compare(np.eye(2)[pred], np.eye(2)[float_pred], labels, ["a", "b"])
 
 
 def test_one_lost_image_gets_no_remedies_but_a_real_loss_does():

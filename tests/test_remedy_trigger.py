@@ -7,18 +7,7 @@ import numpy as np
 
 from edgecls.export.base import QuantizationConfig, get_exporter
 from edgecls.export.pipeline import OVER_BUDGET, REAL_AND_UNRESOLVED, remedy_trigger
-from edgecls.export.validate import compare
-
-
-def _validation(images: int, lost: int, gained: int):
-    """``images`` held-out images, half of them wrong under float; the artifact turns
-    ``lost`` right predictions wrong and ``gained`` wrong ones right."""
-    labels = np.zeros(images, int)
-    float_pred = np.where(np.arange(images) % 2 == 0, 0, 1)
-    pred = float_pred.copy()
-    pred[np.flatnonzero(float_pred == 0)[:lost]] = 1
-    pred[np.flatnonzero(float_pred == 1)[:gained]] = 0
-    return compare(np.eye(2)[pred], np.eye(2)[float_pred], labels, ["a", "b"])
+from helpers.gate import two_class_validation as _validation
 
 
 def test_an_estimate_over_budget_triggers_the_whole_ladder():

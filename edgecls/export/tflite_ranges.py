@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import ModelError
+from edgecls.export.quiet import native_stderr_muted
 from edgecls.export.tflite_quant import op_name, tensor_name
 
 # Clipping at the 99.99th percentile agreed best with float on MobileNetV3-Large from scratch
@@ -153,8 +154,6 @@ def quantize(calibrated: bytes, io_type: str, per_channel: bool = True) -> bytes
     quantizer, with ``io_type`` input and output as ``TFLiteConverter`` makes them."""
     import tensorflow as tf
     from tensorflow.lite.python import convert
-
-    from edgecls.export.quiet import native_stderr_muted
 
     dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
     with native_stderr_muted():  # it prints its settings from C++

@@ -34,3 +34,14 @@ def paired_comparison(n: int, float_wrong: int, right_to_wrong: int, wrong_to_ri
     art_pred[lost] = (labels[lost] + 2) % len(CLASSES)
     splits = np.where(np.arange(n) < n // 2, "val", "test")
     return compare(one_hot_probs(art_pred), one_hot_probs(float_pred), labels, CLASSES, splits)
+
+
+def two_class_validation(images: int, lost: int, gained: int):
+    """A float/artifact comparison on ``images`` images, half of them wrong under float,
+    where the artifact turns ``lost`` right predictions wrong and ``gained`` wrong ones right."""
+    labels = np.zeros(images, int)
+    float_pred = np.where(np.arange(images) % 2 == 0, 0, 1)
+    pred = float_pred.copy()
+    pred[np.flatnonzero(float_pred == 0)[:lost]] = 1
+    pred[np.flatnonzero(float_pred == 1)[:gained]] = 0
+    return compare(np.eye(2)[pred], np.eye(2)[float_pred], labels, ["a", "b"])
