@@ -94,3 +94,16 @@ def test_prune_without_model_is_a_user_error(tmp_path) -> None:
 
     with pytest.raises(EdgeclsError, match="holds no trained model"):
         prune_run(tmp_path, tmp_path / "out", PruneConfig())
+
+
+def test_prune_refuses_an_out_folder_of_other_files(pruned, tmp_path) -> None:
+    from edgecls.errors import ConfigError
+    from edgecls.optimize.prune import PruneConfig, prune_run
+
+    run, _, _ = pruned
+    foreign = tmp_path / "my_photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"mine")
+    with pytest.raises(ConfigError, match="folder of other files"):
+        prune_run(run, foreign, PruneConfig(epochs=1))
+    assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"]

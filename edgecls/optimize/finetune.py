@@ -107,6 +107,7 @@ def open_pruning_job(run_dir: Path, out_dir: Path) -> PruningJob:
     if target.root.resolve() == source.root.resolve():
         raise ConfigError("--out must differ from the run directory",
                           "pruning writes a new run, e.g. RUN-pruned")
+    target.require_room_for_run()  # not among a user's own files
     split = Split.load(source.split)
     model = load_float_model(model_path)
     size = input_size(model)
