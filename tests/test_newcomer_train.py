@@ -202,6 +202,11 @@ def test_exporters_names_of_presplit_folders_are_subsets_not_classes(tmp_path: P
                       "kaggle": {"train": {"Training"}, "val": {"Training"}, "test": {"Testing"}},
                       "tfds": {"train": {"train"}, "val": {"train"}, "test": {"validation"}}}
             assert given == wanted[name][subset], (name, subset)
+        notes = {"roboflow": [], "kaggle": [],
+                 "tfds": ["the given validation/ is used as the test split and a new val split "
+                          "is carved from train/"]}[name]
+        for note in notes:  # the user's own folder names, not edgecls' subset names
+            assert any(note in line for line in split.notes), (name, split.notes)
 
 
 def test_subset_folders_beside_a_folder_that_is_none_are_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgecls.atomic import write_text_atomic
 from edgecls.data.check import CheckReport, check_dataset
 from edgecls.data.fingerprint import HASH_RULE, file_digest, unit_hash
+from edgecls.data.scan import SUBSET_FOLDERS
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
 
@@ -102,11 +103,20 @@ def make_split(report: CheckReport, fractions: tuple[float, float, float] = (0.8
             for subset, path in _assign(keyed, given_subset, report, fractions):
                 subsets[subset].append((path.relative_to(report.root).as_posix(), label_index[label]))
     if report.layout == "presplit" and "test" not in report.usable and "val" in report.usable:
-        split.notes.append("no test/ folder: the given val/ is used as the test split and "
-                           "a new val split is carved from train/")
+        val, train = _given_folder(report.root, "val"), _given_folder(report.root, "train")
+        split.notes.append(f"no test/ folder: the given {val}/ is used as the test split and "
+                           f"a new val split is carved from {train}/")
     for entries in subsets.values():
         entries.sort()
     return split
+
+
+def _given_folder(root: Path, subset: str) -> str:
+    """The dataset's own name of a pre-split subset's folder (``valid`` for "val")."""
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and SUBSET_FOLDERS.get(child.name.lower()) == subset:
+            return child.name
+    return subset
 
 
 def _assign(keyed: list[tuple[float, Path]], given: str | None, report: CheckReport,
