@@ -184,6 +184,32 @@ def test_bench_cli_missing_or_unknown_model_is_exit_2(models: dict[str, Path], t
     assert not (tmp_path / "x.json").exists()  # refused before measuring
 
 
+def test_bench_of_a_run_measures_its_export_folder_into_bench_json(models: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """A newcomer's `edgecls bench RUN`: every model file of RUN/export/, and the JSON
+    lands in ./bench.json when --json is not given."""
+    import json
+    import shutil
+
+    export = tmp_path / "run" / "export"
+    export.mkdir(parents=True)
+    for key in ("tflite_int8", "onnx_fp32"):
+        shutil.copy(models[key], export)
+    (export / "manifest.json").write_text("{}")  # not a model: left alone
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "bench", "run", "--runs", "3",
+                           "--warmup", "1"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**_env(), "COLUMNS": "200"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads((tmp_path / "bench.json").read_text())["records"]
+    assert sorted(Path(r["file"]).name for r in records) == ["tiny_fp32.onnx", "tiny_int8.tflite"]
+
+
+def test_bench_of_a_folder_without_models_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = _cli("bench", str(tmp_path / "empty"), "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "is a folder without model files" in proc.stderr
+
+
 def test_bench_does_not_import_tensorflow() -> None:
     code = ("import sys, edgecls.cli.bench, edgecls.bench.runner, edgecls.bench.worker, "
             "edgecls.bench.report; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")

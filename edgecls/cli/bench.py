@@ -20,13 +20,17 @@ from edgecls.cli.bench_table import print_report
 from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, bench_remote
 from edgecls.errors import EdgeclsError
 from edgecls.explain.changes import embed_changes
+from edgecls.formats import MODEL_SUFFIXES, format_for_path
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
 
 @app.command("bench")
 def bench(
-    models: list[Path] = typer.Argument(..., help="Model files: .tflite, .onnx or OpenVINO .xml."),
-    json_out: Path = typer.Option(..., "--json", help="Write the measurements to this JSON file."),
+    models: list[Path] = typer.Argument(..., help="Model files (.tflite, .onnx or OpenVINO .xml), "
+                                        "or folders of them such as an export folder or a run "
+                                        "(its export/): every model file in it is measured."),
+    json_out: Path = typer.Option(Path("bench.json"), "--json",
+                                  help="Write the measurements to this JSON file."),
     data: Path = typer.Option(None, help="Labelled images: DIR/CLASS/*, a pre-split dataset "
                               "(its test or val subset), or a run directory (its test split). "
                               "Of a folder, each edgecls model scores only the files its "
@@ -77,6 +81,7 @@ def bench(
         verify=verify,
     )
     _check_output(json_out)
+    models = models_in(models)
     _check_models(models)
     if host:
         return bench_remote(models, options, host, json_out, remote_python, install)
@@ -162,6 +167,29 @@ def _check_output(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise EdgeclsError(f"cannot write {path}: {parent} is not a folder")
+
+
+def models_in(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the model files in it (a run's: in its
+    ``export/``), in name order. A folder without any is a user error."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = _model_files(path) or _model_files(path / "export")
+        if not found:
+            raise EdgeclsError(f"{path} is a folder without model files ({', '.join(MODEL_SUFFIXES)})",
+                               "pass model files, an export folder or a run exported with "
+                               "`edgecls export RUN`")
+        out.extend(found)
+    return out
+
+
+def _model_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and format_for_path(p) is not None)
 
 
 def _check_models(models: list[Path]) -> None:
