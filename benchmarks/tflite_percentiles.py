@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edgecls.data.calibration import calibration_images
-from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split
-from edgecls.export import metadata as md
 from edgecls.export import tflite_ranges
-from edgecls.export.base import ExportSource, QuantizationConfig
+from edgecls.export.base import QuantizationConfig
 from edgecls.export.tflite import calibrated_model
 from edgecls.export.validate import compare
-from edgecls.models.float_model import input_size, load_float_model, predict
-from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info
+from tflite_quantizers import load_job
 
 PERCENTILES = (100.0, 99.999, 99.99, 99.9)
 
@@ -63,19 +57,9 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=2, help="starting at this one")
     args = parser.parse_args()
 
-    run = RunDir(args.run)
-    model = load_float_model(run.require_model())
-    size = input_size(model)
-    split = Split.load(run.split)
-    labels = (run.read_labels() if run.labels.is_file() else None) or split.labels
-    items = [i for name in ("val", "test") if name in split.subsets for i in split.items(name)]
-    images, truth = load_arrays(items[args.offset::args.every], size)
-    calibration, _, note = calibration_images(None, split, size)
-    float_probs = predict(model, images)
-    scratch = Path(tempfile.mkdtemp(prefix="edgecls_tflpct_"))
-    model.export(str(scratch / "saved_model"), format="tf_saved_model", verbose=False)
-    source = ExportSource(model=model, saved_model=scratch / "saved_model", work_dir=scratch,
-                          metadata=md.base_metadata(labels, size, model.name))
+    job = load_job(args.run, args.every, args.offset, prefix="edgecls_tflpct_")
+    calibration, images, truth, float_probs = job.calibration, job.images, job.truth, job.float_probs
+    source = job.source(job.scratch)
     quant = QuantizationConfig.for_int8(calibration)
     started = time.perf_counter()
     calibrated = calibrated_model(source, quant)
@@ -89,20 +73,20 @@ def main() -> None:
     rules["mean of per-image min/max"] = {i: t.mean_image_range() for i, t in tails.items()}
     print(f"\nCPU: {cpu_info().summary()}; run {args.run}; {len(truth)} held-out images "
           f"(every {args.every} from {args.offset}); float top-1 "
-          f"{100 * np.mean(float_probs.argmax(1) == truth):.2f} %; calibration: {note}; "
+          f"{100 * np.mean(float_probs.argmax(1) == truth):.2f} %; calibration: {job.calibration_note}; "
           f"calibrate-only {calibrate_s:.0f} s, percentile statistics {tails_s:.0f} s\n")
     print("| ranges | drop pp [95 % interval] | right->wrong / wrong->right | agreement % | KL(float||int8) |")
     print("|---|---|---|---|---|")
     for name, ranges in rules.items():
         zeroed = {i: (min(lo, 0.0), max(hi, 0.0)) for i, (lo, hi) in ranges.items()}
         int8 = tflite_ranges.quantize(tflite_ranges.with_ranges(calibrated, zeroed), "uint8")
-        result = compare(int8_probabilities(int8, images), float_probs, truth, labels)
+        result = compare(int8_probabilities(int8, images), float_probs, truth, job.labels)
         d = result.paired
         print(f"| {name} | {d.drop_pp:+.2f} [{d.low_pp:+.2f}, {d.high_pp:+.2f}] | "
               f"{d.counts.right_to_wrong} / {d.counts.wrong_to_right} | "
               f"{100 * result.agreement:.1f} | "
               f"{result.kl_divergence:.4f} |", flush=True)
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(job.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ import argparse
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +42,47 @@ from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info
 
 
-def held_out(split: Split, every: int) -> list[tuple[Path, int]]:
-    """Every ``every``-th image of the run's val and test splits."""
+def held_out(split: Split, every: int, offset: int = 0) -> list[tuple[Path, int]]:
+    """Every ``every``-th image of the run's val and test splits, from ``offset``."""
     items = [item for name in ("val", "test") if name in split.subsets for item in split.items(name)]
-    return items[::every]
+    return items[offset::every]
+
+
+@dataclass
+class Job:
+    """A run made ready for INT8 comparisons: its float model (exported as a SavedModel
+    into ``scratch``), held-out images with the float model's scores, calibration images."""
+
+    model: Any
+    size: tuple[int, int]
+    labels: list[str]
+    images: np.ndarray
+    truth: np.ndarray
+    float_probs: np.ndarray
+    calibration: np.ndarray
+    calibration_note: str
+    scratch: Path
+
+    def source(self, work_dir: Path) -> ExportSource:
+        """The exporters' view of the float model, with ``work_dir`` for their scratch files."""
+        return ExportSource(model=self.model, saved_model=self.scratch / "saved_model",
+                            metadata=md.base_metadata(self.labels, self.size, self.model.name),
+                            work_dir=work_dir)
+
+
+def load_job(run_dir: Path, every: int, offset: int = 0, prefix: str = "edgecls_tflq_") -> Job:
+    """Loads a run's model, its held-out images (every ``every``-th from ``offset``) and the
+    default calibration preset, and exports the SavedModel the converters start from."""
+    run = RunDir(run_dir)
+    model = load_float_model(run.require_model())
+    size = input_size(model)
+    split = Split.load(run.split)
+    labels = (run.read_labels() if run.labels.is_file() else None) or split.labels
+    images, truth = load_arrays(held_out(split, every, offset), size)
+    calibration, _, note = calibration_images(None, split, size)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    model.export(str(scratch / "saved_model"), format="tf_saved_model", verbose=False)
+    return Job(model, size, labels, images, truth, predict(model, images), calibration, note, scratch)
 
 
 def main() -> None:
@@ -54,37 +93,27 @@ def main() -> None:
     parser.add_argument("--max-drop", type=float, default=1.0, help="gate budget in pp")
     args = parser.parse_args()
 
-    run = RunDir(args.run)
-    model = load_float_model(run.require_model())
-    size = input_size(model)
-    split = Split.load(run.split)
-    labels = (run.read_labels() if run.labels.is_file() else None) or split.labels
-    images, truth = load_arrays(held_out(split, args.every), size)
-    calibration, _, note = calibration_images(None, split, size)
-    float_probs = predict(model, images)
-    scratch = Path(tempfile.mkdtemp(prefix="edgecls_tflq_"))
-    model.export(str(scratch / "saved_model"), format="tf_saved_model", verbose=False)
-    meta = md.base_metadata(labels, size, model.name)
+    job = load_job(args.run, args.every)
     exporter = TFLiteExporter()
-    quant = QuantizationConfig.for_int8(calibration)
+    quant = QuantizationConfig.for_int8(job.calibration)
     rows = []
     for path in args.paths.split(","):
-        work = scratch / path
+        work = job.scratch / path
         work.mkdir()
-        source = ExportSource(model=model, saved_model=scratch / "saved_model", metadata=meta,
-                              work_dir=work)
+        source = job.source(work)
         started = time.perf_counter()
         artifact = exporter.export(source, quant.replace(method=path), work / "model_int8.tflite")
         seconds = time.perf_counter() - started
-        result = validate_artifact(artifact, images, truth, float_probs, labels)
+        result = validate_artifact(artifact, job.images, job.truth, job.float_probs, job.labels)
         gate = judge(result, args.max_drop)
         rows.append((path, result, gate, seconds))
         print(f"done: {path} {gate.note} ({seconds:.0f} s)", flush=True)
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(job.scratch, ignore_errors=True)
 
-    float_top1 = float(np.mean(float_probs.argmax(1) == truth))
-    print(f"\nCPU: {cpu_info().summary()}; run {args.run}; {len(truth)} held-out images "
-          f"(every {args.every}); float top-1 {100 * float_top1:.2f} %; calibration: {note}\n")
+    float_top1 = float(np.mean(job.float_probs.argmax(1) == job.truth))
+    print(f"\nCPU: {cpu_info().summary()}; run {args.run}; {len(job.truth)} held-out images "
+          f"(every {args.every}); float top-1 {100 * float_top1:.2f} %; "
+          f"calibration: {job.calibration_note}\n")
     print("| quantizer | int8 top-1 % | drop pp | 95 % interval pp | right->wrong / wrong->right "
           "| top-1 agreement with float % | KL(float||int8) | quantize s | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")
