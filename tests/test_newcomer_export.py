@@ -42,3 +42,35 @@ def test_int8_exports_print_nothing_of_their_own(prepared: Prepared, tmp_path: P
     out, err = capfd.readouterr()
     leaked = [word for word in CONVERTER_CHATTER if word in out + err]
     assert not leaked, (out + err)[-3000:]
+
+
+def test_a_split_made_from_a_relative_data_path_is_found_from_any_folder(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """`edgecls train --data data` stored the root as "data": an export from another folder
+    then died on a FileNotFoundError traceback."""
+    from edgecls.data.split import Split, prepare_split
+    from helpers.images import write_image_folder
+
+    write_image_folder(tmp_path / "data", {"circle_r": 6, "square_g": 6})
+    monkeypatch.chdir(tmp_path)
+    prepare_split("data", tmp_path / "run")
+    monkeypatch.chdir(tmp_path / "run")
+    root = Split.load(tmp_path / "run" / "split.json").root
+    assert root.is_absolute() and root == (tmp_path / "data").resolve()
+
+
+def test_export_of_a_run_whose_dataset_is_gone_is_one_line(tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
+    import json
+
+    from helpers.cli import run_cli
+    from helpers.runs import make_run
+
+    run = make_run(tmp_path, epochs=1)
+    manifest = json.loads((run / "split.json").read_text())
+    manifest["root"] = "data_moved_away"
+    (run / "split.json").write_text(json.dumps(manifest))
+    code, text = run_cli(monkeypatch, capsys, "export", str(run), "--formats", "tflite",
+                         "--precision", "fp32")
+    assert code == 2 and "dataset folder data_moved_away is not there" in text, text
+    assert "Traceback" not in text

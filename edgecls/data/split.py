@@ -59,7 +59,7 @@ class Split:
         """Writes the split manifest as JSON (atomically)."""
         data = {
             "schema_version": SPLIT_SCHEMA_VERSION,
-            "root": str(self.root),
+            "root": str(self.root.resolve()),  # later commands may run from another folder
             "labels": self.labels,
             "fractions": list(self.fractions),
             "seed": self.seed,

@@ -188,6 +188,10 @@ def _held_out(run: RunDir) -> tuple[Split, list[tuple[Path, int]], np.ndarray]:
     if split is None or not items:
         raise DataError(f"{run.root} has no held-out (val/test) split to validate the artifacts on",
                         "export a run made by `edgecls train` (it writes split.json)")
+    if not split.root.is_dir():
+        raise DataError(f"the run's dataset folder {split.root} is not there (from {Path.cwd()}); the "
+                        "artifacts are validated on its held-out images",
+                        "run from the folder you trained in, or put the dataset back")
     return split, [item for item, _ in items], np.array([name for _, name in items])
 
 
