@@ -1,4 +1,7 @@
-"""``Classifier``: a model file in, top-k (label, score) per BGR frame out.
+"""``Classifier``: a model file in, top-k (label, score) per image out.
+
+An image is a path, a PIL-like image or an array whose colour order ``channels`` states
+(``"bgr"``, OpenCV's, by default; see ``image_input``).
 
 Reads the metadata embedded by ``edgecls export``; for a foreign model it derives the
 input from the tensor and takes labels and normalization from the model's standard
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from edgecls.errors import ModelError
 from edgecls.metrics import softmax
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.base import Backend, BackendOptions
+from edgecls.runtime.image_input import to_bgr
 from edgecls.runtime.metadata import ModelMetadata, Preprocessing
 from edgecls.runtime.preprocess import prepare, prepare_uint8
 from edgecls.runtime.tensors import TensorInfo, dequantize
@@ -28,6 +32,7 @@ from edgecls.runtime.tflite_standard_metadata import apply_to
 log = logging.getLogger(__name__)
 
 Prediction = list[tuple[str, float]]
+Image = Any  # a path, a PIL-like image, or an array (see ``image_input.to_bgr``)
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -42,7 +47,7 @@ def read_labels(path: str | Path) -> list[str]:
 
 
 class Classifier:
-    """Classifies BGR frames with any model file edgecls can load.
+    """Classifies images (paths, PIL images, BGR/RGB/gray arrays) with any model file edgecls loads.
 
     Args:
         path: a ``.tflite``, ``.onnx`` or OpenVINO ``.xml`` model.
@@ -161,8 +166,9 @@ class Classifier:
         """Probabilities (N, classes) for a batch of prepared float32 NHWC images."""
         return self._probabilities(self.backend.run(np.asarray(batch, dtype=np.float32)))
 
-    def probabilities(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """Probabilities (classes,) for one BGR frame, on the lean per-frame path."""
+    def probabilities(self, image: Image, channels: str = "bgr") -> np.ndarray:
+        """Probabilities (classes,) for one image, on the lean per-frame path."""
+        frame_bgr = to_bgr(image, channels)
         if self._native is not None:
             prepare_uint8(frame_bgr, self.input_size, self._pre, out=self._pixels(self._native)[0])
             self._shift_pixels(self._native)
@@ -170,8 +176,9 @@ class Classifier:
         self._batch[0] = self.prepare(frame_bgr)
         return self.predict(self._batch)[0]
 
-    def probabilities_batch(self, frames_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities (N, classes) for several BGR frames."""
+    def probabilities_batch(self, images: Sequence[Image], channels: str = "bgr") -> np.ndarray:
+        """Probabilities (N, classes) for several images."""
+        frames_bgr = [to_bgr(image, channels) for image in images]
         if not len(frames_bgr):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         if self._native is not None:
@@ -183,13 +190,25 @@ class Classifier:
             return self._scores_from_raw(self.backend.invoke(native))
         return self.predict(np.stack([self.prepare(f) for f in frames_bgr]))
 
-    def classify(self, frame_bgr: np.ndarray, top_k: int | None = None) -> Prediction:
-        """Top-k (label, score) pairs for one BGR frame, best first."""
-        return self.top(self.probabilities(frame_bgr), top_k)
+    def classify(self, image: Image, top_k: int | None = None, channels: str = "bgr") -> Prediction:
+        """Top-k (label, score) pairs for one image, best first.
 
-    def classify_batch(self, frames_bgr: Sequence[np.ndarray], top_k: int | None = None) -> list[Prediction]:
-        """Top-k (label, score) pairs for each of several BGR frames."""
-        return [self.top(p, top_k) for p in self.probabilities_batch(frames_bgr)]
+        Args:
+            image: a file path, a PIL-like image, or an HxW / HxWx3 / HxWx4 array
+                (uint8 0..255, or float 0..1).
+            top_k: how many pairs (default: the classifier's ``top_k``).
+            channels: the colour order of an array: "bgr" (OpenCV), "rgb" or "gray".
+
+        Raises:
+            DataError: a path that is missing or not a readable image.
+            ValueError: anything else that is not an image, or an unknown ``channels``.
+        """
+        return self.top(self.probabilities(image, channels), top_k)
+
+    def classify_batch(self, images: Sequence[Image], top_k: int | None = None,
+                       channels: str = "bgr") -> list[Prediction]:
+        """Top-k (label, score) pairs for each of several images (as ``classify`` takes)."""
+        return [self.top(p, top_k) for p in self.probabilities_batch(images, channels)]
 
     def top(self, probabilities: np.ndarray, top_k: int | None = None) -> Prediction:
         """The k best (label, score) pairs of one probability vector."""
