@@ -10,7 +10,7 @@ from tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.data.check import check_dataset
-from edgecls.data.fingerprint import HASH_RULE
+from edgecls.data.fingerprint import HASH_RULE, file_digest, unit_hash
 from edgecls.data.split import hash_rule, make_split
 from edgecls.runtime.metadata import ModelMetadata, split_rule
 from helpers.bench import QUICK
@@ -64,19 +64,64 @@ def test_a_model_without_split_rule_is_scored_on_everything_with_a_warning(
     assert "WARNING" in text and "optimistic" in text
 
 
-def test_a_presplit_run_carries_no_usable_rule(tmp_path: Path) -> None:
-    write_color_folder(tmp_path / "ds" / "train", per_class=6)
-    write_color_folder(tmp_path / "ds" / "val", per_class=2)
-    split = make_split(check_dataset(tmp_path / "ds"))
+def _presplit(root: Path, subsets: dict[str, range]) -> Path:
+    """A pre-split dataset of distinct colour images: image i of each class goes to the subset whose range has i."""
+    flat = write_color_folder(root / "flat", per_class=max(r.stop for r in subsets.values()))
+    for image in flat.glob("*/*.png"):
+        index = int(image.stem.rsplit("_", 1)[1])
+        subset = next(name for name, indices in subsets.items() if index in indices)
+        (root / "ds" / subset / image.parent.name).mkdir(parents=True, exist_ok=True)
+        image.rename(root / "ds" / subset / image.parent.name / image.name)
+    return root / "ds"
+
+
+def _bench_selection(model: Path, data: Path) -> dict:
+    record = run_bench([model], BenchOptions(data=data, **QUICK))["records"][0]
+    assert record["status"] == "passed", record["reason"]
+    return record["accuracy"]["selection"]
+
+
+def test_a_presplit_run_tells_held_out_files_by_its_folders_and_carve(tmp_path: Path) -> None:
+    data = _presplit(tmp_path, {"train": range(0, 16), "val": range(16, 20)})
+    split = make_split(check_dataset(data), seed=2)
     rule = hash_rule(split)
-    assert rule["held_out_from"] is None  # the folders, not the hash, chose the subsets
+    assert rule["held_out_from"] is None and rule["trained_folder"] == "train"
+    assert rule["carve_from"] == pytest.approx(0.8 / 0.9)
+    model = _model(tmp_path, rule, "presplit.onnx")
+    on_dataset = _bench_selection(model, data)  # scores val/, the run's test split
+    assert on_dataset["mode"] == "held_out" and on_dataset["held_out_known"] and "warning" not in on_dataset
+    assert set(on_dataset["files"]) == {rel for rel, _ in split.subsets["test"]}
+    on_train = _bench_selection(model, data / "train")  # only what was carved into val by its hash
+    carved = {rel for rel, _ in split.subsets["val"]
+              if unit_hash(file_digest(data / rel), 2) >= rule["carve_from"]}
+    assert carved and {f"train/{rel}" for rel in on_train["files"]} == carved
+    assert on_train["images_used"] == len(carved) and on_train["images_given"] == 16 * 3
+
+
+def test_a_run_given_all_three_folders_trained_on_all_of_train(tmp_path: Path) -> None:
+    data = _presplit(tmp_path, {"train": range(0, 6), "val": range(6, 8), "test": range(8, 10)})
+    rule = hash_rule(make_split(check_dataset(data)))
+    assert rule["trained_folder"] == "train" and rule["carve_from"] is None
+    meta = ModelMetadata(labels=["a"], input_size=(4, 4), extra={"split": rule})
+    assert split_rule(meta)["carve_from"] is None
+    model = _model(tmp_path, rule, "three.onnx")
+    assert len(_bench_selection(model, data)["files"]) == 6  # test/
+    flat = write_color_folder(tmp_path / "elsewhere", per_class=2)  # no subset folder: cannot tell
+    elsewhere = _bench_selection(model, flat)
+    assert elsewhere["mode"] == "all" and "train/ folder of a pre-split dataset" in elsewhere["warning"]
+
+
+def test_an_older_presplit_artifact_still_reads_as_carrying_no_rule() -> None:
+    old = {"salt": 0, "fractions": [0.8, 0.1, 0.1], "held_out_from": None, "hash": HASH_RULE}
     meta = ModelMetadata.from_json(json.dumps({"labels": ["a"], "input_size": [4, 4],
-                                               "extra": {"split": rule}}))
+                                               "extra": {"split": old}}))
     assert split_rule(meta) is None
 
 
 @pytest.mark.parametrize("rule", [None, "x", {"salt": "0", "held_out_from": 0.8},
-                                  {"salt": 0, "held_out_from": 1.5}, {"salt": True, "held_out_from": 0.8}])
+                                  {"salt": 0, "held_out_from": 1.5}, {"salt": True, "held_out_from": 0.8},
+                                  {"salt": 0, "held_out_from": None, "trained_folder": "", "carve_from": None},
+                                  {"salt": 0, "held_out_from": None, "trained_folder": "train", "carve_from": 2}])
 def test_malformed_split_rules_are_refused(rule) -> None:
     meta = ModelMetadata(labels=["a"], input_size=(4, 4), extra={"split": rule})
     assert split_rule(meta) is None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.data.fingerprint import file_digest, unit_hash
-from edgecls.data.scan import scan_dataset
+from edgecls.data.scan import SUBSET_FOLDERS, scan_dataset
 from edgecls.data.split import Split
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
@@ -91,20 +91,59 @@ def select_held_out(items: list[tuple[str, int]], rule: dict[str, Any] | None,
         root: the folder the paths are recorded relative to.
 
     Returns:
-        The kept items and a ``selection`` record (keys in SCHEMA.md): without a rule every
-        image is kept and the record says the held-out images could not be told.
+        The kept items and a ``selection`` record (keys in SCHEMA.md): when the held-out
+        images cannot be told every image is kept and the record says why.
     """
     if rule is None:
-        return items, {"mode": "all", "held_out_known": False, "images_given": len(items),
-                       "images_used": len(items),
-                       "warning": "the model carries no split rule (a foreign model, or its run "
-                                  "was pre-split): every image was scored, including any it "
-                                  "was trained on, so top-1 may be optimistic"}
-    kept = [item for item in items
-            if unit_hash(file_digest(item[0]), rule["salt"]) >= rule["held_out_from"]]
-    return kept, {"mode": "held_out", "held_out_known": True, "images_given": len(items),
-                  "images_used": len(kept), "excluded_as_training": len(items) - len(kept),
-                  "rule": rule, "files": [_relative(path, root) for path, _ in kept]}
+        return items, _all_selection(items, "the model carries no split rule (a foreign model, or "
+                                            "exported by an older edgecls)")
+    if rule["held_out_from"] is not None:
+        kept = [item for item in items if _hash(item[0], rule) >= rule["held_out_from"]]
+        return kept, _held_out_selection(items, kept, rule, root)
+    origins = [_given_subset(path, root) for path, _ in items]
+    if None in origins:
+        return items, _all_selection(items, f"the model's run was trained on the {rule['trained_folder']}/ "
+                                            "folder of a pre-split dataset, and these images are not in "
+                                            "a train/, val/ or test/ folder")
+    kept = [item for item, origin in zip(items, origins) if _held_out_of_given(item[0], origin, rule)]
+    return kept, _held_out_selection(items, kept, rule, root)
+
+
+def _hash(path: str, rule: dict[str, Any]) -> float:
+    return unit_hash(file_digest(path), rule["salt"])
+
+
+def _given_subset(path: str, root: str | None) -> str | None:
+    """The subset ("train", "val", "test") of the pre-split folder a file sits in, or None."""
+    if root is None:
+        return None
+    try:
+        parts = Path(path).relative_to(root).parts
+    except ValueError:
+        return None
+    if len(parts) >= 3 and parts[0].lower() in SUBSET_FOLDERS:  # ROOT/val/CLASS/x.jpg
+        return SUBSET_FOLDERS[parts[0].lower()]
+    return SUBSET_FOLDERS.get(Path(root).name.lower())  # ROOT is val/ itself
+
+
+def _held_out_of_given(path: str, subset: str | None, rule: dict[str, Any]) -> bool:
+    """Given val/test files were held out; a train/ file only if carved into val by its hash."""
+    if subset != "train":
+        return True
+    return rule["carve_from"] is not None and _hash(path, rule) >= rule["carve_from"]
+
+
+def _all_selection(items: list[tuple[str, int]], why: str) -> dict[str, Any]:
+    return {"mode": "all", "held_out_known": False, "images_given": len(items), "images_used": len(items),
+            "warning": f"{why}: every image was scored, including any it was trained on, "
+                       "so top-1 may be optimistic"}
+
+
+def _held_out_selection(items: list[tuple[str, int]], kept: list[tuple[str, int]], rule: dict[str, Any],
+                        root: str | None) -> dict[str, Any]:
+    return {"mode": "held_out", "held_out_known": True, "images_given": len(items),
+            "images_used": len(kept), "excluded_as_training": len(items) - len(kept),
+            "rule": rule, "files": [_relative(path, root) for path, _ in kept]}
 
 
 def _relative(path: str, root: str | None) -> str:

@@ -161,17 +161,46 @@ def hash_rule(split: Split) -> dict:
     """What tells this split's held-out files from its training files by content alone.
 
     ``held_out_from`` is the train fraction when every training file hashes below it
-    (a folder split by hash); it is None for a pre-split dataset, whose given folders,
-    not the hash, decided the subsets. Reads every training file once.
+    (a folder split by hash). For a pre-split dataset it is None and the given folders
+    decide instead: ``trained_folder`` names the folder the training files came from,
+    every file of the other subset folders was held out, and a file of the trained folder
+    whose hash is at least ``carve_from`` was carved into val (``carve_from`` is None when
+    nothing was carved: all of it was trained on). Reads every training file once.
     """
-    train_end = split.fractions[0]
+    rule = {"salt": split.seed, "fractions": list(split.fractions), "held_out_from": None, "hash": HASH_RULE}
+    if _is_presplit(split):
+        return {**rule, **_given_folders_rule(split)}
+    if _all_train_hash_below(split, split.fractions[0]):
+        return {**rule, "held_out_from": split.fractions[0]}
+    return rule
+
+
+def _is_presplit(split: Split) -> bool:
+    """Every file sits in SUBSET/CLASS/ (a flat dataset's files sit in CLASS/)."""
+    paths = [rel.split("/") for entries in split.subsets.values() for rel, _ in entries]
+    return bool(paths) and all(len(p) == 3 and p[0].lower() in SUBSET_FOLDERS for p in paths)
+
+
+def _all_train_hash_below(split: Split, threshold: float) -> bool:
     try:
-        by_hash = all(unit_hash(file_digest(path), split.seed) < train_end
-                      for path, _ in split.items("train"))
+        return all(unit_hash(file_digest(path), split.seed) < threshold for path, _ in split.items("train"))
     except OSError:  # a training file moved away: cannot vouch for the rule
-        by_hash = False
-    return {"salt": split.seed, "fractions": list(split.fractions),
-            "held_out_from": train_end if by_hash else None, "hash": HASH_RULE}
+        return False
+
+
+def _given_folders_rule(split: Split) -> dict:
+    """``trained_folder`` and ``carve_from`` of a pre-split run; {} when its folders do not tell."""
+    top = {name: {rel.split("/", 1)[0] for rel, _ in entries} for name, entries in split.subsets.items()}
+    trained = top.get("train", set())
+    if len(trained) != 1 or SUBSET_FOLDERS.get(next(iter(trained)).lower()) != "train":
+        return {}
+    folder = next(iter(trained))
+    if folder not in top.get("val", set()):  # val came from its own folder: nothing carved
+        return {"trained_folder": folder, "carve_from": None}
+    carve_from = split.fractions[0] / (split.fractions[0] + split.fractions[1])
+    if not _all_train_hash_below(split, carve_from):
+        return {}
+    return {"trained_folder": folder, "carve_from": carve_from}
 
 
 def _validate_fractions(fractions) -> tuple[float, float, float]:

@@ -106,20 +106,33 @@ def split_rule(meta: ModelMetadata | None) -> dict[str, Any] | None:
 
     Written by ``edgecls export`` (``data.split.hash_rule``): ``salt`` (int),
     ``fractions`` (train, val, test), ``held_out_from`` (a file whose salted content hash
-    is at least this was not trained on; None for a pre-split dataset) and ``hash`` (the
-    rule's text). Returns None when absent, malformed or unusable, i.e. when held-out
-    files cannot be told from training files.
+    is at least this was not trained on) and ``hash`` (the rule's text); for a run made
+    from given folders ``held_out_from`` is None and ``trained_folder`` (the given train
+    folder's name) with ``carve_from`` (a file of it hashing at least this was carved into
+    val; None: all of it was trained on) say what was held out. Returns None when absent,
+    malformed or unusable, i.e. when held-out files cannot be told from training files.
     """
     rule = (meta.extra or {}).get("split") if meta is not None else None
-    if not isinstance(rule, dict):
+    if not isinstance(rule, dict) or not _is_int(rule.get("salt")):
         return None
-    salt, start = rule.get("salt"), rule.get("held_out_from")
-    if not isinstance(salt, int) or isinstance(salt, bool):
-        return None
-    if not isinstance(start, (int, float)) or isinstance(start, bool) or not 0.0 < start <= 1.0:
-        return None
-    return {"salt": salt, "held_out_from": float(start), "fractions": rule.get("fractions"),
-            "hash": rule.get("hash")}
+    found = {"salt": rule["salt"], "fractions": rule.get("fractions"), "hash": rule.get("hash")}
+    start = rule.get("held_out_from")
+    if _is_unit(start):
+        return {**found, "held_out_from": float(start)}
+    folder, carve = rule.get("trained_folder"), rule.get("carve_from")
+    if start is None and isinstance(folder, str) and folder and (carve is None or _is_unit(carve)):
+        return {**found, "held_out_from": None, "trained_folder": folder,
+                "carve_from": None if carve is None else float(carve)}
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_unit(value: Any) -> bool:
+    """A number in (0, 1]."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 1.0
 
 
 def parse_metadata(text: str | bytes, source: str | Path) -> ModelMetadata:
