@@ -87,7 +87,7 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
 ]
 TERMINAL_COLUMNS = [(short, fmt, right, short) for _, fmt, right, short in COLUMNS if short]
 TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · "
-                    "Δ float: top-1 vs the fp32 model (else the --reference) · "
+                    "Δ float: top-1 vs the fp32 model (else the export's float predictions, else the --reference) · "
                     "±p50: spread of the p50 of 5 blocks of runs")
 
 
@@ -106,6 +106,12 @@ def failure_notes(rows: list[Row]) -> list[str]:
     return [f"{r.record['file']}" + (f" ({r.record['threads']} threads)" if r.record.get("threads") else "")
             + f": {r.record['status']}: {r.record.get('reason') or 'no reason given'}"
             for r in rows if r.record["status"] != "passed"]
+
+
+def baseline_notes(rows: list[Row]) -> list[str]:
+    """"file: Δ float vs ..." for every row compared with the float model of its export's predictions."""
+    return [f"{r.record['file']}: Δ float vs the {r.float_source}" for r in rows
+            if r.float_source and r.float_source.startswith("float model")]
 
 
 def host_lines(hosts: list[dict]) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecls.bench import accuracy, latency, memory
 from edgecls.bench.dataset import select_held_out
+from edgecls.bench.export_float import float_on_same_images
 from edgecls.errors import DataError, EdgeclsError
 from edgecls.metrics import top_k_indices
 from edgecls.runtime import BackendOptions, Classifier
@@ -145,7 +146,7 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
     num_outputs = len(classifier.labels)
     class_outputs = accuracy.class_output_indices(spec.data_labels or [], labels, num_outputs)
     items, selection = _selected_items(classifier, spec)
-    tops, targets, skipped = [], [], 0
+    tops, targets, scored, skipped = [], [], [], 0
     for path, target in items:
         try:
             frame = read_image_bgr(path)
@@ -154,13 +155,18 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
             continue
         tops.append(top_k_indices(classifier.probabilities(frame)[None], accuracy.TOP_K)[0])
         targets.append(target)
+        scored.append(path)
     if not tops:
         raise ValueError("none of the data images could be read")
     top_k = np.stack(tops)
     scores = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs)
     scores["images_skipped"] = skipped
     scores["selection"] = selection
-    scores["correct_bits"] = np.packbits(top_k[:, 0] == class_outputs[np.asarray(targets)]).tobytes().hex()
+    expected = class_outputs[np.asarray(targets)]
+    scores["correct_bits"] = np.packbits(top_k[:, 0] == expected).tobytes().hex()
+    float_scores = float_on_same_images(spec.model, list(classifier.labels), scored, expected)
+    if float_scores is not None:
+        scores["float"] = float_scores
     names = classifier.labels
     return {"accuracy": scores, "predictions": [names[int(i)] for i in top_k[:, 0]]}
 

@@ -6,7 +6,7 @@ import datetime as dt
 from html import escape
 
 from edgecls.bench import plots
-from edgecls.bench.columns import COLUMNS, cells, failure_notes, host_lines, machine_summary
+from edgecls.bench.columns import COLUMNS, baseline_notes, cells, failure_notes, host_lines, machine_summary
 from edgecls.bench.report import MergedReport, Row
 
 _CSS = """
@@ -76,7 +76,7 @@ def _table(rows: list[Row]) -> str:
             for (name, _, right, _), value in zip(COLUMNS, cells(row))
         )
         body.append(f"<tr class='{escape(row.record['status'])}'>{tds}</tr>")
-    notes = "".join(f"<li>{escape(note)}</li>" for note in failure_notes(rows))
+    notes = "".join(f"<li>{escape(note)}</li>" for note in failure_notes(rows) + baseline_notes(rows))
     notes = f"<ul class='failures'>{notes}</ul>" if notes else ""
     table = f"<table class='bench'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     return f"<div class='scroll'>{table}</div>{notes}"
@@ -96,6 +96,7 @@ _NOTE = (
     "<p class='note'>Latency is <code>Classifier.predict</code> on one prepared frame after an "
     "untimed warm-up; p50 spread is the range of the p50 of five consecutive blocks of runs, "
     "the noise this machine showed during the run. Peak RSS is measured in a fresh process per "
-    "model. Top-1 change is versus the fp32 model of the same run on the same machine, or the "
-    "reference model when no fp32 record exists.</p>"
+    "model. Top-1 change is versus the fp32 model of the same run on the same machine; without "
+    "one, versus the float model's top-1 on the same images from the export's predictions.json; "
+    "else the reference model.</p>"
 )

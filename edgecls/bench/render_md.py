@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from edgecls.bench.columns import COLUMNS, cells, failure_notes, headers, host_lines, machine_summary
+from edgecls.bench.columns import (COLUMNS, baseline_notes, cells, failure_notes, headers, host_lines,
+                                   machine_summary)
 from edgecls.bench.report import MergedReport
 
 
@@ -20,9 +21,10 @@ def render_markdown(merged: MergedReport) -> str:
         lines += ["", "| " + " | ".join(headers()) + " |",
                   "|" + "|".join("---:" if right else "---" for _, _, right, _ in COLUMNS) + "|"]
         lines += ["| " + " | ".join(_escape(c) for c in cells(row)) + " |" for row in rows]
-        lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows)]
+        lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows) + baseline_notes(rows)]
         lines.append("")
-    lines.append("Top-1 drop is versus the fp32 model on the same machine (or the reference model); "
+    lines.append("Top-1 drop is versus the fp32 model on the same machine, else the float model's top-1 on the "
+                 "same images from the export's predictions.json, else the reference model; "
                   "p50 spread is the range of the p50 of five consecutive blocks of runs, in percent of their median.")
     return "\n".join(lines) + "\n"
 

@@ -29,7 +29,7 @@ class Row:
     machine: dict[str, Any]
     record: dict[str, Any]
     float_top1: float | None = None
-    float_source: str | None = None  # "fp32 <file>" or "reference <file>"
+    float_source: str | None = None  # "fp32 <file>", "float model on the same N images (...)", "reference <file>"
     float_per_class: dict[str, float] | None = None
     host: str | None = None  # the ssh host spec for records benched with --host
     paired: PairedDrop | None = None  # vs the fp32 twin, image by image, when both were scored alike
@@ -190,11 +190,24 @@ def _attach_float_baselines(rows: list[Row]) -> None:
             row.float_per_class = base.record["accuracy"].get("per_class")
             row.paired = _paired(base.record["accuracy"], row.record["accuracy"])
             continue
-        reference = (row.record.get("accuracy") or {}).get("reference")
+        accuracy = row.record.get("accuracy") or {}
+        from_export = accuracy.get("float")
+        if _covers(from_export, accuracy):
+            row.float_top1 = from_export["top1"]
+            row.float_source = f"float model on the same {from_export['images']} images (export's predictions.json)"
+            row.paired = _paired_bits(from_export, accuracy)  # the same images by construction
+            continue
+        reference = accuracy.get("reference")
         if reference:
             row.float_top1 = reference["top1"]
             row.float_source = f"reference {Path(reference['model']).name}"
             row.float_per_class = reference.get("per_class")
+
+
+def _covers(from_export: Any, accuracy: dict[str, Any]) -> bool:
+    """True when ``accuracy["float"]`` is a float top-1 over the record's own images."""
+    return (isinstance(from_export, dict) and isinstance(from_export.get("top1"), (int, float))
+            and from_export.get("images") == accuracy.get("images"))
 
 
 def _float_twin(row: Row, rows: list[Row]) -> Row | None:
@@ -212,14 +225,17 @@ def _float_twin(row: Row, rows: list[Row]) -> Row | None:
 
 def _paired(reference: dict[str, Any], candidate: dict[str, Any]) -> PairedDrop | None:
     """The paired drop of two records scored on the same images (same count, same files)."""
+    files = [(acc.get("selection") or {}).get("files") for acc in (reference, candidate)]
+    return _paired_bits(reference, candidate) if files[0] == files[1] else None
+
+
+def _paired_bits(reference: dict[str, Any], candidate: dict[str, Any]) -> PairedDrop | None:
+    """The paired drop of two ``correct_bits`` over the same ``images``, in the same order."""
     import numpy as np
 
     bits = reference.get("correct_bits"), candidate.get("correct_bits")
     images = reference.get("images")
     if None in bits or not images or images != candidate.get("images"):
-        return None
-    files = [(acc.get("selection") or {}).get("files") for acc in (reference, candidate)]
-    if files[0] != files[1]:
         return None
     ref, cand = (np.unpackbits(np.frombuffer(bytes.fromhex(b), np.uint8))[:images].astype(bool)
                  for b in bits)

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecls.bench.columns import (TERMINAL_CAPTION, TERMINAL_COLUMNS, cells, failure_notes, host_lines,
-                                   machine_summary)
+from edgecls.bench.columns import (TERMINAL_CAPTION, TERMINAL_COLUMNS, baseline_notes, cells, failure_notes,
+                                   host_lines, machine_summary)
 from edgecls.bench.report import MergedReport, Row
 
 _STATUS_STYLE = {"passed": "green", "below_floor": "yellow", "failed": "red", "unreachable": "red"}
@@ -34,6 +34,8 @@ def print_report(merged: MergedReport, console: Console | None = None) -> None:
         console.print(table)
         for note in failure_notes(rows):
             console.print(f"  [red]{escape(note)}[/]", highlight=False, soft_wrap=True)
+        for note in baseline_notes(rows):
+            console.print(f"  [dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 def _wide_table(rows: list[Row]) -> Table:
