@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecls"
 # Lowest first; the same order as the README's Architecture section.
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "registry", "config", "resources", "formats", "metrics", "stats",
-     "rundir", "digest"},
+     "rundir", "digest", "build_info"},
     {"runtime"},
     {"data"},
     {"models"},

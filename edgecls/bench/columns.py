@@ -127,6 +127,8 @@ def host_lines(hosts: list[dict]) -> list[tuple[str, str]]:
                      f"(Python {environment.get('python_version')})")
             if environment.get("installed"):
                 text += f", installed {', '.join(environment['installed'])}"
+            if environment.get("source"):
+                text += f" ({environment['source']})"
         if host.get("reason"):
             text += f" · {host['reason']}"
         lines.append((host["status"], text))

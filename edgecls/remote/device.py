@@ -1,15 +1,17 @@
 """Device preparation: find (or make) a Python environment on the host that runs edgecls.
 
 Order: the ``--remote-python`` the user named; else ``~/.edgecls/venv``; else ``python3``
-on the device's PATH. One with the same edgecls version as this machine and the inference
-library each artifact needs is reused as it is. Otherwise ``~/.edgecls/venv`` is created
-(or completed) and ``edgecls[runtime-...]`` installed there: from the package index, or,
-for a device without internet, from wheels this machine downloaded for the device's
-platform and Python (``wheels.py``) and copied over. What was installed is reported.
+on the device's PATH. One with the same edgecls *build* as this machine (a digest of the
+package files, ``build_info``: every build of a release shares ``__version__``) and the
+inference library each artifact needs is reused as it is. Otherwise ``~/.edgecls/venv`` is
+created (or completed) and this machine's edgecls installed there as a wheel built here
+(``install.py``), its dependencies from the device's package index or from wheels this
+machine downloaded for the device. What was installed, and how, is reported.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -17,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import edgecls
-from edgecls.remote.ssh import RemoteError, SshTransport, last_line, shell_path
-from edgecls.remote.sync import sync_files
-from edgecls.remote.wheels import DevicePlatform, build_wheelhouse
+from edgecls.build_info import package_digest, this_build
+from edgecls.remote.ssh import RemoteError, SshTransport, shell_path
 
 VENV = ".edgecls/venv"
 VENV_PYTHON = f"{VENV}/bin/python"
@@ -33,16 +34,19 @@ FORMAT_EXTRAS = {"tflite": "runtime-tflite", "onnx": "runtime-onnx", "openvino":
 BACKEND_FORMATS = {"litert": "tflite", "onnxruntime": "onnx", "openvino": "openvino"}
 _PROBED_MODULES = sorted({m for modules in FORMAT_MODULES.values() for m in modules} | {"numpy", "cv2"})
 
-# Runs on the device under each candidate interpreter: what it is and what it can import.
-_PROBE = f"""
+# Runs on the device under each candidate interpreter: what it is, what it can import, and
+# which edgecls build it has (``package_digest`` is defined first, from its own source).
+_PROBE = inspect.getsource(package_digest) + f"""
 import getpass, importlib.util, json, os, platform, shutil, sys
 info = {{"python": sys.argv[1], "executable": sys.executable, "version": platform.python_version(),
         "machine": platform.machine(), "libc": list(platform.libc_ver()), "home": os.path.expanduser("~"),
-        "venv": sys.prefix != sys.base_prefix, "edgecls": None, "user": getpass.getuser(), "uid": os.getuid(),
-        "systemd": os.path.isdir("/run/systemd/system"), "systemctl": shutil.which("systemctl") is not None}}
+        "venv": sys.prefix != sys.base_prefix, "edgecls": None, "build": None, "user": getpass.getuser(),
+        "uid": os.getuid(), "systemd": os.path.isdir("/run/systemd/system"),
+        "systemctl": shutil.which("systemctl") is not None}}
 try:
     import edgecls
     info["edgecls"] = edgecls.__version__
+    info["build"] = package_digest(os.path.dirname(os.path.abspath(edgecls.__file__)))
 except Exception:
     pass
 info["modules"] = {{m: importlib.util.find_spec(m) is not None for m in {_PROBED_MODULES!r}}}
@@ -61,6 +65,7 @@ class Interpreter:
     home: str
     edgecls: str | None
     modules: dict[str, bool]
+    build: str | None = None  # build_info.package_digest of its edgecls
     venv: bool = False
     executable: str = ""  # absolute path (sys.executable there)
     user: str = ""
@@ -72,9 +77,18 @@ class Interpreter:
     def from_probe(cls, data: dict[str, Any]) -> Interpreter:
         return cls(python=data["python"], version=data["version"], machine=data["machine"],
                    libc=list(data.get("libc") or ["", ""]), home=data["home"], edgecls=data.get("edgecls"),
-                   modules=dict(data.get("modules") or {}), venv=bool(data.get("venv")),
+                   modules=dict(data.get("modules") or {}), venv=bool(data.get("venv")), build=data.get("build"),
                    executable=data.get("executable", ""), user=data.get("user", ""), uid=int(data.get("uid", -1)),
                    systemd=bool(data.get("systemd")), systemctl=bool(data.get("systemctl")))
+
+    @property
+    def same_build(self) -> bool:
+        """Its edgecls is the very build this machine runs."""
+        return self.build is not None and self.build == this_build()
+
+    def describe_edgecls(self) -> str:
+        """"no edgecls", or "edgecls 0.1.0 (build 1a2b3c4d5e6f)"."""
+        return f"edgecls {self.edgecls} (build {(self.build or '?')[:12]})" if self.edgecls else "no edgecls"
 
     def missing_formats(self, formats: set[str]) -> list[str]:
         """Formats none of whose inference libraries this interpreter can import."""
@@ -94,6 +108,7 @@ class Environment:
     interpreter: Interpreter
     action: str  # "reused" | "created" | "updated"
     installed: list[str] = field(default_factory=list)
+    source: str | None = None  # how edgecls and its dependencies got there (``install.py``)
 
     def describe(self) -> str:
         """One line for the user: which env, and what was installed into it."""
@@ -101,12 +116,15 @@ class Environment:
         text = f"{self.action} {where}"
         if self.installed:
             text += "; installed " + ", ".join(self.installed)
+        if self.source:
+            text += f" ({self.source})"
         return text
 
     def as_dict(self) -> dict[str, Any]:
         return {"python": self.interpreter.python, "python_version": self.interpreter.version,
-                "machine": self.interpreter.machine, "edgecls": self.interpreter.edgecls, "action": self.action,
-                "installed": self.installed}
+                "machine": self.interpreter.machine, "edgecls": self.interpreter.edgecls,
+                "build": self.interpreter.build, "action": self.action, "installed": self.installed,
+                "source": self.source}
 
 
 @dataclass
@@ -115,10 +133,11 @@ class PrepareOptions:
 
     Attributes:
         python: an interpreter on the device to use (never installed into).
-        install: "index" (pip from the package index), "wheels" (from ``wheelhouse``, made on
-            this machine for the device), or "never" (reuse only).
-        wheelhouse: local folder of wheels for the device (``install="wheels"``); default: downloaded
-            for the device's platform and Python into the cache (``wheels.py``).
+        install: "index" (this machine's edgecls wheel, its dependencies from the device's index,
+            falling back to "wheels" when the device's pip cannot reach one), "wheels" (all from
+            ``wheelhouse``, made on this machine for the device), or "never" (reuse only).
+        wheelhouse: local folder of dependency wheels for the device; default: downloaded for the
+            device's platform and Python into the cache (``wheels.py``).
         timeout_s: seconds allowed for creating the venv and installing.
     """
 
@@ -132,7 +151,7 @@ def probe(transport: SshTransport, python: str | None, timeout_s: float) -> list
     """Every candidate interpreter the device has, in preference order."""
     candidates = [python] if python else [VENV_PYTHON, "python3"]
     script = "; ".join(
-        f'if command -v {_shell_python(c)} >/dev/null 2>&1; then {_shell_python(c)} -c {shlex.quote(_PROBE)} '
+        f'if command -v {shell_python(c)} >/dev/null 2>&1; then {shell_python(c)} -c {shlex.quote(_PROBE)} '
         f'{shlex.quote(c)} 2>/dev/null; fi' for c in candidates)
     out = transport.run(script, timeout_s, check=False).stdout.decode(errors="replace")
     found = []
@@ -146,23 +165,25 @@ def probe(transport: SshTransport, python: str | None, timeout_s: float) -> list
 
 def prepare(transport: SshTransport, formats: set[str], options: PrepareOptions,
             timeout_s: float) -> Environment:
-    """An environment on the host that runs this edgecls version with ``formats``' backends.
+    """An environment on the host that runs this edgecls build with ``formats``' backends.
 
     Raises:
         RemoteError: no usable interpreter and installing is not allowed or failed.
     """
+    from edgecls.remote.install import install
+
     found = probe(transport, options.python, min(timeout_s, 120.0))
     host = transport.host.text
     if options.python:
         return _use_given(found, options.python, formats, host)
     for interpreter in found:
-        if interpreter.edgecls == edgecls.__version__ and not interpreter.missing_formats(formats):
-            return Environment(_shell_python(interpreter.python), interpreter, "reused")
+        if interpreter.same_build and not interpreter.missing_formats(formats):
+            return Environment(shell_python(interpreter.python), interpreter, "reused")
     if options.install == "never":
-        raise RemoteError(f"{host}: no Python there has edgecls {edgecls.__version__} with "
-                          f"{', '.join(sorted(formats))} support", _install_hint())
+        raise RemoteError(f"{host}: no Python there has this machine's edgecls build ({this_build()[:12]}) "
+                          f"with {', '.join(sorted(formats))} support", _install_hint())
     venv = next((i for i in found if i.python == VENV_PYTHON), None)
-    return _install(transport, venv, found, formats, options, timeout_s)
+    return install(transport, venv, found, formats, options, timeout_s)
 
 
 def _use_given(found: list[Interpreter], python: str, formats: set[str], host: str) -> Environment:
@@ -170,60 +191,28 @@ def _use_given(found: list[Interpreter], python: str, formats: set[str], host: s
         raise RemoteError(f"{host}: --remote-python {python} is not an interpreter there",
                           "give the path of a Python on the device, e.g. /usr/bin/python3")
     interpreter = found[0]
-    if interpreter.edgecls != edgecls.__version__:
-        have = f"edgecls {interpreter.edgecls}" if interpreter.edgecls else "no edgecls"
-        raise RemoteError(f"{host}: {python} has {have}, this machine runs {edgecls.__version__}",
-                          f"install edgecls {edgecls.__version__} there, or drop --remote-python to let "
-                          "edgecls set up ~/.edgecls/venv")
+    if not interpreter.same_build:
+        raise RemoteError(f"{host}: {python} has {interpreter.describe_edgecls()}, this machine runs "
+                          f"edgecls {edgecls.__version__} (build {this_build()[:12]})",
+                          "drop --remote-python to let edgecls install this build into ~/.edgecls/venv")
     missing = interpreter.missing_formats(formats)
     if missing:
         extras = ",".join(FORMAT_EXTRAS[f] for f in missing)
         raise RemoteError(f"{host}: {python} cannot run {', '.join(missing)} models (no inference library)",
-                          f"there: {python} -m pip install \"edgecls[{extras}]=={edgecls.__version__}\"")
-    return Environment(_shell_python(python), interpreter, "reused")
+                          f"there: {python} -m pip install {shlex.quote(_extra_packages(extras))}")
+    return Environment(shell_python(python), interpreter, "reused")
 
 
-def _install(transport: SshTransport, venv: Interpreter | None, found: list[Interpreter], formats: set[str],
-             options: PrepareOptions, timeout_s: float) -> Environment:
-    host = transport.host.text
-    action = "updated" if venv else "created"
-    if venv is None:
-        base = next((i for i in found if i.python == "python3"), None)
-        if base is None or tuple(int(x) for x in base.python_tag.split(".")) < (3, 10):
-            raise RemoteError(f"{host}: no Python 3.10+ found to create {VENV} in",
-                              "install python3 (3.10 or newer) and python3-venv on the device")
-        made = transport.run(f"python3 -m venv {shell_path(VENV)}", min(timeout_s, 300.0), check=False)
-        if made.returncode != 0:
-            raise RemoteError(f"{host}: creating ~/{VENV} failed: {last_line(made.stdout + made.stderr)}",
-                              "on Debian / Raspberry Pi OS: sudo apt install python3-venv")
-        venv = base
-    requirement = requirement_for(formats)
-    pip = f"{shell_path(VENV_PYTHON)} -m pip install --disable-pip-version-check"
-    if options.install == "wheels":
-        wheelhouse = options.wheelhouse or download_wheels(venv, requirement)
-        sync_files(transport, {p.name: p for p in sorted(wheelhouse.glob("*.whl"))}, WHEELS_DIR, timeout_s)
-        pip += f" --no-index --find-links {shell_path(WHEELS_DIR)}"
-    proc = transport.run(f"{pip} {shlex.quote(requirement)}", min(timeout_s, options.timeout_s), check=False)
-    if proc.returncode != 0:
-        raise RemoteError(f"{host}: installing {requirement} into ~/{VENV} failed: {last_line(proc.stderr)}",
-                          _install_hint())
-    installed = probe(transport, VENV_PYTHON, 120.0)
-    if not installed or installed[0].edgecls != edgecls.__version__ or installed[0].missing_formats(formats):
-        raise RemoteError(f"{host}: ~/{VENV} still cannot run {', '.join(sorted(formats))} models after "
-                          f"installing {requirement}")
-    return Environment(_shell_python(VENV_PYTHON), installed[0], action, installed_packages(proc.stdout))
+def extras_for(formats: set[str]) -> str:
+    """``runtime-onnx,runtime-tflite``: the pip extras that run ``formats``."""
+    return ",".join(sorted(FORMAT_EXTRAS[f] for f in formats))
 
 
-def download_wheels(interpreter: Interpreter, requirement: str) -> Path:
-    """The wheelhouse for ``interpreter``'s platform and Python, downloaded on this machine."""
-    platform = DevicePlatform(interpreter.machine, interpreter.python_tag, tuple(interpreter.libc))
-    return build_wheelhouse(platform, [requirement])
+def _extra_packages(extras: str) -> str:
+    """The inference libraries behind the extras, as a device's pip takes them."""
+    from edgecls.remote.install import EXTRA_PACKAGES
 
-
-def requirement_for(formats: set[str]) -> str:
-    """``edgecls[runtime-onnx,runtime-tflite]==VERSION`` for the formats to run."""
-    extras = ",".join(sorted(FORMAT_EXTRAS[f] for f in formats))
-    return f"edgecls[{extras}]=={edgecls.__version__}" if extras else f"edgecls=={edgecls.__version__}"
+    return " ".join(EXTRA_PACKAGES[e] for e in extras.split(","))
 
 
 def installed_packages(pip_output: bytes) -> list[str]:
@@ -234,11 +223,11 @@ def installed_packages(pip_output: bytes) -> list[str]:
     return []
 
 
-def _shell_python(python: str) -> str:
+def shell_python(python: str) -> str:
     """Shell text running ``python``: a bare command name as is, a path via ``shell_path``."""
     return shlex.quote(python) if "/" not in python else shell_path(python)
 
 
 def _install_hint() -> str:
-    return ("on a device without internet use --install wheels (this machine downloads the wheels for "
-            "it), or point --remote-python at a Python that has edgecls " + edgecls.__version__)
+    return ("drop --install never to let edgecls install this build into ~/.edgecls/venv, or point "
+            "--remote-python at a Python that runs it")

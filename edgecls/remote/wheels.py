@@ -3,10 +3,10 @@
 ``pip download --only-binary=:all: --platform manylinux_2_N_<arch>... --python-version X.Y``
 fetches the wheels the device's pip would pick (pip does not widen a ``manylinux_2_N`` tag to
 the older ones a device also accepts, so every tag from the device's glibc down to 2.17 is
-given); edgecls itself is built from this
-checkout when it runs from one (it may not be on the index), else downloaded too. The
-folder is cached per platform and Python under ``$EDGECLS_CACHE/wheels`` and copied to the
-device, where ``pip install --no-index --find-links`` installs from it.
+given); the requirement is this machine's own edgecls wheel (``local_wheel.py``) with its
+extras, so pip resolves its dependencies. The folder is cached per platform and Python under
+``$EDGECLS_CACHE/wheels`` and copied to the device, where ``pip install --no-index
+--find-links`` installs from it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import edgecls
 from edgecls.errors import EdgeclsError
 
 _LOCKS: dict[Path, threading.Lock] = {}
@@ -62,15 +61,6 @@ def download_command(platform: DevicePlatform, requirements: list[str], dest: Pa
     return command + requirements
 
 
-def local_wheel_command(dest: Path) -> list[str] | None:
-    """``pip wheel`` argv building edgecls from this checkout, or None when not run from one."""
-    root = Path(edgecls.__file__).resolve().parents[1]
-    if not (root / "pyproject.toml").is_file():
-        return None
-    return [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
-            "--wheel-dir", str(dest), str(root)]
-
-
 def build_wheelhouse(platform: DevicePlatform, requirements: list[str], cache: Path | None = None) -> Path:
     """Downloads (once per platform and Python) the wheels ``requirements`` need there.
 
@@ -81,9 +71,6 @@ def build_wheelhouse(platform: DevicePlatform, requirements: list[str], cache: P
     dest = root / "wheels" / platform.key
     with _lock_for(dest):
         dest.mkdir(parents=True, exist_ok=True)
-        local = local_wheel_command(dest)
-        if local is not None:
-            _pip(local, "building the edgecls wheel from this checkout")
         _pip(download_command(platform, requirements, dest, find_links=dest),
              f"downloading wheels for {platform.key}")
     return dest
