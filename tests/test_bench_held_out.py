@@ -111,6 +111,16 @@ def test_a_run_given_all_three_folders_trained_on_all_of_train(tmp_path: Path) -
     assert elsewhere["mode"] == "all" and "train/ folder of a pre-split dataset" in elsewhere["warning"]
 
 
+def test_a_device_sample_is_named_after_the_subset_it_comes_from(folder: Path, tmp_path: Path) -> None:
+    from edgecls.bench.dataset import load_labelled_images
+    from edgecls.remote.bench import sample_folder
+
+    data = _presplit(tmp_path, {"train": range(0, 3), "val": range(3, 5)})
+    assert sample_folder(load_labelled_images(data)) == "val"  # the device tells it held out by name
+    assert sample_folder(load_labelled_images(data / "train")) == "train"
+    assert sample_folder(load_labelled_images(folder)) == "data"
+
+
 def test_an_older_presplit_artifact_still_reads_as_carrying_no_rule() -> None:
     old = {"salt": 0, "fractions": [0.8, 0.1, 0.1], "held_out_from": None, "hash": HASH_RULE}
     meta = ModelMetadata.from_json(json.dumps({"labels": ["a"], "input_size": [4, 4],

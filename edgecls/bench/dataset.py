@@ -26,6 +26,7 @@ class LabelledImages:
     items: list[tuple[Path, int]]
     held_out_only: bool = False  # a plain folder: keep the files each model's run held out
     root: Path | None = None
+    subset: str | None = None  # "train" | "val" | "test": the given (or run's) subset they come from
 
 
 def load_labelled_images(path: str | Path, max_per_class: int | None = None) -> LabelledImages:
@@ -54,7 +55,7 @@ def load_labelled_images(path: str | Path, max_per_class: int | None = None) -> 
 
 def _from_run_dir(run: RunDir) -> LabelledImages:
     split = Split.load(run.split)
-    return LabelledImages(f"{run.root} (test split)", list(split.labels), split.items("test"))
+    return LabelledImages(f"{run.root} (test split)", list(split.labels), split.items("test"), subset="test")
 
 
 def _from_folder(path: Path) -> LabelledImages:
@@ -68,7 +69,8 @@ def _from_folder(path: Path) -> LabelledImages:
     index = {label: i for i, label in enumerate(scan.labels)}
     items = [(p, index[label]) for label, paths in scan.files[subset].items() for p in paths]
     source = f"{path} ({subset} subset)" if subset else str(path)
-    return LabelledImages(source, list(scan.labels), items, held_out_only=True, root=path)
+    return LabelledImages(source, list(scan.labels), items, held_out_only=True, root=path,
+                          subset=subset or SUBSET_FOLDERS.get(path.name.lower()))
 
 
 def _cap_per_class(items: list[tuple[Path, int]], cap: int) -> list[tuple[Path, int]]:

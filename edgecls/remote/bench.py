@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import edgecls
-from edgecls.bench.dataset import load_labelled_images
+from edgecls.bench.dataset import LabelledImages, load_labelled_images
 from edgecls.bench.machine import describe_machine
 from edgecls.bench.runner import BenchOptions, check_options
 from edgecls.bench.schema import (
@@ -90,8 +90,10 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
     if job.options.target:
         load_target(job.options.target)  # the devices run this edgecls version: same profiles
     say = say or (lambda host, message: None)
-    files = staged_files(job)
-    remote_args = bench_arguments(job)
+    images = load_labelled_images(job.options.data, None) if job.options.data else None
+    data_folder = sample_folder(images)
+    files = staged_files(job, images, data_folder)
+    remote_args = bench_arguments(job, data_folder)
     setup_s = job.ssh.connect_timeout_s + 60.0 + job.prepare.timeout_s + 600.0
     outcomes = run_on_hosts(job.hosts, lambda host: _bench_host(host, job, files, remote_args, say),
                             timeout_s=setup_s + job.bench_timeout_s())
@@ -100,7 +102,14 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
     return merge_host_reports(outcomes, job.models, job.options.reference)
 
 
-def staged_files(job: RemoteBenchJob) -> dict[str, Path]:
+def sample_folder(images: LabelledImages | None) -> str:
+    """The device's folder of the sample: named after the subset the images come from (``val``,
+    ``test``), so a model of a pre-split run tells them held out there too; else ``data``."""
+    return images.subset if images is not None and images.subset else "data"
+
+
+def staged_files(job: RemoteBenchJob, images: LabelledImages | None = None,
+                 data_folder: str = "data") -> dict[str, Path]:
     """Archive name -> local path of everything a device needs: models, sample, side files."""
     files: dict[str, Path] = {}
     for model in job.models:
@@ -112,20 +121,19 @@ def staged_files(job: RemoteBenchJob) -> dict[str, Path]:
         files["labels.txt"] = _existing(Path(options.labels_file), "--labels")
     if options.target and options.target.endswith((".yaml", ".yml")) and Path(options.target).is_file():
         files["target.yaml"] = Path(options.target)
-    if options.data:
-        images = load_labelled_images(options.data, None)
-        files.update(sample_images(images, options.max_per_class or job.per_class))
+    if images is not None:
+        files.update(sample_images(images, options.max_per_class or job.per_class, data_folder))
     return files
 
 
-def bench_arguments(job: RemoteBenchJob) -> list[str]:
+def bench_arguments(job: RemoteBenchJob, data_folder: str = "data") -> list[str]:
     """``edgecls bench`` arguments as the device runs them, inside its job folder."""
     options = job.options
     args = ["bench", *[f"models/{Path(m).name}" for m in job.models], "--json", RESULT,
             "--warmup", str(options.warmup), "--timeout", str(options.timeout_s)]
     args += ["--seconds", str(options.seconds)] if options.seconds is not None else ["--runs", str(options.runs)]
     if options.data:
-        args += ["--data", "data"]
+        args += ["--data", data_folder]
     if options.reference:
         args += ["--reference", f"reference/{Path(options.reference).name}"]
     if options.labels_file:
