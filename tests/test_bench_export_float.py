@@ -3,6 +3,7 @@ export's predictions.json, on exactly the images bench scored."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,26 @@ def test_no_float_baseline_when_the_predictions_are_not_of_this_artifact(export_
     assert file_sha256(other) != file_sha256(model)
     record = run_bench([other], BenchOptions(data=data, **QUICK))["records"][0]
     assert "float" not in record["accuracy"]
+
+
+def test_device_records_get_the_float_baseline_through_the_sample_they_scored(export_dir, tmp_path: Path) -> None:
+    from edgecls.bench.dataset import load_labelled_images
+    from edgecls.remote.bench import attach_export_float
+    from edgecls.remote.sample import sample_images
+
+    data, model, _ = export_dir
+    images = load_labelled_images(data)
+    files = sample_images(images, 50, "data")
+    device = tmp_path / "device"  # the sample as the device receives it, and the model copied there
+    for name, path in files.items():
+        (device / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, device / name)
+    (device / "models").mkdir()
+    shutil.copyfile(model, device / "models" / model.name)
+    record = run_bench([device / "models" / model.name], BenchOptions(data=device / "data", **QUICK))["records"][0]
+    assert "float" not in record["accuracy"]  # no predictions.json on the device
+    record["model"] = str(model)  # as merge_host_reports records it: the local artifact
+    attach_export_float([record], files, "data", images)
+    here = run_bench([model], BenchOptions(data=data, **QUICK))["records"][0]["accuracy"]["float"]
+    found = record["accuracy"]["float"]
+    assert (found["top1"], found["images"]) == (here["top1"], here["images"])

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import edgecls
 from edgecls.bench.dataset import LabelledImages, load_labelled_images
+from edgecls.bench.export_float import float_on_same_images
 from edgecls.bench.machine import describe_machine
 from edgecls.bench.runner import BenchOptions, check_options
 from edgecls.bench.schema import (
@@ -99,7 +102,30 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
                             timeout_s=setup_s + job.bench_timeout_s())
     for outcome in outcomes:
         say(outcome.host, outcome.status if outcome.passed else f"{outcome.status}: {outcome.reason}")
-    return merge_host_reports(outcomes, job.models, job.options.reference)
+    report = merge_host_reports(outcomes, job.models, job.options.reference)
+    if images is not None:
+        attach_export_float(report["records"], files, data_folder, images)
+    return report
+
+
+def attach_export_float(records: list[dict[str, Any]], files: dict[str, Path], data_folder: str,
+                        images: LabelledImages) -> None:
+    """Adds ``accuracy.float`` (the float model on the same images, from the export's
+    predictions.json beside the local artifact) to device records scored on a known sample."""
+    label_of = {str(path): images.labels[label] for path, label in images.items}
+    for record in records:
+        accuracy = record.get("accuracy") or {}
+        selection = accuracy.get("selection") or {}
+        if "float" in accuracy or selection.get("mode") != "held_out" or accuracy.get("images_skipped"):
+            continue
+        paths = [files.get(f"{data_folder}/{name}") for name in selection.get("files") or []]
+        classes = record.get("labels") or []
+        if not paths or None in paths or any(label_of.get(str(p)) not in classes for p in paths):
+            continue
+        expected = np.array([classes.index(label_of[str(p)]) for p in paths])
+        found = float_on_same_images(record["model"], classes, [str(p) for p in paths], expected)
+        if found is not None:
+            accuracy["float"] = found
 
 
 def sample_folder(images: LabelledImages | None) -> str:
