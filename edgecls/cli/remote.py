@@ -36,10 +36,11 @@ SSH_CONFIG_ENV = "EDGECLS_SSH_CONFIG"  # read by edgecls.remote.ssh
 INSTALL_POLICIES = ("index", "wheels", "never")
 HOST_HELP = ("Device to run on over ssh: user@host[:port] or an alias from ~/.ssh/config (key or agent "
              f"authentication, known host keys only; ${SSH_CONFIG_ENV} names another ssh config file).")
-REMOTE_PYTHON_HELP = ("Python on the device to use as it is (must have this edgecls version); default: "
+REMOTE_PYTHON_HELP = ("Python on the device to use as it is (must have this very edgecls build); default: "
                       "~/.edgecls/venv, else python3 there, else a new ~/.edgecls/venv.")
-INSTALL_HELP = ("When the device has no usable edgecls: 'index' (pip there), 'wheels' (this machine downloads "
-                "wheels for the device's platform and copies them: no internet needed there), 'never'.")
+INSTALL_HELP = ("When the device lacks this edgecls build, it gets a wheel of it built here, and its dependencies: "
+                "'index' (from the device's package index, else as with 'wheels'), 'wheels' (this machine "
+                "downloads them for the device's platform and copies them: no internet needed there), 'never'.")
 
 
 def prepare_options(remote_python: str | None, install: str) -> PrepareOptions:
