@@ -35,6 +35,9 @@ def to_bgr(image: Any, channels: str = "bgr") -> np.ndarray:
         DataError: a path that is missing, not an image format, or not decodable.
         ValueError: ``channels`` is unknown, or the array's type, dtype or shape is not an image.
     """
+    if channels == "bgr" and type(image) is np.ndarray and image.dtype == np.uint8 \
+            and image.ndim == 3 and image.shape[2] == 3 and image.size:  # the per-frame path: as it is
+        return image
     if channels not in CHANNEL_ORDERS:
         raise ValueError(f"channels={channels!r} is not one of {', '.join(map(repr, CHANNEL_ORDERS))}")
     if isinstance(image, (str, Path)):
