@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -142,6 +143,17 @@ def test_storage_budget_evict_oldest_keeps_the_newest_frames(tmp_path: Path, cap
     assert kept_frames(tmp_path / "c") == [5, 6, 7] and summary["evicted"] == 5 and summary["kept"] == 8
     assert sum(p.stat().st_size for p in (tmp_path / "c").iterdir()) <= limits.max_bytes
     assert len([r for r in caplog.records if "removing the oldest" in r.getMessage()]) == 1
+
+
+def test_a_nearly_full_disk_stops_collecting_before_it_fills(tmp_path: Path, caplog) -> None:
+    """Asks the real disk to keep more free than it has: nothing is written, one line."""
+    reserve = shutil.disk_usage(tmp_path).free + 10**9
+    with caplog.at_level(logging.WARNING):
+        summary = feed(Collector(tmp_path, CollectRules(below=0.5), StoreLimits(min_free_bytes=reserve)),
+                       _distinct([UNSURE] * 4))
+    assert summary["kept"] == 0 and summary["stopped"] and summary["skipped"] == {"storage_full": 4}
+    assert len(caplog.records) == 1 and "is nearly full" in caplog.records[0].getMessage()
+    assert not list(tmp_path.iterdir())
 
 
 def _item_bytes(folder: Path) -> int:

@@ -28,7 +28,7 @@ from edgecls.errors import ConfigError
 log = logging.getLogger(__name__)
 
 WHEN_FULL = ("stop", "evict-oldest")
-MIN_FREE_BYTES = 64 * 1024 * 1024  # never write when the disk would keep less than this free
+MIN_FREE_BYTES = 64_000_000  # never write when the disk would keep less than this free
 _ITEM = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-f\d+\.(jpg|json)$")
 _LEFTOVER = re.compile(r"^\.\d{8}T\d{6}\.\d{6}Z-f\d+\.(jpg|json)\.\w+\.tmp$")
 _WINDOWS = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
@@ -183,11 +183,12 @@ class CollectStore:
         budget = self.limits.max_bytes
         while True:
             over_budget = budget is not None and self.used_bytes + size > budget
-            low_disk = shutil.disk_usage(self.folder).free - size < self.limits.min_free_bytes
+            free = shutil.disk_usage(self.folder).free
+            low_disk = free - size < self.limits.min_free_bytes
             if not (over_budget or low_disk):
                 return True
             if self.limits.when_full != "evict-oldest" or not self._items:
-                self._stop(self._full_message(over_budget))
+                self._stop(self._full_message(over_budget, free))
                 return False
             self._evict_oldest()
 
@@ -201,13 +202,14 @@ class CollectStore:
             log.warning("collect: %s is full: removing the oldest frames to make room for new ones", self.folder)
         self.evicted += 1
 
-    def _full_message(self, over_budget: bool) -> str:
+    def _full_message(self, over_budget: bool, free: int) -> str:
         if over_budget:
             return (f"collect: {self.folder} reached --collect-max-mb {self.limits.max_bytes / 1e6:g} "
                     f"({self.count} frames): no more frames are kept in this run (the run goes on; "
                     "--collect-when-full evict-oldest would make room instead)")
-        return (f"collect: the disk holding {self.folder} has under {self.limits.min_free_bytes >> 20} MB "
-                "free: no more frames are kept in this run (the run goes on)")
+        return (f"collect: the disk holding {self.folder} is nearly full ({free / 1e6:.1f} MB free; collecting "
+                f"leaves at least {self.limits.min_free_bytes / 1e6:g} MB): no more frames are kept in this run "
+                "(the run goes on)")
 
     def _stop(self, message: str) -> None:
         if not self.full:
