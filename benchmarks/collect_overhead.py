@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 
 from edgecls.live.collect import Collector, CollectRules
+from edgecls.live.collect_store import write_durable
+from edgecls.live.collect_writer import JPEG_QUALITY
 from edgecls.live.perceptual_hash import dhash
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.classifier import Classifier
@@ -83,6 +85,21 @@ def loop_times(classifier: Classifier, frames: list[np.ndarray],
     return wall, cpu, summary
 
 
+def writer_costs(frames: list[np.ndarray], folder: Path) -> tuple[float, float, float]:
+    """Median ms of the writer thread's JPEG encode and durable write of a frame, and KB a frame."""
+    folder.mkdir(parents=True)
+    encode_ms, write_ms, sizes = [], [], []
+    for index, image in enumerate(frames[::5]):
+        started = time.perf_counter()
+        jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+        encoded = time.perf_counter()
+        write_durable(folder / f"{index}.jpg", jpeg)
+        encode_ms.append((encoded - started) * 1e3)
+        write_ms.append((time.perf_counter() - encoded) * 1e3)
+        sizes.append(len(jpeg) / 1e3)
+    return statistics.median(encode_ms), statistics.median(write_ms), statistics.median(sizes)
+
+
 def micro_costs(classifier: Classifier, frames: list[np.ndarray], folder: Path) -> tuple[float, float]:
     """Median dHash time of a 640x480 frame and ``offer`` time of a frame nothing picks (us)."""
     hash_us = []
@@ -131,11 +148,14 @@ def main() -> None:
                 if collector is not None:
                     _add_counts(collected.setdefault(name, {}), summary["collect"])
         hash_us, offer_us = micro_costs(classifier, frames, Path(tmp) / "micro")
+        encode_ms, write_ms, jpeg_kb = writer_costs(frames, Path(tmp) / "writes")
     print(f"model {MODEL.name}, LiteRT, {args.threads} thread(s), 640x480 frames, "
           f"{args.rounds} rounds x {len(frames)} frames per setting, settings alternating")
     _report(wall, cpu, collected)
     print(f"  dHash of a 640x480 frame: median {hash_us:.0f} us; "
           f"offer() of a frame no strategy picks: median {offer_us:.1f} us")
+    print(f"  writer thread per kept frame: JPEG encode {encode_ms:.2f} ms, write + fsync + rename "
+          f"{write_ms:.2f} ms (median; {jpeg_kb:.0f} KB a frame)")
 
 
 def _add_counts(total: dict, collected: dict) -> None:

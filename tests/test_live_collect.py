@@ -84,6 +84,14 @@ def test_random_sample_keeps_its_fraction_even_of_a_still_scene(tmp_path: Path) 
     assert "duplicate" not in summary["skipped"]
 
 
+def test_random_frames_escape_the_duplicate_filter_other_reasons_do_not(tmp_path: Path) -> None:
+    """An unsure still scene: low confidence keeps it once, the random sample its fraction."""
+    summary = feed(Collector(tmp_path, CollectRules(below=0.5, random=0.1), seed=2), [(scene(4), UNSURE)] * 500)
+    sampled = summary["reasons"]["random"]
+    assert 25 <= sampled <= 75 and summary["kept"] - sampled <= 1
+    assert summary["skipped"]["duplicate"] == 500 - summary["kept"]
+
+
 def test_a_writer_behind_drops_frames_instead_of_slowing_the_loop(tmp_path: Path) -> None:
     big = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     collector = Collector(tmp_path, CollectRules(random=1.0))

@@ -130,7 +130,7 @@ class Collector:
             reasons["flicker"] = f"label changed from {previous[0]} to {label} in a still scene"
         if not reasons:
             return
-        if set(reasons) != {"random"} and nearest_distance(np.array(self._recent, np.uint64), current) \
+        if "random" not in reasons and nearest_distance(np.array(self._recent, np.uint64), current) \
                 <= DUPLICATE_BITS:
             self.skipped["duplicate"] += 1
             return
@@ -178,8 +178,7 @@ class Collector:
             self.skipped["writer_busy"] += 1
             return
         self.store.count_kept(now)
-        if set(reasons) != {"random"}:
-            self._recent.append(phash)
+        self._recent.append(phash)
 
     def _sidecar(self, frame: Frame, result: dict[str, Any], reasons: dict[str, str], phash: int,
                  now: float, stem: str) -> dict[str, Any]:
