@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecls"
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "registry", "config", "resources", "formats", "metrics", "stats",
      "rundir", "digest", "build_info"},
-    {"runtime"},
+    {"runtime", "live"},
     {"data"},
     {"models"},
     {"train", "optimize", "export"},

@@ -128,7 +128,7 @@ def test_import_runtime_does_not_import_tensorflow() -> None:
     code = (
         "import sys, edgecls.runtime, edgecls.runtime.litert, edgecls.runtime.onnxruntime, "
         "edgecls.runtime.openvino, edgecls.runtime.tflite_metadata, edgecls.runtime.sources, "
-        "edgecls.runtime.loop, edgecls.runtime.targets\n"
+        "edgecls.runtime.loop, edgecls.runtime.targets, edgecls.live.collect\n"
         "from edgecls.runtime import Classifier\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'PIL'))\n"
         "print(','.join(bad))"

@@ -16,6 +16,9 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
+from edgecls.errors import ConfigError
+from edgecls.live.collect import Collector, CollectRules, parse_classes
+from edgecls.live.collect_store import StoreLimits
 from edgecls.runtime import sinks as out
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.classifier import Classifier
@@ -26,6 +29,8 @@ from edgecls.runtime.server import ServerLimits
 from edgecls.runtime.sinks import MjpegSink
 from edgecls.runtime.sources import open_source
 from edgecls.runtime.targets import load_target
+
+_COLLECT = "Collect frames for labelling (--collect DIR)"
 
 
 @app.command("run")
@@ -68,6 +73,36 @@ def run(
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "
         "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
+    collect: Path = typer.Option(None, "--collect", help=(
+        "Keep frames worth labelling in this folder (JPEG + JSON sidecar: time, source, model "
+        "digest, top-k, why kept); a restarted run continues it. Without a --collect-* "
+        "strategy: --collect-below 0.5."), rich_help_panel=_COLLECT),
+    collect_below: float = typer.Option(None, min=0.0, max=1.0, help=(
+        "Keep frames whose top-1 score is under this."), rich_help_panel=_COLLECT),
+    collect_margin: float = typer.Option(None, min=0.0, max=1.0, help=(
+        "Keep frames whose top-1 minus top-2 score is under this (the model hesitates "
+        "between two classes)."), rich_help_panel=_COLLECT),
+    collect_flicker: bool = typer.Option(False, "--collect-flicker", help=(
+        "Keep frames whose label differs from the previous frame's while the scene stayed still."),
+        rich_help_panel=_COLLECT),
+    collect_classes: str = typer.Option(None, help=(
+        "Comma-separated labels: the strategies above count only frames with one of these as "
+        "top-1; alone, every such frame is kept."), rich_help_panel=_COLLECT),
+    collect_random: float = typer.Option(None, min=0.0, max=1.0, help=(
+        "Also keep this fraction of all frames at random (e.g. 0.01), whatever the scores: "
+        "an unbiased sample of what the device sees."), rich_help_panel=_COLLECT),
+    collect_max_per_minute: int = typer.Option(None, min=1, help="Keep at most this many frames in any "
+                                               "60 s (counted from the folder).", rich_help_panel=_COLLECT),
+    collect_max_per_hour: int = typer.Option(None, min=1, help="Keep at most this many frames in any hour.",
+                                             rich_help_panel=_COLLECT),
+    collect_max_per_day: int = typer.Option(None, min=1, help="Keep at most this many frames in any 24 h.",
+                                            rich_help_panel=_COLLECT),
+    collect_max_mb: float = typer.Option(None, min=0.001, help=(
+        "Storage budget of the folder in MB (besides, nothing is written when the disk would "
+        "keep under 64 MB free)."), rich_help_panel=_COLLECT),
+    collect_when_full: str = typer.Option("stop", help=(
+        "When the budget is reached: 'stop' keeping frames, or 'evict-oldest' to make room."),
+        rich_help_panel=_COLLECT),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log backend settings and reconnects."),
     remote: str = typer.Option(None, "--remote", help=REMOTE_RUN_HELP),
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
@@ -79,6 +114,10 @@ def run(
     `docker stop`) or SIGHUP finalize the outputs, print a summary (frames, FPS,
     latency p50/p95) on stderr and exit 0.
     """
+    collecting = _CollectOptions(collect, collect_below, collect_margin, collect_flicker, collect_classes,
+                                 collect_random, collect_max_per_minute, collect_max_per_hour,
+                                 collect_max_per_day, collect_max_mb, collect_when_full)
+    collecting.check(ctx)
     if remote:
         raise typer.Exit(run_remote(ctx, model, remote, remote_python))
     set_max_pixels(max_pixels)
@@ -91,10 +130,14 @@ def run(
         options.providers = [p.strip() for p in providers.split(",") if p.strip()]
     classifier = Classifier(model, labels=labels, options=options, top_k=top_k, verify=verify)
     _log_backend(classifier)
+    collector = collecting.collector(model, classifier.labels) if collect else None
     frames = open_source(source or (profile.camera if profile else "0"))
+    if collector is not None:
+        collector.source = frames.description
     stream = _StreamSettings(host, port, token, basic_auth, no_auth, max_viewers, serve_fps) if serve else None
     sinks = _make_sinks(headless, jsonl, save, stream, getattr(frames, "fps", 0.0))
-    summary = run_loop(classifier, frames, sinks, LoopOptions(top_k, threshold, smooth, max_frames))
+    summary = run_loop(classifier, frames, sinks, LoopOptions(top_k, threshold, smooth, max_frames),
+                       collector=collector)
     summary["backend"] = classifier.backend.name
     summary["settings"] = classifier.backend.settings
     _print_summary(summary)
@@ -113,6 +156,42 @@ def _plain_options(threads: int | None):
 def _log_backend(classifier) -> None:
     backend = classifier.backend
     logging.getLogger("edgecls").info("%s %s, settings %s", backend.name, backend.version(), backend.settings)
+
+
+@dataclass
+class _CollectOptions:
+    folder: Path | None
+    below: float | None
+    margin: float | None
+    flicker: bool
+    classes: str | None
+    random: float | None
+    per_minute: int | None
+    per_hour: int | None
+    per_day: int | None
+    max_mb: float | None
+    when_full: str
+
+    def check(self, ctx: typer.Context) -> None:
+        """Refuses --collect-* options without --collect, and bad values, before any work."""
+        if self.folder is None:
+            given = [p.opts[0] for p in ctx.command.params if p.name.startswith("collect_")
+                     and ctx.params.get(p.name) not in (None, p.default)]
+            if given:
+                raise ConfigError(f"{given[0]} needs --collect DIR", "name the folder to keep frames in")
+        self.rules(), self.limits()
+
+    def rules(self) -> CollectRules:
+        return CollectRules(self.below, self.margin, self.flicker, parse_classes(self.classes), self.random)
+
+    def limits(self) -> StoreLimits:
+        max_bytes = int(self.max_mb * 1e6) if self.max_mb is not None else None
+        return StoreLimits(self.per_minute, self.per_hour, self.per_day, max_bytes, self.when_full)
+
+    def collector(self, model: Path, labels: list[str]) -> Collector:
+        rules = self.rules()
+        rules.check_classes(labels)
+        return Collector(self.folder, rules, self.limits(), model=model)
 
 
 @dataclass
@@ -171,4 +250,9 @@ def _print_summary(summary: dict) -> None:
         f"latency p50 {summary['latency_ms_p50']:.2f} ms, p95 {summary['latency_ms_p95']:.2f} ms "
         f"({summary['backend']})"
     )
+    collected = summary.get("collect")
+    if collected:
+        console.print(f"collect: kept {collected['kept']} frames in {collected['folder']} "
+                      f"(now {collected['frames_in_folder']} frames, {collected['folder_mb']:.1f} MB)",
+                      markup=False, highlight=False)
     console.print(json.dumps(summary), soft_wrap=True, markup=False)

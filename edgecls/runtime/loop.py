@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from edgecls.runtime.sinks import Sink, annotate
 from edgecls.runtime.smoothing import ScoreSmoother
 from edgecls.runtime.sources import Frame, FrameSource
 from edgecls.runtime.stopping import StopOnSignals
+
+if TYPE_CHECKING:
+    from edgecls.live.collect import Collector
 
 UNKNOWN = "unknown"
 SUMMARY_SCHEMA_VERSION = 1
@@ -103,8 +106,12 @@ def make_result(classifier: Classifier, index: int, probabilities: np.ndarray,
 
 def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
              options: LoopOptions | None = None,
-             on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             on_result: Callable[[dict[str, Any]], None] | None = None,
+             collector: Collector | None = None) -> dict[str, Any]:
     """Classifies every frame of ``source`` and hands results to ``sinks``.
+
+    ``collector`` (``--collect``) sees each frame with its probabilities and keeps those
+    worth labelling; its summary is the run summary's ``collect``.
 
     Returns:
         The run summary (see ``Stats.summary``), with ``interrupted`` set on Ctrl+C,
@@ -123,8 +130,10 @@ def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
                 frame = stop.wait_for(next, frames, None)
                 if frame is None:
                     break
-                result = _classify(classifier, smoother, frame, options)
+                result, probabilities = _classify(classifier, smoother, frame, options)
                 stats.add(result["latency_ms"])
+                if collector is not None:
+                    collector.offer(frame, probabilities, result)
                 if on_result is not None:
                     on_result(result)
                 if not _deliver(sinks, frame.image, result, stats.fps, annotated):
@@ -135,7 +144,11 @@ def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
             interrupted = True
         finally:
             _close(sinks, source)
+            if collector is not None:
+                collector.close()
     summary = stats.summary()
+    if collector is not None:
+        summary["collect"] = collector.summary()
     summary["interrupted"] = interrupted or stop.requested
     if stop.received:
         summary["signal"] = stop.received
@@ -143,14 +156,14 @@ def run_loop(classifier: Classifier, source: FrameSource, sinks: Sequence[Sink],
 
 
 def _classify(classifier: Classifier, smoother: ScoreSmoother, frame: Frame,
-              options: LoopOptions) -> dict[str, Any]:
+              options: LoopOptions) -> tuple[dict[str, Any], np.ndarray]:
     started = time.perf_counter()
     probabilities = smoother.update(classifier.probabilities(frame.image))
     latency_ms = (time.perf_counter() - started) * 1000.0
     result = make_result(classifier, frame.index, probabilities, options, latency_ms)
     if frame.name is not None:
         result["file"] = frame.name
-    return result
+    return result, probabilities
 
 
 def _close(sinks: Sequence[Sink], source: FrameSource) -> None:

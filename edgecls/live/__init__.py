@@ -1,0 +1,1 @@
+"""The live application on the device, above the inference engine: frame collection for relabelling."""

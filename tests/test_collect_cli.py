@@ -1,0 +1,84 @@
+"""`edgecls run --collect DIR` from the command line: frames kept with their sidecars, a
+restart continuing the folder, bad options as one-line errors, and the device's arguments
+of `run --remote`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import typer
+from helpers.cli import run_cli
+from tiny_models import TinyNet, make_onnx, tiny_metadata
+
+from edgecls.cli.app import app
+from edgecls.cli.remote import device_run_args
+from edgecls.digest import file_sha256
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_onnx(tmp_path_factory.mktemp("collect") / "colors.onnx", TinyNet(), tiny_metadata())
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MJPG .avi: 3 red frames, then 5 grey ones (every class scores about 1/3)."""
+    path = tmp_path_factory.mktemp("video") / "grey.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for bgr in [(0, 0, 255)] * 3 + [(128, 128, 128)] * 5:
+        writer.write(np.full((48, 64, 3), bgr, np.uint8))
+    writer.release()
+    return path
+
+
+def _summary(output: str) -> dict:
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+
+
+def test_collect_keeps_the_unsure_still_scene_once_and_a_restart_continues(
+        monkeypatch, capsys, model: Path, video: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    args = ("run", str(model), "--source", str(video), "--jsonl", str(tmp_path / "out.jsonl"),
+            "--collect", str(folder), "--collect-below", "0.9", "--collect-max-per-minute", "10")
+    code, output = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, output
+    collected = _summary(output)["collect"]
+    assert collected["kept"] == 1 and collected["skipped"] == {"duplicate": 4}, collected
+    assert f"collect: kept 1 frames in {folder}" in output
+    sidecar = json.loads(next(folder.glob("*.json")).read_text())
+    assert sidecar["frame"] == 3 and sidecar["reasons"] == ["low_confidence"]
+    assert sidecar["source"] == f"video {video}" and sidecar["model"]["sha256"] == file_sha256(model)
+    code, output = run_cli(monkeypatch, capsys, *args)  # the same scene again: already in the folder
+    assert code == 0 and _summary(output)["collect"]["skipped"] == {"duplicate": 5}
+    assert len(list(folder.glob("*.jpg"))) == 1
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--collect-below", "0.3"), "--collect-below needs --collect DIR"),
+    (("--collect", "{tmp}/file"), "--collect {tmp}/file is a file"),
+    (("--collect", "{tmp}/new", "--collect-classes", "red,purple"), "the model has no class 'purple'"),
+    (("--collect", "{tmp}/new", "--collect-when-full", "panic"), "--collect-when-full 'panic' is not one of"),
+])
+def test_bad_collect_options_are_one_line_errors(monkeypatch, capsys, model: Path, video: Path,
+                                                 tmp_path: Path, options: tuple[str, ...], message: str) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    filled = [option.format(tmp=tmp_path) for option in options]
+    code, output = run_cli(monkeypatch, capsys, "run", str(model), "--source", str(video), "--headless", *filled)
+    assert code == 2 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], output
+    assert not (tmp_path / "new").exists()  # refused before anything was written
+
+
+def test_remote_run_passes_the_collect_options_to_the_device() -> None:
+    command = typer.main.get_command(app)
+    run = command.commands["run"]
+    ctx = run.make_context("run", ["m.onnx", "--remote", "pi@cam", "--collect", "frames", "--collect-below",
+                                   "0.4", "--collect-flicker", "--collect-when-full", "evict-oldest"])
+    args = " ".join(device_run_args(ctx))
+    assert "--collect frames --collect-below 0.4 --collect-flicker" in args
+    assert "--collect-when-full evict-oldest" in args and "--collect-margin" not in args
