@@ -10,7 +10,7 @@ import os
 import sys
 
 from edgecls.cli.app import app, reflow_help
-from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.errors import EdgeclsError
 
 # Command groups, one module each; a module that is absent or fails to import for a

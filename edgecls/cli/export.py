@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import typer
 
 from edgecls.cli.app import app
-from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.errors import GateError
 from edgecls.explain.changes import write_changes_page
 from edgecls.export.pipeline import ExportConfig, export_run

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgecls.atomic import write_text_atomic
 from edgecls.bench.report import merge_records
@@ -26,11 +24,11 @@ from edgecls.remote.bench import RemoteBenchJob, all_passed, bench_on_hosts
 from edgecls.remote.device import PrepareOptions
 from edgecls.remote.host import parse_host, parse_hosts
 from edgecls.remote.live import LiveSession, RemoteRun, check_local_port, free_local_port
+from edgecls.present.hosts import HostProgress
 from edgecls.remote.ssh import SshOptions
 
 if TYPE_CHECKING:  # the library is imported inside the functions: `edgecls --help` stays fast
     from edgecls.remote.device import PrepareOptions
-    from edgecls.remote.host import HostSpec
 
 SSH_CONFIG_ENV = "EDGECLS_SSH_CONFIG"  # read by edgecls.remote.ssh
 INSTALL_POLICIES = ("index", "wheels", "never")
@@ -69,27 +67,6 @@ def bench_remote(models: list[Path], options: Any, hosts: list[str], json_out: P
     console.print(f"wrote {json_out}")
     if not all_passed(report):
         raise typer.Exit(1)
-
-
-class HostProgress:
-    """One spinner line per host showing its current step."""
-
-    def __init__(self, console: Console, hosts: list[HostSpec]) -> None:
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True)
-        self._tasks = {host.text: self._progress.add_task(escape(host.text), total=None) for host in hosts}
-        self._lock = threading.Lock()
-
-    def update(self, host: HostSpec, message: str) -> None:
-        with self._lock:
-            self._progress.update(self._tasks[host.text], description=f"{escape(host.text)}: {escape(message)}")
-
-    def __enter__(self) -> HostProgress:  # noqa: PYI034
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
 
 
 # `edgecls run` options that never go to the device: the ssh side's own, the model and labels

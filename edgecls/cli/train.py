@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from edgecls.cli.app import app
 from edgecls.config import from_dict, load_config
-from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.data.scan import ONE_CLASS_HINT, scan_dataset
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError
@@ -92,7 +92,7 @@ def train(
     if not resume:  # the folder this process writes: a worker of a cluster has its own
         RunDir(worker_run_root(out, read_cluster())).require_room_for_run()
     import_tensorflow_quietly()
-    from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
+    from edgecls.present.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train as run_training
 
 

@@ -1,0 +1,110 @@
+"""The Python API (``import edgecls``): top-level names, a light import, results that
+render in a notebook, and the CLI's typed errors."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edgecls
+from edgecls.errors import EdgeclsError
+from helpers.cli import run_cli
+
+PACKAGE = Path(edgecls.__file__).parent
+
+
+def _submodule_names() -> set[str]:
+    return {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} | \
+           {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+
+
+def test_all_lists_every_lazy_name() -> None:
+    assert sorted(edgecls.__all__) == sorted(edgecls._API)
+    assert set(edgecls.__all__) <= set(dir(edgecls))
+
+
+def test_no_top_level_name_is_a_submodule_name() -> None:
+    """Importing ``edgecls.train.fit`` sets ``edgecls.train`` to the package: a function
+    of that name in edgecls/__init__.py would be replaced."""
+    assert not set(edgecls.__all__) & _submodule_names()
+
+
+def test_no_top_level_name_is_shadowed_after_importing_every_subpackage() -> None:
+    before = {name: getattr(edgecls, name) for name in edgecls.__all__}
+    for name in sorted(_submodule_names()):
+        if name != "__main__":
+            importlib.import_module(f"edgecls.{name}")
+    after = {name: getattr(edgecls, name) for name in edgecls.__all__}
+    assert after == before
+    assert edgecls.Run.__module__ == "edgecls.api.run" and callable(edgecls.benchmark)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        edgecls.trian  # noqa: B018
+
+
+def test_import_edgecls_and_its_api_names_import_no_tensorflow() -> None:
+    code = ("import sys, edgecls\n"
+            "names = [getattr(edgecls, n) for n in edgecls.__all__]\n"
+            "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'torch') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_check_data_report_renders_and_matches_the_cli_json(image_folder: Path, tmp_path: Path) -> None:
+    report = edgecls.check_data(image_folder, json_path=tmp_path / "check.json", progress=False)
+    assert report.ok and report.classes == {"circle_b": 20, "circle_r": 20, "square_g": 20}
+    html = report._repr_html_()
+    assert "<table" in html and "circle_b" in html and "60 usable images in 3 classes" in html
+    assert (tmp_path / "check.json").is_file() and report.to_dict()["total_usable"] == 60
+
+
+def test_typed_errors_carry_the_cli_message(monkeypatch, capsys, tmp_path: Path) -> None:
+    with pytest.raises(EdgeclsError) as api_error:
+        edgecls.Run(tmp_path / "missing")
+    code, output = run_cli(monkeypatch, capsys, "export", str(tmp_path / "missing"))
+    assert code == 2 and f"error: {api_error.value.message}" in output
+
+    with pytest.raises(EdgeclsError) as api_error:
+        edgecls.benchmark(tmp_path / "nothing.tflite", progress=False)
+    code, output = run_cli(monkeypatch, capsys, "bench", str(tmp_path / "nothing.tflite"))
+    assert code == 2 and f"error: {api_error.value.message}" in output
+
+
+def test_training_refuses_a_one_class_folder_before_tensorflow_like_the_cli(monkeypatch, capsys,
+                                                                            tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "only").mkdir(parents=True)
+    with pytest.raises(EdgeclsError) as api_error:
+        edgecls.Run.train(data=data, out=tmp_path / "run", progress=False)
+    code, output = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--out", str(tmp_path / "run2"))
+    assert code == 2 and f"error: {api_error.value.message}" in output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_evaluates_exports_and_benches_through_the_api(tiny_run: Path) -> None:
+    run = edgecls.Run(tiny_run)
+    assert run.labels == ["circle_b", "circle_r", "square_g"]
+
+    evaluation = run.evaluate(split="test")
+    assert 0.0 <= evaluation.accuracy <= 1.0
+    html = evaluation._repr_html_()
+    assert "<table" in html and "data:image/png;base64," in html  # the confusion matrix, inline
+
+    result = run.export(formats="tflite", precisions=["fp32"], max_drop=5.0, progress=False)
+    assert [p.name for p in result.paths] == ["model_fp32.tflite"] and result.paths[0].is_file()
+    assert set(result.verdicts.values()) <= {"passed", "inconclusive"} and result.passed
+    assert result.intervals["model_fp32.tflite"] is not None
+    assert result.to_dict()["max_drop_pp"] == 5.0 and result.check() is result
+    html = result._repr_html_()
+    assert "model_fp32.tflite" in html and "budget 5 pp" in html
+
+    bench = edgecls.benchmark(result.out, data=tiny_run, runs=3, warmup=1, progress=False)
+    assert bench.passed and [r["file"] for r in bench.records] == ["model_fp32.tflite"]
+    html = bench._repr_html_()
+    assert "<table" in html and "<svg" in html and "<!DOCTYPE" not in html
