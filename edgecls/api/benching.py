@@ -16,8 +16,6 @@ from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.formats import MODEL_SUFFIXES, format_for_path
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
-INSTALL_POLICIES = ("index", "wheels", "never")
-
 
 def benchmark(models: str | Path | Sequence[str | Path], data: str | Path | None = None, *,
               json_path: str | Path | None = None, hosts: str | Sequence[str] | None = None,
@@ -146,7 +144,7 @@ def check_models(models: list[Path]) -> None:
 
 def prepare_options(remote_python: str | None, install: str) -> Any:
     """Checks ``install`` and builds the device preparation options."""
-    from edgecls.remote.device import PrepareOptions
+    from edgecls.remote.device import INSTALL_POLICIES, PrepareOptions
 
     if install not in INSTALL_POLICIES:
         raise ConfigError(f"--install {install!r} is not one of {', '.join(INSTALL_POLICIES)}",

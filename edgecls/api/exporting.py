@@ -62,6 +62,16 @@ class ExportResult:
             raise error
         return self
 
+    def explain_changes(self, run: str | Path, threads: int | None = None) -> list[Any]:
+        """Writes ``OUT/changes.html``: the held-out images whose top-1 the INT8 artifacts
+        changed, with float and INT8 heatmaps (RISE); returns the changes per artifact."""
+        from edgecls.explain.changes import write_changes_page
+
+        int8 = [self.out / a.path for a in self.artifacts if a.precision == "int8"]
+        if int8:
+            self.changes = write_changes_page(Path(run), int8, self.out / "changes.html", threads)
+        return self.changes
+
     def to_dict(self) -> dict[str, Any]:
         """The manifest as ``manifest.json`` holds it."""
         return asdict(self.manifest)
@@ -144,7 +154,7 @@ def export_run_dir(run: str | Path, formats: str | Sequence[str] | None = None,
         manifest = export_run(Path(run), config, progress=say)
     result = ExportResult(manifest, config.out)
     if explain:
-        result.changes = _explain_changes(Path(run), result, threads)
+        result.explain_changes(run, threads)
     return result
 
 
@@ -173,11 +183,3 @@ def _names(value: str | Sequence[str] | None) -> list[str] | None:
         return None
     parts = value.split(",") if isinstance(value, str) else value
     return [p.strip().lower() for p in parts if p.strip()]
-
-
-def _explain_changes(run: Path, result: ExportResult, threads: int | None) -> list[Any]:
-    """OUT/changes.html: what INT8 changed, with both models' heatmaps (edgecls.explain)."""
-    from edgecls.explain.changes import write_changes_page
-
-    int8 = [result.out / a.path for a in result.artifacts if a.precision == "int8"]
-    return write_changes_page(run, int8, result.out / "changes.html", threads) if int8 else []

@@ -9,29 +9,21 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgecls.atomic import write_text_atomic
-from edgecls.bench.report import merge_records
-from edgecls.bench.schema import dump_report
+from edgecls.api.benching import prepare_options
 from edgecls.cli.bench_table import print_report
-from edgecls.errors import ConfigError
-from edgecls.remote.bench import RemoteBenchJob, all_passed, bench_on_hosts
-from edgecls.remote.device import PrepareOptions
-from edgecls.remote.host import parse_host, parse_hosts
+from edgecls.remote.host import parse_host
 from edgecls.remote.live import LiveSession, RemoteRun, check_local_port, free_local_port
-from edgecls.present.hosts import HostProgress
-from edgecls.remote.ssh import SshOptions
 
-if TYPE_CHECKING:  # the library is imported inside the functions: `edgecls --help` stays fast
-    from edgecls.remote.device import PrepareOptions
+if TYPE_CHECKING:
+    from edgecls.api.results import BenchResult
 
 SSH_CONFIG_ENV = "EDGECLS_SSH_CONFIG"  # read by edgecls.remote.ssh
-INSTALL_POLICIES = ("index", "wheels", "never")
 HOST_HELP = ("Device to run on over ssh: user@host[:port] or an alias from ~/.ssh/config (key or agent "
              f"authentication, known host keys only; ${SSH_CONFIG_ENV} names another ssh config file).")
 REMOTE_PYTHON_HELP = ("Python on the device to use as it is (must have this edgecls version); default: "
@@ -40,33 +32,17 @@ INSTALL_HELP = ("When the device has no usable edgecls: 'index' (pip there), 'wh
                 "wheels for the device's platform and copies them: no internet needed there), 'never'.")
 
 
-def prepare_options(remote_python: str | None, install: str) -> PrepareOptions:
-    """Checks ``--install`` and builds the preparation options."""
-    if install not in INSTALL_POLICIES:
-        raise ConfigError(f"--install {install!r} is not one of {', '.join(INSTALL_POLICIES)}",
-                          "e.g. --install wheels for a device without internet")
-    return PrepareOptions(python=remote_python, install=install)
-
-
-def bench_remote(models: list[Path], options: Any, hosts: list[str], json_out: Path,
-                 remote_python: str | None, install: str) -> None:
-    """``edgecls bench --host``: every host in parallel, one merged JSON, exit 1 unless all passed."""
-    job = RemoteBenchJob(models, options, parse_hosts(hosts), SshOptions(), prepare_options(remote_python, install))
-    console = Console()
-    with HostProgress(console, job.hosts) as progress:
-        report = bench_on_hosts(job, say=progress.update)
-    write_text_atomic(json_out, dump_report(report))
-    if report["records"]:
-        print_report(merge_records([report], check_labels=False), console)
+def print_remote_bench(result: BenchResult, console: Console) -> None:
+    """What ``edgecls bench --host`` prints: the table of the hosts' records, or each
+    host's failure, then the hosts' hints."""
+    if result.records:
+        print_report(result.merged, console)
     else:
-        for host in report["hosts"]:
+        for host in result.merged.hosts:
             console.print(f"[red]host {escape(host['host'])}: {host['status']}: {escape(str(host['reason']))}[/]")
-    for host in report["hosts"]:
+    for host in result.merged.hosts:
         if host.get("hint"):
             console.print(f"[yellow]hint ({escape(host['host'])}):[/] {escape(host['hint'])}", soft_wrap=True)
-    console.print(f"wrote {json_out}")
-    if not all_passed(report):
-        raise typer.Exit(1)
 
 
 # `edgecls run` options that never go to the device: the ssh side's own, the model and labels
