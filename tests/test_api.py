@@ -17,6 +17,26 @@ from helpers.cli import run_cli
 PACKAGE = Path(edgecls.__file__).parent
 
 
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[edgecls.Run, str]:
+    """A run trained through ``Run.train`` (tiny CNN, 2 epochs: a few seconds) and what it
+    printed with ``progress=False``; the module's other API tests use it."""
+    import contextlib
+    import io
+
+    from helpers.images import write_image_folder
+    from helpers.runs import CLASSES, TINY
+
+    root = tmp_path_factory.mktemp("api")
+    data = write_image_folder(root / "images", CLASSES, size=32)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        run = edgecls.Run.train(data=data, out=root / "run", model=TINY, weights="none", img_size=32,
+                                epochs=2, batch_size=8, lr=0.01, patience=None,
+                                augment={"enabled": False}, progress=False)
+    return run, printed.getvalue()
+
+
 def _submodule_names() -> set[str]:
     return {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} | \
            {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
@@ -87,9 +107,18 @@ def test_training_refuses_a_one_class_folder_before_tensorflow_like_the_cli(monk
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_evaluates_exports_and_benches_through_the_api(tiny_run: Path) -> None:
-    run = edgecls.Run(tiny_run)
+def test_run_train_is_silent_without_progress_and_renders_its_history(api_run) -> None:
+    run, printed = api_run
+    assert printed == ""
+    assert run.train_result.epochs == 2 and run.config["model"] == "tiny_cnn" and len(run.history) == 2
+    html = run._repr_html_()
+    assert "<svg" in html and "data:image/png;base64," in html and "test accuracy" in html
+
+
+def test_a_run_evaluates_exports_benches_and_explains_through_the_api(api_run) -> None:
+    run = api_run[0]
     assert run.labels == ["circle_b", "circle_r", "square_g"]
+    assert edgecls.Run(run.path).labels == run.labels
 
     evaluation = run.evaluate(split="test")
     assert 0.0 <= evaluation.accuracy <= 1.0
@@ -104,7 +133,28 @@ def test_a_run_evaluates_exports_and_benches_through_the_api(tiny_run: Path) -> 
     html = result._repr_html_()
     assert "model_fp32.tflite" in html and "budget 5 pp" in html
 
-    bench = edgecls.benchmark(result.out, data=tiny_run, runs=3, warmup=1, progress=False)
+    bench = edgecls.benchmark(run.path, data=run.path, runs=3, warmup=1, progress=False)
     assert bench.passed and [r["file"] for r in bench.records] == ["model_fp32.tflite"]
     html = bench._repr_html_()
     assert "<table" in html and "<svg" in html and "<!DOCTYPE" not in html
+
+    image = next((Path(run.config["data"]) / "circle_r").iterdir())
+    explained = edgecls.explain_images(result.paths[0], [image], masks=8, progress=False)
+    assert explained.to_dict()["method"] == "rise" and len(explained.report.results) == 1
+    assert explained._repr_html_().count("data:image/png;base64,") == 1
+
+
+def test_progress_bars_draw_on_a_terminal_and_are_silenced_by_one_argument() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from edgecls.present.progress import fraction_bar, is_live
+
+    for enabled, drawn in ((True, True), (False, False)):
+        out = StringIO()
+        with fraction_bar("export", Console(file=out, force_terminal=True), enabled=enabled) as say:
+            say("tflite int8", 0.5)
+        assert ("tflite int8" in out.getvalue()) is drawn
+    assert is_live(Console(file=StringIO(), force_jupyter=True))
+    assert not is_live(Console(file=StringIO(), force_terminal=False, force_jupyter=False))
