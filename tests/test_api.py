@@ -158,3 +158,13 @@ def test_progress_bars_draw_on_a_terminal_and_are_silenced_by_one_argument() -> 
         assert ("tflite int8" in out.getvalue()) is drawn
     assert is_live(Console(file=StringIO(), force_jupyter=True))
     assert not is_live(Console(file=StringIO(), force_terminal=False, force_jupyter=False))
+
+
+def test_run_prune_returns_the_pruned_run(api_run, tmp_path: Path) -> None:
+    run = api_run[0]
+    with pytest.raises(edgecls.ConfigError, match="unknown key.*sparsity"):
+        run.prune(tmp_path / "narrow", structured=True, sparsity=0.5)
+    pruned = run.prune(tmp_path / "sparse", epochs=1, sparsity=0.5, min_weights=64, progress=False)
+    assert pruned.run.path == tmp_path / "sparse" and pruned.run.labels == run.labels
+    assert pruned.to_dict()["overall_sparsity"] > 0.3
+    assert "weights gzip KB" in pruned._repr_html_()

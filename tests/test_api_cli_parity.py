@@ -14,19 +14,23 @@ import typer.main
 from edgecls.api.benching import benchmark
 from edgecls.api.data import check_data
 from edgecls.api.exporting import export_run_dir
+from edgecls.api.pruning import prune_run_dir
 from edgecls.api.run import Run
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
 from edgecls.config import field_default, field_help
 from edgecls.export.pipeline import ExportConfig
+from edgecls.optimize.prune import PruneConfig
+from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
 
-# command path -> (API function, config dataclass whose fields it also takes, or None)
+# command path -> (API function, the config dataclasses whose fields it also takes)
 PAIRS = {
-    ("train",): (Run.train, TrainConfig),
-    ("export",): (export_run_dir, ExportConfig),
-    ("bench",): (benchmark, BenchOptions),
-    ("data", "check"): (check_data, None),
+    ("train",): (Run.train, (TrainConfig,)),
+    ("export",): (export_run_dir, (ExportConfig,)),
+    ("bench",): (benchmark, (BenchOptions,)),
+    ("data", "check"): (check_data, ()),
+    ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.
@@ -49,37 +53,38 @@ def _api_params(function) -> dict[str, inspect.Parameter]:
             if name not in ("cls", "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
-def _fields(config) -> set[str]:
-    return {f.name for f in dataclasses.fields(config)} if config else set()
+def _fields(configs) -> dict[str, tuple[type, dataclasses.Field]]:
+    """Field name -> (its config, the field), over ``configs``."""
+    return {f.name: (config, f) for config in configs for f in dataclasses.fields(config)}
 
 
 @pytest.mark.parametrize("path", list(PAIRS), ids=" ".join)
 def test_every_option_is_an_api_parameter_or_config_field(path: tuple[str, ...]) -> None:
-    function, config = PAIRS[path]
-    api, fields = _api_params(function), _fields(config)
+    function, configs = PAIRS[path]
+    api, fields = _api_params(function), _fields(configs)
     cli = {CLI_TO_API.get(p.name, p.name) for p in _command(path).params}
-    assert not cli - set(api) - fields, f"CLI options the API does not take: {cli - set(api) - fields}"
+    extra = cli - set(api) - set(fields)
+    assert not extra, f"CLI options the API does not take: {extra}"
     assert not set(api) - cli - API_ONLY, f"API parameters the CLI does not offer: {set(api) - cli - API_ONLY}"
 
 
 @pytest.mark.parametrize("path", list(PAIRS), ids=" ".join)
 def test_defaults_and_help_have_one_source(path: tuple[str, ...]) -> None:
-    function, config = PAIRS[path]
-    api, fields = _api_params(function), _fields(config)
+    function, configs = PAIRS[path]
+    api, fields = _api_params(function), _fields(configs)
     for param in _command(path).params:
         name = CLI_TO_API.get(param.name, param.name)
-        if name in fields and "help" in _metadata(config, name):
-            _check_config_option(config, name, param)
+        if name in fields and "help" in fields[name][1].metadata:
+            _check_config_option(fields[name][0], name, param)
+        elif name in fields and param.default is not None:
+            default = field_default(fields[name][0], name)
+            assert param.default == default, f"--{name}: CLI default {param.default!r}, config {default!r}"
         elif name in api and name not in OWN_DEFAULTS.get(path, set()) and name != "progress":
             expected = api[name].default
             if expected is not inspect.Parameter.empty:
                 assert param.default == expected, f"--{name}: CLI default {param.default!r}, API {expected!r}"
         if name in api and name in fields:
             assert api[name].default is None, f"{name}: the API's None means the config's default"
-
-
-def _metadata(config, name: str):
-    return {f.name: f for f in dataclasses.fields(config)}[name].metadata
 
 
 def _check_config_option(config, name: str, param) -> None:

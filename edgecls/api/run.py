@@ -129,6 +129,14 @@ class Run:
 
         return export_run_dir(self.path, formats=formats, precisions=precisions, **options)
 
+    def prune(self, out: str | Path | None = None, structured: bool = False, progress: bool = True,
+              **options: Any) -> Any:
+        """Prunes this run into a new run (``edgecls prune``); returns a ``PruneResult``
+        (``.run``: the pruned Run, ``.report``). See ``edgecls.api.pruning.prune_run_dir``."""
+        from edgecls.api.pruning import prune_run_dir
+
+        return prune_run_dir(self.path, out, structured, progress, **options)
+
     def explain(self, images: Any, **options: Any) -> Any:
         """Heatmaps of the run's float model on ``images`` (``edgecls explain RUN``); see
         ``edgecls.api.explaining.explain_images``."""

@@ -93,3 +93,15 @@ def rich_console_muted() -> Iterator[None]:
         yield
     finally:
         shared.quiet = previous
+
+
+@contextlib.contextmanager
+def status_line(message: str, console: Console | None = None,
+                enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A spinner with ``message``; each call replaces the message (work of unknown length)."""
+    console = console or Console()
+    if not enabled or not is_live(console):
+        yield lambda text: None
+        return
+    with console.status(message) as status:
+        yield lambda text: status.update(text)
