@@ -136,7 +136,7 @@ def test_a_run_evaluates_exports_benches_and_explains_through_the_api(api_run) -
     bench = edgecls.benchmark(run.path, data=run.path, runs=3, warmup=1, progress=False)
     assert bench.passed and [r["file"] for r in bench.records] == ["model_fp32.tflite"]
     html = bench._repr_html_()
-    assert "<table" in html and "<svg" in html and "<!DOCTYPE" not in html
+    assert "<table" in html and "<svg" in html and "<!DOCTYPE" not in html and "body {" not in html
 
     image = next((Path(run.config["data"]) / "circle_r").iterdir())
     explained = edgecls.explain_images(result.paths[0], [image], masks=8, progress=False)

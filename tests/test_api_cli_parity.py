@@ -1,7 +1,8 @@
-"""The CLI is a thin layer over the Python API: each option of ``train``, ``export``,
-``bench`` and ``data check`` is a parameter of the API function (or a field of the config
-it fills) of the same name, with the same default, and an option backed by a config
-field shows that field's help text (one source: ``edgecls.config.option``)."""
+"""The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
+``export``, ``prune``, ``bench``, ``data check`` and ``explain`` is a parameter of the API
+function (or a field of the config it fills) of the same name, with the same default, and
+an option backed by a config field shows that field's help text (one source:
+``edgecls.config.option``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from edgecls.api.benching import benchmark
 from edgecls.api.data import check_data
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
-from edgecls.api.run import Run
+from edgecls.api.explaining import explain_images
+from edgecls.api.run import Run, evaluate_run_dir
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
 from edgecls.config import field_default, field_help
 from edgecls.export.pipeline import ExportConfig
+from edgecls.explain.occlusion import OcclusionOptions
+from edgecls.explain.rise import RiseOptions
 from edgecls.optimize.prune import PruneConfig
 from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
@@ -31,6 +35,8 @@ PAIRS = {
     ("bench",): (benchmark, (BenchOptions,)),
     ("data", "check"): (check_data, ()),
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
+    ("evaluate",): (evaluate_run_dir, ()),
+    ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.

@@ -44,8 +44,9 @@ class Explanations:
 
 def explain_images(model: str | Path, images: Any, out: str | Path | None = None, method: str = "auto",
                    class_name: str | None = None, top_k: int = 1, compare: str | Path | None = None,
-                   labels: str | Path | None = None, threads: int | None = None,
-                   progress: bool = True, **method_options: Any) -> Explanations:
+                   masks: int | None = None, grid: int | None = None, batch_size: int | None = None,
+                   window: float | None = None, seed: int | None = None, labels: str | Path | None = None,
+                   threads: int | None = None, progress: bool = True) -> Explanations:
     """Explains a classifier's decisions with heatmaps (``edgecls explain``).
 
     Args:
@@ -57,11 +58,11 @@ def explain_images(model: str | Path, images: Any, out: str | Path | None = None
         class_name: explain this class instead of the predicted ones.
         top_k: explain the k most probable classes.
         compare: a second model (e.g. the INT8 artifact of the same run).
+        masks, grid, seed: RISE options; window: occlusion's; batch_size: both's
+            (None: ``RiseOptions`` / ``OcclusionOptions`` defaults).
         labels: labels file for models without embedded labels.
         threads: inference threads for artifacts.
         progress: draw a progress bar.
-        method_options: ``masks``, ``grid``, ``batch_size``, ``seed`` (RISE), ``window``
-            (occlusion), as the command's options of those names.
     """
     from edgecls.explain import ExplainSettings, OcclusionOptions, RiseOptions, explain, save_report
     from edgecls.present.progress import count_bar
@@ -70,20 +71,15 @@ def explain_images(model: str | Path, images: Any, out: str | Path | None = None
         from edgecls.present.tf_import import import_tensorflow_muted
 
         import_tensorflow_muted()
-    settings = ExplainSettings(method=method, class_name=class_name, top_k=top_k,
-                               rise=RiseOptions(**_pick(method_options, ("masks", "grid", "batch_size", "seed"))),
-                               occlusion=OcclusionOptions(**_pick(method_options, ("window", "batch_size"))))
+    rise = _given(masks=masks, grid=grid, batch_size=batch_size, seed=seed)
+    occlusion = _given(window=window, batch_size=batch_size)
+    settings = ExplainSettings(method=method, class_name=class_name, top_k=top_k, rise=RiseOptions(**rise),
+                               occlusion=OcclusionOptions(**occlusion))
     with count_bar("explaining", enabled=progress) as on_image:
         report = explain(model, [images] if isinstance(images, (str, Path)) else images, settings,
                          compare=compare, labels=labels, threads=threads, on_image=on_image)
     return Explanations(report, save_report(report, out) if out is not None else None)
 
 
-def _pick(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    unknown = set(options) - {"masks", "grid", "batch_size", "seed", "window"}
-    if unknown:
-        from edgecls.errors import ConfigError
-
-        raise ConfigError(f"unknown explain option(s) {', '.join(sorted(unknown))}",
-                          "use masks, grid, batch_size, seed (RISE) or window (occlusion)")
-    return {k: v for k, v in options.items() if k in names}
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

@@ -69,9 +69,11 @@ class DataReport:
 
 @dataclass
 class Evaluation:
-    """A run's best model on one split (``edgecls evaluate``): the report dict and views of it."""
+    """A run's best model on one split (``edgecls evaluate``): the report dict, views of
+    it, and the PNG of its most confident mistakes when one was drawn."""
 
     report: dict[str, Any]
+    gallery_png: Path | None = None
 
     @property
     def accuracy(self) -> float:
@@ -100,7 +102,9 @@ class Evaluation:
         table = html.table(["class", "precision", "recall", "f1", "support"], rows,
                            row_classes=["failed" if r[0] in far else "" for r in rows],
                            caption=f"{report['split']} split of {report['run']}")
-        return html.STYLE + table + html.note(summary) + confusion_png(report)
+        mistakes = html.png(self.gallery_png.read_bytes(), "most confident mistakes") \
+            if self.gallery_png is not None and self.gallery_png.is_file() else ""
+        return html.STYLE + table + html.note(summary) + confusion_png(report) + mistakes
 
 
 def confusion_png(report: dict[str, Any]) -> str:

@@ -105,16 +105,11 @@ class Run:
             return []
         return list(csv.DictReader(io.StringIO(self._dir.history.read_text())))
 
-    def evaluate(self, split: str = "test", top_k: int = 5, batch_size: int = 64,
-                 json_path: str | Path | None = None) -> Evaluation:
-        """Evaluates the best model on one subset of the run's split (``edgecls evaluate``)."""
-        from edgecls.present.tf_import import import_tensorflow_muted
-
-        import_tensorflow_muted()
-        from edgecls.train.evaluate import evaluate_run
-
-        return Evaluation(evaluate_run(self.path, split=split, top_k=top_k, json_path=json_path,
-                                       batch_size=batch_size))
+    def evaluate(self, split: str = "test", json_path: str | Path | None = None, top_k: int = 5,
+                 batch_size: int = 64, gallery: int = 8, progress: bool = True) -> Evaluation:
+        """Evaluates the best model on one subset of the run's split (``edgecls evaluate``);
+        see ``evaluate_run_dir``."""
+        return evaluate_run_dir(self.path, split, json_path, top_k, batch_size, gallery, progress)
 
     def export(self, formats: str | Sequence[str] | None = None, precisions: str | Sequence[str] | None = None,
                **options: Any) -> ExportResult:
@@ -163,6 +158,36 @@ class Run:
         if self._dir.confusion_png.is_file():
             parts.append(html.png(self._dir.confusion_png.read_bytes(), "confusion matrix"))
         return "".join(parts)
+
+
+def evaluate_run_dir(run: str | Path, split: str = "test", json_path: str | Path | None = None, top_k: int = 5,
+                     batch_size: int = 64, gallery: int = 8, progress: bool = True) -> Evaluation:
+    """Evaluates a run's best model on ``split`` (``edgecls evaluate``): accuracy, balanced
+    accuracy, top-k, per-class precision/recall/F1, weak classes, confusion matrix.
+
+    Args:
+        json_path: also write the report there (and the confusion matrix PNG beside it).
+        gallery: draw the N most confident mistakes with Grad-CAM heatmaps into
+            ``JSON_mistakes.png`` beside the JSON, or ``RUN/mistakes.png`` for the test
+            split (0: none).
+        progress: a spinner while the gallery is drawn.
+    """
+    from edgecls.present.progress import status_line
+    from edgecls.present.tf_import import import_tensorflow_muted
+
+    RunDir(Path(run)).require_model()
+    import_tensorflow_muted()
+    from edgecls.explain.gallery import write_mistakes_gallery
+    from edgecls.train.evaluate import evaluate_run
+
+    evaluation = Evaluation(evaluate_run(run, split=split, top_k=top_k, json_path=json_path, batch_size=batch_size))
+    png = (Path(json_path).with_name(f"{Path(json_path).stem}_mistakes.png") if json_path
+           else Path(run) / "mistakes.png" if split == "test" else None)
+    if gallery and png is not None:
+        with status_line("explaining the most confident mistakes...", enabled=progress):
+            shown = write_mistakes_gallery(run, split, png, count=gallery)
+        evaluation.gallery_png = png if shown else None
+    return evaluation
 
 
 def _say_split(split: Any) -> None:

@@ -36,8 +36,10 @@ def render_html(merged: MergedReport) -> str:
 
 
 def render_fragment(merged: MergedReport) -> str:
-    """The page's body with its styles, to embed in another page (a notebook cell)."""
-    return f"<div class='edgecls-report'><style>{_CSS}</style>\n{_body(merged)}</div>"
+    """The page's body with its styles, to embed in another page (a notebook cell); the
+    page's ``body`` style applies to this block only, not to the page around it."""
+    css = _CSS.replace("body {", ".edgecls-report {", 1)
+    return f"<div class='edgecls-report'><style>{css}</style>\n{_body(merged)}</div>"
 
 
 def _body(merged: MergedReport) -> str:

@@ -11,18 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgecls.api.options import MAX_PIXELS_HELP
+from edgecls.api.run import evaluate_run_dir
 from edgecls.api.training import run_training, training_config
 from edgecls.cli.app import app
 from edgecls.cli.options import config_option
 from edgecls.config import field_help
 from edgecls.data.split import Split
-from edgecls.explain.gallery import write_mistakes_gallery
-from edgecls.present.tf_import import import_tensorflow_quietly
-from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
 from edgecls.train.distribute import Placement
-from edgecls.train.evaluate import evaluate_run, weak_class_lines
+from edgecls.train.evaluate import weak_class_lines
 
 
 @app.command("train")
@@ -110,10 +108,10 @@ def _on_replicas(placement: Placement) -> str:
 
 @app.command("evaluate")
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
+    run: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
     split: str = typer.Option("test", "--split", help="Subset of the run's split: train, val or test."),
-    json_out: Path = typer.Option(None, "--json",
-                                  help="Also write the report to this JSON file (and a PNG beside it)."),
+    json_path: Path = typer.Option(None, "--json",
+                                   help="Also write the report to this JSON file (and a PNG beside it)."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
     gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "
@@ -124,24 +122,15 @@ def evaluate(
     the mean recall (more than 15 points, with a 95% interval that excludes the mean),
     confusion matrix (JSON and PNG), and a gallery of the most confident mistakes with
     heatmaps of the predicted and the true class."""
-    RunDir(run_dir).require_model()
-    import_tensorflow_quietly()
-    report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
-                          batch_size=batch_size)
+    evaluation = evaluate_run_dir(run, split, json_path, top_k, batch_size, gallery)
     console = Console()
-    _print_report(report, console)
-    if json_out:
-        typer.echo(f"report written to {json_out}")
-    gallery_png = json_out.with_name(f"{json_out.stem}_mistakes.png") if json_out \
-        else run_dir / "mistakes.png" if split == "test" else None
-    if gallery and gallery_png is not None:
-        _write_gallery(run_dir, split, gallery_png, gallery, console)
-
-
-def _write_gallery(run_dir: Path, split: str, png: Path, count: int, console: Any) -> None:
-    with console.status("explaining the most confident mistakes..."):
-        shown = write_mistakes_gallery(run_dir, split, png, count=count)
-    console.print(f"most confident mistakes: {png}" if shown else "no mistakes to show")
+    _print_report(evaluation.report, console)
+    if json_path:
+        typer.echo(f"report written to {json_path}")
+    if evaluation.gallery_png is not None:
+        console.print(f"most confident mistakes: {evaluation.gallery_png}")
+    elif gallery and (json_path or split == "test"):
+        console.print("no mistakes to show")
 
 
 def _print_report(report: dict[str, Any], console: Any) -> None:

@@ -25,7 +25,7 @@ def is_live(console: Console) -> bool:
 
 
 def _bars(console: Console | None, enabled: bool, *columns: Any) -> Progress | None:
-    console = console or Console()
+    console = console or Console(stderr=True)
     if not enabled or not is_live(console):
         return None
     return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeElapsedColumn(),
