@@ -168,3 +168,20 @@ def test_run_prune_returns_the_pruned_run(api_run, tmp_path: Path) -> None:
     assert pruned.run.path == tmp_path / "sparse" and pruned.run.labels == run.labels
     assert pruned.to_dict()["overall_sparsity"] > 0.3
     assert "weights gzip KB" in pruned._repr_html_()
+
+
+def test_a_refused_artifact_fails_check_with_the_gate_error(tmp_path: Path) -> None:
+    from edgecls.export.manifest import ArtifactRecord, Manifest
+
+    failed = ArtifactRecord(format="tflite", precision="int8", path="model_int8.tflite", size_bytes=1,
+                            sha256="0", accuracy=0.80, float_accuracy=0.90, agreement=0.85, drop_pp=10.0,
+                            kl_divergence=0.1, per_class_change={}, passed=False, settings={},
+                            verdict="failed", interval_pp=(6.0, 14.0), gate_note="the drop is real")
+    manifest = Manifest(run="run", model="best.keras", labels=["a", "b"], input_size=(32, 32), max_drop_pp=1.0,
+                        held_out_images=200, held_out_by_split={"val": 100, "test": 100}, float_accuracy=0.9,
+                        calibration=None, cpu="cpu", artifacts=[failed])
+    result = edgecls.ExportResult(manifest, tmp_path)
+    assert not result.passed and result.verdicts == {"model_int8.tflite": "failed"}
+    with pytest.raises(edgecls.GateError, match=r"model_int8.tflite \(failed: \+10.00 pp\): lost more than 1 pp"):
+        result.check()
+    assert "<tr class='failed'>" in result._repr_html_() and "the drop is real" in result._repr_html_()
