@@ -96,7 +96,7 @@ def test_defaults_and_help_have_one_source(path: tuple[str, ...]) -> None:
 def _check_config_option(config, name: str, param) -> None:
     default, text = field_default(config, name), field_help(config, name)
     assert param.help.startswith(text), f"--{name}: help is not the field's"
-    if param.default is None and default is not None and not isinstance(default, list):
+    if param.default is None and default not in (None, False) and not isinstance(default, list):
         assert "Default:" in param.help, f"--{name}: an unset option names the field's default"
     elif param.default is not None:
         shown = ",".join(map(str, default)) if isinstance(default, list) else default

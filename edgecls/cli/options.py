@@ -21,6 +21,6 @@ def config_option(cls: type, name: str, *flags: str, unset: bool = False, **kwar
     if isinstance(default, list):
         default = ",".join(map(str, default))
     if unset:
-        text += "" if default is None or "Default:" in text else f" Default: {default}."
+        text += "" if default in (None, False) or "Default:" in text else f" Default: {default}."
         default = None
     return typer.Option(default, *flags, help=text, **kwargs)
