@@ -33,7 +33,7 @@ def main() -> None:
     config = _config(args, out)
     throughput = _Throughput()
     started = time.perf_counter()
-    from edgecls.cli.train_progress import RichProgress
+    from edgecls.present.train_progress import RichProgress
     from edgecls.train.fit import train
 
     result = train(config, progress=None if args.no_progress else RichProgress,

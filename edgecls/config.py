@@ -3,6 +3,8 @@
 Every stage has a dataclass config. ``load_config`` reads YAML, rejects unknown keys
 (typos should fail, not be ignored), and ``None`` always means "use the default".
 Stage configs live next to the stage that uses them; this module holds the mechanics.
+A field's ``metadata["help"]`` is its one-line help: the command-line option of the same
+name shows it, and its default, from here (``field_help``, ``field_default``).
 """
 
 from __future__ import annotations
@@ -68,3 +70,26 @@ def to_dict(config: Any) -> dict[str, Any]:
 def save_config(config: Any, path: str | Path) -> None:
     """Writes a dataclass config as YAML, atomically."""
     write_text_atomic(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field with its command-line help text (``metadata["help"]``); no
+    default (and no ``default_factory``) makes it required."""
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def field_help(cls: type, name: str) -> str:
+    """The help text of field ``name`` of dataclass ``cls`` (KeyError when it has none)."""
+    return _field(cls, name).metadata["help"]
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (a fresh one for factories)."""
+    found = _field(cls, name)
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return None if found.default is dataclasses.MISSING else found.default
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    return {f.name: f for f in dataclasses.fields(cls)}[name]  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def drawn_progress(drawn: StringIO):
     """The CLI's progress factory, drawing into ``drawn``."""
     from rich.console import Console
 
-    from edgecls.cli.train_progress import RichProgress
+    from edgecls.present.train_progress import RichProgress
 
     return lambda phase, first: RichProgress(phase, first, Console(file=drawn, width=200))
 

@@ -99,7 +99,7 @@ def test_early_stopping_ends_the_run(trained_run: tuple[Path, Path], tmp_path: P
 
     from rich.console import Console
 
-    from edgecls.cli.train_progress import RichProgress
+    from edgecls.present.train_progress import RichProgress
     from edgecls.train.fit import train
 
     data, _ = trained_run

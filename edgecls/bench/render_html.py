@@ -30,6 +30,19 @@ ul.hosts li.passed { color: #11772d; } ul.hosts li.failed, ul.hosts li.unreachab
 
 def render_html(merged: MergedReport) -> str:
     """The whole page as one HTML string."""
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>edgecls bench report</title><style>{_CSS}</style></head>"
+            f"<body>\n{_body(merged)}\n</body></html>\n")
+
+
+def render_fragment(merged: MergedReport) -> str:
+    """The page's body with its styles, to embed in another page (a notebook cell); the
+    page's ``body`` style applies to this block only, not to the page around it."""
+    css = _CSS.replace("body {", ".edgecls-report {", 1)
+    return f"<div class='edgecls-report'><style>{css}</style>\n{_body(merged)}</div>"
+
+
+def _body(merged: MergedReport) -> str:
     parts = [f"<h1>edgecls bench report</h1><p class='note'>{len(merged.rows)} records from "
              f"{len(merged.sources)} file(s), rendered {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
     parts += [f"<p class='warning'>warning: {escape(w)}</p>" for w in merged.warnings]
@@ -41,10 +54,7 @@ def render_html(merged: MergedReport) -> str:
         parts.append(_group_section(group, rows))
     parts.append(_cross_target_section(merged.rows))
     parts.append(_NOTE)
-    body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>edgecls bench report</title><style>{_CSS}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+    return "\n".join(parts)
 
 
 def _group_section(group: str, rows: list[Row]) -> str:

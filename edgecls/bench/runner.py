@@ -22,6 +22,7 @@ from edgecls.bench import accuracy as acc
 from edgecls.bench.dataset import LabelledImages, load_labelled_images
 from edgecls.bench.machine import describe_machine
 from edgecls.bench.measure import MeasureSpec
+from edgecls.config import option
 from edgecls.bench.schema import (REPORT_KIND, SCHEMA_VERSION, STATUS_BELOW_FLOOR, STATUS_FAILED,
                                   STATUS_PASSED)
 from edgecls.errors import EdgeclsError
@@ -30,24 +31,36 @@ from edgecls.formats import artifact_size, format_for_path
 
 @dataclass
 class BenchOptions:
-    """Everything ``edgecls bench`` takes besides the model files."""
+    """Everything ``edgecls bench`` takes besides the model files; each field's ``help``
+    is its option's help (``labels_file`` is ``--labels``, ``timeout_s`` ``--timeout``)."""
 
-    data: Path | None = None
-    reference: Path | None = None
-    target: str | None = None
-    threads: list[int | None] = field(default_factory=lambda: [None])
-    warmup: int = 10
-    runs: int | None = 100
-    seconds: float | None = None
-    min_accuracy: float | None = None
-    labels_file: Path | None = None
-    max_per_class: int | None = None
-    device: str | None = None
-    providers: list[str] | None = None
+    data: Path | None = option(None, help=(
+        "Labelled images: DIR/CLASS/*, a pre-split dataset (its test or val subset), or a run "
+        "directory (its test split). Of a folder, each edgecls model scores only the files its "
+        "training run held out (recomputed from the split rule it carries); a model without one "
+        "scores all, with a WARNING."))
+    reference: Path | None = option(None, help=(
+        "Model to compare top-1 predictions with (e.g. the fp32 artifact of the same run); needs --data."))
+    target: str | None = option(None, help=(
+        "Target profile name recorded with the results (e.g. raspberry-pi-4); its "
+        "threads/device/providers apply unless given."))
+    threads: list[int | None] = option(default_factory=lambda: [None], help=(
+        "Thread count(s), comma-separated, e.g. 1,2,4: one record per count. Default: the "
+        "target's, else the backend's choice."))
+    warmup: int = option(10, help="Untimed runs before timing.")
+    runs: int | None = option(100, help="Timed runs per model (after the warm-up).")
+    seconds: float | None = option(None, help="Time budget per model instead of --runs.")
+    min_accuracy: float | None = option(None, help=(
+        "Top-1 floor: below it a model's status is below_floor. Needs --data."))
+    labels_file: Path | None = option(None, help="Labels file for models without embedded labels (one per line).")
+    max_per_class: int | None = option(None, help="Score at most this many images per class.")
+    device: str | None = option(None, help="OpenVINO device (CPU, GPU, NPU).")
+    providers: list[str] | None = option(None, help="ONNX Runtime execution providers, comma-separated.")
     extra: dict[str, Any] = field(default_factory=dict)  # BackendOptions.extra
     target_profile: dict[str, Any] | None = None  # recorded in machine["target_profile"]
-    timeout_s: float = 1800.0
-    verify: bool = True  # check each model's embedded digest before loading it
+    timeout_s: float = option(1800.0, help="Seconds before one model's measurement is abandoned.")
+    verify: bool = option(True, help=(
+        "Check each model against the digest embedded at export (--no-verify measures a damaged file anyway)."))
 
 
 Progress = Callable[[str], None]

@@ -1,6 +1,7 @@
-"""Command-line entry point. Each command module is thin: it builds a config and calls
-the library. Heavy frameworks are imported inside the commands, never here, so that
-``edgecls run`` works on a device without TensorFlow.
+"""Command-line entry point. Each command module is thin: it passes its options to the
+Python API (``edgecls.api``) and renders what comes back. Heavy frameworks are imported
+inside the commands, never here, so that ``edgecls run`` works on a device without
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import sys
 
 from edgecls.cli.app import app, reflow_help
-from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.errors import EdgeclsError
 
 # Command groups, one module each; a module that is absent or fails to import for a
@@ -58,7 +59,7 @@ _EXTRA_FOR_MODULE = {
 }
 
 # Imported before the command runs, muted. `train`, `evaluate` and `export` import it
-# themselves once their --data or run directory has passed a quick look (a wrong path then
+# (through the API) once their --data or run directory has passed a quick look (a wrong path then
 # fails in a second, not after TensorFlow loads).
 _TENSORFLOW_COMMANDS = {"prune"}
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from edgecls.atomic import write_text_atomic
+from edgecls.api.data import check_data
+from edgecls.api.options import MAX_PIXELS_HELP
 from edgecls.cli.app import app
 from edgecls.cli.check_table import render_check
-from edgecls.data.check import check_dataset
 from edgecls.data.digits import write_digits_dataset
-from edgecls.runtime.image_header import set_max_pixels
 
 data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -21,10 +19,8 @@ app.add_typer(data_app, name="data")
 @data_app.command("check")
 def check(
     data_dir: Path = typer.Argument(..., help="Dataset folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
-    max_pixels: str = typer.Option(None, "--max-pixels", help=(
-        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
-        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
+    json_path: Path = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
 ) -> None:
     """Check a dataset: images per class, unreadable files, duplicates, too-small classes.
 
@@ -34,19 +30,13 @@ def check(
     excluded. Exits with code 2 when the dataset cannot be trained on.
     """
     from rich.console import Console
-    from rich.progress import Progress
 
-    set_max_pixels(max_pixels)
+    report = check_data(data_dir, json_path=json_path, max_pixels=max_pixels)
     console = Console()
-    with Progress(transient=True, console=console) as progress:
-        task = progress.add_task("reading images", total=None)
-        report = check_dataset(data_dir, on_progress=lambda done, total: progress.update(
-            task, completed=done, total=total))
-    render_check(report, console)
-    if json_out:
-        write_text_atomic(json_out, json.dumps(report.to_json(), indent=1))
-        console.print(f"report written to {json_out}")
-    if report.errors:
+    render_check(report.check, console)
+    if json_path:
+        console.print(f"report written to {json_path}")
+    if not report.ok:
         raise typer.Exit(2)
 
 

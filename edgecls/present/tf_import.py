@@ -1,4 +1,4 @@
-"""Importing TensorFlow without its start-up chatter on the terminal."""
+"""Importing TensorFlow without its start-up chatter on the terminal or in a notebook."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def import_tensorflow_muted() -> None:
+    """What the CLI does for every command, for the Python API: TensorFlow's C++ start-up
+    lines off (unless the user set ``TF_CPP_MIN_LOG_LEVEL``), then the muted import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import_tensorflow_quietly()

@@ -18,11 +18,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from edgecls.present.progress import is_live
+
 
 class RichProgress(keras.callbacks.Callback):
     """Keras callback drawing rich progress bars.
 
-    On a console that is not a terminal (``edgecls train ... > train.log 2>&1``) it draws
+    On a console that is neither a terminal nor a notebook (``edgecls train ... > train.log 2>&1``) it draws
     no bars, which rich would leave in the file as blank lines: only the summary lines,
     one per epoch and one per feature pass.
 
@@ -37,7 +39,7 @@ class RichProgress(keras.callbacks.Callback):
         self.phase = phase
         self.first_epoch = first_epoch
         self.console = console or Console(stderr=True)
-        self.live = self.console.is_terminal and not self.console.is_dumb_terminal
+        self.live = is_live(self.console)
         self._progress: Progress | None = None
         self._epochs_task: Any = None
         self._batches_task: Any = None

@@ -1,0 +1,9 @@
+"""The Python API: a thin façade over the functions the CLI calls, one verb per command.
+
+Reached through the top-level package (``edgecls.Run``, ``edgecls.check_data``,
+``edgecls.benchmark``, ``edgecls.report``, ``edgecls.explain_images``,
+``edgecls.Classifier``), which imports each piece on first use so that ``import edgecls``
+stays light. Modules: ``data`` (check), ``training`` (train), ``run`` (``Run``: evaluate,
+export, prune, explain), ``benching`` (bench, report), ``results`` (result objects that
+render themselves in a notebook), ``options`` (help texts and defaults the CLI shares).
+"""

@@ -1,0 +1,34 @@
+"""Progress of work on several ssh hosts at once: one spinner line per host."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from edgecls.remote.host import HostSpec
+
+
+class HostProgress:
+    """One spinner line per host showing its current step."""
+
+    def __init__(self, console: Console | None, hosts: list[HostSpec]) -> None:
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=console or Console(), transient=True)
+        self._tasks = {host.text: self._progress.add_task(escape(host.text), total=None) for host in hosts}
+        self._lock = threading.Lock()
+
+    def update(self, host: HostSpec, message: str) -> None:
+        with self._lock:
+            self._progress.update(self._tasks[host.text], description=f"{escape(host.text)}: {escape(message)}")
+
+    def __enter__(self) -> HostProgress:  # noqa: PYI034
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
