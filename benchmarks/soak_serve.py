@@ -41,10 +41,10 @@ import cv2
 import numpy as np
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.loop import run_loop
-from edgecls.runtime.server import ServerLimits
-from edgecls.runtime.sinks import MjpegSink, Sink
-from edgecls.runtime.sources import Frame, FrameSource
+from edgecls.live.loop import run_loop
+from edgecls.live.server import ServerLimits
+from edgecls.live.sinks import MjpegSink, Sink
+from edgecls.live.sources import Frame, FrameSource
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORAL = SHARED / "models" / "coral"

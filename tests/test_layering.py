@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"errors", "atomic", "registry", "config", "resources", "formats", "metrics", "stats",
      "rundir", "digest"},
     {"runtime"},
+    {"live"},
     {"data"},
     {"models"},
     {"train", "optimize", "export"},
@@ -105,7 +106,8 @@ def test_the_checker_sees_upward_imports(tmp_path: Path) -> None:
                     "def f():\n    from edgecls import bench\n", encoding="utf-8")
     tops = [_top(module) for _, module in _imports(fake, tmp_path / "edgecls")]
     assert {"export", "cli", "bench"} <= set(tops)
-    assert all(_layer_of(top) > _layer_of("runtime") for top in ("export", "cli", "bench"))
+    assert all(_layer_of(top) > _layer_of("runtime") for top in ("export", "cli", "bench", "live"))
+    assert _layer_of("runtime") < _layer_of("live") < _layer_of("data")
     with pytest.raises(AssertionError, match="no layer"):
         _layer_of("newpackage")
 

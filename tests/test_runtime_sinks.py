@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgecls.errors import SourceError
-from edgecls.runtime.sinks import MjpegSink, VideoSink, annotate
-from edgecls.runtime.smoothing import ScoreSmoother
+from edgecls.live.sinks import MjpegSink, VideoSink, annotate
+from edgecls.live.smoothing import ScoreSmoother
 
 RESULT = {"frame": 0, "label": "red", "score": 0.97, "topk": [["red", 0.97]], "latency_ms": 1.0}
 

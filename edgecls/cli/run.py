@@ -16,15 +16,15 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
-from edgecls.runtime import sinks as out
+from edgecls.live import sinks as out
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.image_header import set_max_pixels
-from edgecls.runtime.loop import LoopOptions, run_loop
-from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import ServerLimits
-from edgecls.runtime.sinks import MjpegSink
-from edgecls.runtime.sources import open_source
+from edgecls.live.loop import LoopOptions, run_loop
+from edgecls.live.serve_auth import StreamAuth
+from edgecls.live.server import ServerLimits
+from edgecls.live.sinks import MjpegSink
+from edgecls.live.sources import open_source
 from edgecls.runtime.targets import load_target
 
 

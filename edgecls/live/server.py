@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
 from edgecls.errors import ConfigError, SourceError
-from edgecls.runtime.serve_auth import StreamAuth
+from edgecls.live.serve_auth import StreamAuth
 
 log = logging.getLogger(__name__)
 

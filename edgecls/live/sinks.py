@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from edgecls.errors import ConfigError, SourceError
-from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import (
+from edgecls.live.serve_auth import StreamAuth
+from edgecls.live.server import (
     ServerLimits,
     StreamServer,
     frame_part,
