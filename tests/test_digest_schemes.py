@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.errors import ModelError
 from edgecls.runtime import integrity, load_backend

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import (COLOR_LABELS, TinyNet, color_frame, make_onnx, make_openvino, make_tflite,
+from helpers.tiny_models import (COLOR_LABELS, TinyNet, color_frame, make_onnx, make_openvino, make_tflite,
                          tiny_metadata)
 
 from edgecls.errors import ModelError
