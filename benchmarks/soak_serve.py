@@ -78,7 +78,7 @@ class KeepOpen(Sink):
 def serve_cpu_seconds(sink: MjpegSink) -> float:
     """CPU time (user + system) of the stream's server and encoder threads so far."""
     total = 0.0
-    for thread in (sink.server._thread, sink._encoder):
+    for thread in sink.threads:
         fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total

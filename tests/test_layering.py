@@ -123,3 +123,23 @@ def test_no_test_module_imports_another() -> None:
             found += [f"{path.relative_to(tests)}:{node.lineno} imports {name}" for name in names
                       if name.split(".")[0].startswith("test_") or name == "conftest"]
     assert not found, "\n".join(found)
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names a script takes from edgecls: ``from edgecls.x import _y`` and
+    ``obj._y`` on anything but ``self``/``cls``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgecls"):
+            found += [f"{node.lineno}: {alias.name}" for alias in node.names if alias.name.startswith("_")]
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{node.lineno}: .{node.attr}")
+    return found
+
+
+def test_benchmarks_use_only_public_names() -> None:
+    """Benchmarks measure the library as a user gets it: a renamed private helper must not break them."""
+    scripts = sorted((PACKAGE.parent / "benchmarks").glob("*.py"))
+    found = {str(p.relative_to(PACKAGE.parent)): uses for p in scripts if (uses := _private_uses(p))}
+    assert not found, found

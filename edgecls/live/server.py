@@ -119,6 +119,11 @@ class StreamServer:
         self._thread.start()
 
     @property
+    def thread(self) -> threading.Thread:
+        """The thread that serves every connection."""
+        return self._thread
+
+    @property
     def watch_url(self) -> str:
         """The URL to open in a browser (with the token when one is required)."""
         return self.url + (f"?token={quote(self.auth.token)}" if self.auth.token else "")

@@ -160,6 +160,11 @@ class MjpegSink(Sink):
     def server(self) -> StreamServer:
         return self._server
 
+    @property
+    def threads(self) -> tuple[threading.Thread, threading.Thread]:
+        """The server's thread and the JPEG encoder's (to measure what streaming costs)."""
+        return self._server.thread, self._encoder
+
     def write(self, image: np.ndarray, result: dict[str, Any], fps: float) -> bool:
         self._latest = (image, result, fps)
         if self._server.viewers:

@@ -23,7 +23,7 @@ backend is handed out only after the check passed. So the file is read once, the
 adds little to the load time when a core is free, and what runs is exactly what was
 verified (no window for the file to change between check and load). The check looks for
 the digest fields near the ends of the file, where exporters write them: a search of
-the whole file holds the GIL and so stalls the load beside it (see ``_fields_near_ends``).
+the whole file holds the GIL and so stalls the load beside it (see ``digest_fields_near_ends``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ DIGEST_PLACEHOLDER = DIGEST_PREFIX + "0" * 64
 WEIGHTS_PLACEHOLDER = WEIGHTS_PREFIX + "0" * 64
 _HEX_ZEROS = b"0" * 64
 _HEX = re.compile(rb"[0-9a-f]{64}")
-_END_WINDOW = 256 * 1024  # where exporters write the digest fields: see _fields_near_ends
+_END_WINDOW = 256 * 1024  # where exporters write the digest fields: see digest_fields_near_ends
 _NO_VERIFY_HINT = ("copy the file again from the export folder or re-export it; "
                    "--no-verify (verify=False) loads it anyway")
 
@@ -153,9 +153,9 @@ def stamp_bytes(data: bytes, weights: bytes | None = None) -> bytes:
     """
     out = bytearray(data)
     if weights is not None:
-        _fill(out, _fields(out, WEIGHTS_PREFIX), hashlib.sha256(weights).hexdigest())
+        _fill(out, digest_fields(out, WEIGHTS_PREFIX), hashlib.sha256(weights).hexdigest())
     for scheme in SCHEMES:
-        fields = _fields(out, scheme.prefix)
+        fields = digest_fields(out, scheme.prefix)
         if fields:
             _fill(out, fields, _content_digest(_hasher(scheme, "<artifact>"), out, fields))
     return bytes(out)
@@ -222,7 +222,7 @@ def _verify_located(path: Path, model: ModelBytes, scheme: DigestScheme, fields:
 
 
 def _verify_weights(xml_path: Path, xml: bytes, weights: bytes | None) -> None:
-    fields = _fields(xml, WEIGHTS_PREFIX)
+    fields = digest_fields(xml, WEIGHTS_PREFIX)
     if not fields:
         return
     expected = _single_value(xml_path, xml, fields, "weights digest")
@@ -250,9 +250,9 @@ def _located(path: Path, data: bytes, near_ends: bool) -> tuple[DigestScheme | N
     """
     if near_ends:
         found = next(((scheme, fields) for scheme in SCHEMES
-                      if (fields := _fields_near_ends(data, scheme.prefix))), None)
+                      if (fields := digest_fields_near_ends(data, scheme.prefix))), None)
         return found or (None, [])
-    found_all = [(scheme, fields) for scheme in SCHEMES if (fields := _fields(data, scheme.prefix))]
+    found_all = [(scheme, fields) for scheme in SCHEMES if (fields := digest_fields(data, scheme.prefix))]
     if len(found_all) > 1:
         raise _corrupted(path, "it carries digests of different kinds")
     return found_all[0] if found_all else (None, [])
@@ -270,7 +270,7 @@ def _matches_with_every_field(path: Path, scheme: DigestScheme, data: bytes, nea
             and _content_digest(_hasher(scheme, path), data, every).encode() == expected)
 
 
-def _fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
+def digest_fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
     """The first field within ``_END_WINDOW`` bytes of the start of a large ``data`` and
     the last one within ``_END_WINDOW`` bytes of its end (all fields of a small one).
 
@@ -282,13 +282,13 @@ def _fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
     the common case fast, it never accepts more.
     """
     if len(data) <= 2 * _END_WINDOW:
-        return _fields(data, prefix)
+        return digest_fields(data, prefix)
     marker = prefix.encode()
     ends = (data.find(marker, 0, _END_WINDOW), data.rfind(marker, len(data) - _END_WINDOW))
     return [at + len(marker) for at in ends if at >= 0]
 
 
-def _fields(data: bytes | bytearray, prefix: str, start: int = 0, end: int | None = None) -> list[int]:
+def digest_fields(data: bytes | bytearray, prefix: str, start: int = 0, end: int | None = None) -> list[int]:
     """Offsets of the 64 hex digits after every ``prefix`` whose marker lies in
     ``data[start:end]`` (a plain search)."""
     marker, offsets = prefix.encode(), []
