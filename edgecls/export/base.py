@@ -21,14 +21,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import ConfigError
-from edgecls.formats import Format
+from edgecls.formats import FORMATS, IO_TYPES, PRECISIONS, Format
 from edgecls.registry import Registry
 from edgecls.runtime.metadata import ModelMetadata
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-IO_TYPES = ("uint8", "int8", "float32")
 EXPORTERS: Registry = Registry(
-    "export format", modules=[f"edgecls.export.{name}" for name in ("tflite", "onnx", "openvino")])
+    "export format", modules=[f"edgecls.export.{fmt.exporter}" for fmt in FORMATS])
 
 
 @dataclass(frozen=True)
@@ -138,10 +136,10 @@ class ExportSource:
     work_dir: Path
     dynamic_batch: bool = False
 
-    @property
-    def batch_dim(self) -> int:
-        """The input's batch dimension in ONNX and OpenVINO artifacts (-1: dynamic)."""
-        return -1 if self.dynamic_batch else 1
+    def batch_dim(self, fmt: Format) -> int:
+        """The input's batch dimension in an artifact of ``fmt`` (-1: dynamic, for a
+        format that offers it when ``dynamic_batch`` asks for it)."""
+        return -1 if self.dynamic_batch and fmt.dynamic_batch else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -165,11 +163,15 @@ class Remedy:
 
 
 class Exporter(ABC):
-    """Writes one artifact format. Subclasses set ``name``, ``format``, ``precisions``."""
+    """Writes one artifact format. Subclasses set ``name`` and ``format``."""
 
     name: str = ""
     format: Format
-    precisions: tuple[str, ...] = ()
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """What this exporter writes: its format's precisions."""
+        return self.format.precisions
 
     @property
     def suffix(self) -> str:

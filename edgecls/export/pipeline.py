@@ -28,12 +28,12 @@ from edgecls.data.split import Split, hash_rule
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export import gate
-from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
-                                 Remedy, get_exporter, list_formats)
+from edgecls.export.base import Exporter, ExportSource, QuantizationConfig, Remedy, get_exporter, list_formats
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
 from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions
 from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, validate_artifact
+from edgecls.formats import FORMAT_NAMES, IO_TYPES, PRECISIONS
 from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import BackendOptions
@@ -68,7 +68,7 @@ class ExportConfig:
     """
 
     out: Path
-    formats: list[str] = field(default_factory=lambda: ["tflite", "onnx", "openvino"])
+    formats: list[str] = field(default_factory=lambda: list(FORMAT_NAMES))
     precisions: list[str] = field(default_factory=lambda: ["int8"])
     calibration: str | None = None
     max_drop: float = 1.0

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from edgecls.errors import ModelError
-from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.formats import FORMATS, MODEL_SUFFIXES, format_for_path
 from edgecls.registry import Registry
 from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.integrity import (
@@ -25,7 +25,7 @@ from edgecls.runtime.integrity import (
 )
 
 BACKENDS: Registry[type[Backend]] = Registry(
-    "backend", modules=[f"edgecls.runtime.{name}" for name in ("litert", "onnxruntime", "openvino")])
+    "backend", modules=[f"edgecls.runtime.{fmt.backend}" for fmt in FORMATS])
 
 
 def backend_for_suffix(path: str | Path) -> type[Backend]:

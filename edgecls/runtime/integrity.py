@@ -38,6 +38,7 @@ from typing import Any
 
 from edgecls.atomic import write_bytes_atomic
 from edgecls.errors import ModelError
+from edgecls.formats import digested_file
 
 try:
     import blake3
@@ -95,9 +96,13 @@ class ModelBytes:
 def read_model(path: str | Path) -> ModelBytes:
     """Reads a model file (and an OpenVINO ``.xml``'s ``.bin``) into memory, once."""
     path = Path(path)
-    bin_path = path.with_suffix(".bin")
-    weights = bin_path.read_bytes() if path.suffix == ".xml" and bin_path.is_file() else None
-    return ModelBytes(path.read_bytes(), weights)
+    return ModelBytes(path.read_bytes(), _digested_side_bytes(path))
+
+
+def _digested_side_bytes(path: Path) -> bytes | None:
+    """The bytes of the side file whose digest the artifact carries (None: none or missing)."""
+    side = digested_file(path)
+    return side.read_bytes() if side is not None and side.is_file() else None
 
 
 class PendingCheck:
@@ -168,9 +173,7 @@ def stamp_file(path: str | Path) -> None:
     placeholders = [WEIGHTS_PLACEHOLDER] + [scheme.prefix + "0" * 64 for scheme in SCHEMES]
     if not any(placeholder.encode() in data for placeholder in placeholders):
         return
-    bin_path = path.with_suffix(".bin")
-    weights = bin_path.read_bytes() if path.suffix == ".xml" and bin_path.is_file() else None
-    write_bytes_atomic(path, stamp_bytes(data, weights))
+    write_bytes_atomic(path, stamp_bytes(data, _digested_side_bytes(path)))
 
 
 def verify_file(path: str | Path) -> str:
@@ -216,12 +219,12 @@ def _verify_located(path: Path, model: ModelBytes, scheme: DigestScheme, fields:
     matches = _content_digest(_hasher(scheme, path), data, fields).encode() == expected
     if not matches and not _matches_with_every_field(path, scheme, data, fields, expected):
         raise _corrupted(path, f"its content does not match the {scheme.name} digest embedded at export")
-    if path.suffix == ".xml":
-        _verify_weights(path, data, model.weights)
+    if (side := digested_file(path)) is not None:
+        _verify_weights(path, side, data, model.weights)
     return VERIFIED
 
 
-def _verify_weights(xml_path: Path, xml: bytes, weights: bytes | None) -> None:
+def _verify_weights(xml_path: Path, bin_path: Path, xml: bytes, weights: bytes | None) -> None:
     fields = digest_fields(xml, WEIGHTS_PREFIX)
     if not fields:
         return
@@ -229,7 +232,7 @@ def _verify_weights(xml_path: Path, xml: bytes, weights: bytes | None) -> None:
     if weights is None:
         return  # the backend reports the missing .bin with its own message
     if hashlib.sha256(weights).hexdigest().encode() != expected:
-        raise _corrupted(xml_path.with_suffix(".bin"),
+        raise _corrupted(bin_path,
                          f"it does not match the SHA-256 digest stored in {xml_path.name}")
 
 
