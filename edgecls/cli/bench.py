@@ -21,6 +21,7 @@ from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, benc
 from edgecls.errors import EdgeclsError
 from edgecls.explain.changes import embed_changes
 from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.rundir import RunDir
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
 
@@ -177,7 +178,7 @@ def models_in(paths: list[Path]) -> list[Path]:
         if not path.is_dir():
             out.append(path)
             continue
-        found = _model_files(path) or _model_files(path / "export")
+        found = _model_files(path) or _model_files(RunDir(path).export.root)
         if not found:
             raise EdgeclsError(f"{path} is a folder without model files ({', '.join(MODEL_SUFFIXES)})",
                                "pass model files, an export folder or a run exported with "

@@ -13,7 +13,7 @@ from edgecls.cli.tf_import import import_tensorflow_quietly
 from edgecls.errors import GateError
 from edgecls.explain.changes import write_changes_page
 from edgecls.export.pipeline import ExportConfig, export_run
-from edgecls.rundir import RunDir
+from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.runtime.targets import load_target
@@ -85,7 +85,7 @@ def export(
 
     if target:
         formats, precision = _from_target(target)
-    config = ExportConfig(out=out or run / "export", formats=_csv(formats),
+    config = ExportConfig(out=out or RunDir(run).export.root, formats=_csv(formats),
                           precisions=_csv(precision), calibration=calibration,
                           max_drop=max_drop, max_class_drop=max_class_drop, strict=strict,
                           input_type=input_type.lower(), remedies=remedies,
@@ -96,7 +96,7 @@ def export(
     with _progress(console) as say, _nncf_bars_muted():
         manifest = export_run(run, config, progress=say)
     _render(manifest, console)
-    console.print(f"manifest: {config.out / 'manifest.json'}")
+    console.print(f"manifest: {ExportDir(config.out).manifest}")
     if explain_changes:
         _explain_changes(run, config, manifest, console)
     _gate(manifest)
@@ -107,9 +107,9 @@ def _explain_changes(run: Path, config: Any, manifest: Any, console: Any) -> Non
     int8 = [config.out / a.path for a in manifest.artifacts if a.precision == "int8"]
     if int8:
         with console.status("explaining the top-1 changes of INT8 (RISE)..."):
-            changes = write_changes_page(run, int8, config.out / "changes.html", config.options.threads)
+            changes = write_changes_page(run, int8, ExportDir(config.out).changes_page, config.options.threads)
         counts = ", ".join(f"{c.artifact.name} {c.changed}" for c in changes)
-        console.print(f"top-1 changed vs float: {counts}; heatmaps: {config.out / 'changes.html'}")
+        console.print(f"top-1 changed vs float: {counts}; heatmaps: {ExportDir(config.out).changes_page}")
 
 
 def _warn_int8_input(config: Any, console: Any) -> None:

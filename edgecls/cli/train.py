@@ -202,7 +202,7 @@ def evaluate(
     if json_out:
         typer.echo(f"report written to {json_out}")
     gallery_png = json_out.with_name(f"{json_out.stem}_mistakes.png") if json_out \
-        else run_dir / "mistakes.png" if split == "test" else None
+        else RunDir(run_dir).mistakes_png if split == "test" else None
     if gallery and gallery_png is not None:
         _write_gallery(run_dir, split, gallery_png, gallery, console)
 

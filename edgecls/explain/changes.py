@@ -29,8 +29,8 @@ from edgecls.explain.gradcam import KerasModel
 from edgecls.explain.model import ExplainedModel, RuntimeModel
 from edgecls.explain.render import encode_png, panel
 from edgecls.explain.rise import RiseOptions
-from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions, load_predictions
-from edgecls.rundir import RunDir
+from edgecls.export.predictions import HeldOutPredictions, load_predictions
+from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.preprocess import read_image_bgr
 
 SHOWN_PER_ARTIFACT = 4
@@ -135,7 +135,7 @@ def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int 
 
 def _stored(artifact: Path, root: Path, items: list[tuple[Path, int]]) -> Top1Changes | None:
     """The export's own top-1 changes of ``artifact``, if its predictions.json covers it."""
-    predictions: HeldOutPredictions | None = load_predictions(artifact.parent / PREDICTIONS_NAME)
+    predictions: HeldOutPredictions | None = load_predictions(ExportDir(artifact.parent).predictions)
     if predictions is None or not predictions.same_images(root, items):
         return None
     stored = predictions.for_artifact(artifact)

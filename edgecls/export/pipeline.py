@@ -30,12 +30,12 @@ from edgecls.export import metadata as md
 from edgecls.export import gate
 from edgecls.export.base import Exporter, ExportSource, QuantizationConfig, Remedy, get_exporter, list_formats
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
-from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions
+from edgecls.export.predictions import HeldOutPredictions
 from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, validate_artifact
 from edgecls.formats import FORMAT_NAMES, IO_TYPES, PRECISIONS
 from edgecls.models.float_model import input_size, load_float_model, predict
-from edgecls.rundir import RunDir
+from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
 
@@ -149,9 +149,10 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
             say(f"{exporter.name} {precision}", index / len(jobs))
             manifest.artifacts.append(_export_one(context, exporter, precision))
         say("writing manifest.json", 1.0)
-        _guard_disk(lambda: transaction.add_text(PREDICTIONS_NAME, context.predictions.to_json()),
-                    config.out / PREDICTIONS_NAME)
-        _guard_disk(lambda: transaction.commit(manifest), config.out / "manifest.json")
+        out = ExportDir(config.out)
+        _guard_disk(lambda: transaction.add_text(out.PREDICTIONS, context.predictions.to_json()),
+                    out.predictions)
+        _guard_disk(lambda: transaction.commit(manifest), out.manifest)
     return manifest
 
 
