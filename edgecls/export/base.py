@@ -24,6 +24,7 @@ from edgecls.errors import ConfigError
 from edgecls.formats import FORMATS, IO_TYPES, PRECISIONS, Format
 from edgecls.registry import Registry
 from edgecls.runtime.metadata import ModelMetadata
+from edgecls.stats import DropBudget
 
 EXPORTERS: Registry = Registry(
     "export format", modules=[f"edgecls.export.{fmt.exporter}" for fmt in FORMATS])
@@ -42,7 +43,8 @@ class QuantizationConfig:
         io_type: input/output dtype of a full-integer TFLite model.
         per_channel: per-channel weight quantization.
         exclude: layer / node names kept in float (the sensitive ones).
-        max_drop: accuracy budget (fraction) for accuracy-controlled quantization.
+        max_drop: accuracy budget for accuracy-controlled quantization (NNCF takes
+            ``max_drop.fraction``; the manifest records that fraction).
         validation: (uint8 or float32 images, labels) for accuracy-controlled quantization.
     """
 
@@ -52,9 +54,13 @@ class QuantizationConfig:
     io_type: str = "uint8"
     per_channel: bool = True
     exclude: tuple[str, ...] = ()
-    max_drop: float = 0.01
+    max_drop: DropBudget = DropBudget(1.0)
     validation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
                                                             compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_drop, DropBudget):  # a bare number hides its unit
+            raise TypeError(f"max_drop must be a DropBudget (pp or from_fraction), not {self.max_drop!r}")
 
     @classmethod
     def for_float32(cls) -> QuantizationConfig:

@@ -65,7 +65,7 @@ class OpenVinoExporter(Exporter):
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         if quant.method == "accuracy_control" or quant.validation is None:
             return []
-        return [Remedy(f"nncf.quantize_with_accuracy_control(max_drop={quant.max_drop:.3f}) "
+        return [Remedy(f"nncf.quantize_with_accuracy_control(max_drop={quant.max_drop.fraction:.3f}) "
                        "keeps the most sensitive layers in float",
                        quant.replace(method="accuracy_control"))]
 
@@ -120,9 +120,9 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
         validation = nncf.Dataset(list(zip(images, labels)), lambda item: _as_batch(item[0]))
         with logger_level("nncf", logging.WARNING):  # hundreds of INFO lines otherwise
             quantized = nncf.quantize_with_accuracy_control(
-                model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop,
+                model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop.fraction,
                 advanced_quantization_parameters=params, **common)
-        settings["max_drop"] = quant.max_drop
+        settings["max_drop"] = quant.max_drop.fraction
         return quantized, settings
     with logger_level("nncf", logging.WARNING):
         return nncf.quantize(model, calibration, advanced_parameters=params, **common), settings

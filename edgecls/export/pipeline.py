@@ -38,6 +38,7 @@ from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
+from edgecls.stats import NO_DROP, DropBudget
 
 _VALIDATION_FOR_ACCURACY_CONTROL = 300
 _ACCURACY_CONTROLLED = ("accuracy_control", "nncf_accuracy_control")  # methods that tune on val
@@ -234,7 +235,7 @@ def _quant_config(context: _Context, exporter: Exporter, precision: str) -> Quan
     assert context.preset is not None
     quant = QuantizationConfig.for_int8(
         context.calibration, method=context.preset.method(exporter.name),
-        io_type=context.config.input_type, max_drop=context.config.max_drop / 100.0)
+        io_type=context.config.input_type, max_drop=DropBudget(context.config.max_drop))
     if quant.method in _ACCURACY_CONTROLLED:  # a preset (thorough: OpenVINO) asks for it first
         quant = _with_validation(context, quant)
     return quant
@@ -306,7 +307,7 @@ def remedy_trigger(result: Validation, max_drop_pp: float) -> str | None:
     if not result.passed(max_drop_pp):
         return OVER_BUDGET
     drop = result.paired
-    if drop is not None and drop.low_pp > 1e-9 and drop.high_pp > max_drop_pp + 1e-9:
+    if drop is not None and NO_DROP.exceeded_by(drop.low_pp) and DropBudget(max_drop_pp).exceeded_by(drop.high_pp):
         return REAL_AND_UNRESOLVED
     return None
 
