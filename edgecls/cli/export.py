@@ -16,7 +16,13 @@ from edgecls.export.pipeline import ExportConfig, export_run
 from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.image_header import set_max_pixels
-from edgecls.runtime.targets import load_target
+from edgecls.runtime.targets import apply, load_target
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """True when the user gave ``option`` (not left to its default)."""
+    source = ctx.get_parameter_source(option)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _csv(value: str) -> list[str]:
@@ -25,6 +31,7 @@ def _csv(value: str) -> list[str]:
 
 @app.command("export")
 def export(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory of `edgecls train` (holds best.keras, split.json)."),
     formats: str = typer.Option("tflite,onnx,openvino", "--formats", "-f",
                                 help="Comma-separated formats: tflite, onnx, openvino."),
@@ -32,7 +39,8 @@ def export(
                                   help="Comma-separated precisions: int8, fp32, fp16, dynamic."),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: RUN/export)."),
     target: str = typer.Option(None, "--target", "-t",
-                               help="Device profile from targets/ (sets format and precision)."),
+                               help="Device profile from targets/ (sets format and precision "
+                                    "unless --formats/--precision are given)."),
     calibration: str = typer.Option(None, "--calibration", "-c",
                                     help="Calibration preset (calibration/NAME.yaml), a preset YAML, "
                                          "or a folder of images. Default: 300 balanced train images."),
@@ -83,10 +91,11 @@ def export(
     import_tensorflow_quietly()
     from rich.console import Console
 
-    if target:
-        formats, precision = _from_target(target)
-    config = ExportConfig(out=out or RunDir(run).export.root, formats=_csv(formats),
-                          precisions=_csv(precision), calibration=calibration,
+    chosen = apply(load_target(target) if target else None,
+                   formats=_csv(formats) if _given(ctx, "formats") else None,
+                   precisions=_csv(precision) if _given(ctx, "precision") else None)
+    config = ExportConfig(out=out or RunDir(run).export.root, formats=chosen["formats"] or _csv(formats),
+                          precisions=chosen["precisions"] or _csv(precision), calibration=calibration,
                           max_drop=max_drop, max_class_drop=max_class_drop, strict=strict,
                           input_type=input_type.lower(), remedies=remedies,
                           options=BackendOptions(threads=threads), target=target,
@@ -117,12 +126,6 @@ def _warn_int8_input(config: Any, console: Any) -> None:
         console.print("[yellow]warning:[/] --input-type int8: MediaPipe Tasks and the Android Task "
                       "Library refuse int8 input tensors (they take uint8 or float32); the default "
                       "uint8 runs everywhere.")
-
-
-def _from_target(name: str) -> tuple[str, str]:
-    """Format and precision of a device profile in targets/."""
-    profile = load_target(name)
-    return profile.format, profile.precision
 
 
 @contextlib.contextmanager
