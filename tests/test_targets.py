@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.errors import ConfigError
-from edgecls.runtime.targets import apply, list_targets, load_target
+from edgecls.runtime.targets import apply, list_targets, load_target, target_file
 
 REQUIRED = ["raspberry-pi-4", "raspberry-pi-5", "jetson-nano", "jetson-orin-nano", "x86-cpu", "intel-cpu-openvino"]
 
@@ -49,6 +49,8 @@ def test_apply_lets_what_the_user_gave_win_and_the_profile_fill_the_rest() -> No
 def test_unknown_key_and_name_are_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndescription: d\narch: a\nformat: onnx\nprecision: fp32\nbackend: onnxruntime\nthreds: 2\n")
+    assert target_file(str(bad)) == bad and target_file("x86-cpu") is None
+    assert target_file(str(tmp_path / "missing.yaml")) is None
     with pytest.raises(ConfigError, match="unknown key"):
         load_target(str(bad))
     with pytest.raises(ConfigError, match="unknown target"):

@@ -14,7 +14,7 @@ from edgecls.cli.app import app
 from edgecls.config import from_dict, load_config
 from edgecls.cli.tf_import import import_tensorflow_quietly
 from edgecls.data.scan import ONE_CLASS_HINT, scan_dataset
-from edgecls.data.split import Split
+from edgecls.data.split import SUBSETS, Split
 from edgecls.errors import ConfigError, DataError
 from edgecls.explain.gallery import write_mistakes_gallery
 from edgecls.rundir import RunDir
@@ -128,7 +128,7 @@ def train(
 def _print_split(split: Split) -> None:
     """Counts per subset, then what the data check warned about (files excluded, small
     classes, imbalance): a newcomer sees it without running `edgecls data check`."""
-    counts = {subset: len(split.items(subset)) for subset in ("train", "val", "test")}
+    counts = {subset: len(split.items(subset)) for subset in SUBSETS}
     typer.echo(f"data: {counts['train']} train, {counts['val']} val, {counts['test']} test images "
                f"in {len(split.labels)} classes")
     console = Console(stderr=True)

@@ -22,7 +22,7 @@ import numpy as np
 from edgecls.atomic import write_text_atomic
 from edgecls.errors import DataError
 from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split
+from edgecls.data.split import HELD_OUT, Split
 from edgecls.explain.api import ExplainSettings, ImageResult, explain_image
 from edgecls.explain.compare import heatmap_difference
 from edgecls.explain.gradcam import KerasModel
@@ -116,7 +116,7 @@ def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int 
     run = RunDir(Path(run_dir))
     float_model = KerasModel.load(run.require_model(), run.read_labels())
     split = Split.load(run.split)
-    items = [item for name in ("val", "test") if name in split.subsets for item in split.items(name)]
+    items = [item for name in HELD_OUT if name in split.subsets for item in split.items(name)]
     rerun = _Rerun(float_model, items)
     found = []
     for path in artifacts:

@@ -24,7 +24,7 @@ import numpy as np
 from edgecls.data.calibration import (CalibrationPreset, calibration_images, sample_items,
                                       split_calibration)
 from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split, hash_rule
+from edgecls.data.split import HELD_OUT, Split, hash_rule
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export import gate
@@ -42,7 +42,6 @@ from edgecls.stats import NO_DROP, DropBudget
 
 _VALIDATION_FOR_ACCURACY_CONTROL = 300
 _ACCURACY_CONTROLLED = ("accuracy_control", "nncf_accuracy_control")  # methods that tune on val
-HELD_OUT = ("val", "test")  # never seen by training; the gate compares on both
 OVER_BUDGET = "over_budget"  # remedy triggers: see remedy_trigger
 REAL_AND_UNRESOLVED = "real_and_unresolved"
 Progress = Callable[[str, float], None]  # (message, fraction of the work done)

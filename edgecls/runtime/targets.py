@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecls.config import load_config, to_dict
+from edgecls.config import is_yaml_name, load_config, to_dict
 from edgecls.errors import ConfigError
 from edgecls.resources import resource_dir
 from edgecls.runtime.base import BackendOptions
@@ -100,10 +100,15 @@ def list_targets() -> list[Target]:
     return [load_config(Target, found[name]) for name in sorted(found)]
 
 
+def target_file(name: str) -> Path | None:
+    """The YAML file ``--target NAME`` names, or None when NAME is a profile name."""
+    return Path(name) if is_yaml_name(name) and Path(name).is_file() else None
+
+
 def load_target(name: str) -> Target:
     """The profile called ``name`` (or read from a YAML path)."""
-    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
-        return load_config(Target, name)
+    if (path := target_file(name)) is not None:
+        return load_config(Target, path)
     for folder in target_dirs():
         path = folder / f"{name}.yaml"
         if path.is_file():

@@ -24,7 +24,7 @@ from edgecls.config import from_dict, save_config
 from edgecls.data.augment import AugmentConfig, build_mixing
 from edgecls.data.pipeline import make_dataset
 from edgecls.data.resolution import suggest_image_size
-from edgecls.data.split import Split, prepare_split
+from edgecls.data.split import SUBSETS, Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
 from edgecls.models.float_model import load_float_model
@@ -215,7 +215,7 @@ def _resolved(config: TrainConfig, split: Split) -> TrainConfig:
     """``config`` with the defaults that depend on the data filled in (the image size)."""
     if config.img_size is not None:
         return config
-    paths = [path for subset in ("train", "val", "test") for path, _ in split.items(subset)]
+    paths = [path for subset in SUBSETS for path, _ in split.items(subset)]
     return dataclasses.replace(config, img_size=suggest_image_size(paths))
 
 
