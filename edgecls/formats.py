@@ -41,6 +41,8 @@ class Format:
         digested_side: the side file whose digest the artifact carries (None: none).
         runtime_modules: Python modules any one of which runs it, the preferred first.
         runtime_extra: the pip extra that installs the preferred one.
+        runtime_distributions: pip distributions that run it (a bench report records
+            the versions of those installed).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Format:
     title: str
     runtime_modules: tuple[str, ...]
     runtime_extra: str
+    runtime_distributions: tuple[str, ...]
     precisions: tuple[str, ...] = PRECISIONS
     io_types: tuple[str, ...] = ("float32",)
     dynamic_batch: bool = False
@@ -72,12 +75,14 @@ class Format:
 
 TFLITE = Format("tflite", ".tflite", (), exporter="tflite", backend="litert", title="TFLite",
                 runtime_modules=("ai_edge_litert", "tflite_runtime", "tensorflow"),
-                runtime_extra="runtime-tflite", io_types=IO_TYPES)
+                runtime_extra="runtime-tflite", runtime_distributions=("ai-edge-litert", "tflite-runtime"),
+                io_types=IO_TYPES)
 ONNX = Format("onnx", ".onnx", (), exporter="onnx", backend="onnxruntime", title="ONNX",
-              runtime_modules=("onnxruntime",), runtime_extra="runtime-onnx", dynamic_batch=True)
+              runtime_modules=("onnxruntime",), runtime_extra="runtime-onnx",
+              runtime_distributions=("onnxruntime", "onnxruntime-gpu"), dynamic_batch=True)
 OPENVINO = Format("openvino", ".xml", (".bin",), exporter="openvino", backend="openvino",
                   title="OpenVINO IR", runtime_modules=("openvino",), runtime_extra="runtime-openvino",
-                  dynamic_batch=True, digested_side=".bin")
+                  runtime_distributions=("openvino",), dynamic_batch=True, digested_side=".bin")
 FORMATS: tuple[Format, ...] = (TFLITE, ONNX, OPENVINO)
 FORMAT_NAMES: tuple[str, ...] = tuple(fmt.name for fmt in FORMATS)
 MODEL_SUFFIXES: tuple[str, ...] = tuple(fmt.suffix for fmt in FORMATS)

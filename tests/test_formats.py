@@ -63,3 +63,6 @@ def test_runtime_packages_per_format_feed_the_device_and_the_cli() -> None:
     assert BACKEND_FORMATS == {"litert": "tflite", "onnxruntime": "onnx", "openvino": "openvino"}
     assert _EXTRA_FOR_MODULE["onnxruntime"] == "runtime-onnx"
     assert _EXTRA_FOR_MODULE["tensorflow"] == "train"  # a fallback runtime module keeps its own extra
+    from edgecls.bench.machine import BACKEND_DISTRIBUTIONS
+
+    assert BACKEND_DISTRIBUTIONS == ("ai-edge-litert", "tflite-runtime", "onnxruntime", "onnxruntime-gpu", "openvino")
