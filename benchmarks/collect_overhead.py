@@ -32,9 +32,9 @@ from edgecls.live.collect_writer import JPEG_QUALITY
 from edgecls.live.perceptual_hash import dhash
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.loop import LoopOptions, run_loop
-from edgecls.runtime.sinks import JsonLinesSink
-from edgecls.runtime.sources import Frame, FrameSource
+from edgecls.live.loop import LoopOptions, run_loop
+from edgecls.live.sinks import JsonLinesSink
+from edgecls.live.sources import Frame, FrameSource
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "coral" / "mobilenet_v1_0.25_128_quant.tflite"

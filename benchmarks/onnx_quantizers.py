@@ -31,6 +31,7 @@ from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.export.validate import validate_artifact
 from edgecls.rundir import RunDir
 from edgecls.runtime.cpu import cpu_info
+from edgecls.stats import DropBudget
 from export_int8 import imagenette_run, p50_latency_ms
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     exporter.export(source, QuantizationConfig.for_float32(), fp32)
     for method in args.methods.split(","):
         quant = QuantizationConfig.for_int8(calibration, method=method, validation=val,
-                                            max_drop=args.max_drop / 100)
+                                            max_drop=DropBudget(args.max_drop))
         path = work / f"{method}.onnx"
         started = time.perf_counter()
         exporter.export(source, quant, path)

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers.images import write_color_folder
-from sshd import SshLab, missing_tools
-from tiny_models import TinyNet, make_onnx, make_openvino, tiny_metadata
+from helpers.sshd import SshLab, missing_tools
+from helpers.tiny_models import TinyNet, make_onnx, make_openvino, tiny_metadata
 
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.remote.bench import RemoteBenchJob, bench_on_hosts

@@ -41,10 +41,10 @@ import cv2
 import numpy as np
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.loop import run_loop
-from edgecls.runtime.server import ServerLimits
-from edgecls.runtime.sinks import MjpegSink, Sink
-from edgecls.runtime.sources import Frame, FrameSource
+from edgecls.live.loop import run_loop
+from edgecls.live.server import ServerLimits
+from edgecls.live.sinks import MjpegSink, Sink
+from edgecls.live.sources import Frame, FrameSource
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORAL = SHARED / "models" / "coral"
@@ -78,7 +78,7 @@ class KeepOpen(Sink):
 def serve_cpu_seconds(sink: MjpegSink) -> float:
     """CPU time (user + system) of the stream's server and encoder threads so far."""
     total = 0.0
-    for thread in (sink.server._thread, sink._encoder):
+    for thread in sink.threads:
         fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total

@@ -95,12 +95,12 @@ def _input_wait(config, out: Path, steps: int) -> tuple[float, float]:
 
     from edgecls.data.split import Split
     from edgecls.rundir import RunDir
-    from edgecls.train.fit import _dataset
+    from edgecls.train.fit import split_dataset
 
     run = RunDir(out)
     model = keras.saving.load_model(run.last_checkpoint)
     model.jit_compile = config.jit_compile
-    pipeline, _ = _dataset(Split.load(run.split), "train", (config.img_size,) * 2, config,
+    pipeline, _ = split_dataset(Split.load(run.split), "train", (config.img_size,) * 2, config,
                            training=True)
     pipeline = pipeline.repeat()
     in_memory = pipeline.take(steps).cache().repeat()

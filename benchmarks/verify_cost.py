@@ -66,7 +66,7 @@ def restamped(model: Path, scheme: DigestScheme, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = bytearray(model.read_bytes())
     for old in integrity.SCHEMES:
-        for at in integrity._fields(bytes(data), old.prefix):
+        for at in integrity.digest_fields(bytes(data), old.prefix):
             data[at - len(old.prefix):at + 64] = (scheme.prefix + "0" * 64).encode()
     weights = model.with_suffix(".bin")
     if model.suffix == ".xml" and weights.is_file():
@@ -102,14 +102,14 @@ class WholeFileCheck:
 def as_before() -> Iterator[None]:
     """The check as it was before: SHA-256 only, the whole file searched for digest fields
     in the thread that hashes (also for a model without any)."""
-    saved = integrity.SCHEMES, integrity._fields_near_ends, backends.start_check
+    saved = integrity.SCHEMES, integrity.digest_fields_near_ends, backends.start_check
     integrity.SCHEMES = (SHA256,)
-    integrity._fields_near_ends = lambda data, prefix: []
+    integrity.digest_fields_near_ends = lambda data, prefix: []
     backends.start_check = WholeFileCheck
     try:
         yield
     finally:
-        integrity.SCHEMES, integrity._fields_near_ends, backends.start_check = saved
+        integrity.SCHEMES, integrity.digest_fields_near_ends, backends.start_check = saved
 
 
 def loaded_before(model: Path) -> None:

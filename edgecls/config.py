@@ -19,6 +19,12 @@ from edgecls.atomic import write_text_atomic
 from edgecls.errors import ConfigError
 
 C = TypeVar("C")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_yaml_name(name: str | Path) -> bool:
+    """True when ``name`` ends like a YAML file: a path to a config, not a preset or profile name."""
+    return str(name).endswith(YAML_SUFFIXES)
 
 
 def from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:

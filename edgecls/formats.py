@@ -1,11 +1,14 @@
 """Model file formats and image file suffixes: the one description every layer reads.
 
-A ``Format`` ties together what used to be spread over export, runtime, bench and the
-manifest: the artifact's suffix, the side files that travel with it (OpenVINO's
-``.bin``), the exporter that writes it and the runtime backend that runs it::
+A ``Format`` ties together what would otherwise be re-typed in export, runtime, bench,
+inspect, remote and the CLI: the artifact's suffix, the side files that travel with it
+(OpenVINO's ``.bin``, whose digest the ``.xml`` carries), the exporter that writes it and
+the backend that runs it, the precisions and I/O types it offers, whether its input may
+take any batch size, and the Python modules and pip extra that run it on a device::
 
     fmt = format_for_path("model_int8.xml")   # OPENVINO
     fmt.files(Path("model_int8.xml"))          # [model_int8.xml, model_int8.bin]
+    fmt.digested_file(Path("model_int8.xml"))  # model_int8.bin
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.errors import ConfigError
+
+
+# Every precision an exporter may write and every input/output dtype of an INT8 artifact.
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8")
+IO_TYPES: tuple[str, ...] = ("uint8", "int8", "float32")
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,14 @@ class Format:
         exporter: name of the exporter in ``edgecls.export`` that writes it.
         backend: name of the runtime backend that runs it.
         title: human name, for messages.
+        precisions: what ``--precision`` may ask of it.
+        io_types: input/output dtypes an INT8 artifact may take (``--input-type``).
+        dynamic_batch: its input may take any batch size (``--dynamic-batch``).
+        digested_side: the side file whose digest the artifact carries (None: none).
+        runtime_modules: Python modules any one of which runs it, the preferred first.
+        runtime_extra: the pip extra that installs the preferred one.
+        runtime_distributions: pip distributions that run it (a bench report records
+            the versions of those installed).
     """
 
     name: str
@@ -35,6 +51,13 @@ class Format:
     exporter: str
     backend: str
     title: str
+    runtime_modules: tuple[str, ...]
+    runtime_extra: str
+    runtime_distributions: tuple[str, ...]
+    precisions: tuple[str, ...] = PRECISIONS
+    io_types: tuple[str, ...] = ("float32",)
+    dynamic_batch: bool = False
+    digested_side: str | None = None
 
     def side_files(self, path: str | Path) -> list[Path]:
         """The side files an artifact at ``path`` needs (whether or not they exist)."""
@@ -45,12 +68,23 @@ class Format:
         """The artifact and those of its side files that exist, artifact first."""
         return [Path(path)] + [side for side in self.side_files(path) if side.is_file()]
 
+    def digested_file(self, path: str | Path) -> Path | None:
+        """The side file whose digest an artifact at ``path`` carries (None: none)."""
+        return Path(path).with_suffix(self.digested_side) if self.digested_side else None
 
-TFLITE = Format("tflite", ".tflite", (), exporter="tflite", backend="litert", title="TFLite")
-ONNX = Format("onnx", ".onnx", (), exporter="onnx", backend="onnxruntime", title="ONNX")
+
+TFLITE = Format("tflite", ".tflite", (), exporter="tflite", backend="litert", title="TFLite",
+                runtime_modules=("ai_edge_litert", "tflite_runtime", "tensorflow"),
+                runtime_extra="runtime-tflite", runtime_distributions=("ai-edge-litert", "tflite-runtime"),
+                io_types=IO_TYPES)
+ONNX = Format("onnx", ".onnx", (), exporter="onnx", backend="onnxruntime", title="ONNX",
+              runtime_modules=("onnxruntime",), runtime_extra="runtime-onnx",
+              runtime_distributions=("onnxruntime", "onnxruntime-gpu"), dynamic_batch=True)
 OPENVINO = Format("openvino", ".xml", (".bin",), exporter="openvino", backend="openvino",
-                  title="OpenVINO IR")
+                  title="OpenVINO IR", runtime_modules=("openvino",), runtime_extra="runtime-openvino",
+                  runtime_distributions=("openvino",), dynamic_batch=True, digested_side=".bin")
 FORMATS: tuple[Format, ...] = (TFLITE, ONNX, OPENVINO)
+FORMAT_NAMES: tuple[str, ...] = tuple(fmt.name for fmt in FORMATS)
 MODEL_SUFFIXES: tuple[str, ...] = tuple(fmt.suffix for fmt in FORMATS)
 
 # Images every stage reads (OpenCV decodes all of them): dataset scan, calibration
@@ -71,6 +105,19 @@ def get_format(name: str) -> Format:
                       f"choose from: {', '.join(f.name for f in FORMATS)}")
 
 
+def format_for_backend(backend: str) -> Format:
+    """The format the runtime backend called ``backend`` runs.
+
+    Raises:
+        ConfigError: no format runs on that backend.
+    """
+    for fmt in FORMATS:
+        if fmt.backend == backend:
+            return fmt
+    raise ConfigError(f"unknown backend {backend!r}",
+                      f"choose from: {', '.join(f.backend for f in FORMATS)}")
+
+
 def format_for_path(path: str | Path) -> Format | None:
     """The format of a model file by its suffix (any case), None when no format has it."""
     suffix = Path(path).suffix.lower()
@@ -81,6 +128,12 @@ def artifact_files(path: str | Path) -> list[Path]:
     """The files of one artifact: the file itself plus its existing side files."""
     fmt = format_for_path(path)
     return fmt.files(path) if fmt else [Path(path)]
+
+
+def digested_file(path: str | Path) -> Path | None:
+    """The side file whose digest the artifact at ``path`` carries (None: none, or not a model)."""
+    fmt = format_for_path(path)
+    return fmt.digested_file(path) if fmt else None
 
 
 def artifact_size(path: str | Path) -> int:

@@ -1,4 +1,5 @@
-"""The layout of a run directory: the contract between train, evaluate, prune and export.
+"""The layout of a run directory and of an export folder: the contract between train,
+evaluate, prune, export, bench and explain. Every path inside either comes from here.
 
 A run directory holds everything a later stage needs, so that e.g. export validates
 on exactly the test images training held out::
@@ -15,6 +16,13 @@ on exactly the test images training held out::
       metrics.json              evaluation on the test split (schema in edgecls.train.evaluate)
       confusion_matrix.png
       classification_report.txt
+      mistakes.png              `edgecls evaluate`'s most confident test mistakes (Grad-CAM)
+      prune_report.json         a pruned run only: what pruning did (edgecls.optimize)
+      export/                   `edgecls export RUN`'s default output, an ``ExportDir``:
+        model_int8.tflite ...   the artifacts (edgecls.formats names their side files)
+        manifest.json           what was exported and how it did (edgecls.export.manifest)
+        predictions.json        held-out predictions of every artifact and the float model
+        changes.html            with --explain-changes: what INT8 changed, with heatmaps
 """
 
 from __future__ import annotations
@@ -28,6 +36,29 @@ from edgecls.errors import ConfigError, EdgeclsError
 RUN_ENTRIES = frozenset({"config.yaml", "split.json", "labels.txt", "history.csv", "best.keras",
                          "checkpoints", "metrics.json", "confusion_matrix.png",
                          "classification_report.txt"})
+
+
+@dataclass(frozen=True)
+class ExportDir:
+    """Paths inside one export folder (a run's ``export/`` or any ``--out``)."""
+
+    root: Path
+
+    MANIFEST = "manifest.json"
+    PREDICTIONS = "predictions.json"
+    CHANGES = "changes.html"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / self.MANIFEST
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / self.PREDICTIONS
+
+    @property
+    def changes_page(self) -> Path:
+        return self.root / self.CHANGES
 
 
 @dataclass(frozen=True)
@@ -69,6 +100,11 @@ class RunDir:
         return self.checkpoints / "state.json"
 
     @property
+    def backup(self) -> Path:
+        """Keras BackupAndRestore's folder, during a phase of a distributed run only."""
+        return self.checkpoints / "backup"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 
@@ -79,6 +115,19 @@ class RunDir:
     @property
     def report_txt(self) -> Path:
         return self.root / "classification_report.txt"
+
+    @property
+    def mistakes_png(self) -> Path:
+        return self.root / "mistakes.png"
+
+    @property
+    def prune_report(self) -> Path:
+        return self.root / "prune_report.json"
+
+    @property
+    def export(self) -> ExportDir:
+        """Where ``edgecls export RUN`` writes by default, and where bench looks in a run."""
+        return ExportDir(self.root / "export")
 
     def read_labels(self) -> list[str]:
         """Class names in output-index order."""

@@ -10,6 +10,10 @@ Tango's score interval for a difference of paired proportions (Tango 1998, Stat.
 17:891): the set of drops that a score test on the discordant pairs does not reject.
 Unlike a Wald or bootstrap interval it stays honest with few or no discordant pairs
 (0 changed predictions out of 261 gives about +-1.45 pp, not a zero-width interval).
+
+An accuracy budget is a ``DropBudget``: its unit is explicit (percentage points, what
+``--max-drop`` and YAML take; ``fraction`` for NNCF's absolute ``max_drop``), and it is
+the one place that decides whether a drop is within budget.
 """
 
 from __future__ import annotations
@@ -25,6 +29,39 @@ Z95 = 1.959963984540054  # two-sided 95 %
 WITHIN, OVER, UNRESOLVED = "within", "over", "unresolved"
 _BISECT_STEPS = 200
 _MAX_IMAGES = 10_000_000
+_SLACK_PP = 1e-9  # floating-point slack of every budget comparison, in percentage points
+
+
+@dataclass(frozen=True)
+class DropBudget:
+    """The largest accepted accuracy drop of a candidate model vs its reference.
+
+    Attributes:
+        pp: the budget in percentage points (1.0 = one point of top-1 accuracy).
+    """
+
+    pp: float
+
+    @classmethod
+    def from_fraction(cls, fraction: float) -> DropBudget:
+        """The budget NNCF's absolute ``max_drop`` states (0.01 = one point)."""
+        return cls(100.0 * fraction)
+
+    @property
+    def fraction(self) -> float:
+        """The budget as a fraction of accuracy, as NNCF's absolute ``max_drop`` takes it."""
+        return self.pp / 100.0
+
+    def allows(self, drop_pp: float) -> bool:
+        """True when a drop of ``drop_pp`` points is within the budget."""
+        return drop_pp <= self.pp + _SLACK_PP
+
+    def exceeded_by(self, drop_pp: float) -> bool:
+        """True when a drop of ``drop_pp`` points is over the budget (False for NaN, too)."""
+        return drop_pp > self.pp + _SLACK_PP
+
+
+NO_DROP = DropBudget(0.0)  # exceeded by a drop that is real: an interval's low end above zero
 
 
 @dataclass(frozen=True)
@@ -171,11 +208,10 @@ def budget_decision(drop_pp: float, low_pp: float, high_pp: float, budget_pp: fl
         resolves it (the interval lies within the budget or is no wider than it);
         ``UNRESOLVED`` otherwise (too few images to tell).
     """
-    eps = 1e-9
-    if drop_pp > budget_pp + eps and low_pp > eps:
+    budget = DropBudget(budget_pp)
+    if budget.exceeded_by(drop_pp) and NO_DROP.exceeded_by(low_pp):
         return OVER
-    if drop_pp <= budget_pp + eps and (high_pp <= budget_pp + eps
-                                       or high_pp - low_pp <= budget_pp + eps):
+    if budget.allows(drop_pp) and (budget.allows(high_pp) or budget.allows(high_pp - low_pp)):
         return WITHIN
     return UNRESOLVED
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from helpers.images import write_color_folder
-from sshd import missing_tools
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.sshd import missing_tools
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "check-aarch64.sh"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
+from helpers.tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
 
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.bench.schema import STATUS_BELOW_FLOOR, STATUS_FAILED, STATUS_PASSED, validate_report

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.data.check import check_dataset

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.errors import ModelError
 from edgecls.runtime import integrity, load_backend
@@ -57,8 +57,8 @@ def test_a_large_artifact_verifies_and_every_damaged_byte_is_refused(
     data = _artifact(scheme, *fields_at)
     model = tmp_path / "m.onnx"
     assert integrity.verify_bytes(model, data) == integrity.VERIFIED
-    near_ends = integrity._fields_near_ends(data, scheme.prefix)
-    every = integrity._fields(data, scheme.prefix)
+    near_ends = integrity.digest_fields_near_ends(data, scheme.prefix)
+    every = integrity.digest_fields(data, scheme.prefix)
     assert (near_ends == every) == all(at < WINDOW - 80 or at >= SIZE - WINDOW for at in fields_at)
     if not near_ends:  # the check at load leaves these to the metadata (see the ONNX test below)
         assert integrity.verify_bytes(model, data, everywhere=False) == integrity.UNSIGNED
@@ -134,8 +134,8 @@ def test_a_large_onnx_model_verifies_from_its_ends_and_weight_flips_are_refused(
     model, extra = _large_onnx(tmp_path / "m.onnx", tiny_metadata(NET, digest=integrity.DIGEST_PLACEHOLDER))
     data = model.read_bytes()
     assert len(data) > 2 * WINDOW
-    fields = integrity._fields_near_ends(data, integrity.DIGEST_PREFIX)
-    assert fields == integrity._fields(data, integrity.DIGEST_PREFIX) and len(fields) == 2
+    fields = integrity.digest_fields_near_ends(data, integrity.DIGEST_PREFIX)
+    assert fields == integrity.digest_fields(data, integrity.DIGEST_PREFIX) and len(fields) == 2
     assert load_backend(model).settings["integrity"] == "verified"
     start = data.find(extra)
     for at in (start, start + len(extra) // 2, data.find(NET.weights.tobytes()) + 5):
@@ -152,8 +152,8 @@ def test_a_digest_away_from_the_ends_is_found_through_the_metadata(tmp_path: Pat
     model, extra = _large_onnx(tmp_path / "m.onnx", tiny_metadata(NET, digest=integrity.DIGEST_PLACEHOLDER),
                                tail=WINDOW + 1000)
     data = model.read_bytes()
-    assert integrity._fields_near_ends(data, integrity.DIGEST_PREFIX) == []
-    assert len(integrity._fields(data, integrity.DIGEST_PREFIX)) == 1
+    assert integrity.digest_fields_near_ends(data, integrity.DIGEST_PREFIX) == []
+    assert len(integrity.digest_fields(data, integrity.DIGEST_PREFIX)) == 1
     assert load_backend(model).settings["integrity"] == "verified"
     for at in (data.find(extra) + 7, data.find(integrity.DIGEST_PREFIX.encode()) + 20):
         damaged = bytearray(data)

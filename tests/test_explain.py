@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from explain_models import make_quadrant_onnx
-from tiny_models import make_onnx, make_openvino, tiny_metadata
+from helpers.explain_models import make_quadrant_onnx
+from helpers.tiny_models import make_onnx, make_openvino, tiny_metadata
 from typer.testing import CliRunner
 
 from edgecls.cli import app

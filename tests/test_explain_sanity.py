@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explain_models import (
+from helpers.explain_models import (
     SQUARE,
     SQUARE_COLORS_BGR,
     square_cnn,

@@ -151,6 +151,15 @@ def test_target_picks_format_and_precision(run_dir, tmp_path, monkeypatch, capsy
     assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [("tflite", "int8")]
 
 
+def test_an_explicit_precision_wins_over_the_target(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "out"
+    code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--target", "raspberry-pi-4",
+                         "--precision", "fp32", "--out", str(out))
+    assert code == 0, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [("tflite", "fp32")]
+
+
 def test_unknown_target_exits_2(run_dir, tmp_path, monkeypatch, capsys) -> None:
     code, text = run_cli(monkeypatch, capsys, "export", str(run_dir), "--target", "toaster",
                          "--out", str(tmp_path))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
 
 from edgecls.runtime.describe import DESCRIBE_SCHEMA_VERSION
 from helpers.cli import run_cli

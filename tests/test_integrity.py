@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import TinyNet, color_frame, make_onnx, make_openvino, make_tflite, tiny_metadata
+from helpers.tiny_models import TinyNet, color_frame, make_onnx, make_openvino, make_tflite, tiny_metadata
 
 from edgecls.errors import ModelError
 from edgecls.runtime import Classifier, integrity, load_backend

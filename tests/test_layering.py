@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecls"
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "registry", "config", "resources", "formats", "metrics", "stats",
      "rundir", "digest", "build_info"},
-    {"runtime", "live"},
+    {"runtime"},
+    {"live"},
     {"data"},
     {"models"},
     {"train", "optimize", "export"},
@@ -108,7 +109,8 @@ def test_the_checker_sees_upward_imports(tmp_path: Path) -> None:
                     "def f():\n    from edgecls import bench\n", encoding="utf-8")
     tops = [_top(module) for _, module in _imports(fake, tmp_path / "edgecls")]
     assert {"export", "cli", "bench"} <= set(tops)
-    assert all(_layer_of(top) > _layer_of("runtime") for top in ("export", "cli", "bench"))
+    assert all(_layer_of(top) > _layer_of("runtime") for top in ("export", "cli", "bench", "live"))
+    assert _layer_of("runtime") < _layer_of("live") < _layer_of("data")
     with pytest.raises(AssertionError, match="no layer"):
         _layer_of("newpackage")
 
@@ -124,3 +126,23 @@ def test_no_test_module_imports_another() -> None:
             found += [f"{path.relative_to(tests)}:{node.lineno} imports {name}" for name in names
                       if name.split(".")[0].startswith("test_") or name == "conftest"]
     assert not found, "\n".join(found)
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names a script takes from edgecls: ``from edgecls.x import _y`` and
+    ``obj._y`` on anything but ``self``/``cls``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgecls"):
+            found += [f"{node.lineno}: {alias.name}" for alias in node.names if alias.name.startswith("_")]
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{node.lineno}: .{node.attr}")
+    return found
+
+
+def test_benchmarks_use_only_public_names() -> None:
+    """Benchmarks measure the library as a user gets it: a renamed private helper must not break them."""
+    scripts = sorted((PACKAGE.parent / "benchmarks").glob("*.py"))
+    found = {str(p.relative_to(PACKAGE.parent)): uses for p in scripts if (uses := _private_uses(p))}
+    assert not found, found

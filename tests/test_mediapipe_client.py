@@ -2,7 +2,7 @@
 runs every TFLite artifact of ``edgecls export`` as it is, names our labels, and agrees
 with ``edgecls run``; MediaPipe's flatc-generated schema reader reads what we wrote.
 
-MediaPipe lives in its own cached virtualenv (see ``mediapipe_env.py``).
+MediaPipe lives in its own cached virtualenv (see ``helpers/mediapipe_env.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mediapipe_env import run_client
+from helpers.mediapipe_env import run_client
 
 from helpers.images import write_image_folder
 from helpers.runs import CLASSES, SIZE, make_run

@@ -11,7 +11,7 @@ import pytest
 
 from edgecls.errors import DataError, ModelError
 from edgecls.runtime.backends import backend_for_suffix
-from edgecls.runtime.sources import FolderSource
+from edgecls.live.sources import FolderSource
 
 
 def test_a_bad_file_in_a_folder_is_skipped_with_a_warning(tmp_path, caplog):

@@ -68,14 +68,16 @@ def test_nncf_onnx_artifact_runs_through_edgecls_run(exported: Path, tiny_run: P
 
 def test_nncf_accuracy_control_matches_float(prepared: Prepared, tmp_path: Path) -> None:  # noqa: F811
     from edgecls.export.base import QuantizationConfig, get_exporter
+    from edgecls.stats import DropBudget
 
     images = prepared.images[1::2].astype(np.uint8)
     quant = QuantizationConfig.for_int8(prepared.calibration, method="nncf_accuracy_control",
-                                        max_drop=0.01, validation=(images, prepared.labels[1::2]))
+                                        max_drop=DropBudget(1.0), validation=(images, prepared.labels[1::2]))
     exporter = get_exporter("onnx")
     path = exporter.export(prepared.source, quant, tmp_path / "m.onnx")
     assert_matches_float(path, "int8", prepared)
     assert exporter.settings(quant)["quantizer"] == "nncf"
+    assert exporter.settings(quant)["max_drop"] == 0.01  # the manifest keeps NNCF's fraction
 
 
 def test_onnx_default_is_minmax_then_accuracy_control_and_percentile(prepared: Prepared) -> None:  # noqa: F811

@@ -123,7 +123,7 @@ def _run_measured(*args: str) -> tuple[int, float, str]:
 
 
 def test_run_and_data_check_refuse_the_bomb_without_allocating_it(bomb: Path, tmp_path: Path) -> None:
-    from tiny_models import make_onnx, tiny_metadata
+    from helpers.tiny_models import make_onnx, tiny_metadata
 
     images = tmp_path / "images"
     images.mkdir()

@@ -1,4 +1,4 @@
-"""Devices over ssh, against real OpenSSH servers on 127.0.0.1 (see tests/sshd.py).
+"""Devices over ssh, against real OpenSSH servers on 127.0.0.1 (see tests/helpers/sshd.py).
 
 The "device" is this machine: its sessions run this checkout with this test's Python
 (``--remote-python``), so nothing is installed from the network. Skipped with the reason
@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from sshd import SshLab, free_port, missing_tools
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.sshd import SshLab, free_port, missing_tools
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.dataset import LabelledImages
 from edgecls.bench.runner import BenchOptions

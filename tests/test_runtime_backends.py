@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
+from helpers.tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata, write_not_a_model
 
 from edgecls.errors import ModelError
 from edgecls.runtime import BackendOptions, load_backend

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import (COLOR_LABELS, TinyNet, color_frame, make_onnx, make_openvino, make_tflite,
+from helpers.tiny_models import (COLOR_LABELS, TinyNet, color_frame, make_onnx, make_openvino, make_tflite,
                          tiny_metadata)
 
 from edgecls.errors import ModelError
@@ -124,11 +124,12 @@ def test_coral_accuracy_on_imagenette_subset(shared_dir: Path) -> None:
     assert hits / len(images) == pytest.approx(0.751, abs=0.03)
 
 
-def test_import_runtime_does_not_import_tensorflow() -> None:
+def test_import_runtime_and_live_does_not_import_tensorflow() -> None:
     code = (
         "import sys, edgecls.runtime, edgecls.runtime.litert, edgecls.runtime.onnxruntime, "
-        "edgecls.runtime.openvino, edgecls.runtime.tflite_metadata, edgecls.runtime.sources, "
-        "edgecls.runtime.loop, edgecls.runtime.targets, edgecls.live.collect\n"
+        "edgecls.runtime.openvino, edgecls.runtime.tflite_metadata, edgecls.runtime.targets, "
+        "edgecls.live, edgecls.live.sources, edgecls.live.loop, edgecls.live.sinks, edgecls.live.server, "
+        "edgecls.live.collect\n"
         "from edgecls.runtime import Classifier\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'PIL'))\n"
         "print(','.join(bad))"

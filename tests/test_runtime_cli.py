@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata, write_not_a_model
+from helpers.tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata, write_not_a_model
 
 EDGECLS = [sys.executable, "-m", "edgecls"]
 

@@ -9,7 +9,7 @@ import tracemalloc
 
 import numpy as np
 
-from edgecls.runtime.loop import Stats
+from edgecls.live.loop import Stats
 
 
 def test_percentiles_exact_within_capacity() -> None:
@@ -57,7 +57,7 @@ def test_stop_on_signals_keeps_ignored_signals_ignored() -> None:
     libraries that install their own handlers may already be loaded) can crash it."""
     code = textwrap.dedent("""
         import signal
-        from edgecls.runtime.stopping import StopOnSignals
+        from edgecls.live.stopping import StopOnSignals
 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         with StopOnSignals() as stop:

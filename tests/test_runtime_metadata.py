@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, make_openvino, make_tflite, tiny_metadata
 
 from edgecls.errors import ModelError
 from edgecls.runtime import load_backend

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from edgecls.errors import ConfigError
-from edgecls.runtime.serve_auth import StreamAuth, is_loopback
-from edgecls.runtime.server import ServerLimits, StreamServer
-from edgecls.runtime.sinks import MjpegSink
+from edgecls.live.serve_auth import StreamAuth, is_loopback
+from edgecls.live.server import ServerLimits, StreamServer
+from edgecls.live.sinks import MjpegSink
 
 RESULT = {"frame": 0, "label": "red", "score": 0.97, "topk": [["red", 0.97]], "latency_ms": 1.0}
 TOKEN = "test-token-0123456789"
@@ -300,7 +300,7 @@ def test_encoding_is_capped_and_only_while_watched() -> None:
 def test_server_off_loopback_requires_the_generated_token(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server as bound to a LAN address: tests only use 127.0.0.1, so the address
     check is told this one is not loopback."""
-    from edgecls.runtime import serve_auth
+    from edgecls.live import serve_auth
 
     monkeypatch.setattr(serve_auth, "is_loopback", lambda address: False)
     with serving() as sink:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgecls.errors import SourceError
-from edgecls.runtime.sinks import MjpegSink, VideoSink, annotate
-from edgecls.runtime.smoothing import ScoreSmoother
+from edgecls.live.sinks import MjpegSink, VideoSink, annotate
+from edgecls.live.smoothing import ScoreSmoother
 
 RESULT = {"frame": 0, "label": "red", "score": 0.97, "topk": [["red", 0.97]], "latency_ms": 1.0}
 
@@ -40,7 +40,10 @@ def test_mjpeg_stream_serves_jpeg_frames() -> None:
         if not thread.is_alive():
             break
     page = urllib.request.urlopen(sink.url, timeout=5).read()
+    assert [t.name for t in sink.threads] == ["edgecls-serve", "edgecls-mjpeg-encode"]
+    assert all(t.is_alive() for t in sink.threads)
     sink.close()
+    assert not any(t.is_alive() for t in sink.threads)
     assert b"multipart/x-mixed-replace" in received["type"]
     assert received["body"].startswith(b"--frame")
     image = cv2.imdecode(np.frombuffer(received["jpeg"], np.uint8), cv2.IMREAD_COLOR)

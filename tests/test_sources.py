@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgecls.errors import SourceError
-from edgecls.runtime.sources import FolderSource, LiveSource, VideoFileSource, list_cameras, open_source
+from edgecls.live.sources import FolderSource, LiveSource, VideoFileSource, list_cameras, open_source
 
 
 def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 48)) -> Path:
@@ -122,7 +122,7 @@ def test_http_mjpeg_stream_is_a_live_source() -> None:
     """Our own MJPEG server (`run --serve`) read back as `--source http://...`."""
     import threading
 
-    from edgecls.runtime.sinks import MjpegSink
+    from edgecls.live.sinks import MjpegSink
 
     sink = MjpegSink("127.0.0.1", 0)
     stop = threading.Event()

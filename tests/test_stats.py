@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from edgecls.stats import (
     UNRESOLVED,
     WITHIN,
     Z95,
+    DropBudget,
     PairedCounts,
     budget_decision,
     compare_paired,
@@ -146,3 +149,32 @@ def test_empty_comparisons():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     with pytest.raises(ValueError):
         paired_counts(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_drop_budget_states_its_unit_and_compares_with_one_slack() -> None:
+    budget = DropBudget(1.0)
+    assert budget.fraction == 0.01 and DropBudget.from_fraction(0.005) == DropBudget(0.5)
+    assert budget.allows(1.0) and budget.allows(1.0 + 1e-12) and not budget.exceeded_by(1.0 + 1e-12)
+    assert budget.exceeded_by(1.001) and not budget.allows(1.001)
+    assert not budget.allows(float("nan")) and not budget.exceeded_by(float("nan"))
+
+
+def test_quantization_budget_refuses_a_bare_number() -> None:
+    from edgecls.export import onnx_quant
+    from edgecls.export.base import QuantizationConfig
+
+    with pytest.raises(TypeError, match="DropBudget"):
+        QuantizationConfig(precision="int8", max_drop=0.01)  # type: ignore[arg-type]
+    quant = QuantizationConfig.for_int8(np.zeros((1, 8, 8, 3), np.uint8), method="nncf_accuracy_control",
+                                        max_drop=DropBudget(0.5))
+    assert onnx_quant.settings(quant)["max_drop"] == 0.005  # the manifest keeps NNCF's fraction
+
+
+def test_budget_slack_is_written_only_in_stats() -> None:
+    """"Within budget?" is DropBudget's question: no other module adds its own epsilon."""
+    package = Path(__file__).resolve().parents[1] / "edgecls"
+    found = [f"{path.relative_to(package.parent)}:{node.lineno}"
+             for path in sorted(package.rglob("*.py")) if path.name != "stats.py"
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Constant) and node.value == 1e-9]
+    assert not found, found

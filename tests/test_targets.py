@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.errors import ConfigError
-from edgecls.runtime.targets import list_targets, load_target
+from edgecls.runtime.targets import apply, list_targets, load_target, target_file
 
 REQUIRED = ["raspberry-pi-4", "raspberry-pi-5", "jetson-nano", "jetson-orin-nano", "x86-cpu", "intel-cpu-openvino"]
 
@@ -32,9 +32,25 @@ def test_backend_options_from_target() -> None:
     assert load_target("intel-cpu-openvino").backend_options(threads=2).threads == 2
 
 
+def test_apply_lets_what_the_user_gave_win_and_the_profile_fill_the_rest() -> None:
+    """The one rule run, bench and export follow with --target."""
+    orin = load_target("jetson-orin-nano")
+    chosen = apply(orin, threads=None, device=None, providers=["cpu"], provider_options=None,
+                   source="video.mp4", formats=None, precisions=["fp32"], calibration=None)
+    assert chosen == {"threads": 4, "device": None,  # the profile's GPU is an OpenVINO device only
+                      "providers": ["cpu"], "provider_options": orin.provider_options,
+                      "source": "video.mp4", "formats": ["onnx"], "precisions": ["fp32"],
+                      "calibration": None}  # an option the profile knows nothing of stays as given
+    openvino = apply(load_target("intel-cpu-openvino"), threads=2, device=None, source=None)
+    assert openvino == {"threads": 2, "device": "CPU", "source": "0"}
+    assert apply(None, threads=None, source="0") == {"threads": None, "source": "0"}
+
+
 def test_unknown_key_and_name_are_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndescription: d\narch: a\nformat: onnx\nprecision: fp32\nbackend: onnxruntime\nthreds: 2\n")
+    assert target_file(str(bad)) == bad and target_file("x86-cpu") is None
+    assert target_file(str(tmp_path / "missing.yaml")) is None
     with pytest.raises(ConfigError, match="unknown key"):
         load_target(str(bad))
     with pytest.raises(ConfigError, match="unknown target"):

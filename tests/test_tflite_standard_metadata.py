@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import TinyNet, make_tflite, tiny_metadata
+from helpers.tiny_models import TinyNet, make_tflite, tiny_metadata
 
 from edgecls.errors import ModelError
 from edgecls.runtime import tflite_standard_metadata as standard

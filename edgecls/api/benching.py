@@ -14,6 +14,7 @@ from edgecls.bench.schema import dump_report
 from edgecls.bench.targets import apply_target
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.rundir import RunDir
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
 
@@ -125,7 +126,7 @@ def models_in(paths: Sequence[str | Path]) -> list[Path]:
         if not path.is_dir():
             out.append(path)
             continue
-        found = _model_files(path) or _model_files(path / "export")
+        found = _model_files(path) or _model_files(RunDir(path).export.root)
         if not found:
             raise EdgeclsError(f"{path} is a folder without model files ({', '.join(MODEL_SUFFIXES)})",
                                "pass model files, an export folder or a run exported with "

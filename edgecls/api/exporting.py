@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecls.api import html
 from edgecls.errors import GateError
+from edgecls.rundir import ExportDir, RunDir
 
 if TYPE_CHECKING:
     from edgecls.export.manifest import ArtifactRecord, Manifest
@@ -69,7 +70,7 @@ class ExportResult:
 
         int8 = [self.out / a.path for a in self.artifacts if a.precision == "int8"]
         if int8:
-            self.changes = write_changes_page(Path(run), int8, self.out / "changes.html", threads)
+            self.changes = write_changes_page(Path(run), int8, ExportDir(self.out).changes_page, threads)
         return self.changes
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +90,7 @@ class ExportResult:
         notes = [html.note("-/+: predictions right with float and wrong with the artifact / the reverse")]
         notes += [html.note(f"{a.path}: {a.verdict}: {a.gate_note}") for a in self.artifacts
                   if a.verdict != "passed"]
-        return html.STYLE + table + "".join(notes) + html.note(f"manifest: {self.out / 'manifest.json'}")
+        return html.STYLE + table + "".join(notes) + html.note(f"manifest: {ExportDir(self.out).manifest}")
 
 
 def gate_error(manifest: Manifest) -> GateError | None:
@@ -138,7 +139,6 @@ def export_run_dir(run: str | Path, formats: str | Sequence[str] | None = None,
     """
     from edgecls.present.progress import fraction_bar, rich_console_muted
     from edgecls.present.tf_import import import_tensorflow_muted
-    from edgecls.rundir import RunDir
     from edgecls.runtime.image_header import set_max_pixels
 
     set_max_pixels(max_pixels)
@@ -162,17 +162,17 @@ def export_config(run: Path, formats: str | Sequence[str] | None = None,
                   precisions: str | Sequence[str] | None = None, target: str | None = None,
                   threads: int | None = None, out: str | Path | None = None, **fields: Any) -> Any:
     """The ``ExportConfig`` of these options: ``None`` is its default, ``target`` sets
-    formats and precisions, ``out`` defaults to ``RUN/export``."""
+    formats and precisions the user left None (what the user gave wins), ``out`` defaults
+    to ``RUN/export``."""
     from edgecls.export.pipeline import ExportConfig
     from edgecls.runtime.base import BackendOptions
-    from edgecls.runtime.targets import load_target
+    from edgecls.runtime.targets import apply, load_target
 
-    if target:
-        profile = load_target(target)
-        formats, precisions = profile.format, profile.precision
-    values = {"formats": _names(formats), "precisions": _names(precisions), "target": target,
+    chosen = apply(load_target(target) if target else None,
+                   formats=_names(formats), precisions=_names(precisions))
+    values = {"formats": chosen["formats"], "precisions": chosen["precisions"], "target": target,
               **{k: v.lower() if k == "input_type" and v else v for k, v in fields.items()}}
-    return ExportConfig(out=Path(out) if out is not None else run / "export",
+    return ExportConfig(out=Path(out) if out is not None else RunDir(run).export.root,
                         options=BackendOptions(threads=threads),
                         **{k: v for k, v in values.items() if v is not None})
 

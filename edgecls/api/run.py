@@ -182,7 +182,7 @@ def evaluate_run_dir(run: str | Path, split: str = "test", json_path: str | Path
 
     evaluation = Evaluation(evaluate_run(run, split=split, top_k=top_k, json_path=json_path, batch_size=batch_size))
     png = (Path(json_path).with_name(f"{Path(json_path).stem}_mistakes.png") if json_path
-           else Path(run) / "mistakes.png" if split == "test" else None)
+           else RunDir(Path(run)).mistakes_png if split == "test" else None)
     if gallery and png is not None:
         with status_line("explaining the most confident mistakes...", enabled=progress):
             shown = write_mistakes_gallery(run, split, png, count=gallery)
@@ -191,9 +191,10 @@ def evaluate_run_dir(run: str | Path, split: str = "test", json_path: str | Path
 
 
 def _say_split(split: Any) -> None:
+    from edgecls.data.split import SUBSETS
     from edgecls.present.notes import say
 
-    counts = {subset: len(split.items(subset)) for subset in ("train", "val", "test")}
+    counts = {subset: len(split.items(subset)) for subset in SUBSETS}
     say(f"data: {counts['train']} train, {counts['val']} val, {counts['test']} test images "
         f"in {len(split.labels)} classes")
     for note in split.notes:

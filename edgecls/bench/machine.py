@@ -8,8 +8,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from edgecls.formats import FORMATS
+
 # Inference libraries whose versions a report records when installed.
-_BACKEND_PACKAGES = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "onnxruntime-gpu", "openvino")
+BACKEND_DISTRIBUTIONS = tuple(name for fmt in FORMATS for name in fmt.runtime_distributions)
 
 
 def describe_machine(target: str | None = None) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def cpu_model() -> str:
 def installed_backend_versions() -> dict[str, str]:
     """Versions of the installed inference packages (name -> version)."""
     versions = {}
-    for name in _BACKEND_PACKAGES:
+    for name in BACKEND_DISTRIBUTIONS:
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

@@ -15,10 +15,11 @@ from typing import Any
 from edgecls.bench.machine import machine_key
 from edgecls.bench.schema import SchemaError, load_report
 from edgecls.errors import EdgeclsError
+from edgecls.formats import FORMAT_NAMES, PRECISIONS
 from edgecls.stats import PairedDrop, compare_paired
 
-_PRECISION_ORDER = {"fp32": 0, "fp16": 1, "dynamic": 2, "int8": 3}
-_FORMAT_ORDER = {"tflite": 0, "onnx": 1, "openvino": 2}
+_PRECISION_ORDER = {name: index for index, name in enumerate(PRECISIONS)}
+_FORMAT_ORDER = {name: index for index, name in enumerate(FORMAT_NAMES)}
 
 
 @dataclass

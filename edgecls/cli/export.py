@@ -12,10 +12,12 @@ from edgecls.api.options import EXPLAIN_CHANGES_HELP, EXPORT_THREADS_HELP, MAX_P
 from edgecls.cli.app import app
 from edgecls.cli.options import config_option
 from edgecls.export.pipeline import ExportConfig
+from edgecls.rundir import ExportDir
 
 
 @app.command("export")
 def export(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory of `edgecls train` (holds best.keras, split.json)."),
     formats: str = config_option(ExportConfig, "formats", "--formats", "-f"),
     precisions: str = config_option(ExportConfig, "precisions", "--precision", "-p"),
@@ -47,14 +49,22 @@ def export(
     options = dict(out=out, target=target, calibration=calibration, max_drop=max_drop,
                    max_class_drop=max_class_drop, strict=strict, input_type=input_type, remedies=remedies,
                    threads=threads, dynamic_batch=dynamic_batch)
+    formats = formats if _given(ctx, "formats") else None  # a --target fills what was not given
+    precisions = precisions if _given(ctx, "precisions") else None
     console = Console()
     _warn_int8_input(export_config(run, formats, precisions, **options), console)
     result = export_run_dir(run, formats, precisions, max_pixels=max_pixels, **options)
     _render(result.manifest, console)
-    console.print(f"manifest: {result.out / 'manifest.json'}")
+    console.print(f"manifest: {ExportDir(result.out).manifest}")
     if explain:
         _explain_changes(run, result, threads, console)
     result.check()
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """True when the user gave ``option`` (not left to its default)."""
+    source = ctx.get_parameter_source(option)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _explain_changes(run: Path, result: ExportResult, threads: int | None, console: Any) -> None:
@@ -63,7 +73,7 @@ def _explain_changes(run: Path, result: ExportResult, threads: int | None, conso
         changes = result.explain_changes(run, threads)
     if changes:
         counts = ", ".join(f"{c.artifact.name} {c.changed}" for c in changes)
-        console.print(f"top-1 changed vs float: {counts}; heatmaps: {result.out / 'changes.html'}")
+        console.print(f"top-1 changed vs float: {counts}; heatmaps: {ExportDir(result.out).changes_page}")
 
 
 def _warn_int8_input(config: Any, console: Any) -> None:

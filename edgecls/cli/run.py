@@ -17,18 +17,17 @@ import typer
 from edgecls.cli.app import app
 from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
 from edgecls.errors import ConfigError
+from edgecls.live import sinks as out
 from edgecls.live.collect import Collector, CollectRules, parse_classes
 from edgecls.live.collect_store import StoreLimits
-from edgecls.runtime import sinks as out
-from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.image_header import set_max_pixels
-from edgecls.runtime.loop import LoopOptions, run_loop
-from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import ServerLimits
-from edgecls.runtime.sinks import MjpegSink
-from edgecls.runtime.sources import open_source
-from edgecls.runtime.targets import load_target
+from edgecls.live.loop import LoopOptions, run_loop
+from edgecls.live.serve_auth import StreamAuth
+from edgecls.live.server import ServerLimits
+from edgecls.live.sinks import MjpegSink
+from edgecls.live.sources import open_source
+from edgecls.runtime.targets import apply, backend_options, load_target
 
 _COLLECT = "Collect frames for labelling (--collect DIR)"
 
@@ -122,16 +121,14 @@ def run(
         raise typer.Exit(run_remote(ctx, model, remote, remote_python))
     set_max_pixels(max_pixels)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    profile = _load_profile(target)
-    options = profile.backend_options(threads) if profile else _plain_options(threads)
-    if device:
-        options.device = device
-    if providers:
-        options.providers = [p.strip() for p in providers.split(",") if p.strip()]
+    given_providers = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
+    chosen = apply(load_target(target) if target else None, threads=threads, device=device or None,
+                   providers=given_providers or None, provider_options=None, source=source or None)
+    options = backend_options(chosen)
     classifier = Classifier(model, labels=labels, options=options, top_k=top_k, verify=verify)
     _log_backend(classifier)
     collector = collecting.collector(model, classifier.labels) if collect else None
-    frames = open_source(source or (profile.camera if profile else "0"))
+    frames = open_source(chosen["source"] or "0")
     if collector is not None:
         collector.source = frames.description
     stream = _StreamSettings(host, port, token, basic_auth, no_auth, max_viewers, serve_fps) if serve else None
@@ -141,16 +138,6 @@ def run(
     summary["backend"] = classifier.backend.name
     summary["settings"] = classifier.backend.settings
     _print_summary(summary)
-
-
-def _load_profile(target: str | None):
-    if not target:
-        return None
-    return load_target(target)
-
-
-def _plain_options(threads: int | None):
-    return BackendOptions(threads=threads)
 
 
 def _log_backend(classifier) -> None:

@@ -16,7 +16,7 @@ from edgecls.api.training import run_training, training_config
 from edgecls.cli.app import app
 from edgecls.cli.options import config_option
 from edgecls.config import field_help
-from edgecls.data.split import Split
+from edgecls.data.split import SUBSETS, Split
 from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
 from edgecls.train.distribute import Placement
@@ -91,7 +91,7 @@ def train(
 def _print_split(split: Split) -> None:
     """Counts per subset, then what the data check warned about (files excluded, small
     classes, imbalance): a newcomer sees it without running `edgecls data check`."""
-    counts = {subset: len(split.items(subset)) for subset in ("train", "val", "test")}
+    counts = {subset: len(split.items(subset)) for subset in SUBSETS}
     typer.echo(f"data: {counts['train']} train, {counts['val']} val, {counts['test']} test images "
                f"in {len(split.labels)} classes")
     console = Console(stderr=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.config import load_config
+from edgecls.config import is_yaml_name, load_config
 from edgecls.data.pipeline import load_arrays
 from edgecls.data.split import Split
 from edgecls.errors import ConfigError, DataError
@@ -60,7 +60,7 @@ def list_presets() -> list[str]:
 def load_preset(name_or_path: str | Path | None) -> CalibrationPreset:
     """A preset by name (``calibration/NAME.yaml``) or YAML path; None is the default."""
     text = str(name_or_path or DEFAULT_PRESET)
-    path = Path(text) if text.endswith((".yaml", ".yml")) else PRESET_DIR / f"{text}.yaml"
+    path = Path(text) if is_yaml_name(text) else PRESET_DIR / f"{text}.yaml"
     if not path.is_file():
         known = ", ".join(list_presets()) or "none"
         raise ConfigError(f"calibration preset {text!r} not found",

@@ -20,12 +20,13 @@ from pathlib import Path
 from edgecls.atomic import write_text_atomic
 from edgecls.data.check import CheckReport, check_dataset
 from edgecls.data.fingerprint import HASH_RULE, file_digest, unit_hash
-from edgecls.data.scan import SUBSET_FOLDERS
+from edgecls.data.scan import SUBSET_FOLDERS, SUBSET_NAMES
 from edgecls.errors import DataError
 from edgecls.rundir import RunDir
 
 SPLIT_SCHEMA_VERSION = 1
-SUBSETS = ("train", "val", "test")
+SUBSETS = SUBSET_NAMES  # train, val, test: the pre-split folders of a dataset are named alike
+HELD_OUT = SUBSETS[1:]  # val and test: never seen by training; the export gate compares on both
 
 
 @dataclass

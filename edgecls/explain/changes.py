@@ -22,15 +22,15 @@ import numpy as np
 from edgecls.atomic import write_text_atomic
 from edgecls.errors import DataError
 from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split
+from edgecls.data.split import HELD_OUT, Split
 from edgecls.explain.api import ExplainSettings, ImageResult, explain_image
 from edgecls.explain.compare import heatmap_difference
 from edgecls.explain.gradcam import KerasModel
 from edgecls.explain.model import ExplainedModel, RuntimeModel
 from edgecls.explain.render import encode_png, panel
 from edgecls.explain.rise import RiseOptions
-from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions, load_predictions
-from edgecls.rundir import RunDir
+from edgecls.export.predictions import HeldOutPredictions, load_predictions
+from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.preprocess import read_image_bgr
 
 SHOWN_PER_ARTIFACT = 4
@@ -116,7 +116,7 @@ def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int 
     run = RunDir(Path(run_dir))
     float_model = KerasModel.load(run.require_model(), run.read_labels())
     split = Split.load(run.split)
-    items = [item for name in ("val", "test") if name in split.subsets for item in split.items(name)]
+    items = [item for name in HELD_OUT if name in split.subsets for item in split.items(name)]
     rerun = _Rerun(float_model, items)
     found = []
     for path in artifacts:
@@ -135,7 +135,7 @@ def quantization_changes(run_dir: str | Path, artifacts: list[Path], shown: int 
 
 def _stored(artifact: Path, root: Path, items: list[tuple[Path, int]]) -> Top1Changes | None:
     """The export's own top-1 changes of ``artifact``, if its predictions.json covers it."""
-    predictions: HeldOutPredictions | None = load_predictions(artifact.parent / PREDICTIONS_NAME)
+    predictions: HeldOutPredictions | None = load_predictions(ExportDir(artifact.parent).predictions)
     if predictions is None or not predictions.same_images(root, items):
         return None
     stored = predictions.for_artifact(artifact)

@@ -21,14 +21,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import ConfigError
-from edgecls.formats import Format
+from edgecls.formats import FORMATS, IO_TYPES, PRECISIONS, Format
 from edgecls.registry import Registry
 from edgecls.runtime.metadata import ModelMetadata
+from edgecls.stats import DropBudget
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-IO_TYPES = ("uint8", "int8", "float32")
 EXPORTERS: Registry = Registry(
-    "export format", modules=[f"edgecls.export.{name}" for name in ("tflite", "onnx", "openvino")])
+    "export format", modules=[f"edgecls.export.{fmt.exporter}" for fmt in FORMATS])
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,8 @@ class QuantizationConfig:
         io_type: input/output dtype of a full-integer TFLite model.
         per_channel: per-channel weight quantization.
         exclude: layer / node names kept in float (the sensitive ones).
-        max_drop: accuracy budget (fraction) for accuracy-controlled quantization.
+        max_drop: accuracy budget for accuracy-controlled quantization (NNCF takes
+            ``max_drop.fraction``; the manifest records that fraction).
         validation: (uint8 or float32 images, labels) for accuracy-controlled quantization.
     """
 
@@ -54,9 +54,13 @@ class QuantizationConfig:
     io_type: str = "uint8"
     per_channel: bool = True
     exclude: tuple[str, ...] = ()
-    max_drop: float = 0.01
+    max_drop: DropBudget = DropBudget(1.0)
     validation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
                                                             compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_drop, DropBudget):  # a bare number hides its unit
+            raise TypeError(f"max_drop must be a DropBudget (pp or from_fraction), not {self.max_drop!r}")
 
     @classmethod
     def for_float32(cls) -> QuantizationConfig:
@@ -138,10 +142,10 @@ class ExportSource:
     work_dir: Path
     dynamic_batch: bool = False
 
-    @property
-    def batch_dim(self) -> int:
-        """The input's batch dimension in ONNX and OpenVINO artifacts (-1: dynamic)."""
-        return -1 if self.dynamic_batch else 1
+    def batch_dim(self, fmt: Format) -> int:
+        """The input's batch dimension in an artifact of ``fmt`` (-1: dynamic, for a
+        format that offers it when ``dynamic_batch`` asks for it)."""
+        return -1 if self.dynamic_batch and fmt.dynamic_batch else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -165,11 +169,15 @@ class Remedy:
 
 
 class Exporter(ABC):
-    """Writes one artifact format. Subclasses set ``name``, ``format``, ``precisions``."""
+    """Writes one artifact format. Subclasses set ``name`` and ``format``."""
 
     name: str = ""
     format: Format
-    precisions: tuple[str, ...] = ()
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """What this exporter writes: its format's precisions."""
+        return self.format.precisions
 
     @property
     def suffix(self) -> str:

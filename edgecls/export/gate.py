@@ -24,6 +24,7 @@ from edgecls.stats import (
     OVER,
     UNRESOLVED,
     WITHIN,
+    DropBudget,
     PairedDrop,
     budget_decision,
     images_to_resolve,
@@ -85,7 +86,7 @@ def _class_flags(result: Validation, budget_pp: float) -> list[ClassFlag]:
     flags = []
     for name, drop in result.per_class.items():
         decision = budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, budget_pp)
-        if drop.drop_pp > budget_pp + 1e-9:
+        if DropBudget(budget_pp).exceeded_by(drop.drop_pp):
             flags.append(ClassFlag(name, VERDICT_OF[decision], drop))
     return flags
 

@@ -18,10 +18,11 @@ from typing import Any
 from edgecls.atomic import write_text_atomic
 from edgecls.digest import file_sha256
 from edgecls.formats import artifact_files
+from edgecls.rundir import ExportDir
 
 MANIFEST_SCHEMA_VERSION = 2
 MANIFEST_SCHEMA_MINOR = 1  # additions within version 2 (readers of 2 may ignore them)
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = ExportDir.MANIFEST
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Manifest:
 
     def save(self, out_dir: Path) -> Path:
         """Writes ``out_dir/manifest.json`` atomically."""
-        path = out_dir / MANIFEST_NAME
+        path = ExportDir(out_dir).manifest
         write_text_atomic(path, self.to_json() + "\n")
         return path
 

@@ -44,7 +44,6 @@ class OnnxExporter(Exporter):
 
     name = "onnx"
     format = ONNX
-    precisions = ("fp32", "fp16", "dynamic", "int8")
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         import onnx
@@ -115,7 +114,7 @@ def float_model(source: ExportSource) -> Path:
     path = source.work_dir / ("float_dynamic.onnx" if source.dynamic_batch else "float.onnx")
     if not path.is_file():
         with atomic_path(path) as tmp:
-            _convert_saved_model(source.saved_model, tmp, (source.batch_dim, *source.input_shape[1:]))
+            _convert_saved_model(source.saved_model, tmp, (source.batch_dim(ONNX), *source.input_shape[1:]))
     return path
 
 

@@ -66,7 +66,7 @@ def settings(quant: QuantizationConfig) -> dict[str, Any]:
                "weights": "int8 symmetric", "bias_correction": "fast", "format": "QDQ",
                "per_channel": quant.per_channel}
         if method == "nncf_accuracy_control":
-            out["max_drop"] = quant.max_drop
+            out["max_drop"] = quant.max_drop.fraction
         return out
     return {"quantizer": "onnxruntime", "method": method, "activations": "uint8",
             "weights": "int8", "format": "QDQ", "per_channel": quant.per_channel}
@@ -100,7 +100,7 @@ def quantize_nncf(float_path: Path, quant: QuantizationConfig) -> Any:
         try:
             return nncf.quantize_with_accuracy_control(
                 model, calibration, validation, validation_fn=_accuracy,
-                max_drop=quant.max_drop, advanced_quantization_parameters=params, **common)
+                max_drop=quant.max_drop.fraction, advanced_quantization_parameters=params, **common)
         finally:
             _SESSION_CACHE.clear()
 

@@ -35,7 +35,6 @@ class OpenVinoExporter(Exporter):
 
     name = "openvino"
     format = OPENVINO
-    precisions = ("fp32", "fp16", "dynamic", "int8")
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         self.check_precision(quant.precision)
@@ -66,7 +65,7 @@ class OpenVinoExporter(Exporter):
                  tried: list[QuantizationConfig]) -> list[Remedy]:
         if quant.method == "accuracy_control" or quant.validation is None:
             return []
-        return [Remedy(f"nncf.quantize_with_accuracy_control(max_drop={quant.max_drop:.3f}) "
+        return [Remedy(f"nncf.quantize_with_accuracy_control(max_drop={quant.max_drop.fraction:.3f}) "
                        "keeps the most sensitive layers in float",
                        quant.replace(method="accuracy_control"))]
 
@@ -87,7 +86,7 @@ def _convert_saved_model(source: ExportSource) -> Any:
 
     _, height, width, _ = source.input_shape
     try:
-        return ov.convert_model(str(source.saved_model), input=[source.batch_dim, height, width, 3])
+        return ov.convert_model(str(source.saved_model), input=[source.batch_dim(OPENVINO), height, width, 3])
     except Exception as exc:  # OpenVINO's frontends raise several types
         text = str(exc).strip() or type(exc).__name__
         raise ModelError(f"OpenVINO conversion failed: {_op_lines(text)}",
@@ -121,9 +120,9 @@ def _quantize(model: Any, quant: QuantizationConfig) -> tuple[Any, dict[str, Any
         validation = nncf.Dataset(list(zip(images, labels)), lambda item: _as_batch(item[0]))
         with logger_level("nncf", logging.WARNING):  # hundreds of INFO lines otherwise
             quantized = nncf.quantize_with_accuracy_control(
-                model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop,
+                model, calibration, validation, validation_fn=_accuracy, max_drop=quant.max_drop.fraction,
                 advanced_quantization_parameters=params, **common)
-        settings["max_drop"] = quant.max_drop
+        settings["max_drop"] = quant.max_drop.fraction
         return quantized, settings
     with logger_level("nncf", logging.WARNING):
         return nncf.quantize(model, calibration, advanced_parameters=params, **common), settings
@@ -150,7 +149,8 @@ def save_ir_atomic(model: Any, out: Path, compress_to_fp16: bool) -> None:
     try:
         ov.save_model(model, str(tmp_dir / out.name), compress_to_fp16=compress_to_fp16)
         integrity.stamp_file(tmp_dir / out.name)  # last step: digests of the final .bin and .xml
-        os.replace(tmp_dir / out.with_suffix(".bin").name, out.with_suffix(".bin"))
+        for side in OPENVINO.side_files(out):  # the .bin before the .xml that names it
+            os.replace(tmp_dir / side.name, side)
         os.replace(tmp_dir / out.name, out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -25,24 +25,24 @@ from edgecls.config import option
 from edgecls.data.calibration import (CalibrationPreset, calibration_images, sample_items,
                                       split_calibration)
 from edgecls.data.pipeline import load_arrays
-from edgecls.data.split import Split, hash_rule
+from edgecls.data.split import HELD_OUT, Split, hash_rule
 from edgecls.errors import ConfigError, DataError, EdgeclsError, ModelError
 from edgecls.export import metadata as md
 from edgecls.export import gate
-from edgecls.export.base import (IO_TYPES, PRECISIONS, Exporter, ExportSource, QuantizationConfig,
-                                 Remedy, get_exporter, list_formats)
+from edgecls.export.base import Exporter, ExportSource, QuantizationConfig, Remedy, get_exporter, list_formats
 from edgecls.export.manifest import ArtifactRecord, Manifest, RemedyRecord, describe_files
-from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions
+from edgecls.export.predictions import HeldOutPredictions
 from edgecls.export.publish import ExportTransaction, export_transaction
 from edgecls.export.validate import Validation, validate_artifact
+from edgecls.formats import FORMAT_NAMES, IO_TYPES, PRECISIONS
 from edgecls.models.float_model import input_size, load_float_model, predict
-from edgecls.rundir import RunDir
+from edgecls.rundir import ExportDir, RunDir
 from edgecls.runtime.base import BackendOptions
 from edgecls.runtime.cpu import cpu_info
+from edgecls.stats import NO_DROP, DropBudget
 
 _VALIDATION_FOR_ACCURACY_CONTROL = 300
 _ACCURACY_CONTROLLED = ("accuracy_control", "nncf_accuracy_control")  # methods that tune on val
-HELD_OUT = ("val", "test")  # never seen by training; the gate compares on both
 OVER_BUDGET = "over_budget"  # remedy triggers: see remedy_trigger
 REAL_AND_UNRESOLVED = "real_and_unresolved"
 Progress = Callable[[str, float], None]  # (message, fraction of the work done)
@@ -57,7 +57,7 @@ class ExportConfig:
     """
 
     out: Path = option(help="Output folder. Default: RUN/export.")
-    formats: list[str] = option(default_factory=lambda: ["tflite", "onnx", "openvino"],
+    formats: list[str] = option(default_factory=lambda: list(FORMAT_NAMES),
                                 help="Comma-separated formats: tflite, onnx, openvino.")
     precisions: list[str] = option(default_factory=lambda: ["int8"],
                                    help="Comma-separated precisions: int8, fp32, fp16, dynamic.")
@@ -152,9 +152,10 @@ def export_run(run_dir: Path, config: ExportConfig, progress: Progress | None = 
             say(f"{exporter.name} {precision}", index / len(jobs))
             manifest.artifacts.append(_export_one(context, exporter, precision))
         say("writing manifest.json", 1.0)
-        _guard_disk(lambda: transaction.add_text(PREDICTIONS_NAME, context.predictions.to_json()),
-                    config.out / PREDICTIONS_NAME)
-        _guard_disk(lambda: transaction.commit(manifest), config.out / "manifest.json")
+        out = ExportDir(config.out)
+        _guard_disk(lambda: transaction.add_text(out.PREDICTIONS, context.predictions.to_json()),
+                    out.predictions)
+        _guard_disk(lambda: transaction.commit(manifest), out.manifest)
     return manifest
 
 
@@ -236,7 +237,7 @@ def _quant_config(context: _Context, exporter: Exporter, precision: str) -> Quan
     assert context.preset is not None
     quant = QuantizationConfig.for_int8(
         context.calibration, method=context.preset.method(exporter.name),
-        io_type=context.config.input_type, max_drop=context.config.max_drop / 100.0)
+        io_type=context.config.input_type, max_drop=DropBudget(context.config.max_drop))
     if quant.method in _ACCURACY_CONTROLLED:  # a preset (thorough: OpenVINO) asks for it first
         quant = _with_validation(context, quant)
     return quant
@@ -308,7 +309,7 @@ def remedy_trigger(result: Validation, max_drop_pp: float) -> str | None:
     if not result.passed(max_drop_pp):
         return OVER_BUDGET
     drop = result.paired
-    if drop is not None and drop.low_pp > 1e-9 and drop.high_pp > max_drop_pp + 1e-9:
+    if drop is not None and NO_DROP.exceeded_by(drop.low_pp) and DropBudget(max_drop_pp).exceeded_by(drop.high_pp):
         return REAL_AND_UNRESOLVED
     return None
 

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from edgecls.digest import file_sha256
+from edgecls.rundir import ExportDir
 
 PREDICTIONS_SCHEMA_VERSION = 1
-PREDICTIONS_NAME = "predictions.json"
+PREDICTIONS_NAME = ExportDir.PREDICTIONS
 
 
 @dataclass

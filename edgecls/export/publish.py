@@ -25,6 +25,7 @@ from edgecls.atomic import write_text_atomic
 from edgecls.errors import ConfigError
 from edgecls.export.manifest import MANIFEST_NAME, Manifest
 from edgecls.formats import artifact_files
+from edgecls.rundir import ExportDir
 
 WORK_PREFIX = ".edgecls-export-"
 JOURNAL_NAME = ".edgecls-publish.json"
@@ -75,7 +76,7 @@ class ExportTransaction:
                    "staging": self._staging.relative_to(self.out).as_posix(), "files": names}
         write_text_atomic(self.out / JOURNAL_NAME, json.dumps(journal, indent=1))
         roll_forward(self.out)
-        return self.out / MANIFEST_NAME
+        return ExportDir(self.out).manifest
 
 
 @contextlib.contextmanager

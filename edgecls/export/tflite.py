@@ -53,7 +53,6 @@ class TFLiteExporter(Exporter):
 
     name = "tflite"
     format = TFLITE
-    precisions = ("fp32", "fp16", "dynamic", "int8")
 
     def export(self, source: ExportSource, quant: QuantizationConfig, out: Path) -> Path:
         self.check_precision(quant.precision)

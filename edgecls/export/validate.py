@@ -17,7 +17,7 @@ import numpy as np
 from edgecls.metrics import kl_divergence, softmax
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.base import BackendOptions
-from edgecls.stats import PairedDrop, compare_paired, per_class_drops
+from edgecls.stats import DropBudget, PairedDrop, compare_paired, per_class_drops
 
 BATCH = 32
 
@@ -62,7 +62,7 @@ class Validation:
 
     def passed(self, max_drop_pp: float) -> bool:
         """True when the point estimate of the drop is within ``max_drop_pp``."""
-        return self.drop_pp <= max_drop_pp + 1e-9
+        return DropBudget(max_drop_pp).allows(self.drop_pp)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields, with the drop in percentage points."""

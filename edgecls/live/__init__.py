@@ -1,1 +1,6 @@
-"""The live application on the device, above the inference engine: frame collection for relabelling."""
+"""The live application behind ``edgecls run``: frame sources, the loop, smoothing, sinks,
+the MJPEG server and its auth, clean stops on signals.
+
+It sits above the inference engine (``edgecls.runtime``) and, like it, never imports
+TensorFlow or Keras: it runs on the device.
+"""

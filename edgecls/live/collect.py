@@ -35,7 +35,7 @@ from edgecls.errors import ConfigError
 from edgecls.live.collect_store import CollectStore, StoreLimits, item_stem
 from edgecls.live.collect_writer import BackgroundWriter, PendingFrame
 from edgecls.live.perceptual_hash import DUPLICATE_BITS, dhash, hamming, nearest_distance
-from edgecls.runtime.sources import Frame
+from edgecls.live.sources import Frame
 
 SIDECAR_SCHEMA_VERSION = 1
 STABLE_SCENE_BITS = 12  # consecutive frames this close show the same scene (see perceptual_hash)

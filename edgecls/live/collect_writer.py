@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgecls.live.collect_store import CollectStore
-from edgecls.runtime.server import lower_thread_priority
+from edgecls.live.server import lower_thread_priority
 
 log = logging.getLogger(__name__)
 

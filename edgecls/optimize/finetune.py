@@ -19,7 +19,6 @@ from edgecls.errors import ConfigError
 from edgecls.models.float_model import input_size, load_float_model, predict
 from edgecls.rundir import RunDir
 
-REPORT_NAME = "prune_report.json"
 EpochHook = Callable[[int, dict], None]  # (epoch number from 1, Keras logs)
 
 
@@ -74,7 +73,7 @@ def write_pruned_run(source: RunDir, target: RunDir, model: Any, report: Any) ->
             with atomic_path(getattr(target, name)) as tmp:
                 shutil.copyfile(src, tmp)
     save_keras_model_atomic(_without_optimizer(model), target.best_model)
-    write_text_atomic(target.root / REPORT_NAME, json.dumps(asdict(report), indent=1) + "\n")
+    write_text_atomic(target.prune_report, json.dumps(asdict(report), indent=1) + "\n")
 
 
 def _without_optimizer(model: Any) -> Any:

@@ -31,6 +31,7 @@ from edgecls.bench.schema import (
     SchemaError,
     validate_report,
 )
+from edgecls.config import is_yaml_name
 from edgecls.errors import EdgeclsError
 from edgecls.remote.artifacts import model_files, model_format
 from edgecls.remote.device import Environment, PrepareOptions, prepare
@@ -45,7 +46,7 @@ from edgecls.remote.ssh import (
     last_line,
     shell_path,
 )
-from edgecls.runtime.targets import load_target
+from edgecls.runtime.targets import load_target, target_file
 
 JOBS_DIR = ".edgecls/jobs"
 RESULT = "result.json"
@@ -145,8 +146,8 @@ def staged_files(job: RemoteBenchJob, images: LabelledImages | None = None,
         _add_model(files, Path(options.reference), "reference")
     if options.labels_file:
         files["labels.txt"] = _existing(Path(options.labels_file), "--labels")
-    if options.target and options.target.endswith((".yaml", ".yml")) and Path(options.target).is_file():
-        files["target.yaml"] = Path(options.target)
+    if options.target and (profile_file := target_file(options.target)) is not None:
+        files["target.yaml"] = profile_file
     if images is not None:
         files.update(sample_images(images, options.max_per_class or job.per_class, data_folder))
     return files
@@ -165,7 +166,7 @@ def bench_arguments(job: RemoteBenchJob, data_folder: str = "data") -> list[str]
     if options.labels_file:
         args += ["--labels", "labels.txt"]
     if options.target:
-        args += ["--target", "target.yaml" if options.target.endswith((".yaml", ".yml")) else options.target]
+        args += ["--target", "target.yaml" if is_yaml_name(options.target) else options.target]
     if options.threads != [None]:
         args += ["--threads", ",".join(str(t) for t in options.threads)]
     if not options.verify:

@@ -20,6 +20,7 @@ from typing import Any
 
 import edgecls
 from edgecls.build_info import package_digest, this_build
+from edgecls.formats import FORMATS
 from edgecls.remote.ssh import RemoteError, SshTransport, shell_path
 
 VENV = ".edgecls/venv"
@@ -27,11 +28,10 @@ VENV_PYTHON = f"{VENV}/bin/python"
 WHEELS_DIR = ".edgecls/wheels"
 INSTALL_POLICIES = ("index", "wheels", "never")
 
-# Which importable module serves each format, and the pip extra that installs it.
-FORMAT_MODULES = {"tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
-                  "onnx": ("onnxruntime",), "openvino": ("openvino",)}
-FORMAT_EXTRAS = {"tflite": "runtime-tflite", "onnx": "runtime-onnx", "openvino": "runtime-openvino"}
-BACKEND_FORMATS = {"litert": "tflite", "onnxruntime": "onnx", "openvino": "openvino"}
+# Which importable module serves each format, and the pip extra that installs it (edgecls.formats).
+FORMAT_MODULES = {fmt.name: fmt.runtime_modules for fmt in FORMATS}
+FORMAT_EXTRAS = {fmt.name: fmt.runtime_extra for fmt in FORMATS}
+BACKEND_FORMATS = {fmt.backend: fmt.name for fmt in FORMATS}
 _PROBED_MODULES = sorted({m for modules in FORMAT_MODULES.values() for m in modules} | {"numpy", "cv2"})
 
 # Runs on the device under each candidate interpreter: what it is, what it can import, and

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 from edgecls.errors import ModelError
-from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.formats import FORMATS, MODEL_SUFFIXES, format_for_path
 from edgecls.registry import Registry
+from edgecls.rundir import RunDir
 from edgecls.runtime.base import Backend, BackendOptions
 from edgecls.runtime.integrity import (
     NOT_CHECKED,
@@ -25,7 +26,7 @@ from edgecls.runtime.integrity import (
 )
 
 BACKENDS: Registry[type[Backend]] = Registry(
-    "backend", modules=[f"edgecls.runtime.{name}" for name in ("litert", "onnxruntime", "openvino")])
+    "backend", modules=[f"edgecls.runtime.{fmt.backend}" for fmt in FORMATS])
 
 
 def backend_for_suffix(path: str | Path) -> type[Backend]:
@@ -44,7 +45,7 @@ def backend_for_suffix(path: str | Path) -> type[Backend]:
 
 def _models_inside(folder: Path) -> str:
     """A hint naming model files in ``folder`` or its export/ (a training run's)."""
-    found = sorted(p for where in (folder, folder / "export") if where.is_dir()
+    found = sorted(p for where in (folder, RunDir(folder).export.root) if where.is_dir()
                    for p in where.iterdir() if format_for_path(p) is not None)
     if found:
         return "pass one of the model files in it, e.g. " + ", ".join(str(p) for p in found[:3])

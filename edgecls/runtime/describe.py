@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import ModelError
+from edgecls.formats import artifact_size, format_for_path
 from edgecls.runtime.backends import load_backend
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
 from edgecls.runtime.tflite_standard_metadata import STANDARD_KEY, StandardMetadata
 
 DESCRIBE_SCHEMA_VERSION = 1
-_FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".xml": "openvino"}
 
 
 def describe_model(path: str | Path) -> dict[str, Any]:
@@ -28,14 +28,15 @@ def describe_model(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     backend = load_backend(path)
+    fmt = format_for_path(path)
     info = backend.describe()
     edgecls_meta = backend.read_metadata()
     standard = backend.read_standard_metadata()
     return {
         "schema_version": DESCRIBE_SCHEMA_VERSION,
         "path": str(path),
-        "format": _FORMATS.get(path.suffix.lower(), path.suffix.lstrip(".")),
-        "size_bytes": _size(path),
+        "format": fmt.name if fmt else path.suffix.lstrip("."),
+        "size_bytes": artifact_size(path),
         "inputs": info["inputs"],
         "outputs": info["outputs"],
         "metadata": {"edgecls": edgecls_meta is not None, "tflite_metadata": standard is not None,
@@ -45,11 +46,6 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "tflite_metadata": _standard_summary(standard),
         **_runtime_view(path),
     }
-
-
-def _size(path: Path) -> int:
-    weights = path.with_suffix(".bin")
-    return path.stat().st_size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
 
 
 def _producer(meta: ModelMetadata | None, standard: StandardMetadata | None, native: dict[str, Any],

@@ -23,7 +23,7 @@ backend is handed out only after the check passed. So the file is read once, the
 adds little to the load time when a core is free, and what runs is exactly what was
 verified (no window for the file to change between check and load). The check looks for
 the digest fields near the ends of the file, where exporters write them: a search of
-the whole file holds the GIL and so stalls the load beside it (see ``_fields_near_ends``).
+the whole file holds the GIL and so stalls the load beside it (see ``digest_fields_near_ends``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from typing import Any
 
 from edgecls.atomic import write_bytes_atomic
 from edgecls.errors import ModelError
+from edgecls.formats import digested_file
 
 try:
     import blake3
@@ -70,7 +71,7 @@ DIGEST_PLACEHOLDER = DIGEST_PREFIX + "0" * 64
 WEIGHTS_PLACEHOLDER = WEIGHTS_PREFIX + "0" * 64
 _HEX_ZEROS = b"0" * 64
 _HEX = re.compile(rb"[0-9a-f]{64}")
-_END_WINDOW = 256 * 1024  # where exporters write the digest fields: see _fields_near_ends
+_END_WINDOW = 256 * 1024  # where exporters write the digest fields: see digest_fields_near_ends
 _NO_VERIFY_HINT = ("copy the file again from the export folder or re-export it; "
                    "--no-verify (verify=False) loads it anyway")
 
@@ -95,9 +96,13 @@ class ModelBytes:
 def read_model(path: str | Path) -> ModelBytes:
     """Reads a model file (and an OpenVINO ``.xml``'s ``.bin``) into memory, once."""
     path = Path(path)
-    bin_path = path.with_suffix(".bin")
-    weights = bin_path.read_bytes() if path.suffix == ".xml" and bin_path.is_file() else None
-    return ModelBytes(path.read_bytes(), weights)
+    return ModelBytes(path.read_bytes(), _digested_side_bytes(path))
+
+
+def _digested_side_bytes(path: Path) -> bytes | None:
+    """The bytes of the side file whose digest the artifact carries (None: none or missing)."""
+    side = digested_file(path)
+    return side.read_bytes() if side is not None and side.is_file() else None
 
 
 class PendingCheck:
@@ -153,9 +158,9 @@ def stamp_bytes(data: bytes, weights: bytes | None = None) -> bytes:
     """
     out = bytearray(data)
     if weights is not None:
-        _fill(out, _fields(out, WEIGHTS_PREFIX), hashlib.sha256(weights).hexdigest())
+        _fill(out, digest_fields(out, WEIGHTS_PREFIX), hashlib.sha256(weights).hexdigest())
     for scheme in SCHEMES:
-        fields = _fields(out, scheme.prefix)
+        fields = digest_fields(out, scheme.prefix)
         if fields:
             _fill(out, fields, _content_digest(_hasher(scheme, "<artifact>"), out, fields))
     return bytes(out)
@@ -168,9 +173,7 @@ def stamp_file(path: str | Path) -> None:
     placeholders = [WEIGHTS_PLACEHOLDER] + [scheme.prefix + "0" * 64 for scheme in SCHEMES]
     if not any(placeholder.encode() in data for placeholder in placeholders):
         return
-    bin_path = path.with_suffix(".bin")
-    weights = bin_path.read_bytes() if path.suffix == ".xml" and bin_path.is_file() else None
-    write_bytes_atomic(path, stamp_bytes(data, weights))
+    write_bytes_atomic(path, stamp_bytes(data, _digested_side_bytes(path)))
 
 
 def verify_file(path: str | Path) -> str:
@@ -216,20 +219,20 @@ def _verify_located(path: Path, model: ModelBytes, scheme: DigestScheme, fields:
     matches = _content_digest(_hasher(scheme, path), data, fields).encode() == expected
     if not matches and not _matches_with_every_field(path, scheme, data, fields, expected):
         raise _corrupted(path, f"its content does not match the {scheme.name} digest embedded at export")
-    if path.suffix == ".xml":
-        _verify_weights(path, data, model.weights)
+    if (side := digested_file(path)) is not None:
+        _verify_weights(path, side, data, model.weights)
     return VERIFIED
 
 
-def _verify_weights(xml_path: Path, xml: bytes, weights: bytes | None) -> None:
-    fields = _fields(xml, WEIGHTS_PREFIX)
+def _verify_weights(xml_path: Path, bin_path: Path, xml: bytes, weights: bytes | None) -> None:
+    fields = digest_fields(xml, WEIGHTS_PREFIX)
     if not fields:
         return
     expected = _single_value(xml_path, xml, fields, "weights digest")
     if weights is None:
         return  # the backend reports the missing .bin with its own message
     if hashlib.sha256(weights).hexdigest().encode() != expected:
-        raise _corrupted(xml_path.with_suffix(".bin"),
+        raise _corrupted(bin_path,
                          f"it does not match the SHA-256 digest stored in {xml_path.name}")
 
 
@@ -250,9 +253,9 @@ def _located(path: Path, data: bytes, near_ends: bool) -> tuple[DigestScheme | N
     """
     if near_ends:
         found = next(((scheme, fields) for scheme in SCHEMES
-                      if (fields := _fields_near_ends(data, scheme.prefix))), None)
+                      if (fields := digest_fields_near_ends(data, scheme.prefix))), None)
         return found or (None, [])
-    found_all = [(scheme, fields) for scheme in SCHEMES if (fields := _fields(data, scheme.prefix))]
+    found_all = [(scheme, fields) for scheme in SCHEMES if (fields := digest_fields(data, scheme.prefix))]
     if len(found_all) > 1:
         raise _corrupted(path, "it carries digests of different kinds")
     return found_all[0] if found_all else (None, [])
@@ -270,7 +273,7 @@ def _matches_with_every_field(path: Path, scheme: DigestScheme, data: bytes, nea
             and _content_digest(_hasher(scheme, path), data, every).encode() == expected)
 
 
-def _fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
+def digest_fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
     """The first field within ``_END_WINDOW`` bytes of the start of a large ``data`` and
     the last one within ``_END_WINDOW`` bytes of its end (all fields of a small one).
 
@@ -282,13 +285,13 @@ def _fields_near_ends(data: bytes | bytearray, prefix: str) -> list[int]:
     the common case fast, it never accepts more.
     """
     if len(data) <= 2 * _END_WINDOW:
-        return _fields(data, prefix)
+        return digest_fields(data, prefix)
     marker = prefix.encode()
     ends = (data.find(marker, 0, _END_WINDOW), data.rfind(marker, len(data) - _END_WINDOW))
     return [at + len(marker) for at in ends if at >= 0]
 
 
-def _fields(data: bytes | bytearray, prefix: str, start: int = 0, end: int | None = None) -> list[int]:
+def digest_fields(data: bytes | bytearray, prefix: str, start: int = 0, end: int | None = None) -> list[int]:
     """Offsets of the 64 hex digits after every ``prefix`` whose marker lies in
     ``data[start:end]`` (a plain search)."""
     marker, offsets = prefix.encode(), []

@@ -1,6 +1,7 @@
 """Device target profiles (``targets/*.yaml``): what to export and how to run it there.
 
-Used by ``edgecls run --target``, ``edgecls export --target`` and ``edgecls bench``.
+Used by ``edgecls run --target``, ``edgecls export --target`` and ``edgecls bench``, all
+through ``apply``: what the user gave explicitly wins, the profile fills the rest.
 A NAME is looked up in ``$EDGECLS_TARGETS_DIR`` and then the project's ``targets/``
 folder; a path to a YAML file works too. Unknown keys are rejected.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecls.config import load_config, to_dict
+from edgecls.config import is_yaml_name, load_config, to_dict
 from edgecls.errors import ConfigError
 from edgecls.resources import resource_dir
 from edgecls.runtime.base import BackendOptions
@@ -47,19 +48,41 @@ class Target:
 
     def backend_options(self, threads: int | None = None) -> BackendOptions:
         """BackendOptions for this device; an explicit ``threads`` wins over the profile."""
-        extra: dict[str, Any] = {}
-        if self.provider_options:
-            extra["provider_options"] = self.provider_options
-        return BackendOptions(
-            threads=threads if threads is not None else self.threads,
-            device=self.device if self.backend == "openvino" else None,
-            providers=list(self.execution_providers) or None,
-            extra=extra,
-        )
+        return backend_options(apply(self, threads=threads, device=None, providers=None,
+                                     provider_options=None))
+
+    def decides(self) -> dict[str, Any]:
+        """What this profile sets when the user did not: option name -> value (None: nothing)."""
+        return {"threads": self.threads,
+                "device": self.device if self.backend == "openvino" else None,
+                "providers": list(self.execution_providers) or None,
+                "provider_options": dict(self.provider_options) or None,
+                "source": self.camera, "formats": [self.format], "precisions": [self.precision]}
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, e.g. for bench output."""
         return to_dict(self)
+
+
+def apply(target: Target | None, **given: Any) -> dict[str, Any]:
+    """The options a command runs with: each one the user gave explicitly (not None) wins,
+    the profile fills those left None, and options the profile knows nothing of stay as given.
+
+    Example: ``apply(load_target("raspberry-pi-5"), threads=None, source="video.mp4")``
+    gives the profile's threads and the user's source.
+    """
+    if target is None:
+        return dict(given)
+    decided = target.decides()
+    return {key: decided.get(key) if value is None else value for key, value in given.items()}
+
+
+def backend_options(chosen: dict[str, Any]) -> BackendOptions:
+    """BackendOptions from ``apply``'s result (threads, device, providers, provider_options)."""
+    provider_options = chosen.get("provider_options")
+    return BackendOptions(threads=chosen.get("threads"), device=chosen.get("device"),
+                          providers=chosen.get("providers"),
+                          extra={"provider_options": provider_options} if provider_options else {})
 
 
 def target_dirs() -> list[Path]:
@@ -77,10 +100,15 @@ def list_targets() -> list[Target]:
     return [load_config(Target, found[name]) for name in sorted(found)]
 
 
+def target_file(name: str) -> Path | None:
+    """The YAML file ``--target NAME`` names, or None when NAME is a profile name."""
+    return Path(name) if is_yaml_name(name) and Path(name).is_file() else None
+
+
 def load_target(name: str) -> Target:
     """The profile called ``name`` (or read from a YAML path)."""
-    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
-        return load_config(Target, name)
+    if (path := target_file(name)) is not None:
+        return load_config(Target, path)
     for folder in target_dirs():
         path = folder / f"{name}.yaml"
         if path.is_file():

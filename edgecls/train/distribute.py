@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # checkpoint.py's callback class needs Keras at import: the C
     from edgecls.train.checkpoint import TrainState
 
 CPU_REPLICAS_ENV = "EDGECLS_CPU_REPLICAS"
-BACKUP_DIR = "backup"  # inside checkpoints/: Keras BackupAndRestore's folder
 TF_CONFIG_ENV = "TF_CONFIG"
 _TF_CONFIG_EXAMPLE = ('e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                       '"task": {"type": "worker", "index": 0}}')
@@ -271,12 +270,12 @@ def check_workers_agree(strategy: Any, config: TrainConfig, split: Split, state:
     """
     options = {k: v for k, v in asdict(config).items() if k not in ("data", "out")}
     images = {"labels": split.labels, "subsets": split.subsets}
-    backup = backup_epoch(run.checkpoints / BACKUP_DIR)
+    backup = backup_epoch(run.backup)
     rows = gather_from_workers(strategy, [_digest(options), _digest(images), state.epoch,
                                           state.phase, state.phase_epoch,
                                           -1 if backup is None else backup])
     if len({row[5] for row in rows}) > 1:
-        shutil.rmtree(run.checkpoints / BACKUP_DIR, ignore_errors=True)
+        shutil.rmtree(run.backup, ignore_errors=True)
     chief = rows[0]
     for rank, row in enumerate(rows[1:], start=1):
         if row[0] != chief[0]:
@@ -371,7 +370,7 @@ def fault_backup(run: RunDir, state: TrainState, index: int) -> Any:
     """
     import keras
 
-    folder = run.checkpoints / BACKUP_DIR
+    folder = run.backup
     resumes_at = state.phase_epoch if state.phase == index and state.epoch > 0 else 0
     if backup_epoch(folder) != resumes_at:
         shutil.rmtree(folder, ignore_errors=True)

@@ -24,7 +24,7 @@ from edgecls.config import from_dict, save_config
 from edgecls.data.augment import AugmentConfig, build_mixing
 from edgecls.data.pipeline import make_dataset
 from edgecls.data.resolution import suggest_image_size
-from edgecls.data.split import Split, prepare_split
+from edgecls.data.split import SUBSETS, Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
 from edgecls.models.float_model import load_float_model
@@ -121,8 +121,8 @@ def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run:
         model = _initial_model(config, run, state, len(split.labels))
     save_config(config, run.config)
     image_size = (config.img_size, config.img_size)
-    train_ds, steps = _dataset(split, "train", image_size, config, training=True)
-    val_ds, _ = _dataset(split, "val", image_size, config, training=False)
+    train_ds, steps = split_dataset(split, "train", image_size, config, training=True)
+    val_ds, _ = split_dataset(split, "val", image_size, config, training=False)
     if placement.kind == "multi_worker":
         train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
     class_weight = _class_weights(split) if config.imbalance_method() == "class_weights" else None
@@ -215,7 +215,7 @@ def _resolved(config: TrainConfig, split: Split) -> TrainConfig:
     """``config`` with the defaults that depend on the data filled in (the image size)."""
     if config.img_size is not None:
         return config
-    paths = [path for subset in ("train", "val", "test") for path, _ in split.items(subset)]
+    paths = [path for subset in SUBSETS for path, _ in split.items(subset)]
     return dataclasses.replace(config, img_size=suggest_image_size(paths))
 
 
@@ -223,7 +223,7 @@ def _augment_config(config: TrainConfig) -> AugmentConfig:
     return from_dict(AugmentConfig, config.augment or {}, source="augment").validate()
 
 
-def _dataset(split: Any, subset: str, image_size: tuple[int, int], config: TrainConfig,
+def split_dataset(split: Any, subset: str, image_size: tuple[int, int], config: TrainConfig,
              training: bool) -> tuple[Any, int]:
     """A tf.data dataset with one-hot labels (for label smoothing and mixing) and its
     step count."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.live.collect import Collector
-from edgecls.runtime.sources import Frame
+from edgecls.live.sources import Frame
 
 LABELS = ["cat", "dog", "fox"]
 

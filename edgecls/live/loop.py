@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.sinks import Sink, annotate
-from edgecls.runtime.smoothing import ScoreSmoother
-from edgecls.runtime.sources import Frame, FrameSource
-from edgecls.runtime.stopping import StopOnSignals
+from edgecls.live.sinks import Sink, annotate
+from edgecls.live.smoothing import ScoreSmoother
+from edgecls.live.sources import Frame, FrameSource
+from edgecls.live.stopping import StopOnSignals
 
 if TYPE_CHECKING:
     from edgecls.live.collect import Collector

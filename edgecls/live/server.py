@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
 from edgecls.errors import ConfigError, SourceError
-from edgecls.runtime.serve_auth import StreamAuth
+from edgecls.live.serve_auth import StreamAuth
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ class StreamServer:
         self.counters = {"accepted": 0, "timed_out": 0, "evicted": 0, "rejected_busy": 0, "unauthorized": 0}
         self._thread = threading.Thread(target=self._serve, name="edgecls-serve", daemon=True)
         self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread that serves every connection."""
+        return self._thread
 
     @property
     def watch_url(self) -> str:

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from edgecls.errors import ConfigError, SourceError
-from edgecls.runtime.serve_auth import StreamAuth
-from edgecls.runtime.server import (
+from edgecls.live.serve_auth import StreamAuth
+from edgecls.live.server import (
     ServerLimits,
     StreamServer,
     frame_part,
@@ -159,6 +159,11 @@ class MjpegSink(Sink):
     @property
     def server(self) -> StreamServer:
         return self._server
+
+    @property
+    def threads(self) -> tuple[threading.Thread, threading.Thread]:
+        """The server's thread and the JPEG encoder's (to measure what streaming costs)."""
+        return self._server.thread, self._encoder
 
     def write(self, image: np.ndarray, result: dict[str, Any], fps: float) -> bool:
         self._latest = (image, result, fps)
