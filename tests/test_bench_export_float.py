@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata
+from helpers.tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata
 
 from edgecls.bench.columns import COLUMNS, baseline_notes, cells, headers
 from edgecls.bench.report import merge_records

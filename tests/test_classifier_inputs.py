@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from tiny_models import TinyNet, color_frame, make_onnx, tiny_metadata
+from helpers.tiny_models import TinyNet, color_frame, make_onnx, tiny_metadata
 
 from edgecls.errors import DataError
 from edgecls.runtime import Classifier

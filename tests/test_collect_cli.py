@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import typer
 from helpers.cli import run_cli
-from tiny_models import TinyNet, make_onnx, tiny_metadata
+from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import device_run_args

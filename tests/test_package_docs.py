@@ -30,6 +30,8 @@ def _names_defined(init: Path) -> set[str]:
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                names.update(ast.literal_eval(node.value))  # lazy names served by __getattr__
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
     return names
@@ -45,6 +47,9 @@ def missing_modules(init: Path, root: Path = PACKAGE.parent) -> list[str]:
         head = name.split(".")[0]
         if name.startswith("edgecls."):
             dotted = name.split(".")
+            top_init = root / "edgecls" / "__init__.py"
+            if len(dotted) == 2 and top_init.is_file() and dotted[1] in _names_defined(top_init):
+                continue
             if not any(_module_exists(".".join(dotted[:n]), root) for n in range(len(dotted), 1, -1)):
                 missing.append(name)
         elif head not in bound and not _module_exists(f"{package}.{head}", root):

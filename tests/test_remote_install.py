@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sshd import SshLab, free_port, missing_tools
+from helpers.sshd import SshLab, free_port, missing_tools
 
 import edgecls
 from edgecls.build_info import package_digest, this_build

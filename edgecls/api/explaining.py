@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.api import html
+from edgecls.formats import format_for_path
 
 MAX_INLINE_PANELS = 12  # a notebook cell stays readable; all panels are in the report
 
@@ -67,7 +68,7 @@ def explain_images(model: str | Path, images: Any, out: str | Path | None = None
     from edgecls.explain import ExplainSettings, OcclusionOptions, RiseOptions, explain, save_report
     from edgecls.present.progress import count_bar
 
-    if Path(str(model)).suffix.lower() not in (".tflite", ".onnx", ".xml"):
+    if format_for_path(Path(str(model))) is None:  # a Keras model: TensorFlow, muted
         from edgecls.present.tf_import import import_tensorflow_muted
 
         import_tensorflow_muted()
