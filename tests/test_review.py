@@ -181,3 +181,23 @@ def test_a_folder_that_is_not_a_dataset_is_one_line(
     code, out = run_cli(monkeypatch, capsys, "review", str(folder), "--data", str(data), "--no-open")
     assert code == 2 and out.startswith("error: ") and "hint: " in out and "Traceback" not in out
     assert len(list(folder.glob("*.jpg"))) == 3 and not (folder / ".review.lock").exists()
+
+
+@pytest.mark.slow  # imports TensorFlow and trains a tiny CNN for one epoch (~20 s)
+def test_train_uses_the_labelled_frames(tmp_path: Path, inbox: tuple[Path, list[str]]) -> None:
+    from typer.testing import CliRunner
+
+    from edgecls.cli import app
+    from helpers.runs import TINY  # registers the tiny CNN family
+
+    folder, names = inbox
+    data = write_color_folder(tmp_path / "colors", per_class=6)
+    with review_server(folder, data) as server:
+        for name, label in zip(names, ("red", "red", "blue")):
+            assert call(server, "POST", "/api/label", {"name": name, "label": label})[0] == 200
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--model", TINY, "--img-size", "32",
+                                      "--epochs", "1", "--batch-size", "8", "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    split = (run / "split.json").read_text()
+    assert all(name in split for name in names)
