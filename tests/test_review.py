@@ -166,6 +166,26 @@ def test_a_second_review_on_the_same_inbox_is_refused_in_one_line(
     ReviewSession(folder, dataset, "ana").close()  # free again once the first one ended
 
 
+def test_undo_of_a_ledger_line_from_an_earlier_session_puts_the_frame_back(
+        dataset: Path, inbox: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder, names = inbox
+    with review_server(folder, dataset) as server:
+        label_id = call(server, "POST", "/api/label", {"name": names[0], "label": "green"})[1]["entry"]["id"]
+        none_id = call(server, "POST", "/api/none", {"name": names[1]})[1]["entry"]["id"]
+    args = ("review", str(folder), "--data", str(dataset), "--no-open", "--undo")
+    code, out = run_cli(monkeypatch, capsys, *args, label_id)
+    assert code == 0 and out.strip() == f"undone: label green (green/{names[0]}); {names[0]} is back in {folder}"
+    assert (folder / names[0]).is_file() and (folder / names[0]).with_suffix(".json").is_file()
+    assert not (dataset / "green" / names[0]).exists()
+    assert run_cli(monkeypatch, capsys, *args, none_id)[0] == 0 and (folder / names[1]).is_file()
+    code, out = run_cli(monkeypatch, capsys, *args, label_id)
+    assert code == 2 and out.splitlines()[0] == f"error: ledger line {label_id} was undone already"
+    code, out = run_cli(monkeypatch, capsys, *args, "nope")
+    assert code == 2 and out.startswith("error: the ledger has no label or 'none of these' line 'nope'")
+    assert [e["action"] for e in read_ledger(dataset)] == ["label", "none", "undo", "undo"]
+
+
 @pytest.mark.parametrize("make", ["file", "empty", "loose images"])
 def test_a_folder_that_is_not_a_dataset_is_one_line(
         make: str, tmp_path: Path, inbox: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch,

@@ -22,6 +22,8 @@ def review(
     port: int = typer.Option(0, help="Port on 127.0.0.1 (default: a free one)."),
     who: str = typer.Option(None, help="Name written in the ledger (default: the login name)."),
     open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the page in the browser."),
+    undo: str = typer.Option(None, "--undo", help="Undo one line of the dataset's ledger (its id, from any "
+                             "session): the frame goes back into INBOX. No page is served."),
 ) -> None:
     """Label collected frames on a local web page, uncertain ones first, with the keyboard alone.
 
@@ -46,6 +48,15 @@ def review(
         raise ConfigError(f"--run {run} does not exist", "pass a training run folder or an exported model file")
     session = ReviewSession(inbox, data, who or getpass.getuser())
     console = Console(highlight=False)
+    if undo:
+        try:
+            entry = session.undo_entry(undo)
+        finally:
+            session.close()
+        what = f"label {entry['label']} ({entry['file']})" if entry["action"] == "label" else "none of these"
+        console.print(f"undone: {escape(what)}; {escape(str(entry['frame']))} is back in {escape(str(inbox))}",
+                      soft_wrap=True)
+        return
     try:
         server = ReviewServer(session, port, HeatmapWorker(run) if run else None).start()
         console.print(f"{len(session.order)} frame(s) to label in {escape(str(session.inbox))} -> "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.review.ledger import Ledger
+from edgecls.review.ledger import Ledger, read_ledger
 from edgecls.review.queue import Frame, InboxContents, read_inbox
 from edgecls.review.target import DatasetTarget, content_file_name, move_exclusive
 
@@ -111,13 +111,7 @@ class ReviewSession:
                 raise ReviewError("nothing to undo in this session")
             done = self._done[-1]
             if done.action != "skip":
-                move_exclusive(done.moved_to, done.frame.path)
-                sidecar = done.frame.path.with_suffix(".json")
-                kept = _sub_folder(self.inbox, LABELLED_DIR if done.action == "label" else NONE_DIR) / sidecar.name
-                if kept.exists():
-                    move_exclusive(kept, sidecar)
-                self.ledger.append("undo", frame=done.frame.name, undoes=done.entry["id"],
-                                   file=done.entry.get("file"))
+                self._put_back(done.action, done.moved_to, done.frame.path, done.entry)
                 self.frames[done.frame.name] = done.frame
             self._done.pop()
             if done.frame.name in self.order:  # a skipped frame, now last
@@ -125,6 +119,42 @@ class ReviewSession:
             self.order.insert(0, done.frame.name)
             self.counts[done.action] -= 1
             return {"undone": done.action, "frame": page_record(done.frame)}
+
+    def undo_entry(self, entry_id: str) -> dict[str, Any]:
+        """Reverses the ledger line ``entry_id`` (of any session): the frame goes back into this inbox.
+
+        Raises:
+            ReviewError: no such label / none line, or it was undone already.
+        """
+        with self._lock:
+            ledger = read_ledger(self.target.root)
+            entry = next((e for e in ledger if e.get("id") == entry_id and e.get("action") in ("label", "none")),
+                         None)
+            if entry is None:
+                raise ReviewError(f"the ledger has no label or 'none of these' line {entry_id!r}",
+                                  f"the ids are in {self.ledger.path}")
+            if any(e.get("undoes") == entry_id for e in ledger):
+                raise ReviewError(f"ledger line {entry_id} was undone already")
+            frame = self.inbox / Path(str(entry["frame"])).name
+            if entry["action"] == "label":
+                source = self.target.root / str(entry["file"])
+                if self.target.root.resolve() not in source.resolve().parents:
+                    raise ReviewError(f"ledger line {entry_id} names a file outside the dataset: refused")
+            else:
+                source = self.inbox / NONE_DIR / frame.name
+            self._put_back(entry["action"], source, frame, entry)
+            return entry
+
+    def _put_back(self, action: str, moved_to: Path, frame: Path, entry: dict[str, Any]) -> None:
+        """Moves a decided frame (and its sidecar) back into the inbox; writes the undo line."""
+        try:
+            move_exclusive(moved_to, frame)
+        except FileExistsError:
+            raise ReviewError(f"{frame} exists already: nothing was moved", "move it away first") from None
+        kept = self.inbox / (LABELLED_DIR if action == "label" else NONE_DIR) / frame.with_suffix(".json").name
+        if kept.exists():
+            move_exclusive(kept, frame.with_suffix(".json"))
+        self.ledger.append("undo", frame=frame.name, undoes=entry["id"], file=entry.get("file"))
 
     def close(self) -> None:
         """Releases the inbox for another session."""
