@@ -67,6 +67,12 @@ def test_label_skip_undo_and_new_class_with_the_keyboard(browser, tmp_path: Path
         page.keyboard.press("2")  # green
         page.wait_for_selector(f"#frame[data-name='{names[2]}']")
         page.keyboard.press("+")
+        page.keyboard.type("a/b")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#status.error")
+        assert "class name 'a/b' cannot be a folder name" in page.text_content("#status")
+        assert shown(page) == names[2] and not (dataset / "a").exists()
+        page.keyboard.press("+")
         page.keyboard.type("cyan")
         page.keyboard.press("Enter")
         page.wait_for_selector("#frame[hidden]", state="attached")
