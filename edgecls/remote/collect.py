@@ -94,7 +94,8 @@ def list_items(transport: SshTransport, device_dir: str) -> dict[str, dict[str, 
     """{stem: {"jpg": sha256, "json": sha256}} of the device folder's complete items."""
     folder = shell_path(device_dir)
     proc = transport.run(f"cd {folder} 2>/dev/null || exit 3; command -v sha256sum >/dev/null || exit 4; "
-                         "sha256sum -- *.jpg *.json 2>/dev/null; exit 0", 120.0, check=False)
+                         "find . -maxdepth 1 -type f \\( -name '*.jpg' -o -name '*.json' \\) -exec sha256sum {} + "
+                         "2>/dev/null; exit 0", 600.0, check=False)  # find: no argument-list limit
     if proc.returncode == 3:
         raise RemoteError(f"{transport.host.text}: no folder {device_dir} on the device",
                           "pass the folder given to `edgecls run --collect` there with --from")
@@ -104,7 +105,7 @@ def list_items(transport: SshTransport, device_dir: str) -> dict[str, dict[str, 
     items: dict[str, dict[str, str]] = {}
     for line in proc.stdout.decode(errors="replace").splitlines():
         digest, _, name = line.partition("  ")
-        match = _ITEM.match(name)
+        match = _ITEM.match(name.removeprefix("./"))
         if match and len(digest) == 64:
             items.setdefault(match[1], {})[match[2]] = digest
     return {stem: hashes for stem, hashes in items.items() if len(hashes) == 2}
