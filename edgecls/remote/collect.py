@@ -83,6 +83,7 @@ def pull_host(job: CollectJob, host: HostSpec, say: Say) -> HostPull:
         intact = transfer(transport, job, expected, pull)
         pull.incomplete = len(expected) - len(intact)
         if intact and not job.keep_on_device:
+            job.inbox.flush()  # on the disk here before it is removed there
             say(host, f"removing {len(intact)} frames from the device")
             pull.removed = remove_items(transport, job.device_dir, intact)
         return pull

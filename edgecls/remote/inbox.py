@@ -31,13 +31,15 @@ def content_name(data: bytes) -> str:
 
 
 def create_exclusive(path: Path, data: bytes) -> bool:
-    """Writes ``data`` to ``path`` through a fsynced temporary file; False when ``path`` exists."""
+    """Writes ``data`` to ``path`` through a temporary file; False when ``path`` exists.
+
+    Not flushed to the disk one by one (two fsyncs a frame would cap a pull at a few dozen
+    frames a second): ``Inbox.flush`` does it for a whole batch.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.link(tmp, path)
         return True
     except FileExistsError:
@@ -90,6 +92,16 @@ class Inbox:
                 log.write(json.dumps({"name": name, **record}) + "\n")
             self._known.add(name)
         return True
+
+
+    def flush(self) -> None:
+        """Puts everything imported so far on the disk (before the devices remove their copies)."""
+        os.sync()
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _with_record(sidecar: bytes, record: dict[str, Any]) -> bytes:
