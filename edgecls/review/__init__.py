@@ -1,0 +1,1 @@
+"""Labelling what devices collected: ``edgecls review INBOX --data DATASET`` (a page on loopback)."""
