@@ -36,7 +36,7 @@ def collect(
     from rich.console import Console
     from rich.markup import escape
 
-    from edgecls.cli.remote import HostProgress
+    from edgecls.present.hosts import HostProgress
     from edgecls.remote.collect import CollectJob, collect_from_hosts
     from edgecls.remote.host import parse_hosts
     from edgecls.remote.inbox import Inbox
