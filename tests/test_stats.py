@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 
 from edgecls.stats import (
+    BETTER,
+    NO_DIFFERENCE,
     OVER,
     UNRESOLVED,
     WITHIN,
+    WORSE,
     Z95,
     PairedCounts,
     budget_decision,
     compare_paired,
+    difference_verdict,
     images_to_resolve,
     paired_counts,
     paired_drop,
@@ -146,3 +150,13 @@ def test_empty_comparisons():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     with pytest.raises(ValueError):
         paired_counts(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_difference_verdict_counts_a_change_only_when_its_interval_excludes_zero():
+    def verdict(b: int, c: int, n: int) -> str:  # b: reference right, candidate wrong
+        return difference_verdict(paired_drop(PairedCounts(n - b - c, b, c, 0)))
+
+    assert verdict(0, 12, 100) == BETTER and verdict(12, 0, 100) == WORSE
+    assert verdict(3, 5, 100) == NO_DIFFERENCE  # two more right out of eight changes: noise
+    assert verdict(0, 0, 100) == NO_DIFFERENCE
+    assert difference_verdict(paired_drop(PairedCounts(0, 0, 0, 0))) == NO_DIFFERENCE

@@ -16,7 +16,7 @@ from edgecls.errors import EdgeclsError
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
 _COMMAND_MODULES = ("data", "models", "train", "export", "prune", "run", "targets", "bench", "explain",
-                    "deploy", "inspect")
+                    "deploy", "inspect", "compare")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")
