@@ -22,6 +22,7 @@ from edgecls.runtime.image_header import set_max_pixels
 from edgecls.train.config import TrainConfig
 from edgecls.train.distribute import Placement, read_cluster, worker_run_root
 from edgecls.train.evaluate import evaluate_run, weak_class_lines
+from edgecls.train.init_from import apply_init_from
 from edgecls.train.model_choice import resolve_model_choice
 
 
@@ -65,6 +66,10 @@ def train(
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue the run in --out from its last finished epoch, with the same split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
+    init_from: Path = typer.Option(None, "--init-from", help=(
+        "An earlier run to continue from (e.g. the deployed model's): its model, image size and "
+        "weights, and its split salt and fractions, so its held-out images stay held out. Every "
+        "class it knows must be in --data; a new class extends the head.")),
     max_pixels: str = typer.Option(None, "--max-pixels", help=(
         "Refuse images whose header declares more pixels than this (e.g. 90M), before "
         "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
@@ -99,8 +104,12 @@ def train(
     overrides = {"data": str(data) if data else None, "out": str(out), "model": model,
                  "img_size": img_size, "epochs": epochs, "weights": weights,
                  "batch_size": batch_size, "lr": lr, "alpha": alpha, "patience": patience,
-                 "seed": seed, "deterministic": deterministic}
-    train_config, choice = resolve_model_choice(_resolve_config(out, config, resume, overrides))
+                 "seed": seed, "deterministic": deterministic,
+                 "init_from": str(init_from) if init_from else None}
+    train_config = _resolve_config(out, config, resume, overrides)
+    if not resume:
+        train_config = apply_init_from(train_config)
+    train_config, choice = resolve_model_choice(train_config)
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
                                    highlight=False, soft_wrap=True)
