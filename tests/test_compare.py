@@ -159,3 +159,52 @@ def test_an_exported_artifact_is_compared_through_the_runtime(pairs: dict[str, P
     same = compare_paths(artifact, pairs["trained"])
     assert same.overall.paired.counts.right_to_wrong + same.overall.paired.counts.wrong_to_right == 0
     assert json.loads(json.dumps(same.to_dict()))["verdict"] == NO_DIFFERENCE
+
+
+# deploy over an older model: the judgement deploy makes before it changes the device
+
+
+def _record_of(model: Path) -> dict:
+    """The device's deployed.json after ``model`` was deployed (first deploy)."""
+    from edgecls.remote.replacement import judge_replacement
+
+    first = judge_replacement(model, None)
+    assert not first.replaces and first.verdict is None
+    return first.record(model)
+
+
+def test_deploy_refuses_a_worse_model_unless_forced(pairs: dict[str, Path]) -> None:
+    from edgecls.errors import EdgeclsError
+    from edgecls.remote.replacement import judge_replacement
+
+    good, bad = pairs["trained"] / "best.keras", pairs["untrained"] / "best.keras"
+    record = _record_of(good)
+    assert record["run"] == str(pairs["trained"].resolve()) and record["replaced"] is None
+    with pytest.raises(EdgeclsError, match="refused: best.keras is worse.*--force") as refused:
+        judge_replacement(bad, record)
+    assert "worse: NEW" in refused.value.message
+    forced = judge_replacement(bad, record, force=True)
+    new_record = forced.record(bad)
+    assert new_record["replaced"]["sha256"] == record["sha256"] and new_record["sha256"] != record["sha256"]
+    assert new_record["comparison"]["verdict"] == WORSE and new_record["comparison"]["forced"]
+    better = judge_replacement(good, new_record)  # and back: the trained model replaces the guesser
+    assert better.verdict == BETTER and better.record(good)["replaced"]["run"] == str(pairs["untrained"].resolve())
+
+
+def test_deploy_reads_a_saved_comparison_of_the_same_models_only(pairs: dict[str, Path], tmp_path: Path,
+                                                                 monkeypatch, capsys) -> None:
+    from edgecls.errors import EdgeclsError
+    from edgecls.remote.replacement import judge_replacement
+
+    good, bad = pairs["trained"] / "best.keras", pairs["untrained"] / "best.keras"
+    report = tmp_path / "worse.json"
+    code, text = run_cli(monkeypatch, capsys, "compare", str(pairs["untrained"]), str(pairs["trained"]),
+                         "--json", str(report))
+    assert code == 0, text
+    moved = {**_record_of(good), "source": str(tmp_path / "gone.onnx"), "run": None}  # nothing left here
+    with pytest.raises(EdgeclsError, match="refused"):
+        judge_replacement(bad, moved, comparison=report)  # the saved report decides
+    unjudged = judge_replacement(bad, moved)
+    assert unjudged.verdict is None and unjudged.summary.startswith("not compared")
+    with pytest.raises(EdgeclsError, match="of other models"):
+        judge_replacement(pairs["other"] / "best.keras", moved, comparison=report)
