@@ -1,8 +1,8 @@
 """`edgecls compare NEW OLD` on constructed pairs: a real difference, noise, slices and bad input.
 
-Pairs are built from the module's tiny trained run (tests/helpers/runs.py) by copying its
-split and giving the copy another model: an untrained one (a real difference) or the
-another untrained one (noise).
+Pairs are built without training (tests/helpers/compare.py): a run whose model reads the
+images' colour, and copies of its split with an untrained model (a real difference), or two
+untrained models (noise).
 """
 
 from __future__ import annotations
@@ -19,42 +19,27 @@ from edgecls.export.compare import compare_paths, load_comparison
 from edgecls.stats import BETTER, NO_DIFFERENCE, WORSE
 from helpers.cli import run_cli
 from helpers.images import write_image_folder
-from helpers.runs import SIZE, tiny_model
+from helpers.compare import SIZE, copy_run, drop_test_images, write_run
+from helpers.runs import tiny_model
 
 HELD_BACK = 4  # test images the old run's split did not have: "new since OLD"
 
 
-def _copy_run(run: Path, dest: Path, model) -> Path:
-    """``run``'s split and labels with ``model`` as its best.keras."""
-    dest.mkdir(parents=True)
-    for name in ("split.json", "labels.txt"):
-        shutil.copy(run / name, dest / name)
-    model.save(dest / "best.keras")
-    return dest
-
-
-def _drop_test_images(run: Path, count: int) -> list[str]:
-    """Removes ``count`` test images from ``run``'s split (as if they were added later)."""
-    split = Split.load(run / "split.json")
-    removed, split.subsets["test"] = split.subsets["test"][:count], split.subsets["test"][count:]
-    split.save(run / "split.json")
-    return [rel for rel, _ in removed]
-
-
 @pytest.fixture(scope="module")
-def pairs(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The trained run, two untrained runs (their difference is noise), and an untrained
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The run of the colour model ("trained"), two untrained runs (their difference is noise), and an untrained
     older run whose split lacks ``HELD_BACK`` of the test images."""
     import keras
 
     root = tmp_path_factory.mktemp("compare")
+    trained = write_run(root)
     keras.utils.set_random_seed(1)
-    untrained = _copy_run(tiny_run, root / "untrained", tiny_model())
-    older = _copy_run(untrained, root / "older", keras.saving.load_model(untrained / "best.keras"))
-    _drop_test_images(older, HELD_BACK)
+    untrained = copy_run(trained, root / "untrained", tiny_model())
+    older = copy_run(untrained, root / "older", keras.saving.load_model(untrained / "best.keras"))
+    drop_test_images(older, HELD_BACK)
     keras.utils.set_random_seed(2)
-    other = _copy_run(tiny_run, root / "other", tiny_model())
-    return {"trained": tiny_run, "untrained": untrained, "older": older, "other": other}
+    other = copy_run(trained, root / "other", tiny_model())
+    return {"trained": trained, "untrained": untrained, "older": older, "other": other}
 
 
 def test_a_real_gain_is_better_and_the_reverse_is_worse(pairs: dict[str, Path]) -> None:
@@ -85,7 +70,7 @@ def test_noise_is_no_resolved_difference(pairs: dict[str, Path]) -> None:
 def test_old_training_images_in_new_test_split_are_left_out(pairs: dict[str, Path], tmp_path: Path) -> None:
     import keras
 
-    old = _copy_run(pairs["trained"], tmp_path / "old", keras.saving.load_model(pairs["untrained"] / "best.keras"))
+    old = copy_run(pairs["trained"], tmp_path / "old", keras.saving.load_model(pairs["untrained"] / "best.keras"))
     split = Split.load(old / "split.json")
     moved = split.subsets["test"][:3]
     split.subsets["train"] += moved
