@@ -46,6 +46,8 @@ class Side:
     kind: str  # "run" or "artifact"
     run: RunDir  # the run that trained it (its split and labels)
     sha256: str  # of best.keras or of the artifact
+    labels: tuple[str, ...] = ()  # an artifact's own labels (its embedded metadata)
+    input_size: tuple[int, int] | None = None  # an artifact's input (height, width)
 
     @property
     def model_file(self) -> Path:
@@ -77,7 +79,18 @@ def resolve_side(path: str | Path, run: str | Path | None = None) -> Side:
     if not owner.split.is_file():
         raise ModelError(f"{owner.root} is not the run of {path.name} (it has no split.json)",
                          "pass the artifact's training run with --new-run/--old-run")
-    return Side(path, "artifact", owner, file_sha256(path))
+    meta = _artifact_metadata(path)  # a file that is not a model fails here, before any Keras
+    return Side(path, "artifact", owner, file_sha256(path), tuple(meta.labels), meta.input_size)
+
+
+def _artifact_metadata(path: Path) -> Any:
+    from edgecls.runtime.backends import load_backend
+
+    meta = load_backend(path).read_metadata()
+    if meta is None or not meta.labels:
+        raise ModelError(f"{path} carries no edgecls metadata (input size, labels)",
+                         "compare artifacts written by `edgecls export`, or the runs")
+    return meta
 
 
 def _run_of_artifact(path: Path) -> RunDir:
@@ -222,13 +235,7 @@ def _subset_by_digest(split: Split) -> dict[str, str]:
 
 def _model_labels(side: Side, split: Split) -> list[str]:
     """The class of each output of ``side``'s model (an artifact's own labels win)."""
-    if side.kind == "artifact":
-        from edgecls.runtime.backends import load_backend
-
-        meta = load_backend(side.path).read_metadata()
-        if meta is not None and meta.labels:
-            return list(meta.labels)
-    return _run_labels(side.run, split)
+    return list(side.labels) if side.kind == "artifact" else _run_labels(side.run, split)
 
 
 def _predicted_names(side: Side, items: list[tuple[Path, int]], labels: list[str]) -> np.ndarray:
@@ -243,13 +250,8 @@ def _predicted_names(side: Side, items: list[tuple[Path, int]], labels: list[str
 def _probabilities(side: Side, items: list[tuple[Path, int]]) -> np.ndarray:
     if side.kind == "artifact":
         from edgecls.export.validate import artifact_probabilities
-        from edgecls.runtime.backends import load_backend
 
-        meta = load_backend(side.path).read_metadata()
-        if meta is None:
-            raise ModelError(f"{side.path} carries no edgecls metadata (input size, labels)",
-                             "compare artifacts written by `edgecls export`, or the runs")
-        images, _ = load_arrays(items, meta.input_size)
+        images, _ = load_arrays(items, side.input_size or (0, 0))
         return artifact_probabilities(side.path, images)[0]
     from edgecls.models.float_model import input_size, load_float_model, predict
 
