@@ -121,7 +121,14 @@ def test_bad_input_is_one_line_exit_2(pairs: dict[str, Path], tmp_path: Path, mo
     split = Split.load(no_test / "split.json")
     split.subsets["test"] = []
     split.save(no_test / "split.json")
+    from edgecls.data.split import prepare_split
+
+    four = tmp_path / "four"  # a run of four classes: the three-class model cannot replace it
+    prepare_split(write_image_folder(tmp_path / "four_images", {"circle_b": 4, "circle_r": 4, "square_g": 4,
+                                                                "square_y": 4}, size=SIZE), four)
+    tiny_model(classes=4).save(four / "best.keras")
     cases = [((str(junk), str(pairs["trained"])), "model.tflite"),
+             ((str(pairs["trained"]), str(four)), "does not know class(es) square_y"),
              ((str(tmp_path / "notes.txt"), str(pairs["trained"])), "is not a run directory or a model file"),
              ((str(no_test), str(pairs["trained"])), "has no test split")]
     (tmp_path / "notes.txt").write_text("hello")
