@@ -27,6 +27,7 @@ import numpy as np
 
 Z95 = 1.959963984540054  # two-sided 95 %
 WITHIN, OVER, UNRESOLVED = "within", "over", "unresolved"
+BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no resolved difference"
 _BISECT_STEPS = 200
 _MAX_IMAGES = 10_000_000
 _SLACK_PP = 1e-9  # floating-point slack of every budget comparison, in percentage points
@@ -214,6 +215,21 @@ def budget_decision(drop_pp: float, low_pp: float, high_pp: float, budget_pp: fl
     if budget.allows(drop_pp) and (budget.allows(high_pp) or budget.allows(high_pp - low_pp)):
         return WITHIN
     return UNRESOLVED
+
+
+def difference_verdict(drop: PairedDrop) -> str:
+    """Whether a candidate is better or worse than its reference: ``budget_decision`` at
+    a zero budget (the gate's rule), so a difference counts only when its interval
+    excludes zero.
+
+    Returns:
+        ``WORSE`` (the drop is real), ``BETTER`` (the gain is real: the whole interval
+        lies below zero) or ``NO_DIFFERENCE``.
+    """
+    if math.isnan(drop.drop_pp):
+        return NO_DIFFERENCE
+    decision = budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, 0.0)
+    return {OVER: WORSE, WITHIN: BETTER}.get(decision, NO_DIFFERENCE)
 
 
 def images_to_resolve(counts: PairedCounts, budget_pp: float, z: float = Z95) -> int | None:

@@ -458,3 +458,34 @@ def test_offline_install_creates_the_venv_and_uses_only_the_copied_wheels(lab: S
     home = lab.servers[1].home
     assert (home / ".edgecls/venv/bin/python").exists()
     assert (home / ".edgecls/wheels/not_a_dependency-1.0-py3-none-any.whl").is_file()
+
+
+@needs_sshd
+def test_deploy_refuses_a_worse_model_and_records_which_replaced_which(lab: SshLab, onnx_models: list[Path],
+                                                                     tmp_path: Path) -> None:
+    from edgecls.digest import file_sha256
+
+    device = lab.servers[1]
+    old, new = onnx_models
+    common = ("--host", device.spec, "--remote-python", sys.executable, "--name", "edgecls-judged")
+    first = cli("deploy", str(old), *common, lab=lab)
+    assert first.returncode == 0, first.stderr
+    record_path = device.home / ".edgecls/deploy/edgecls-judged/deployed.json"
+    record = json.loads(record_path.read_text())
+    assert record["sha256"] == file_sha256(old) and record["replaced"] is None
+    report = tmp_path / "comparison.json"  # what `edgecls compare NEW OLD --json` saved
+    report.write_text(json.dumps({
+        "schema_version": 1, "verdict": "worse",
+        "new": {"kind": "artifact", "sha256": file_sha256(new), "run": None},
+        "old": {"kind": "artifact", "sha256": file_sha256(old), "run": None},
+        "overall": {"difference_pp": -6.0, "interval_pp": [-9.1, -2.8], "images": 300}}))
+    refused = cli("deploy", str(new), *common, "--comparison", str(report), lab=lab)
+    assert refused.returncode == 2 and "refused: tiny_int8.onnx is worse" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and "--force" in refused.stderr
+    assert json.loads(record_path.read_text()) == record  # nothing changed on the device
+    forced = cli("deploy", str(new), *common, "--comparison", str(report), "--force", lab=lab)
+    assert forced.returncode == 0, forced.stderr
+    assert "replaces tiny_fp32.onnx (forced): worse" in forced.stdout
+    replaced = json.loads(record_path.read_text())
+    assert replaced["sha256"] == file_sha256(new) and replaced["replaced"]["sha256"] == record["sha256"]
+    assert replaced["comparison"]["verdict"] == "worse" and replaced["comparison"]["forced"]

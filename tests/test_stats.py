@@ -10,14 +10,18 @@ import numpy as np
 import pytest
 
 from edgecls.stats import (
+    BETTER,
+    NO_DIFFERENCE,
     OVER,
     UNRESOLVED,
     WITHIN,
+    WORSE,
     Z95,
     DropBudget,
     PairedCounts,
     budget_decision,
     compare_paired,
+    difference_verdict,
     images_to_resolve,
     paired_counts,
     paired_drop,
@@ -178,3 +182,11 @@ def test_budget_slack_is_written_only_in_stats() -> None:
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
              if isinstance(node, ast.Constant) and node.value == 1e-9]
     assert not found, found
+def test_difference_verdict_counts_a_change_only_when_its_interval_excludes_zero():
+    def verdict(b: int, c: int, n: int) -> str:  # b: reference right, candidate wrong
+        return difference_verdict(paired_drop(PairedCounts(n - b - c, b, c, 0)))
+
+    assert verdict(0, 12, 100) == BETTER and verdict(12, 0, 100) == WORSE
+    assert verdict(3, 5, 100) == NO_DIFFERENCE  # two more right out of eight changes: noise
+    assert verdict(0, 0, 100) == NO_DIFFERENCE
+    assert difference_verdict(paired_drop(PairedCounts(0, 0, 0, 0))) == NO_DIFFERENCE

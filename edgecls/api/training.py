@@ -38,8 +38,13 @@ def training_config(out: str | Path, data: str | Path | None = None, config: str
         refuse_out_inside_data(out, Path(data))
     if not resume:  # the folder this process writes: a worker of a cluster has its own
         RunDir(worker_run_root(out, read_cluster())).require_room_for_run()
+    from edgecls.train.init_from import apply_init_from
+
     overrides = {"data": str(data) if data is not None else None, "out": str(out), **fields}
-    return resolve_model_choice(_resolve_config(out, config, resume, overrides))
+    resolved = _resolve_config(out, config, resume, overrides)
+    if not resume:  # --init-from: the earlier run's model, size, weights and split rule
+        resolved = apply_init_from(resolved)
+    return resolve_model_choice(resolved)
 
 
 def run_training(config: TrainConfig, resume: bool = False, progress: bool = True,

@@ -18,7 +18,7 @@ from edgecls.formats import FORMATS, MODEL_SUFFIXES
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
 _COMMAND_MODULES = ("data", "models", "train", "export", "prune", "run", "targets", "bench", "explain",
-                    "deploy", "inspect", "collect", "review")
+                    "deploy", "inspect", "collect", "review", "compare")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")

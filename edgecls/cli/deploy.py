@@ -25,6 +25,11 @@ def deploy(
     name: str = typer.Option(None, help="systemd unit name (default: edgecls-<model name>)."),
     root: str = typer.Option("/", help="Install the unit under this root on the device, e.g. a mounted "
                              "SD-card image (systemctl --root)."),
+    comparison: Path = typer.Option(None, "--comparison", help="A report of `edgecls compare MODEL OLD "
+                                    "--json FILE` judging this model against the one the device runs. "
+                                    "Without it a comparison runs when that model's file or run is here."),
+    force: bool = typer.Option(False, "--force", help="Deploy even when the comparison says the model is "
+                               "worse than the one the device runs."),
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
     install: str = typer.Option("index", help=INSTALL_HELP),
 ) -> None:
@@ -34,17 +39,27 @@ def deploy(
     when it already has this edgecls and the runtime, and the unit is rewritten (and the
     service restarted) only when something changed. JSON lines go to the journal
     (`journalctl -u edgecls-NAME`).
+
+    A model replacing another one in the unit is compared with it first (`edgecls compare`):
+    a worse one is refused (--force overrides), and the device's deployed.json records
+    which model replaced which, with the verdict.
     """
     from rich.console import Console
     from rich.markup import escape
 
     job = DeployJob(model=model, host=parse_host(host), target=target, source=source, service=service,
-                    root=root, name=name, prepare=prepare_options(remote_python, install))
+                    root=root, name=name, comparison=comparison, force=force,
+                    prepare=prepare_options(remote_python, install))
     console = Console(highlight=False)
     with console.status(f"{escape(host)}: connecting, checking the environment, copying the model..."):
         result = run_deploy(job)
     console.print(f"{escape(host)}: {escape(result.environment.describe())}")
     console.print(f"model: {'copied ' + ', '.join(result.copied) if result.copied else 'unchanged'}")
+    replacement = result.replacement
+    if replacement is not None and replacement.replaces and replacement.previous is not None:
+        forced = " (forced)" if replacement.forced and replacement.verdict == "worse" else ""
+        console.print(f"replaces {escape(str(replacement.previous.get('model')))}{forced}: "
+                      f"{escape(replacement.summary or '')}", soft_wrap=True)
     if not service:
         console.print(f"\n[bold]{escape(result.unit_name)}[/]\n{escape(result.unit)}", soft_wrap=True)
         console.print("to install it on the device (or re-run with --service):")

@@ -42,6 +42,7 @@ def train(
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue the run in --out from its last finished epoch, with the same split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw progress bars."),
+    init_from: Path = config_option(TrainConfig, "init_from", "--init-from"),
     max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
 ) -> None:
     """Train a classifier on a folder of labelled images.
@@ -63,7 +64,8 @@ def train(
     set_max_pixels(max_pixels)
     train_config, choice = training_config(
         out, data, config, resume, model=model, img_size=img_size, epochs=epochs, weights=weights,
-        batch_size=batch_size, lr=lr, alpha=alpha, patience=patience, seed=seed, deterministic=deterministic)
+        batch_size=batch_size, lr=lr, alpha=alpha, patience=patience, seed=seed, deterministic=deterministic,
+        init_from=str(init_from) if init_from else None)
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
                                    highlight=False, soft_wrap=True)

@@ -204,6 +204,14 @@ def _given_folders_rule(split: Split) -> dict:
     return {"trained_folder": folder, "carve_from": carve_from}
 
 
+def inherited_rule(split_path: str | Path) -> tuple[tuple[float, float, float], int]:
+    """The (fractions, salt) of an earlier run's split, for a run that continues it
+    (``train --init-from``): with the same salt and fractions every file keeps its subset,
+    so the earlier run's held-out files stay held out and new files fall where they hash."""
+    old = Split.load(split_path)
+    return _validate_fractions(old.fractions), old.seed
+
+
 def _validate_fractions(fractions) -> tuple[float, float, float]:
     values = tuple(float(f) for f in fractions)
     if len(values) != 3 or any(f < 0 for f in values) or values[0] <= 0:
@@ -219,7 +227,8 @@ def _validate_fractions(fractions) -> tuple[float, float, float]:
 def prepare_split(data_dir: str | Path, run_dir: str | Path,
                   fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
                   report: CheckReport | None = None) -> Split:
-    """The split of a run: loaded if the run has one (resume), else checked and created.
+    """The split of a run: loaded if the run has one (resume), else checked and created
+    (``seed`` is the salt of the content hash).
 
     Writes ``split.json`` and ``labels.txt`` into ``run_dir``.
     """

@@ -7,6 +7,9 @@ restarted on failure, JSON lines to the journal) and, with ``service``, install 
 (``sudo -n`` when not root; never a password), restarting it only when the model, the
 environment or the unit changed. Without systemd running there (a container, an image),
 the unit is installed and enabled for the next boot with ``systemctl --root``.
+Before anything changes, a model replacing another one in the unit is judged
+(``remote.replacement``): a worse one is refused unless forced, and the device's
+``deployed.json`` records which model replaced which.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from edgecls.errors import ConfigError
 from edgecls.remote.artifacts import model_files, model_format
 from edgecls.remote.device import BACKEND_FORMATS, Environment, PrepareOptions, prepare
 from edgecls.remote.host import HostSpec
+from edgecls.remote.replacement import Replacement, judge_replacement, read_record, write_record
 from edgecls.remote.ssh import RemoteError, SshOptions, SshTransport, last_line
 from edgecls.remote.sync import sync_files
 from edgecls.runtime.targets import load_target
@@ -38,6 +42,8 @@ class DeployJob:
         service: install and enable the unit (else only print it).
         root: the device's root for the unit (``systemctl --root``), e.g. a mounted image; default ``/``.
         name: systemd unit name (default ``edgecls-<model stem>``).
+        comparison: a saved ``edgecls compare NEW OLD --json`` report judging this replacement.
+        force: deploy even when the comparison says the model is worse.
     """
 
     model: Path
@@ -47,6 +53,8 @@ class DeployJob:
     service: bool = False
     root: str = "/"
     name: str | None = None
+    comparison: Path | None = None
+    force: bool = False
     ssh: SshOptions = field(default_factory=SshOptions)
     prepare: PrepareOptions = field(default_factory=PrepareOptions)
 
@@ -70,6 +78,7 @@ class DeployResult:
     unit: str
     copied: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)  # e.g. "wrote ...", "enabled", "restarted"
+    replacement: Replacement | None = None
 
     @property
     def changed(self) -> bool:
@@ -83,16 +92,21 @@ def deploy(job: DeployJob) -> DeployResult:
         RemoteError: the host could not be reached, prepared or configured, or (with ``service``)
             it has no systemctl.
         ConfigError: an unknown target profile or unit name.
+        EdgeclsError: the model is worse than the one it replaces (without ``force``).
     """
     formats = deploy_formats(job)
     transport = SshTransport(job.host, job.ssh)
     try:
+        previous = read_record(transport, job.model_dir)
+        replacement = judge_replacement(job.model, previous, job.comparison, job.force)
         environment = prepare(transport, formats, job.prepare, job.prepare.timeout_s)
         if job.service:
             require_systemctl(transport, environment)
         copied = sync_files(transport, model_files(job.model), job.model_dir, 600.0)
+        if copied or previous is None:
+            write_record(transport, job.model_dir, replacement.record(job.model))
         unit = unit_text(job, environment)
-        result = DeployResult(environment, job.unit_name, unit, copied)
+        result = DeployResult(environment, job.unit_name, unit, copied, replacement=replacement)
         if job.service:
             result.actions = install_unit(transport, job, environment, unit,
                                           restart=bool(copied or environment.installed))

@@ -65,6 +65,9 @@ class TrainConfig:
             (``None`` or 0: off).
         split: train, val, test fractions for a dataset without its own split.
         seed: split, shuffle, augmentation and initial-weights seed.
+        split_salt: salt of the split's content hash (``None``: ``seed``).
+        init_from: an earlier run to continue from (``edgecls.train.init_from``): its
+            model, image size, weights, split salt and fractions; a new class extends the head.
         augment: augmentation strengths, keys of ``edgecls.data.augment.AugmentConfig``
             (``None``: its defaults; ``{enabled: false}``: none).
         top_k: k of the top-k accuracy in the evaluation.
@@ -120,6 +123,11 @@ class TrainConfig:
         "Early stopping after this many epochs without a better val accuracy (0: off)."))
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = option(0, help="Split, shuffle, augmentation and initial-weights seed.")
+    split_salt: int | None = None
+    init_from: str | None = option(None, help=(
+        "An earlier run to continue from (e.g. the deployed model's): its model, image size and "
+        "weights, and its split salt and fractions, so its held-out images stay held out. Every "
+        "class it knows must be in --data; a new class extends the head."))
     augment: dict[str, Any] | None = None
     top_k: int = 5
     bn_momentum: float = 0.9

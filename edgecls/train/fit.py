@@ -44,6 +44,7 @@ from edgecls.train.distribute import (
 )
 from edgecls.train.evaluate import evaluate_run
 from edgecls.train.feature_cache import cache_applies, fit_head_on_cache
+from edgecls.train.init_from import apply_init_from, carry_head
 from edgecls.train.model_choice import resolve_model_choice
 from edgecls.train.losses import class_prior, make_loss
 from edgecls.train.optimizer import make_optimizer
@@ -85,6 +86,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
     """
+    if not resume:
+        config = apply_init_from(config)
     config, choice = resolve_model_choice(config.validate())
     if choice.warning:
         log.warning("%s", choice.warning)
@@ -118,7 +121,7 @@ def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run:
                   callbacks: Sequence[Any]) -> None:
     """Builds or loads the model under ``strategy`` and fits every unfinished phase."""
     with strategy.scope():
-        model = _initial_model(config, run, state, len(split.labels))
+        model = _initial_model(config, run, state, split.labels)
     save_config(config, run.config)
     image_size = (config.img_size, config.img_size)
     train_ds, steps = split_dataset(split, "train", image_size, config, training=True)
@@ -204,7 +207,8 @@ def _split(config: TrainConfig, run: RunDir, resume: bool) -> Split:
         if existing.resolve() != Path(config.data).resolve():
             raise EdgeclsError(f"{run.root} already holds the split of another dataset ({existing})",
                                "pass a new --out directory")
-    split = prepare_split(config.data or "", run.root, tuple(config.split), config.seed)
+    salt = config.seed if config.split_salt is None else config.split_salt
+    split = prepare_split(config.data or "", run.root, tuple(config.split), salt)
     if len(split.labels) < 2:
         raise EdgeclsError(f"the dataset has a single class ({split.labels[0]})",
                            "a classifier needs at least two class folders")
@@ -251,14 +255,18 @@ def _class_weights(split: Any) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, classes: int) -> Any:
-    """The last checkpoint when resuming, else a new model with the chosen weights."""
+def _initial_model(config: TrainConfig, run: RunDir, state: TrainState, labels: list[str]) -> Any:
+    """The last checkpoint when resuming, else a new model with the chosen weights (and,
+    with ``init_from``, the earlier run's head for the classes it knows)."""
     if state.epoch > 0:
         model = load_float_model(run.last_checkpoint, compile=True)  # keeps the optimizer
         model.jit_compile = config.jit_compile  # not part of the saved compile config
         return model
-    return build(config.model, weights=config.weights, include_top=False,
-                 num_classes=classes, input_size=config.img_size, **config.model_options())
+    model = build(config.model, weights=config.weights, include_top=False,
+                  num_classes=len(labels), input_size=config.img_size, **config.model_options())
+    if config.init_from:
+        carry_head(model, RunDir(Path(config.init_from)), labels)
+    return model
 
 
 def _phase_done(state: TrainState, index: int, phase: Phase) -> bool:
