@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edgecls.atomic import write_text_atomic
 from edgecls.cli.app import app
-from edgecls.cli.tf_import import import_tensorflow_quietly
+from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.export.compare import Comparison, SliceResult, compare_models, resolve_side
 from edgecls.stats import BETTER, WORSE
 

@@ -70,7 +70,7 @@ def resolve_side(path: str | Path, run: str | Path | None = None) -> Side:
         found = RunDir(path)
         found.require_model()
         return Side(path, "run", found, file_sha256(found.best_model))
-    if path.is_file() and path.name.endswith(".keras") and (path.parent / "split.json").is_file():
+    if path.is_file() and path.name.endswith(".keras") and RunDir(path.parent).split.is_file():
         return Side(path.parent, "run", RunDir(path.parent), file_sha256(path))
     if not path.is_file() or format_for_path(path) is None:
         raise ModelError(f"{path} is not a run directory or a model file (.tflite, .onnx, .xml)",
@@ -95,7 +95,7 @@ def _artifact_metadata(path: Path) -> Any:
 
 def _run_of_artifact(path: Path) -> RunDir:
     for folder in (path.parent.parent, path.parent):  # RUN/export/model.tflite, or RUN/model.tflite
-        if (folder / "split.json").is_file():
+        if RunDir(folder).split.is_file():
             return RunDir(folder)
     raise ModelError(f"cannot tell which run trained {path} (no split.json beside its folder)",
                      "pass the run with --new-run/--old-run, or compare the run directories")

@@ -22,6 +22,7 @@ from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 from edgecls.export.compare import compare_paths, load_comparison
 from edgecls.remote.ssh import SshTransport, shell_path
+from edgecls.rundir import RunDir
 from edgecls.stats import WORSE
 
 DEPLOY_RECORD = "deployed.json"
@@ -117,13 +118,13 @@ def _old_model_here(previous: dict[str, Any]) -> Path | None:
     if source and Path(source).is_file() and file_sha256(Path(source)) == previous.get("sha256"):
         return Path(source)
     run = previous.get("run")
-    return Path(run) if run and (Path(run) / "best.keras").is_file() else None
+    return Path(run) if run and RunDir(Path(run)).best_model.is_file() else None
 
 
 def _run_of(model: Path) -> str | None:
     """The training run of an artifact in ``RUN/export/`` (or ``RUN/``), as an absolute path."""
     for folder in (model.resolve().parent.parent, model.resolve().parent):
-        if (folder / "split.json").is_file() and (folder / "best.keras").is_file():
+        if RunDir(folder).split.is_file() and RunDir(folder).best_model.is_file():
             return str(folder)
     return None
 
