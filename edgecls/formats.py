@@ -90,6 +90,22 @@ def artifact_size(path: str | Path) -> int:
     return sum(f.stat().st_size for f in artifact_files(path))
 
 
+def model_of_side_file(path: str | Path) -> Path | None:
+    """The model file a side file belongs to (``model.bin`` -> ``model.xml``), None when
+    ``path`` is no format's side file."""
+    suffix = Path(path).suffix.lower()
+    fmt = next((f for f in FORMATS if suffix in f.side_suffixes), None)
+    return Path(path).with_suffix(fmt.suffix) if fmt else None
+
+
+def without_side_files(paths: list[Path]) -> list[Path]:
+    """``paths`` less the side files whose model is also among them (a shell glob such as
+    ``export/model_*`` lists OpenVINO's ``.bin`` beside its ``.xml``); a lone side file
+    stays, for the caller to refuse with a message naming its model."""
+    given = {Path(p) for p in paths}
+    return [p for p in paths if model_of_side_file(p) not in given]
+
+
 def is_image(path: str | Path) -> bool:
     """True when the file name ends in one of ``IMAGE_SUFFIXES`` (any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES

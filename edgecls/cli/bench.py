@@ -20,7 +20,7 @@ from edgecls.cli.bench_table import print_report
 from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, bench_remote
 from edgecls.errors import EdgeclsError
 from edgecls.explain.changes import embed_changes
-from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.formats import MODEL_SUFFIXES, format_for_path, without_side_files
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
 
@@ -171,7 +171,8 @@ def _check_output(path: Path) -> None:
 
 def models_in(paths: list[Path]) -> list[Path]:
     """``paths`` with each folder replaced by the model files in it (a run's: in its
-    ``export/``), in name order. A folder without any is a user error."""
+    ``export/``), in name order, and side files of given models dropped (``model_*``
+    matches OpenVINO's ``.bin``). A folder without any is a user error."""
     out: list[Path] = []
     for path in paths:
         if not path.is_dir():
@@ -183,7 +184,7 @@ def models_in(paths: list[Path]) -> list[Path]:
                                "pass model files, an export folder or a run exported with "
                                "`edgecls export RUN`")
         out.extend(found)
-    return out
+    return without_side_files(out)
 
 
 def _model_files(folder: Path) -> list[Path]:
