@@ -75,6 +75,7 @@ class ArtifactRecord:
     validated_images: int = 0
     tuning_images: int = 0
     images_needed: int | None = None
+    smallest_budget_pp: float | None = None
     worst_class: dict[str, Any] | None = None
     flagged_classes: list[dict[str, Any]] = field(default_factory=list)
     gate_note: str = ""
