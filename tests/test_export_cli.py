@@ -60,7 +60,7 @@ def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, c
         ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     for artifact in manifest["artifacts"]:
         for key in ("path", "size_bytes", "sha256", "accuracy", "float_accuracy", "agreement",
-                    "passed", "kl_divergence", "per_class_change", "settings", "remedies",
+                    "passed", "kl_divergence", "per_class_drop_pp", "settings", "remedies",
                     "verdict", "interval_pp", "right_to_wrong", "wrong_to_right", "images",
                     "images_by_split", "worst_class", "gate_note"):
             assert key in artifact
