@@ -3,6 +3,7 @@ evaluate a finished run. TensorFlow is imported inside the commands only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,11 @@ def train(
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
                                    highlight=False, soft_wrap=True)
-    typer.echo(choice.describe())
+    size_given = "from --img-size" if img_size is not None else "as saved in the run" if resume else None
     try:
         result = run_training(train_config, resume=resume, progress=None if no_progress else RichProgress,
-                              on_split=None if resume else _print_split)
+                              on_split=None if resume else _print_split,
+                              on_input_size=_model_line(choice.describe(), size_given))
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
@@ -123,6 +125,14 @@ def train(
         for line in weak_class_lines(metrics["weak_classes"]):
             typer.echo(line)
     typer.echo(f"run directory: {out}")
+
+
+def _model_line(model: str, size_given: str | None) -> Callable[[int, str], None]:
+    """Prints the resolved model and weights with the input size and where it came from."""
+    def echo(size: int, source: str) -> None:
+        typer.echo(f"{model}; input {size}x{size} px ({size_given or source})")
+
+    return echo
 
 
 def _print_split(split: Split) -> None:
