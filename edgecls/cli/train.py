@@ -240,9 +240,9 @@ def _print_report(report: dict[str, Any], console: Any) -> None:
         table.add_row(name.replace("_", " "), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
                       f"{row['f1']:.4f}", str(row["support"]), style="bold")
     console.print(table)
-    k = report["top_k"]
+    k = report.get("top_k")
+    top_k = f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f}   " if k else ""
     console.print(f"accuracy {report['accuracy']:.4f}   balanced accuracy "
-                  f"{report['balanced_accuracy']:.4f}   top-{k} accuracy "
-                  f"{report[f'top_{k}_accuracy']:.4f}   ({report['num_samples']} images)")
+                  f"{report['balanced_accuracy']:.4f}   {top_k}({report['num_samples']} images)")
     for line in weak_class_lines(weak):
         console.print(escape(line), style="yellow", highlight=False, soft_wrap=True)
