@@ -59,14 +59,12 @@ _EXTRA_FOR_MODULE = {
 
 # Imported before the command runs, muted. `train`, `evaluate` and `export` import it
 # themselves once their --data or run directory has passed a quick look (a wrong path then
-# fails in a second, not after TensorFlow loads).
+# fails in a second, not after TensorFlow loads); `explain` when its model or --compare
+# needs it (inside its timing).
 _TENSORFLOW_COMMANDS = {"prune"}
 
 
 def _needs_tensorflow(args: list[str]) -> bool:
-    if args[:1] == ["explain"]:  # only a run or .keras model needs TensorFlow
-        return len(args) > 1 and not args[1].lower().endswith((".tflite", ".onnx", ".xml")) \
-            and "--help" not in args
     return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
 
 
