@@ -144,7 +144,8 @@ def test_the_tour_runs_on_the_digits(tmp_path: Path, monkeypatch: pytest.MonkeyP
         code, output = run_cli(monkeypatch, capsys, *command.argv[1:])
         assert code == 0, f"{command.text}\n{output[-3000:]}"
         ran.append(command.argv[1])
-        print(f"{time.monotonic() - started:6.1f} s  {command.text}")  # shown with pytest -s
+        with capsys.disabled():  # shown with pytest -s
+            print(f"{time.monotonic() - started:6.1f} s  {command.text}")
     assert ran.count("bench") == (2 if ssh_lab else 1) and "explain" in ran
     measured = {Path(r["file"]).suffix for r in json.loads(Path("laptop.json").read_text())["records"]}
     assert measured == {".tflite", ".onnx", ".xml"}  # the export folder, .bin beside its .xml
