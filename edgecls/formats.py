@@ -92,6 +92,34 @@ MODEL_SUFFIXES: tuple[str, ...] = tuple(fmt.suffix for fmt in FORMATS)
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+# Image formats edgecls does not decode, by suffix and by signature: named in messages so
+# that a GIF among JPEGs is not called a "non-image file".
+UNSUPPORTED_IMAGE_SUFFIXES: dict[str, str] = {
+    ".gif": "GIF", ".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
+    ".jp2": "JPEG 2000", ".svg": "SVG", ".psd": "PSD", ".ico": "ICO",
+}
+_ISO_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC",
+               b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF",
+               b"avis": "AVIF"}
+
+
+def unsupported_image_format(head: bytes, name: str = "") -> str | None:
+    """The name of an image format edgecls does not read (GIF, HEIC/HEIF, AVIF...) from a
+    file's first bytes, else from its name's suffix; None for anything else."""
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[4:8] == b"ftyp" and head[8:12] in _ISO_BRANDS:
+        return _ISO_BRANDS[head[8:12]]
+    if head[:2] == b"\xff\x0a" or head[4:12] == b"JXL \r\n\x87\n":
+        return "JPEG XL"
+    return UNSUPPORTED_IMAGE_SUFFIXES.get(Path(name).suffix.lower())
+
+
+def unsupported_image_message(format_name: str) -> str:
+    """What to say of a file in an image format edgecls does not read."""
+    return f"unsupported image format {format_name}: convert to JPEG/PNG to use it"
+
+
 def get_format(name: str) -> Format:
     """The format called ``name``.
 
@@ -141,6 +169,22 @@ def artifact_size(path: str | Path) -> int:
     if not Path(path).is_file():
         return 0
     return sum(f.stat().st_size for f in artifact_files(path))
+
+
+def model_of_side_file(path: str | Path) -> Path | None:
+    """The model file a side file belongs to (``model.bin`` -> ``model.xml``), None when
+    ``path`` is no format's side file."""
+    suffix = Path(path).suffix.lower()
+    fmt = next((f for f in FORMATS if suffix in f.side_suffixes), None)
+    return Path(path).with_suffix(fmt.suffix) if fmt else None
+
+
+def without_side_files(paths: list[Path]) -> list[Path]:
+    """``paths`` less the side files whose model is also among them (a shell glob such as
+    ``export/model_*`` lists OpenVINO's ``.bin`` beside its ``.xml``); a lone side file
+    stays, for the caller to refuse with a message naming its model."""
+    given = {Path(p) for p in paths}
+    return [p for p in paths if model_of_side_file(p) not in given]
 
 
 def is_image(path: str | Path) -> bool:

@@ -115,17 +115,18 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, labels: list[
         y_true: (N,) true class indices.
         scores: (N, C) class scores or probabilities.
         labels: C class names in index order.
-        top_k: k of the top-k accuracy (capped at C).
+        top_k: k of the top-k accuracy; with ``top_k >= C`` it would be 1.0 by
+            construction, so ``top_k`` is None and no ``top_<k>_accuracy`` is given.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     matrix = confusion_matrix(y_true, np.argmax(scores, axis=1), len(labels))
     per_class = per_class_scores(matrix)
-    k = min(top_k, len(labels))
+    meaningful = top_k < len(labels)
     return {
         "num_samples": int(len(y_true)),
         "accuracy": float(np.trace(matrix) / max(1, matrix.sum())),
-        "top_k": k,
-        f"top_{k}_accuracy": top_k_accuracy(y_true, scores, k),
+        "top_k": top_k if meaningful else None,
+        **({f"top_{top_k}_accuracy": top_k_accuracy(y_true, scores, top_k)} if meaningful else {}),
         "per_class": {
             label: {name: (int(values[i]) if name == "support" else float(values[i]))
                     for name, values in per_class.items()}

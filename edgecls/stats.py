@@ -230,6 +230,27 @@ def difference_verdict(drop: PairedDrop) -> str:
         return NO_DIFFERENCE
     decision = budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, 0.0)
     return {OVER: WORSE, WITHIN: BETTER}.get(decision, NO_DIFFERENCE)
+def smallest_budget_within(drop_pp: float, low_pp: float, high_pp: float,
+                           step_pp: float = 0.1) -> float | None:
+    """The smallest budget (in pp, rounded up to ``step_pp``) that this very interval
+    resolves as within budget by ``budget_decision``: what the images at hand can vouch
+    for. None without an interval (no images)."""
+    if any(math.isnan(v) for v in (drop_pp, low_pp, high_pp)):
+        return None
+
+    def within(budget: float) -> bool:
+        return budget_decision(drop_pp, low_pp, high_pp, budget) == WITHIN
+
+    low, high = 0.0, max(100.0, high_pp - low_pp, drop_pp)  # within at high: wider than any interval
+    if within(low):
+        return 0.0
+    for _ in range(_BISECT_STEPS):  # ``within`` is monotone in the budget
+        middle = 0.5 * (low + high)
+        low, high = (low, middle) if within(middle) else (middle, high)
+        if high - low < 1e-9:
+            break
+    budget = round(math.ceil(round(high / step_pp, 6)) * step_pp, 6)
+    return budget if within(budget) else round(budget + step_pp, 6)
 
 
 def images_to_resolve(counts: PairedCounts, budget_pp: float, z: float = Z95) -> int | None:

@@ -204,6 +204,24 @@ def test_bench_of_a_run_measures_its_export_folder_into_bench_json(models: dict[
     assert sorted(Path(r["file"]).name for r in records) == ["tiny_fp32.onnx", "tiny_int8.tflite"]
 
 
+def test_bench_of_a_glob_skips_the_side_files_of_given_models(models: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """README's `edgecls bench RUN/export/model_*` also matches OpenVINO's weights (.bin)."""
+    xml = models["openvino_fp32"]
+    proc = _cli("bench", str(xml), str(xml.with_suffix(".bin")), "--runs", "3", "--warmup", "1",
+                "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads((tmp_path / "x.json").read_text())["records"]
+    assert [Path(r["file"]).name for r in records] == ["tiny_fp32.xml"]
+
+
+def test_bench_of_a_lone_side_file_names_its_model(models: dict[str, Path], tmp_path: Path) -> None:
+    weights = models["openvino_fp32"].with_suffix(".bin")
+    proc = _cli("bench", str(weights), "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"is a side file of the model {models['openvino_fp32']}" in proc.stderr
+
+
 def test_bench_of_a_folder_without_models_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     proc = _cli("bench", str(tmp_path / "empty"), "--json", str(tmp_path / "x.json"))

@@ -49,6 +49,16 @@ def test_top_k_indices_best_first() -> None:
     assert top_k_indices(probs[:, :2], 5).shape == (2, 2)
 
 
+def test_top5_is_left_out_for_models_of_five_classes_or_fewer() -> None:
+    probs = np.array([[0.7, 0.3], [0.4, 0.6]])
+    top_k = top_k_indices(probs, accuracy.TOP_K)
+    two = accuracy.accuracy_metrics(top_k, np.array([0, 0]), ["ants", "bees"], np.array([0, 1]), 2)
+    assert "top5" not in two and two["top_k"] is None and two["top1"] == 0.5
+    wide = top_k_indices(np.eye(6)[[0, 1]], accuracy.TOP_K)
+    six = accuracy.accuracy_metrics(wide, np.array([0, 1]), list("abcdef"), np.arange(6), 6)
+    assert six["top5"] == 1.0 and six["top_k"] == 5
+
+
 def test_metrics_match_scikit_learn() -> None:
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(3)

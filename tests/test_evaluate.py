@@ -48,7 +48,17 @@ def test_metrics_match_hand_computed_values() -> None:
 def test_never_predicted_class_scores_zero_not_nan() -> None:
     m = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]), ["x", "y"])
     assert m["per_class"]["y"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    assert m["top_k"] == 2 and m["top_2_accuracy"] == 1.0
+
+
+
+def test_top_k_is_left_out_when_k_covers_every_class() -> None:
+    """Issue 24: with 2 classes, evaluate printed `top-2 accuracy 1.0000` (true by
+    construction); k >= classes gives no top-k at all, in metrics.json and the report."""
+    two = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]), ["x", "y"], top_k=5)
+    assert two["top_k"] is None and not any(key.startswith("top_") and key != "top_k" for key in two)
+    assert "top-" not in format_report(two)
+    three = classification_metrics(Y_TRUE, SCORES, LABELS, top_k=3)
+    assert three["top_k"] is None and "top_3_accuracy" not in three
 
 
 def test_top_k_caps_k_at_the_number_of_classes() -> None:
@@ -98,7 +108,8 @@ def test_evaluate_run_writes_json_png_and_report(run_with_model: RunDir, tmp_pat
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved == json.loads(run.metrics.read_text()) == report
     assert {"schema_version", "accuracy", "per_class", "confusion_matrix", "labels",
-            "macro_avg", "weighted_avg", "top_3_accuracy"} <= set(saved)
+            "macro_avg", "weighted_avg"} <= set(saved)
+    assert saved["top_k"] is None and "top_3_accuracy" not in saved  # 3 classes: top-5 says nothing
     test_count = len(json.loads(run.split.read_text())["subsets"]["test"])
     assert sum(map(sum, saved["confusion_matrix"])) == saved["num_samples"] == test_count
     for png in (tmp_path / "eval.png", run.confusion_png):

@@ -4,6 +4,7 @@ evidence of a constructed model, outputs, comparisons, bad input and the CLI."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,27 @@ def test_cli_explain_and_one_line_errors(quadrant: Path, tmp_path: Path) -> None
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bad" / "explanations.json").exists()
+
+
+def test_explain_imports_tensorflow_for_a_run_given_as_either_model(tmp_path: Path) -> None:
+    """Its import is muted and timed inside the command, also for `--compare RUN`."""
+    from edgecls.cli.explain import needs_tensorflow
+
+    assert needs_tensorflow(tmp_path / "run", None) and needs_tensorflow(tmp_path / "m.keras", None)
+    assert needs_tensorflow(tmp_path / "model_int8.tflite", tmp_path / "run")
+    assert not needs_tensorflow(tmp_path / "model_int8.tflite", tmp_path / "model_fp32.onnx")
+    assert not needs_tensorflow(tmp_path / "model_int8.xml", None)
+
+
+def test_cli_says_what_the_time_covers(quadrant: Path, tmp_path: Path) -> None:
+    image = tmp_path / "red.png"
+    cv2.imwrite(str(image), red_noise())
+    result = CliRunner().invoke(app, ["explain", str(quadrant), str(image), "--compare", str(quadrant),
+                                      "--out", str(tmp_path / "o"), "--masks", "16"])
+    assert result.exit_code == 0, result.output
+    summary = " ".join(result.output.split())
+    assert re.search(r"1 image\(s\) explained \(RISE \d+\.\d s per image for both models; "
+                     r"\d+ s in all including model loading\)", summary), summary
 
 
 def test_cli_help_explains_the_methods() -> None:

@@ -79,6 +79,28 @@ def test_export_page_shows_int8_top1_changes(broken_export: tuple[Path, str]) ->
     assert "src='http" not in page and "<script" not in page  # self-contained
 
 
+@pytest.mark.slow  # a subprocess importing TensorFlow (its start-up lines go to the C-level stderr)
+def test_explain_of_an_artifact_against_a_run_is_quiet_and_says_what_the_time_covers(
+        run_dir: Path, tmp_path: Path) -> None:
+    """Issue 24: `explain ARTIFACT --compare RUN` printed TensorFlow's CUDA and absl start-up
+    lines (other commands mute them) and a per-image time far from the command's."""
+    from tiny_models import make_onnx, tiny_metadata
+
+    labels = (run_dir / "labels.txt").read_text().split()
+    artifact = make_onnx(tmp_path / "model_int8.onnx", metadata=tiny_metadata(labels=labels))
+    image = next((run_dir.parent / "images").rglob("*.png"))
+    env = {**os.environ, "COLUMNS": "250"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell: the CLI sets it itself
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "explain", str(artifact), str(image),
+                           "--compare", str(run_dir), "--masks", "8", "--out", str(tmp_path / "why")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("cuda", "absl", "oneDNN", "I0000"):
+        assert noise not in proc.stderr, proc.stderr
+    assert re.search(r"1 image\(s\) explained \(RISE \d+\.\d s per image for both models; \d+ s in "
+                     r"all including model loading\)", " ".join(proc.stderr.split())), proc.stderr
+
+
 @pytest.mark.slow
 def test_cli_explains_a_run_against_its_int8_export(run_dir: Path, broken_export: tuple[Path, str],
                                                    tmp_path: Path, monkeypatch, capsys) -> None:

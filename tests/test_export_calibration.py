@@ -68,7 +68,7 @@ def test_compare_metrics() -> None:
     result = compare(probs, float_probs, np.array([0, 1, 0, 1]), ["a", "b"])
     assert result.float_accuracy == 1.0 and result.accuracy == 0.75
     assert result.agreement == 0.75 and result.drop_pp == pytest.approx(25.0)
-    assert result.per_class_change == {"a": -50.0, "b": 0.0}
+    assert result.per_class_drop_pp == {"a": 50.0, "b": 0.0}
     assert not result.passed(1.0) and result.passed(25.0)
     assert kl_divergence(float_probs, float_probs) == pytest.approx(0.0, abs=1e-9)
     assert result.kl_divergence > 0

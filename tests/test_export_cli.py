@@ -43,7 +43,7 @@ def test_remedies_recover_a_broken_calibration(run_dir, tmp_path) -> None:
     assert artifact.passed, artifact
     assert artifact.remedies and any(r.kept and r.passed for r in artifact.remedies)
     saved = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert saved["schema_version"] == 2
+    assert saved["schema_version"] == 3
     assert saved["artifacts"][0]["remedies"][-1]["kept"] is True
 
 
@@ -60,7 +60,7 @@ def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, c
         ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     for artifact in manifest["artifacts"]:
         for key in ("path", "size_bytes", "sha256", "accuracy", "float_accuracy", "agreement",
-                    "passed", "kl_divergence", "per_class_change", "settings", "remedies",
+                    "passed", "kl_divergence", "per_class_drop_pp", "settings", "remedies",
                     "verdict", "interval_pp", "right_to_wrong", "wrong_to_right", "images",
                     "images_by_split", "worst_class", "gate_note"):
             assert key in artifact
@@ -173,7 +173,9 @@ def test_too_few_held_out_images_warn_and_fail_only_under_strict(run_dir, tmp_pa
     code, text = run_cli(monkeypatch, capsys, *args, "--out", str(tmp_path / "a"))
     record = json.loads((tmp_path / "a" / "manifest.json").read_text())["artifacts"][0]
     assert code == 0 and record["verdict"] == "inconclusive" and record["passed"] is True
-    assert "INCONCLUSIVE" in text and "would resolve it" in text
+    said = " ".join(text.split())  # the note wraps at the terminal's width
+    assert "INCONCLUSIVE" in text and "would resolve it" in said
+    assert f"these images resolve --max-drop {record['smallest_budget_pp']:g} or more" in said
     assert record["images_needed"] > record["images"]
     code, text = run_cli(monkeypatch, capsys, *args, "--strict", "--out", str(tmp_path / "b"))
     assert code == 2 and "too few held-out images" in text and "--strict" in text

@@ -7,6 +7,7 @@ import pytest
 
 from edgecls.export.gate import FAILED, INCONCLUSIVE, PASSED, judge
 from helpers.gate import paired_comparison as _pair
+from helpers.gate import two_class_validation
 
 
 def test_a_real_drop_fails():
@@ -29,6 +30,22 @@ def test_noise_over_the_budget_is_inconclusive_not_a_failure():
     assert gate.drop.low_pp < 0 < gate.drop.high_pp
     assert gate.images_needed is not None and gate.images_needed > 261
     assert f"{gate.images_needed:,}" in gate.note and "too few" in gate.note
+
+
+def test_an_inconclusive_note_says_what_the_images_at_hand_can_do():
+    """Issue 24: one prediction of 182 changed, for the better; 397 images in the dataset.
+    The note gives the agreement, the smallest budget these images resolve and whether
+    the dataset even has the images that would resolve the asked budget."""
+    result = two_class_validation(182, lost=0, gained=1)
+    gate = judge(result, max_drop_pp=1.0, dataset_images=397)
+    assert gate.verdict == INCONCLUSIVE and gate.smallest_budget_pp == pytest.approx(1.6)
+    assert "1 prediction in 182 changed vs float" in gate.note
+    assert "these images resolve --max-drop 1.6 or more" in gate.note
+    assert judge(result, max_drop_pp=1.6).verdict == PASSED  # the advice holds
+    needed = gate.images_needed
+    assert f"about {needed:,} held-out images would resolve it (the dataset has 397 in all" in gate.note
+    few = judge(result, max_drop_pp=1.0, dataset_images=needed - 1)
+    assert f"more than the {needed - 1:,} the dataset has in all: add images" in few.note
 
 
 def test_a_small_drop_on_enough_images_passes():

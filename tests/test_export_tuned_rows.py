@@ -23,7 +23,7 @@ def small_run(tmp_path_factory) -> Path:
 def _record(path: str, validated: int, tuning: int) -> ArtifactRecord:
     return ArtifactRecord(format="onnx", precision="int8", path=path, size_bytes=1, sha256="0",
                           accuracy=0.9, float_accuracy=0.9, agreement=0.95, drop_pp=0.36,
-                          kl_divergence=0.01, per_class_change={}, passed=True, settings={},
+                          kl_divergence=0.01, per_class_drop_pp={}, passed=True, settings={},
                           verdict="inconclusive", interval_pp=(-1.47, 2.23), right_to_wrong=13,
                           wrong_to_right=11, images=validated, validated_images=validated,
                           tuning_images=tuning, gate_note="")
@@ -65,7 +65,7 @@ def test_table_marks_the_row_scored_on_fewer_images() -> None:
 
 def test_manifest_counts_validated_and_tuning_images(tmp_path) -> None:
     saved = json.loads(Path(_manifest().save(tmp_path)).read_text())
-    assert saved["schema_version"] == 2 and saved["schema_minor"] == 1
+    assert saved["schema_version"] == 3 and saved["schema_minor"] == 0
     onnx = saved["artifacts"][1]
     assert (onnx["validated_images"], onnx["tuning_images"], onnx["images"]) == (555, 300, 555)
 

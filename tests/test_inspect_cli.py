@@ -21,6 +21,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "tflite_foreign": make_tflite(root / "foreign.tflite", net),
         "onnx_foreign": make_onnx(root / "foreign.onnx", net),
         "openvino": make_openvino(root / "ours.xml", net, metadata=tiny_metadata(net)),
+        "tflite_free_batch": make_tflite(root / "free_batch.tflite", net, batch=None),
+        "onnx_static": make_onnx(root / "static.onnx", net, dynamic_batch=False),
     }
 
 
@@ -55,6 +57,40 @@ def test_table_of_openvino(models, monkeypatch, capsys) -> None:
     assert code == 0
     assert "openvino" in out and "edgecls" in out and "red, green, blue" in out
     assert "float32" in out and "Runtime_version" in out
+
+
+def test_every_format_shows_the_batch_the_runtime_runs(models, monkeypatch, capsys) -> None:
+    """Issue 24: TFLite showed batch `?` (its shape_signature) where ONNX and OpenVINO
+    showed a static 1; the runtime runs one image at a time in every format."""
+    size = list(TinyNet().size)
+    batches = {}
+    for key in ("tflite_free_batch", "onnx_foreign", "onnx_static", "openvino"):
+        code, out = run_cli(monkeypatch, capsys, "inspect", str(models[key]), "--json")
+        (inp,) = json.loads(out)["inputs"]
+        assert code == 0 and inp["shape"][:3] == [1, *size]
+        batches[key] = (inp["batch"], inp["shape_signature"][0])
+    assert batches == {"tflite_free_batch": ("resizable", -1), "onnx_foreign": ("resizable", -1),
+                       "onnx_static": ("static", 1), "openvino": ("resizable", -1)}
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(models["tflite_free_batch"]))
+    assert f"[1, {size[0]}, {size[1]}, 3] (batch resizable)" in out and "?" not in out
+
+
+def test_an_unset_onnx_model_version_is_not_shown(models, tmp_path, monkeypatch, capsys) -> None:
+    """tf2onnx writes INT64 max as model_version when none is given."""
+    import onnx
+
+    model = onnx.load(str(models["onnx_foreign"]))
+    model.model_version = 2**63 - 1
+    path = tmp_path / "tf2onnx.onnx"
+    onnx.save(model, str(path))
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(path), "--json")
+    assert code == 0 and json.loads(out)["producer"]["model_version"] is None
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(path))
+    assert "9223372036854775807" not in out and "model version" not in out
+    model.model_version = 7
+    onnx.save(model, str(path))
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(path))
+    assert "model version" in out and "7" in out
 
 
 def test_bad_file_exits_2(tmp_path, monkeypatch, capsys) -> None:

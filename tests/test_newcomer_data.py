@@ -3,8 +3,10 @@ mixed orientations, imbalance (regressions found by running the CLI as a newcome
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,9 +130,42 @@ def test_train_refuses_an_out_folder_inside_the_dataset(tmp_path):
     assert sorted(p.name for p in data.iterdir()) == ["cats", "dogs"]
 
 
+def _gif(path):
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path, format="GIF")
+    return path
+
+
+def test_images_in_a_format_we_do_not_read_are_named_as_such(tmp_path):
+    """Issue 24: a GIF among JPEGs was called a "non-image file"; a HEIC named .jpg was
+    "not an image". Both say which format they are and what to do."""
+    root = write_image_folder(tmp_path / "d", {"ants": 4, "bees": 4})
+    _gif(root / "ants" / "moving.gif")
+    _gif(root / "bees" / "renamed.jpg")
+    (root / "bees" / "phone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (root / "ants" / "notes.txt").write_text("a note")
+    report = check_dataset(root)
+    data = report.to_json()
+    assert data["unsupported_images"] == {
+        "ants/moving.gif": "unsupported image format GIF: convert to JPEG/PNG to use it",
+        "bees/phone.jpg": "unsupported image format HEIC: convert to JPEG/PNG to use it",
+        "bees/renamed.jpg": "unsupported image format GIF: convert to JPEG/PNG to use it"}
+    assert data["non_images"] == ["ants/notes.txt"] and data["unreadable"] == []
+    assert "3 image(s) in a format edgecls does not read excluded (GIF, HEIC): convert them " \
+           "to JPEG/PNG to use them" in report.warnings
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "data", "check", str(root)],
+                          capture_output=True, text=True, env={"COLUMNS": "200", **_env()})
+    assert "ants/moving.gif: unsupported image format GIF: convert to JPEG/PNG" in proc.stdout
+    assert "moving.gif" not in proc.stdout.split("non-image files")[-1]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
 def test_train_shows_the_split_and_what_the_data_check_excluded(tmp_path):
     """Training on a folder with a broken file and a small class said nothing about them:
-    the user saw them only by running `edgecls data check` separately."""
+    the user saw them only by running `edgecls data check` separately; nor did it say the
+    input size it chose from the data (only config.yaml had it), or name a GIF it left out."""
     from typer.testing import CliRunner
 
     from edgecls.cli import app
@@ -138,10 +173,15 @@ def test_train_shows_the_split_and_what_the_data_check_excluded(tmp_path):
 
     root = write_image_folder(tmp_path / "d", {"big": 24, "small": 6})
     (root / "big" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(200)))
-    result = CliRunner().invoke(app, ["train", "--data", str(root), "--model", TINY, "--img-size", "32",
+    _gif(root / "small" / "moving.gif")
+    result = CliRunner().invoke(app, ["train", "--data", str(root), "--model", TINY,
                                       "--epochs", "1", "--batch-size", "16", "--out",
                                       str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "data: " in result.output and "val" in result.output and "in 2 classes" in result.output
     assert "1 unreadable file(s) excluded" in result.output
     assert "class 'small' is small" in result.output
+    assert "1 image(s) in a format edgecls does not read excluded (GIF)" in result.output
+    model_line = next(line for line in result.output.splitlines() if line.startswith("model "))
+    assert model_line.startswith(f"model {TINY}, weights none") and model_line.endswith(
+        "; input 128x128 px (from the data: median shorter side 32 px of 30 images, clamped to 128-224)")

@@ -165,6 +165,21 @@ def test_markdown_has_a_table_per_target() -> None:
     assert all(line.count("|") == header.count("|") for line in rows)
 
 
+def test_no_top5_column_for_models_without_a_top5(tmp_path: Path) -> None:
+    """Bench leaves top5 out for a model of 5 classes or fewer: the report drops the column."""
+    data = json.loads(X86.read_text())
+    for record in data["records"]:
+        (record.get("accuracy") or {}).pop("top5", None)
+    path = tmp_path / "two_classes.json"
+    path.write_text(json.dumps(data))
+    md = render_markdown(merge_reports([path]))
+    header = next(line for line in md.splitlines() if line.startswith("| model |"))
+    assert "top-5" not in header and "top-1" in header
+    rows = [line for line in md.splitlines() if line.startswith("| model_")]
+    assert rows and all(line.count("|") == header.count("|") for line in rows)
+    assert "<th>top-5</th>" not in render_html(merge_reports([path]))
+
+
 def test_html_is_self_contained_with_table_and_plots() -> None:
     html = render_html(merge_reports([X86, PI, OLD]))
     assert html.count("<table class='bench'>") == 2

@@ -25,6 +25,7 @@ from edgecls.stats import (
     images_to_resolve,
     paired_counts,
     paired_drop,
+    smallest_budget_within,
     per_class_drops,
     tango_interval,
     wilson_interval,
@@ -147,9 +148,21 @@ def test_images_to_resolve_is_where_the_projected_verdict_settles(counts):
     assert decision(0.97 * needed) == UNRESOLVED
 
 
+@pytest.mark.parametrize("counts", [PairedCounts(180, 0, 1, 1), PairedCounts(180, 1, 0, 1),
+                                    PairedCounts(200, 8, 5, 48), PairedCounts(90, 0, 0, 10)])
+def test_smallest_budget_within_is_where_this_interval_settles(counts):
+    """The budget the images at hand resolve: within at it, unresolved a step below."""
+    drop = paired_drop(counts)
+    budget = smallest_budget_within(drop.drop_pp, drop.low_pp, drop.high_pp)
+    assert budget is not None and budget > 1.0
+    assert budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, budget) == WITHIN
+    assert budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, budget - 0.1) == UNRESOLVED
+
+
 def test_empty_comparisons():
     empty = paired_drop(PairedCounts(0, 0, 0, 0))
     assert math.isnan(empty.drop_pp) and images_to_resolve(empty.counts, 1.0) is None
+    assert smallest_budget_within(empty.drop_pp, empty.low_pp, empty.high_pp) is None
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     with pytest.raises(ValueError):
         paired_counts(np.ones(3, bool), np.ones(4, bool))

@@ -13,7 +13,7 @@ from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.bench.schema import dump_report
 from edgecls.bench.targets import apply_target
 from edgecls.errors import ConfigError, EdgeclsError
-from edgecls.formats import MODEL_SUFFIXES, format_for_path
+from edgecls.formats import MODEL_SUFFIXES, format_for_path, without_side_files
 from edgecls.rundir import RunDir
 from edgecls.runtime.backends import backend_for_suffix, check_model_file
 
@@ -120,7 +120,8 @@ def check_output(path: Path) -> None:
 
 def models_in(paths: Sequence[str | Path]) -> list[Path]:
     """``paths`` with each folder replaced by the model files in it (a run's: in its
-    ``export/``), in name order. A folder without any is a user error."""
+    ``export/``), in name order, and side files of given models dropped (``model_*``
+    matches OpenVINO's ``.bin``). A folder without any is a user error."""
     out: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
@@ -132,7 +133,7 @@ def models_in(paths: Sequence[str | Path]) -> list[Path]:
                                "pass model files, an export folder or a run exported with "
                                "`edgecls export RUN`")
         out.extend(found)
-    return out
+    return without_side_files(out)
 
 
 def check_models(models: list[Path]) -> None:

@@ -68,7 +68,8 @@ def explain_images(model: str | Path, images: Any, out: str | Path | None = None
     from edgecls.explain import ExplainSettings, OcclusionOptions, RiseOptions, explain, save_report
     from edgecls.present.progress import count_bar
 
-    if format_for_path(Path(str(model))) is None:  # a Keras model: TensorFlow, muted
+    if any(path is not None and format_for_path(Path(str(path))) is None
+           for path in (model, compare)):  # a run or .keras model: TensorFlow, muted
         from edgecls.present.tf_import import import_tensorflow_muted
 
         import_tensorflow_muted()

@@ -74,9 +74,12 @@ class Run:
         train_config, choice = training_config(out, data, config, resume, **fields)
         if choice.warning:
             say(choice.warning, "warning", progress)
-        say(choice.describe(), enabled=progress)
+        given = "from img_size" if fields.get("img_size") is not None else "as saved in the run" if resume else None
         result = run_training(train_config, resume, progress,
-                              on_split=None if resume or not progress else _say_split)
+                              on_split=None if resume or not progress else _say_split,
+                              on_input_size=lambda size, source: say(
+                                  f"{choice.describe()}; input {size}x{size} px ({given or source})",
+                                  enabled=progress))
         if not result.chief:
             raise ConfigError(f"this process is a worker of a cluster; the chief writes the run {out}",
                               "open the run on the chief: edgecls.Run(out)")

@@ -48,16 +48,19 @@ def training_config(out: str | Path, data: str | Path | None = None, config: str
 
 
 def run_training(config: TrainConfig, resume: bool = False, progress: bool = True,
-                 on_split: Callable[[Split], None] | None = None) -> Any:
+                 on_split: Callable[[Split], None] | None = None,
+                 on_input_size: Callable[[int, str], None] | None = None) -> Any:
     """Trains with the rich progress bars (none with ``progress=False``); returns the
-    training loop's ``TrainResult``. Imports TensorFlow (muted)."""
+    training loop's ``TrainResult``. ``on_input_size`` hears the input side chosen and
+    where it came from. Imports TensorFlow (muted)."""
     from edgecls.present.tf_import import import_tensorflow_muted
 
     import_tensorflow_muted()
     from edgecls.present.train_progress import RichProgress  # these two import Keras at their top
     from edgecls.train.fit import train
 
-    return train(config, resume=resume, progress=RichProgress if progress else None, on_split=on_split)
+    return train(config, resume=resume, progress=RichProgress if progress else None, on_split=on_split,
+                 on_input_size=on_input_size)
 
 
 def look_at_data(data: Path) -> None:

@@ -56,7 +56,8 @@ def class_output_indices(
 
 
 def accuracy_metrics(
-    top_k: np.ndarray, targets: np.ndarray, data_labels: Sequence[str], class_outputs: np.ndarray
+    top_k: np.ndarray, targets: np.ndarray, data_labels: Sequence[str], class_outputs: np.ndarray,
+    num_outputs: int | None = None,
 ) -> dict[str, Any]:
     """Scores top-k predictions against data class indices (keys in SCHEMA.md, ``accuracy``).
 
@@ -65,6 +66,8 @@ def accuracy_metrics(
         targets: (N,) data class index of each image.
         data_labels: names of the data classes.
         class_outputs: model output index of each data class (``class_output_indices``).
+        num_outputs: the model's class count: with ``TOP_K`` or fewer, top-5 would be 1.0
+            by construction and ``top5`` is left out (``top_k`` None).
     """
     targets = np.asarray(targets)
     num_classes = len(data_labels)
@@ -81,8 +84,8 @@ def accuracy_metrics(
         "images": int(targets.size),
         "top1": round(float(top1_hit.mean()), 6),
         "top1_interval": [round(v, 6) for v in wilson_interval(int(top1_hit.sum()), targets.size)],
-        "top5": round(float(topk_hit.mean()), 6),
-        "top_k": int(top_k.shape[1]),
+        **({"top5": round(float(topk_hit.mean()), 6)} if _top5_meaningful(num_outputs) else {}),
+        "top_k": int(top_k.shape[1]) if _top5_meaningful(num_outputs) else None,
         "macro_f1": round(metrics.macro_f1(confusion, support=row_totals), 6),
         "per_class": {name: round(float(acc), 6) for name, acc in zip(data_labels, per_class)},
         "class_counts": {name: int(n) for name, n in zip(data_labels, row_totals)},
@@ -90,6 +93,10 @@ def accuracy_metrics(
         "confusion": confusion.tolist(),
         "confusion_other": other.astype(int).tolist(),
     }
+
+
+def _top5_meaningful(num_outputs: int | None) -> bool:
+    return num_outputs is None or num_outputs > TOP_K
 
 
 def agreement(predictions: Sequence[str], reference: Sequence[str]) -> float:

@@ -91,6 +91,14 @@ TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · "
                     "±p50: spread of the p50 of 5 blocks of runs")
 
 
+def columns_for(rows: list[Row]) -> list:
+    """``COLUMNS`` less top-5 when no row has one (models of 5 classes or fewer, where it
+    would be 1.0 by construction)."""
+    if any(_accuracy(row, "top5") is not None for row in rows):
+        return COLUMNS
+    return [column for column in COLUMNS if column[0] != "top-5"]
+
+
 def cells(row: Row, columns: list | None = None) -> list[str]:
     """The formatted cells of one row, in ``columns`` (default ``COLUMNS``) order."""
     return [fmt(row) for _, fmt, _, _ in columns or COLUMNS]

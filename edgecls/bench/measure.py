@@ -159,7 +159,8 @@ def _score(classifier: Any, spec: MeasureSpec) -> dict[str, Any]:
     if not tops:
         raise ValueError("none of the data images could be read")
     top_k = np.stack(tops)
-    scores = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs)
+    scores = accuracy.accuracy_metrics(top_k, np.asarray(targets), spec.data_labels or [], class_outputs,
+                                       num_outputs)
     scores["images_skipped"] = skipped
     scores["selection"] = selection
     expected = class_outputs[np.asarray(targets)]

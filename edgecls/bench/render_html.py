@@ -6,7 +6,7 @@ import datetime as dt
 from html import escape
 
 from edgecls.bench import plots
-from edgecls.bench.columns import COLUMNS, baseline_notes, cells, failure_notes, host_lines, machine_summary
+from edgecls.bench.columns import baseline_notes, cells, columns_for, failure_notes, host_lines, machine_summary
 from edgecls.bench.report import MergedReport, Row
 
 _CSS = """
@@ -78,12 +78,13 @@ def _cross_target_section(rows: list[Row]) -> str:
 
 
 def _table(rows: list[Row]) -> str:
-    head = "".join(f"<th>{escape(name)}</th>" for name, _, _, _ in COLUMNS)
+    columns = columns_for(rows)
+    head = "".join(f"<th>{escape(name)}</th>" for name, _, _, _ in columns)
     body = []
     for row in rows:
         tds = "".join(
             f"<td class='{_cell_class(name, right)}'>{escape(value)}</td>"
-            for (name, _, right, _), value in zip(COLUMNS, cells(row))
+            for (name, _, right, _), value in zip(columns, cells(row, columns))
         )
         body.append(f"<tr class='{escape(row.record['status'])}'>{tds}</tr>")
     notes = "".join(f"<li>{escape(note)}</li>" for note in failure_notes(rows) + baseline_notes(rows))

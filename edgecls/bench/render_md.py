@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecls.bench.columns import (COLUMNS, baseline_notes, cells, failure_notes, headers, host_lines,
+from edgecls.bench.columns import (baseline_notes, cells, columns_for, failure_notes, headers, host_lines,
                                    machine_summary)
 from edgecls.bench.report import MergedReport
 
@@ -18,9 +18,10 @@ def render_markdown(merged: MergedReport) -> str:
         lines += [f"## {_escape(group)}", ""]
         for summary in sorted({machine_summary(row.machine) for row in rows}):
             lines.append(f"_{_escape(summary)}_")
-        lines += ["", "| " + " | ".join(headers()) + " |",
-                  "|" + "|".join("---:" if right else "---" for _, _, right, _ in COLUMNS) + "|"]
-        lines += ["| " + " | ".join(_escape(c) for c in cells(row)) + " |" for row in rows]
+        columns = columns_for(rows)
+        lines += ["", "| " + " | ".join(headers(columns)) + " |",
+                  "|" + "|".join("---:" if right else "---" for _, _, right, _ in columns) + "|"]
+        lines += ["| " + " | ".join(_escape(c) for c in cells(row, columns)) + " |" for row in rows]
         lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows) + baseline_notes(rows)]
         lines.append("")
     lines.append("Top-1 drop is versus the fp32 model on the same machine, else the float model's top-1 on the "

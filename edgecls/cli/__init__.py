@@ -13,7 +13,7 @@ import sys
 from edgecls.cli.app import app, reflow_help
 from edgecls.present.tf_import import import_tensorflow_quietly
 from edgecls.errors import EdgeclsError
-from edgecls.formats import FORMATS, MODEL_SUFFIXES
+from edgecls.formats import FORMATS
 
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
@@ -61,14 +61,12 @@ _EXTRA_FOR_MODULE = {
 
 # Imported before the command runs, muted. `train`, `evaluate` and `export` import it
 # (through the API) once their --data or run directory has passed a quick look (a wrong path then
-# fails in a second, not after TensorFlow loads).
+# fails in a second, not after TensorFlow loads); `explain` when its model or --compare
+# needs it (inside its timing).
 _TENSORFLOW_COMMANDS = {"prune"}
 
 
 def _needs_tensorflow(args: list[str]) -> bool:
-    if args[:1] == ["explain"]:  # only a run or .keras model needs TensorFlow
-        return len(args) > 1 and not args[1].lower().endswith(MODEL_SUFFIXES) \
-            and "--help" not in args
     return bool(args) and args[0] in _TENSORFLOW_COMMANDS and "--help" not in args
 
 

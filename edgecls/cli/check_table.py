@@ -21,6 +21,8 @@ def render_check(report: CheckReport, console: Console) -> None:
         console.print(f"imbalance ratio (largest / smallest class): {report.imbalance_ratio:.2f}")
     _list(console, "unreadable files (excluded)",
           [f"{p}: {why}" for p, why in data["unreadable_reasons"].items()])
+    _list(console, "images in a format edgecls does not read (excluded)",
+          [f"{p}: {why}" for p, why in data["unsupported_images"].items()])
     _list(console, "non-image files (ignored)", data["non_images"])
     _list(console, "identical files under different classes (label conflict, all copies excluded)",
           [" = ".join(g) for g in data["duplicates_across_classes"]])

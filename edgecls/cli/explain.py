@@ -6,12 +6,15 @@ TensorFlow-free runtime, so it works on a device without TensorFlow.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from edgecls.api.explaining import explain_images
 from edgecls.cli.app import app
+from edgecls.formats import format_for_path
+from edgecls.present.tf_import import import_tensorflow_quietly
 
 
 @app.command("explain")
@@ -49,19 +52,43 @@ def explain(
 
     Example: edgecls explain runs/flowers photos/ --compare runs/flowers/export/model_int8.tflite --out why/
     """
+    started = time.perf_counter()
+    if needs_tensorflow(model, compare):
+        import_tensorflow_quietly()  # muted like every command's; counted in the total time
     from rich.console import Console
 
     explained = explain_images(model, images, out, method=method, class_name=class_name, top_k=top_k,
                                compare=compare, masks=masks, grid=grid, batch_size=batch_size, window=window,
                                seed=seed, labels=labels, threads=threads)
-    _print_summary(explained.report, explained.json_path, Console(stderr=True, highlight=False))
+    _print_summary(explained.report, explained.json_path, Console(stderr=True, highlight=False),
+                   time.perf_counter() - started)
 
 
-def _print_summary(report, json_path: Path, console) -> None:
+def needs_tensorflow(model: Path, compare: Path | None) -> bool:
+    """True when the model or the one compared with it is a run or a .keras file."""
+    return any(path is not None and format_for_path(path) is None for path in (model, compare))
+
+
+def _method_seconds(result) -> float:
+    """Seconds the method took on one image, for every model explained (each
+    explanation's ``seconds`` covers all its classes)."""
+    return sum(found[0].seconds for found in (result.explanations, result.compared) if found)
+
+
+def timing_line(report, total_seconds: float) -> str:
+    """What the time went to: the method per image, and the command in all."""
+    method = {"rise": "RISE", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}.get(report.method, report.method)
+    per_image = [_method_seconds(r) for r in report.results]
+    models = " for both models" if report.compared_model is not None else ""
+    mean = f"{method} {sum(per_image) / len(per_image):.1f} s per image{models}; " if per_image else ""
+    return f"{mean}{total_seconds:.0f} s in all including model loading"
+
+
+def _print_summary(report, json_path: Path, console, total_seconds: float) -> None:
     for result in report.results:
         name = result.path.name if result.path else "image"
         parts = [f"{e.class_name} {e.score:.2f}" for e in result.explanations]
-        line = f"{name}: {', '.join(parts)} ({report.method}, {result.explanations[0].seconds:.2f} s)"
+        line = f"{name}: {', '.join(parts)} ({report.method}, {_method_seconds(result):.2f} s)"
         if result.differences:
             diff = result.differences[0]
             changed = " [bold red]top-1 changed[/]" if result.top1_changed else ""
@@ -70,4 +97,5 @@ def _print_summary(report, json_path: Path, console) -> None:
         console.print(line, soft_wrap=True)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/] {skipped['image']}: {skipped['reason']}", soft_wrap=True)
-    console.print(f"{len(report.results)} image(s) explained; written to {json_path.parent}")
+    console.print(f"{len(report.results)} image(s) explained ({timing_line(report, total_seconds)}); "
+                  f"written to {json_path.parent}")

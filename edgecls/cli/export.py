@@ -144,7 +144,7 @@ def _details(artifact: Any) -> str:
         parts.append(f"quantized by {artifact.settings['quantizer']}")
     worst = artifact.worst_class
     if worst and worst["right_to_wrong"] > worst["wrong_to_right"]:
-        parts.append(f"worst class {worst['name']} {-worst['drop_pp']:+.1f} pp "
+        parts.append(f"worst class {worst['name']} {worst['drop_pp']:+.1f} pp "
                      f"(-{worst['right_to_wrong']}/+{worst['wrong_to_right']} of {worst['images']})")
     if artifact.remedies:
         kept = next((r.description for r in artifact.remedies if r.kept), "")

@@ -81,6 +81,8 @@ def _tensors(d: dict[str, Any]) -> Any:
     for kind in ("inputs", "outputs"):
         for tensor in d[kind]:
             shape = "[" + ", ".join("?" if s < 0 else str(s) for s in tensor["shape"]) + "]"
+            if tensor.get("batch") == "resizable":
+                shape += " (batch resizable)"
             quant = tensor["quantization"]
             table.add_row(kind[:-1], tensor["name"], tensor["dtype"], shape,
                           f"{quant['scale']:.6g}, {quant['zero_point']}" if quant else "-")

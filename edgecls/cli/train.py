@@ -3,6 +3,7 @@ evaluate a finished run. TensorFlow is imported inside the commands only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,11 @@ def train(
     if choice.warning:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(choice.warning)}",
                                    highlight=False, soft_wrap=True)
-    typer.echo(choice.describe())
+    size_given = "from --img-size" if img_size is not None else "as saved in the run" if resume else None
     try:
         result = run_training(train_config, resume=resume, progress=not no_progress,
-                              on_split=None if resume else _print_split)
+                              on_split=None if resume else _print_split,
+                              on_input_size=_model_line(choice.describe(), size_given))
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
@@ -88,6 +90,14 @@ def train(
         for line in weak_class_lines(metrics["weak_classes"]):
             typer.echo(line)
     typer.echo(f"run directory: {out}")
+
+
+def _model_line(model: str, size_given: str | None) -> Callable[[int, str], None]:
+    """Prints the resolved model and weights with the input size and where it came from."""
+    def echo(size: int, source: str) -> None:
+        typer.echo(f"{model}; input {size}x{size} px ({size_given or source})")
+
+    return echo
 
 
 def _print_split(split: Split) -> None:
@@ -152,9 +162,9 @@ def _print_report(report: dict[str, Any], console: Any) -> None:
         table.add_row(name.replace("_", " "), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
                       f"{row['f1']:.4f}", str(row["support"]), style="bold")
     console.print(table)
-    k = report["top_k"]
+    k = report.get("top_k")
+    top_k = f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f}   " if k else ""
     console.print(f"accuracy {report['accuracy']:.4f}   balanced accuracy "
-                  f"{report['balanced_accuracy']:.4f}   top-{k} accuracy "
-                  f"{report[f'top_{k}_accuracy']:.4f}   ({report['num_samples']} images)")
+                  f"{report['balanced_accuracy']:.4f}   {top_k}({report['num_samples']} images)")
     for line in weak_class_lines(weak):
         console.print(escape(line), style="yellow", highlight=False, soft_wrap=True)

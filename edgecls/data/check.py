@@ -2,6 +2,8 @@
 
 Rules:
 - zero-byte, non-image and undecodable (including truncated) files are excluded and listed;
+- images in a format edgecls does not read (GIF, HEIC/HEIF, AVIF..., by signature or
+  suffix) are excluded and listed as such, with a warning that training repeats;
 - images whose header declares more pixels than the limit (``image_header.max_pixels``)
   are excluded and listed without being decoded;
 - byte-identical files within one class are kept once;
@@ -27,6 +29,7 @@ from edgecls.data.fingerprint import content_digest
 from edgecls.data.jpeg import is_complete_jpeg
 from edgecls.data.scan import ONE_CLASS_HINT, ScanResult, scan_dataset
 from edgecls.errors import DataError
+from edgecls.formats import unsupported_image_format, unsupported_image_message
 from edgecls.runtime.image_header import check_pixels
 
 CHECK_SCHEMA_VERSION = 1
@@ -44,6 +47,7 @@ class FileInfo:
     digest: str | None = None
     shape: tuple[int, int] | None = None  # (height, width)
     problem: str | None = None  # why it is unusable
+    unsupported: str | None = None  # an image format edgecls does not read (GIF...)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class CheckReport:
     digests: dict[Path, str]
     unreadable: dict[Path, str] = field(default_factory=dict)
     non_images: list[Path] = field(default_factory=list)
+    unsupported: dict[Path, str] = field(default_factory=dict)  # path -> format name (GIF...)
     loose: list[Path] = field(default_factory=list)  # images directly in root, in no class
     duplicates_within_class: list[list[Path]] = field(default_factory=list)
     duplicates_across_classes: list[list[Path]] = field(default_factory=list)
@@ -106,6 +111,8 @@ class CheckReport:
             "unreadable": [rel(p) for p in self.unreadable],
             "unreadable_reasons": {rel(p): why for p, why in self.unreadable.items()},
             "non_images": [rel(p) for p in self.non_images],
+            "unsupported_images": {rel(p): unsupported_image_message(kind)
+                                   for p, kind in self.unsupported.items()},
             "outside_classes": [rel(p) for p in self.loose],
             "duplicates_within_class": [[rel(p) for p in g] for g in self.duplicates_within_class],
             "duplicates_across_classes": [[rel(p) for p in g] for g in self.duplicates_across_classes],
@@ -144,9 +151,13 @@ def check_dataset(
     entries = scan.all_files()
     infos = _inspect_all([path for _, _, path in entries], workers, on_progress)
     report = CheckReport(root=scan.root, layout=scan.layout, labels=scan.labels, usable={},
-                         digests={}, non_images=list(scan.skipped), loose=list(scan.loose))
+                         digests={}, loose=list(scan.loose))
+    report.unsupported = {p: kind for p in scan.skipped if (kind := _unsupported_format(p))}
+    report.unsupported.update({p: infos[p].unsupported for _, _, p in entries if infos[p].unsupported})
+    report.non_images = [p for p in scan.skipped if p not in report.unsupported]
     readable = [(s, label, infos[p]) for s, label, p in entries if infos[p].problem is None]
-    report.unreadable = {p: infos[p].problem for _, _, p in entries if infos[p].problem}
+    report.unreadable = {p: infos[p].problem for _, _, p in entries
+                         if infos[p].problem and not infos[p].unsupported}
     report.digests = {info.path: info.digest for _, _, info in readable}
     excluded = _find_duplicates(report, readable)
     _collect_usable(report, scan, readable, excluded)
@@ -176,6 +187,9 @@ def inspect_file(path: Path) -> FileInfo:
     if not data:
         return FileInfo(path, problem="zero-byte file")
     kind = _sniff(data)
+    other = unsupported_image_format(data[:16]) if kind is None else None
+    if other is not None:
+        return FileInfo(path, problem=unsupported_image_message(other), unsupported=other)
     if kind is None:
         return FileInfo(path, problem="not an image (unknown file signature)")
     if kind == "jpeg" and not is_complete_jpeg(data):
@@ -189,6 +203,16 @@ def inspect_file(path: Path) -> FileInfo:
         return FileInfo(path, problem=f"cannot decode {kind} data")
     digest = content_digest(data)
     return FileInfo(path, digest=digest, shape=(int(image.shape[0]), int(image.shape[1])))
+
+
+def _unsupported_format(path: Path) -> str | None:
+    """The unsupported image format of a file scanning skipped for its suffix, if any."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        head = b""
+    return unsupported_image_format(head, path.name)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -274,6 +298,10 @@ def _judge(report: CheckReport) -> None:
                                "judge the model by its balanced accuracy")
     if report.unreadable:
         report.warnings.append(f"{len(report.unreadable)} unreadable file(s) excluded")
+    if report.unsupported:
+        kinds = ", ".join(sorted(set(report.unsupported.values())))
+        report.warnings.append(f"{len(report.unsupported)} image(s) in a format edgecls does not "
+                               f"read excluded ({kinds}): convert them to JPEG/PNG to use them")
     if report.duplicates_across_classes:
         report.warnings.append(f"{len(report.duplicates_across_classes)} group(s) of identical files "
                                "filed under different classes excluded (label conflicts)")

@@ -28,12 +28,23 @@ def suggest_image_size(paths: Sequence[Path], sample: int = SAMPLE) -> int:
         paths: the dataset's image files.
         sample: read at most this many headers, spread evenly over ``paths``.
     """
+    return explain_image_size(paths, sample)[0]
+
+
+def explain_image_size(paths: Sequence[Path], sample: int = SAMPLE) -> tuple[int, str]:
+    """``suggest_image_size`` and where it came from, e.g. ``(192, "from the data: median
+    shorter side 181 px of 200 images")``."""
     stride = max(1, len(paths) // sample)
     sides = [min(size) for size in map(_header_size, list(paths)[::stride][:sample]) if size]
     if not sides:
-        return MAX_SIZE
-    rounded = int(round(statistics.median(sides) / STEP)) * STEP
-    return max(MIN_SIZE, min(MAX_SIZE, rounded))
+        return MAX_SIZE, "the default: no image header could be read"
+    median = statistics.median(sides)
+    rounded = int(round(median / STEP)) * STEP
+    size = max(MIN_SIZE, min(MAX_SIZE, rounded))
+    how = f"median shorter side {median:g} px of {len(sides)} images"
+    if size != rounded:
+        how += f", clamped to {MIN_SIZE}-{MAX_SIZE}"
+    return size, f"from the data: {how}"
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:

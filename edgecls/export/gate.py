@@ -8,7 +8,9 @@ Every artifact is compared with the float model on the same held-out images
 - ``failed``: the estimate is over budget and the drop is real (the interval excludes
   zero); also when a class guarded by ``max_class_drop`` drops that way.
 - ``inconclusive``: the interval is wider than the budget and straddles it: too few
-  held-out images to tell. The note says how many would resolve it.
+  held-out images to tell. The note says what the images at hand can vouch for (the
+  agreement with float, the smallest budget they resolve) and how many held-out images
+  would resolve the budget asked for, against how many the dataset has.
 
 Only ``failed`` makes ``edgecls export`` exit 2, unless ``strict`` also refuses
 ``inconclusive``.
@@ -28,6 +30,7 @@ from edgecls.stats import (
     PairedDrop,
     budget_decision,
     images_to_resolve,
+    smallest_budget_within,
 )
 
 PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
@@ -61,12 +64,17 @@ class GateResult:
     worst_class: tuple[str, PairedDrop] | None = None
     flagged_classes: list[ClassFlag] = field(default_factory=list)
     tuning_images: int = 0  # held-out images the artifact was tuned on, left out of the drop
+    changed_predictions: int = 0  # images whose top-1 differs from float's
+    smallest_budget_pp: float | None = None  # the smallest budget these images resolve
+    dataset_images: int | None = None  # images in the whole dataset (all splits)
 
 
 def judge(result: Validation, max_drop_pp: float, max_class_drop_pp: float | None = None,
-          strict: bool = False, tuning_images: int = 0) -> GateResult:
+          strict: bool = False, tuning_images: int = 0,
+          dataset_images: int | None = None) -> GateResult:
     """The gate's verdict on one validated artifact; ``tuning_images`` held-out images
-    tuned it (accuracy-controlled quantization) and are not among those it was judged on."""
+    tuned it (accuracy-controlled quantization) and are not among those it was judged on;
+    ``dataset_images`` (all splits) tells an inconclusive note whether more are at hand."""
     assert result.paired is not None, "validate with export.validate.compare"
     drop = result.paired
     verdict = VERDICT_OF[budget_decision(drop.drop_pp, drop.low_pp, drop.high_pp, max_drop_pp)]
@@ -77,7 +85,10 @@ def judge(result: Validation, max_drop_pp: float, max_class_drop_pp: float | Non
     passed = verdict == PASSED or (verdict == INCONCLUSIVE and not strict)
     gate = GateResult(verdict=verdict, passed=passed, drop=drop, note="", images_needed=needed,
                       worst_class=_worst_class(result), flagged_classes=flags,
-                      tuning_images=tuning_images)
+                      tuning_images=tuning_images, dataset_images=dataset_images,
+                      changed_predictions=round((1.0 - result.agreement) * result.images),
+                      smallest_budget_pp=smallest_budget_within(drop.drop_pp, drop.low_pp,
+                                                                drop.high_pp))
     gate.note = _note(gate, max_drop_pp, max_class_drop_pp)
     return gate
 
@@ -138,10 +149,35 @@ def _note(gate: GateResult, budget_pp: float, class_budget_pp: float | None) -> 
         return f"{stated}: over the {budget_pp:g} pp budget, and the drop is real"
     if gate.verdict == PASSED:
         return f"{stated}: within the {budget_pp:g} pp budget"
-    more = (f"about {gate.images_needed:,} would resolve it" if gate.images_needed
-            else "no realistic number of images would resolve it (the drop sits on the budget)")
+    more = _more_images(gate)
     if any(f.verdict == INCONCLUSIVE for f in gate.flagged_classes):
         names = ", ".join(f.name for f in gate.flagged_classes if f.verdict == INCONCLUSIVE)
         return (f"{stated}; class {names} over --max-class-drop {class_budget_pp:g} but "
                 f"possibly noise: too few images to tell; {more}")
-    return f"{stated}: too few to tell against the {budget_pp:g} pp budget; {more}"
+    return (f"{stated}: too few to tell against the {budget_pp:g} pp budget; "
+            f"{_at_hand(gate)}; {more}")
+
+
+def _at_hand(gate: GateResult) -> str:
+    """What the images already held out can say: agreement and the budget they resolve."""
+    images = gate.drop.counts.images
+    changed = (f"{gate.changed_predictions} prediction{'s' if gate.changed_predictions != 1 else ''} "
+               f"in {images} changed vs float")
+    if gate.smallest_budget_pp is None:
+        return changed
+    return f"{changed}; these images resolve --max-drop {gate.smallest_budget_pp:g} or more"
+
+
+def _more_images(gate: GateResult) -> str:
+    """How many held-out images would resolve the budget, against what the dataset has."""
+    needed = gate.images_needed
+    if not needed:
+        return "no realistic number of images would resolve it (the drop sits on the budget)"
+    total = gate.dataset_images
+    if total is None:
+        return f"about {needed:,} held-out images would resolve it"
+    if needed >= total:
+        return (f"about {needed:,} held-out images would resolve it, more than the {total:,} the "
+                "dataset has in all: add images")
+    return (f"about {needed:,} held-out images would resolve it (the dataset has {total:,} "
+            "in all: hold out a larger share of it, or add images)")

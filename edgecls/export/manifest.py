@@ -1,27 +1,30 @@
 """``manifest.json``: what was exported, how, and how each artifact compares with float.
 
-Schema version 2 (fields documented in docs/gate.md): the gate compares on all
+Schema version 3 (fields documented in docs/gate.md): the gate compares on all
 held-out images (the run's val and test splits, counted per split), and each artifact
 carries its drop with a 95 % interval, the predictions that changed each way, the worst
-class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``). ``schema_minor``
-counts additions a version-2 reader may ignore (1: ``validated_images`` and
-``tuning_images`` per artifact).
+class and the gate's verdict (``passed`` / ``failed`` / ``inconclusive``). One sign
+convention: ``+`` is a loss against float, in ``drop_pp`` as in ``per_class_drop_pp``
+(version 2's ``per_class_change`` used ``+`` for a gain; ``load_manifest`` converts it).
+``schema_minor`` counts additions a reader of the version may ignore.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edgecls.atomic import write_text_atomic
 from edgecls.digest import file_sha256
+from edgecls.errors import EdgeclsError
 from edgecls.formats import artifact_files
 from edgecls.rundir import ExportDir
 
-MANIFEST_SCHEMA_VERSION = 2
-MANIFEST_SCHEMA_MINOR = 1  # additions within version 2 (readers of 2 may ignore them)
+MANIFEST_SCHEMA_VERSION = 3  # 3: per_class_drop_pp (+ is a loss) replaces per_class_change
+MANIFEST_SCHEMA_MINOR = 0  # additions within version 3 (readers of 3 may ignore them)
+READABLE_VERSIONS = (2, 3)
 MANIFEST_NAME = ExportDir.MANIFEST
 
 
@@ -64,7 +67,7 @@ class ArtifactRecord:
     agreement: float
     drop_pp: float
     kl_divergence: float
-    per_class_change: dict[str, float]
+    per_class_drop_pp: dict[str, float]
     passed: bool
     settings: dict[str, Any]
     verdict: str = "passed"
@@ -76,6 +79,7 @@ class ArtifactRecord:
     validated_images: int = 0
     tuning_images: int = 0
     images_needed: int | None = None
+    smallest_budget_pp: float | None = None
     worst_class: dict[str, Any] | None = None
     flagged_classes: list[dict[str, Any]] = field(default_factory=list)
     gate_note: str = ""
@@ -133,3 +137,39 @@ def describe_files(path: Path) -> dict[str, dict[str, Any]]:
     """name -> {size_bytes, sha256} for every file of an artifact."""
     return {f.name: {"size_bytes": f.stat().st_size, "sha256": file_sha256(f)}
             for f in artifact_files(path)}
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Reads a ``manifest.json`` of version 2 or 3; version 2's ``per_class_change``
+    (``+`` a gain) becomes ``per_class_drop_pp`` (``+`` a loss).
+
+    Raises:
+        EdgeclsError: the file is not JSON or of a version this edgecls does not read.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise EdgeclsError(f"cannot read {path}: {exc}", "pass the manifest.json "
+                           "`edgecls export` wrote") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version not in READABLE_VERSIONS:
+        raise EdgeclsError(f"{path}: manifest schema_version {version!r} is not one this "
+                           f"edgecls reads ({', '.join(map(str, READABLE_VERSIONS))})",
+                           "re-export the run with this edgecls")
+    artifacts = [_artifact(a, version) for a in data.get("artifacts", [])]
+    known = {f.name for f in fields(Manifest)} - {"artifacts", "schema_version", "schema_minor"}
+    top = {k: v for k, v in data.items() if k in known}
+    top["input_size"] = tuple(top.get("input_size") or ())
+    return Manifest(**top, artifacts=artifacts)
+
+
+def _artifact(data: dict[str, Any], version: int) -> ArtifactRecord:
+    data = dict(data)
+    if version == 2:
+        data["per_class_drop_pp"] = {name: round(-change, 3) + 0.0
+                                     for name, change in data.pop("per_class_change", {}).items()}
+    data["remedies"] = [RemedyRecord(**r) for r in data.get("remedies", [])]
+    if data.get("interval_pp") is not None:
+        data["interval_pp"] = tuple(data["interval_pp"])
+    known = {f.name for f in fields(ArtifactRecord)}
+    return ArtifactRecord(**{k: v for k, v in data.items() if k in known})

@@ -413,7 +413,10 @@ def _record(context: _Context, exporter: Exporter, path: Path, staged: Path,
     files = describe_files(staged)
     config = context.config
     tuning = int(np.sum(~_compared(context, quant)))
-    verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict, tuning)
+    dataset_images = sum(len(entries) for entries in context.split.subsets.values()) \
+        if context.split else None
+    verdict = gate.judge(result, config.max_drop, config.max_class_drop, config.strict, tuning,
+                         dataset_images)
     worst = verdict.worst_class
     return ArtifactRecord(
         format=exporter.name, precision=quant.precision,
@@ -422,13 +425,14 @@ def _record(context: _Context, exporter: Exporter, path: Path, staged: Path,
         sha256=files[path.name]["sha256"], files=files,
         accuracy=result.accuracy, float_accuracy=result.float_accuracy,
         agreement=result.agreement, drop_pp=round(result.drop_pp, 4),
-        kl_divergence=result.kl_divergence, per_class_change=result.per_class_change,
+        kl_divergence=result.kl_divergence, per_class_drop_pp=result.per_class_drop_pp,
         passed=verdict.passed, verdict=verdict.verdict,
         interval_pp=(round(verdict.drop.low_pp, 4), round(verdict.drop.high_pp, 4)),
         right_to_wrong=verdict.drop.counts.right_to_wrong,
         wrong_to_right=verdict.drop.counts.wrong_to_right, images=result.images,
         images_by_split=result.images_by_split, validated_images=result.images,
         tuning_images=tuning, images_needed=verdict.images_needed,
+        smallest_budget_pp=verdict.smallest_budget_pp,
         worst_class={"name": worst[0], **worst[1].to_dict()} if worst else None,
         flagged_classes=[f.to_dict() for f in verdict.flagged_classes], gate_note=verdict.note,
         settings=exporter.settings(quant), remedies=remedies,

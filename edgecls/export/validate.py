@@ -31,7 +31,8 @@ class Validation:
         float_accuracy: top-1 accuracy of the float Keras model.
         agreement: share of images where the artifact's top-1 equals the float model's.
         kl_divergence: mean KL(float || artifact) of the class probabilities.
-        per_class_change: class -> accuracy change in percentage points.
+        per_class_drop_pp: class -> accuracy lost against float in percentage points
+            (``+`` is a loss, as in ``drop_pp``).
         images: number of compared images.
         paired: the drop with its 95 % interval and the changed predictions.
         per_class: class -> the same paired comparison on that class's images.
@@ -46,7 +47,7 @@ class Validation:
     float_accuracy: float
     agreement: float
     kl_divergence: float
-    per_class_change: dict[str, float]
+    per_class_drop_pp: dict[str, float]
     images: int
     paired: PairedDrop | None = None
     per_class: dict[str, PairedDrop] = field(default_factory=dict)
@@ -91,7 +92,7 @@ def artifact_probabilities(path: Path, images: np.ndarray,
 
 def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
             class_names: list[str], splits: np.ndarray | None = None) -> Validation:
-    """Accuracy, agreement, paired drop, per-class change and mean KL of ``probs`` against
+    """Accuracy, agreement, paired drop, per-class drop and mean KL of ``probs`` against
     the float model; ``splits`` names the split of each image (for the counts)."""
     top1, float_top1 = probs.argmax(axis=1), float_probs.argmax(axis=1)
     correct, float_correct = top1 == labels, float_top1 == labels
@@ -101,7 +102,7 @@ def compare(probs: np.ndarray, float_probs: np.ndarray, labels: np.ndarray,
         float_accuracy=float(np.mean(float_correct)),
         agreement=float(np.mean(top1 == float_top1)),
         kl_divergence=kl_divergence(float_probs, probs),
-        per_class_change={name: round(-drop.drop_pp, 3)
+        per_class_drop_pp={name: round(drop.drop_pp, 3)
                           for name, drop in zip(class_names, per_class) if drop is not None},
         images=len(labels),
         paired=compare_paired(float_correct, correct),

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from edgecls.errors import ModelError
-from edgecls.formats import FORMATS, MODEL_SUFFIXES, format_for_path
+from edgecls.formats import FORMATS, MODEL_SUFFIXES, format_for_path, model_of_side_file
 from edgecls.registry import Registry
 from edgecls.rundir import RunDir
 from edgecls.runtime.base import Backend, BackendOptions
@@ -34,6 +34,10 @@ def backend_for_suffix(path: str | Path) -> type[Backend]:
     fmt = format_for_path(path)
     if fmt is None and Path(path).is_dir():
         raise ModelError(f"{path} is a folder, not a model file", _models_inside(Path(path)))
+    model = model_of_side_file(path)
+    if fmt is None and model is not None:
+        raise ModelError(f"{path} is a side file of the model {model}, not a model itself",
+                         f"pass {model} (its side files are found beside it)")
     if fmt is None:
         suffix = Path(path).suffix.lower()
         raise ModelError(

@@ -17,7 +17,7 @@ from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.metadata import METADATA_KEY, ModelMetadata
 from edgecls.runtime.tflite_standard_metadata import STANDARD_KEY, StandardMetadata
 
-DESCRIBE_SCHEMA_VERSION = 1
+DESCRIBE_SCHEMA_VERSION = 2  # 2: "shape" is what the runtime runs, "shape_signature" the model's
 
 
 def describe_model(path: str | Path) -> dict[str, Any]:
@@ -37,8 +37,8 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "path": str(path),
         "format": fmt.name if fmt else path.suffix.lstrip("."),
         "size_bytes": artifact_size(path),
-        "inputs": info["inputs"],
-        "outputs": info["outputs"],
+        "inputs": _as_run(info["inputs"]),
+        "outputs": _as_run(info["outputs"]),
         "metadata": {"edgecls": edgecls_meta is not None, "tflite_metadata": standard is not None,
                      "entries": info["entries"]},
         "producer": _producer(edgecls_meta, standard, info["producer"], backend.version()),
@@ -46,6 +46,19 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "tflite_metadata": _standard_summary(standard),
         **_runtime_view(path),
     }
+
+
+def _as_run(tensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each tensor's ``shape`` as the runtime runs it (a free batch, -1, is 1: one image at
+    a time, in every format) beside the model's own ``shape_signature``; ``batch`` says
+    whether that batch is ``static`` or ``resizable``."""
+    out = []
+    for tensor in tensors:
+        signature = list(tensor["shape"])
+        shape = [1 if axis == 0 and dim < 0 else dim for axis, dim in enumerate(signature)]
+        batch = "resizable" if signature and signature[0] < 0 else "static"
+        out.append({**tensor, "shape": shape, "shape_signature": signature, "batch": batch})
+    return out
 
 
 def _producer(meta: ModelMetadata | None, standard: StandardMetadata | None, native: dict[str, Any],

@@ -64,6 +64,14 @@ def _tensor_info(node: Any, quantization: tuple[float, int] | None = None) -> Te
     return TensorInfo(shape=shape, dtype=dtype, quantization=quantization, layout=guess_layout(shape))
 
 
+_UNSET_VERSIONS = (0, 2**63 - 1)  # protobuf's default, and INT64 max (tf2onnx's default)
+
+
+def _model_version(version: int) -> int | None:
+    """An ONNX ``model_version``, None when unset (0, or INT64 max as tf2onnx writes it)."""
+    return None if version in _UNSET_VERSIONS else int(version)
+
+
 @BACKENDS.register("onnxruntime")
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX model with an ONNX Runtime ``InferenceSession``."""
@@ -150,7 +158,7 @@ class OnnxRuntimeBackend(Backend):
         inputs[0]["quantization"] = tensor_dict("", self._input_info)["quantization"]
         outputs[0]["quantization"] = tensor_dict("", self._output_info)["quantization"]
         producer = {"producer_name": meta.producer_name or None, "graph_name": meta.graph_name or None,
-                    "domain": meta.domain or None, "model_version": meta.version}
+                    "domain": meta.domain or None, "model_version": _model_version(meta.version)}
         return {"inputs": inputs, "outputs": outputs, "producer": producer,
                 "entries": sorted(self._meta_map)}
 

@@ -121,9 +121,10 @@ def format_report(metrics: dict[str, Any]) -> str:
     lines.append("")
     total = metrics["num_samples"]
     lines.append(f"{'accuracy':>{width}}  {'':>9}  {'':>8}  {metrics['accuracy']:8.4f}  {total:8d}")
-    k = metrics["top_k"]
-    lines.append(f"{f'top-{k} acc':>{width}}  {'':>9}  {'':>8}  "
-                 f"{metrics[f'top_{k}_accuracy']:8.4f}  {total:8d}")
+    k = metrics.get("top_k")
+    if k:
+        lines.append(f"{f'top-{k} acc':>{width}}  {'':>9}  {'':>8}  "
+                     f"{metrics[f'top_{k}_accuracy']:8.4f}  {total:8d}")
     lines.append(f"{'balanced acc':>{width}}  {'':>9}  {'':>8}  "
                  f"{metrics['balanced_accuracy']:8.4f}  {total:8d}")
     lines.append(_report_line("macro avg", metrics["macro_avg"], width))

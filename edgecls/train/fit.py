@@ -23,7 +23,7 @@ import numpy as np
 from edgecls.config import from_dict, save_config
 from edgecls.data.augment import AugmentConfig, build_mixing
 from edgecls.data.pipeline import make_dataset
-from edgecls.data.resolution import suggest_image_size
+from edgecls.data.resolution import explain_image_size
 from edgecls.data.split import SUBSETS, Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
@@ -68,7 +68,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
-          callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None) -> TrainResult:
+          callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None,
+          on_input_size: Callable[[int, str], None] | None = None) -> TrainResult:
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
@@ -82,6 +83,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         callbacks: extra Keras callbacks (called after the checkpointing one).
         on_split: called with the run's split once it is made or loaded, before training
             (the CLI prints its counts and the data warnings in its notes).
+        on_input_size: called with the input side and where it came from (the data's
+            median shorter side, or ``as configured``), before the model is built.
 
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
@@ -101,7 +104,9 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
     split = _split(config, run, resume)
     if on_split is not None and placement.is_chief:
         on_split(split)
-    config = _resolved(config, split)
+    config, size_source = _resolved(config, split)
+    if on_input_size is not None and placement.is_chief:
+        on_input_size(config.img_size, size_source)
     with lost_worker_errors(placement):
         if placement.kind == "multi_worker":
             check_workers_agree(strategy, config, split, state, run)
@@ -215,12 +220,14 @@ def _split(config: TrainConfig, run: RunDir, resume: bool) -> Split:
     return split
 
 
-def _resolved(config: TrainConfig, split: Split) -> TrainConfig:
-    """``config`` with the defaults that depend on the data filled in (the image size)."""
+def _resolved(config: TrainConfig, split: Split) -> tuple[TrainConfig, str]:
+    """``config`` with the defaults that depend on the data filled in (the image size),
+    and where the image size came from."""
     if config.img_size is not None:
-        return config
+        return config, "as configured"
     paths = [path for subset in SUBSETS for path, _ in split.items(subset)]
-    return dataclasses.replace(config, img_size=suggest_image_size(paths))
+    size, source = explain_image_size(paths)
+    return dataclasses.replace(config, img_size=size), source
 
 
 def _augment_config(config: TrainConfig) -> AugmentConfig:

@@ -158,13 +158,14 @@ def make_openvino(xml_path: str | Path, net: TinyNet | None = None,
 
 # -- TFLite --------------------------------------------------------------------------
 def make_tflite(path: str | Path, net: TinyNet | None = None, metadata: ModelMetadata | None = None,
-                quantize: str = "none", softmax: bool = True) -> Path:
+                quantize: str = "none", softmax: bool = True, batch: int | None = 1) -> Path:
     """Writes a tiny TFLite classifier, converted with TensorFlow in the test process.
 
     Args:
         quantize: "none" (float32), "int8" or "uint8" (full-integer, with that input and
             output type; input scale about 1, i.e. raw pixels).
         metadata: embedded with ``embed_tflite_metadata`` when given.
+        batch: the input's batch (None: free, as Keras exports write it).
     """
     import tensorflow as tf
 
@@ -173,7 +174,7 @@ def make_tflite(path: str | Path, net: TinyNet | None = None, metadata: ModelMet
     net = net or TinyNet()
     h, w = net.size
 
-    @tf.function(input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([batch, h, w, 3], tf.float32)])
     def model(x: tf.Tensor) -> tf.Tensor:
         features = tf.reduce_mean(x, axis=[1, 2]) / 255.0
         logits = tf.matmul(features, tf.constant(net.weights)) + tf.constant(net.bias)
