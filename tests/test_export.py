@@ -97,10 +97,11 @@ def test_onnx_sensitive_nodes_are_measured_conv_or_matmul(prepared: Prepared) ->
 
 def test_openvino_accuracy_control(prepared: Prepared, tmp_path: Path) -> None:
     from edgecls.export.base import QuantizationConfig, get_exporter
+    from edgecls.stats import DropBudget
 
     images = prepared.images[1::2].astype(np.uint8)
     quant = QuantizationConfig.for_int8(prepared.calibration.astype(np.uint8),
-                                        method="accuracy_control", max_drop=0.01,
+                                        method="accuracy_control", max_drop=DropBudget(1.0),
                                         validation=(images, prepared.labels[1::2]))
     path = get_exporter("openvino").export(prepared.source, quant, tmp_path / "m.xml")
     assert_matches_float(path, "int8", prepared)

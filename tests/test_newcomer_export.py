@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.export.pipeline import why_no_remedies
+from edgecls.stats import DropBudget
 from helpers.export import Prepared
 from helpers.gate import two_class_validation as _validation
 
@@ -37,7 +38,7 @@ def test_int8_exports_print_nothing_of_their_own(prepared: Prepared, tmp_path: P
     _export(prepared, "tflite", tmp_path / "m.tflite")
     _export(prepared, "onnx", tmp_path / "m.onnx")
     images = prepared.images[1::2].astype(np.uint8)
-    _export(prepared, "openvino", tmp_path / "m.xml", method="accuracy_control", max_drop=0.0,
+    _export(prepared, "openvino", tmp_path / "m.xml", method="accuracy_control", max_drop=DropBudget(0.0),
             validation=(images, prepared.labels[1::2]))
     out, err = capfd.readouterr()
     leaked = [word for word in CONVERTER_CHATTER if word in out + err]
