@@ -175,7 +175,7 @@ def test_a_refused_artifact_fails_check_with_the_gate_error(tmp_path: Path) -> N
 
     failed = ArtifactRecord(format="tflite", precision="int8", path="model_int8.tflite", size_bytes=1,
                             sha256="0", accuracy=0.80, float_accuracy=0.90, agreement=0.85, drop_pp=10.0,
-                            kl_divergence=0.1, per_class_change={}, passed=False, settings={},
+                            kl_divergence=0.1, per_class_drop_pp={}, passed=False, settings={},
                             verdict="failed", interval_pp=(6.0, 14.0), gate_note="the drop is real")
     manifest = Manifest(run="run", model="best.keras", labels=["a", "b"], input_size=(32, 32), max_drop_pp=1.0,
                         held_out_images=200, held_out_by_split={"val": 100, "test": 100}, float_accuracy=0.9,

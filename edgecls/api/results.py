@@ -96,9 +96,10 @@ class Evaluation:
         far = {entry["label"] for entry in report["weak_classes"]["far_below"]}
         rows = [[label, *(report["per_class"][label][k] for k in ("precision", "recall", "f1", "support"))]
                 for label in report["labels"]]
-        k = report["top_k"]
+        k = report.get("top_k")  # None when k would cover every class
+        top_k = f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f} " if k else ""
         summary = (f"accuracy {report['accuracy']:.4f}, balanced accuracy {report['balanced_accuracy']:.4f}, "
-                   f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f} ({report['num_samples']} images)")
+                   f"{top_k}({report['num_samples']} images)")
         table = html.table(["class", "precision", "recall", "f1", "support"], rows,
                            row_classes=["failed" if r[0] in far else "" for r in rows],
                            caption=f"{report['split']} split of {report['run']}")
