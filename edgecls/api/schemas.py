@@ -4,7 +4,7 @@
 (``edgecls.export.manifest.Manifest``, ``edgecls.runtime.metadata.ModelMetadata``): their
 schema follows the fields and type hints. The bench JSON is built as plain dicts and
 checked by ``edgecls.bench.schema``; its schema follows the keys that validator requires.
-The documentation site prints these (``docs/hooks.py``), so a renamed field shows there.
+The documentation site prints these (``scripts/mkdocs_hooks.py``), so a renamed field shows there.
 
     python -m edgecls.api.schemas manifest      # one schema as JSON
 """
