@@ -86,3 +86,10 @@ def test_the_docs_build_strictly(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "search" / "search_index.json").is_file()
     cli_page = (tmp_path / "site" / "cli" / "index.html").read_text(encoding="utf-8")
     assert "edgecls export" in cli_page and "--max-drop" in cli_page
+
+
+def test_the_readme_fits_two_screens_and_its_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]+)", readme)
+    assert len(links) >= 15 and all((ROOT / link).is_file() for link in links), links
