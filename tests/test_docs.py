@@ -56,6 +56,13 @@ def test_every_shell_command_of_the_docs_parses_with_the_real_command_line() -> 
     assert parsed >= 15  # the tour on the getting-started page at least
 
 
+def test_the_getting_started_tour_is_the_readme_tour() -> None:
+    """The slow README tour test runs these commands; the page must show the same ones."""
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert markdown_commands(page, "A tour") == markdown_commands(readme, "A tour")
+
+
 def test_every_option_the_docs_name_in_running_text_exists() -> None:
     problems = []
     for page in PAGES:
