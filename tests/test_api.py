@@ -185,3 +185,26 @@ def test_a_refused_artifact_fails_check_with_the_gate_error(tmp_path: Path) -> N
     with pytest.raises(edgecls.GateError, match=r"model_int8.tflite \(failed: \+10.00 pp\): lost more than 1 pp"):
         result.check()
     assert "<tr class='failed'>" in result._repr_html_() and "the drop is real" in result._repr_html_()
+
+
+def test_written_files_match_the_json_schemas_generated_for_the_docs(api_run, tmp_path: Path) -> None:
+    """The schemas on the docs' file-format page are generated from the dataclasses and the
+    bench validator; a real manifest, artifact metadata and bench JSON must satisfy them."""
+    import json
+
+    import jsonschema
+
+    from edgecls.api.schemas import bench_schema, manifest_schema, metadata_schema
+
+    run = api_run[0]
+    result = run.export(formats="tflite", precisions=["fp32"], max_drop=5.0, progress=False)
+    manifest = json.loads((result.out / "manifest.json").read_text())
+    jsonschema.validate(manifest, manifest_schema())
+    metadata = json.loads(edgecls.Classifier(result.paths[0]).metadata.to_json())
+    jsonschema.validate(metadata, metadata_schema())
+    edgecls.benchmark(result.paths, data=run.path, runs=2, warmup=0, json_path=tmp_path / "b.json",
+                      progress=False)
+    jsonschema.validate(json.loads((tmp_path / "b.json").read_text()), bench_schema())
+    manifest["artifacts"][0]["drop_pp"] = "small"  # a wrong type is caught
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(manifest, manifest_schema())

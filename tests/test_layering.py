@@ -1,4 +1,4 @@
-"""The layer order of the package (README, "Architecture"): a module imports only its own
+"""The layer order of the package (docs/architecture.md): a module imports only its own
 layer or lower ones, and terminal rendering (rich) stays in ``edgecls/cli`` and the
 presentation room both the CLI and the Python API use, ``edgecls/present``.
 
@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgecls"
 
-# Lowest first; the same order as the README's Architecture section.
+# Lowest first; the same order as docs/architecture.md.
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "registry", "config", "resources", "formats", "metrics", "stats",
      "rundir", "digest", "build_info"},
@@ -40,7 +40,7 @@ def _layer_of(top: str) -> int:
     for index, names in enumerate(LAYERS):
         if top in names:
             return index
-    raise AssertionError(f"edgecls.{top} has no layer: add it to LAYERS and the README")
+    raise AssertionError(f"edgecls.{top} has no layer: add it to LAYERS and docs/architecture.md")
 
 
 def _top(module: str) -> str | None:

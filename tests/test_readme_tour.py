@@ -16,11 +16,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-import typer
-
-from edgecls.cli import app
 from helpers.cli import run_cli
-from helpers.readme_tour import Command, readme_commands
+from helpers.readme_tour import Command, parse_with_cli, readme_commands
 from helpers.sshd import SshLab, missing_tools
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -94,22 +91,9 @@ def test_every_tour_command_runs_here_or_is_skipped_with_a_reason() -> None:
 def test_every_tour_command_parses_with_the_real_command_line() -> None:
     """Options and arguments as the CLI declares them (nothing runs): a renamed option or
     command breaks this before a user meets it."""
-    cli = typer.main.get_command(app)
     for command, reason in tour():
         if reason is None:
-            _parse(cli, command.argv[1:])
-
-
-def _parse(command, args: list[str]) -> None:
-    """Parses ``args`` the way the CLI would, down to the leaf command, without running it
-    (an unknown option or a bad value raises the CLI's usage error)."""
-    context, name = None, "edgecls"
-    while hasattr(command, "get_command"):  # a group of commands, e.g. `data` of `data check`
-        context = command.context_class(command, info_name=name, parent=context)
-        name, args = args[0], args[1:]
-        command = command.get_command(context, name)
-        assert command is not None, f"no command {name!r}"
-    command.make_context(name, list(args), parent=context)
+            parse_with_cli(command.argv)
 
 
 @pytest.fixture

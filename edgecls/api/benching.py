@@ -33,8 +33,9 @@ def benchmark(models: str | Path | Sequence[str | Path], data: str | Path | None
         hosts: ``user@host[:port]`` or ``~/.ssh/config`` aliases, measured in parallel.
         threads: thread count(s), e.g. ``[1, 2, 4]`` or ``"1,2,4"``: one record per count.
         providers: ONNX Runtime execution providers.
-        remote_python, install: with ``hosts``: the device's Python, and how edgecls gets
-            there when it has none (``index``, ``wheels``, ``never``).
+        remote_python: with ``hosts``: the device's Python.
+        install: with ``hosts``: how edgecls gets there when the device has none
+            (``index``, ``wheels``, ``never``).
         progress: draw progress bars.
         options: the other ``edgecls.bench.runner.BenchOptions`` fields (``runs``,
             ``seconds``, ``warmup``, ``reference``, ``target``, ``min_accuracy``, ...).

@@ -59,8 +59,11 @@ def explain_images(model: str | Path, images: Any, out: str | Path | None = None
         class_name: explain this class instead of the predicted ones.
         top_k: explain the k most probable classes.
         compare: a second model (e.g. the INT8 artifact of the same run).
-        masks, grid, seed: RISE options; window: occlusion's; batch_size: both's
-            (None: ``RiseOptions`` / ``OcclusionOptions`` defaults).
+        masks: RISE's number of masks (None: the ``RiseOptions`` default, as for the others).
+        grid: RISE's mask grid.
+        seed: RISE's random seed.
+        window: occlusion's window (None: the ``OcclusionOptions`` default).
+        batch_size: images per inference batch, for RISE and occlusion.
         labels: labels file for models without embedded labels.
         threads: inference threads for artifacts.
         progress: draw a progress bar.

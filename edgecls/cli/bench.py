@@ -52,8 +52,8 @@ def bench(
     missing model file, a folder, an unknown format, a bad option), found before
     measuring; 1 if any model failed or scored below --min-accuracy.
 
-    With --host, the bench runs on each device over ssh instead (see README, "Devices over
-    SSH"); exit code 1 also when a host failed or was unreachable.
+    With --host, the bench runs on each device over ssh instead (see docs/remote.md);
+    exit code 1 also when a host failed or was unreachable.
     """
     from rich.console import Console
 

@@ -59,8 +59,8 @@ def train(
 
     Several GPUs train together (tf.distribute MirroredStrategy; --batch-size is the
     global batch). With TF_CONFIG describing a cluster, start the same command on every
-    machine: the chief writes the run directory (see README, "Train on several GPUs /
-    machines").
+    machine: the chief writes the run directory (see docs/training.md,
+    "Train on several GPUs / machines").
     """
     set_max_pixels(max_pixels)
     train_config, choice = training_config(

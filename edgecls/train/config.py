@@ -134,7 +134,7 @@ class TrainConfig:
     jit_compile: bool = False
     deterministic: bool = option(False, help=(
         "Byte-identical results for the same data, options and machine (TensorFlow op "
-        "determinism; augmentation then runs serially: 1.09x the training time in the README's "
+        "determinism; augmentation then runs serially: 1.09x the training time in docs/measured.md's "
         "measurement, where two identical runs without it differed by 1.2 points of test accuracy)."))
     head_cache: bool = True
     head_cache_views: int = 0

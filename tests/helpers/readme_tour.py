@@ -1,5 +1,6 @@
 """Shell commands of a Markdown text's ```bash blocks, to run or check the documented
-commands as written (the README's tour today; any docs snippet later).
+commands as written: the README's tour (tests/test_readme_tour.py) and every page of the
+documentation site (tests/test_docs.py) go through the same parser and ``parse_with_cli``.
 
     for command in markdown_commands(Path("README.md").read_text(), section="A tour"):
         command.replaced({"img.jpg": "photos/3/a.png"}).argv
@@ -143,3 +144,43 @@ def markdown_commands(markdown: str, section: str | None = None) -> list[Command
 
 def readme_commands(readme: Path, section: str) -> list[Command]:
     return markdown_commands(readme.read_text(), section)
+
+
+def parse_with_cli(argv: list[str]) -> None:
+    """Parses an ``edgecls ...`` command line the way the CLI would, down to the leaf
+    command, without running it: an unknown option, a removed command or a bad value
+    raises the CLI's usage error."""
+    import typer
+
+    from edgecls.cli import app
+
+    assert argv[0] == "edgecls", f"not an edgecls command: {shlex.join(argv)}"
+    command, args, context, name = typer.main.get_command(app), argv[1:], None, "edgecls"
+    while hasattr(command, "get_command"):  # a group of commands, e.g. `data` of `data check`
+        context = command.context_class(command, info_name=name, parent=context)
+        name, args = args[0], args[1:]
+        command = command.get_command(context, name)
+        assert command is not None, f"no command {name!r} in {shlex.join(argv)}"
+    command.make_context(name, list(args), parent=context)
+
+
+def unknown_options(words: list[str]) -> list[str]:
+    """The ``--options`` of a command fragment (``edgecls bench --host``, ``edgecls review
+    DIR [--run RUN]``: placeholders and brackets allowed) that its command does not have;
+    raises when the command path itself does not exist."""
+    import typer
+
+    from edgecls.cli import app
+
+    assert words[0] == "edgecls", f"not an edgecls command: {shlex.join(words)}"
+    command, context, rest = typer.main.get_command(app), None, words[1:]
+    while hasattr(command, "get_command") and rest:
+        if rest[0].isupper():  # a placeholder (`edgecls COMMAND --help`): any command
+            return []
+        context = command.context_class(command, info_name="edgecls", parent=context)
+        command = command.get_command(context, rest[0])
+        assert command is not None, f"no command {rest[0]!r} in `{shlex.join(words)}`"
+        rest = rest[1:]
+    known = {opt for param in command.params for opt in [*param.opts, *param.secondary_opts]}
+    named = {re.split(r"[=\]|]", word.lstrip("["))[0] for word in rest if word.lstrip("[").startswith("--")}
+    return sorted(named - known)
