@@ -52,7 +52,7 @@ def train(
         "pretrained backbone (fine-tuning then at 0.0001), 0.001 from scratch.")),
     alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
     patience: int = typer.Option(None, "--patience",
-                                 help="Early stopping after this many epochs without a better val accuracy "
+                                 help="Early stopping after this many epochs without a better val loss "
                                       "(0: off). Default: 5."),
     seed: int = typer.Option(None, "--seed",
                              help="Split, shuffle, augmentation and initial-weights seed. Default: 0."),
@@ -111,8 +111,10 @@ def train(
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"trained {result.epochs} epochs{_on_replicas(result.placement)}; "
-               f"best val accuracy {result.best_val_accuracy:.4f}")
+    typer.echo(f"trained {result.epochs} epochs{_on_replicas(result.placement)}"
+               + ("" if result.kept else f"; best val accuracy {result.best_val_accuracy:.4f}"))
+    if result.kept:
+        typer.echo(result.kept)  # which epoch best.keras holds, and why
     if not result.chief:
         typer.echo(f"this worker is done; the chief writes the run directory {out}")
         return

@@ -61,7 +61,8 @@ class TrainConfig:
         ema: momentum of an exponential moving average of the weights (e.g. 0.99),
             validated, checkpointed as ``best.keras`` and kept at the end of each
             phase; 0: off.
-        patience: early stopping after this many epochs without a better val accuracy
+        patience: early stopping after this many epochs without a better kept epoch (by
+            the run's rule, ``edgecls.train.best_epoch``)
             (``None`` or 0: off).
         split: train, val, test fractions for a dataset without its own split.
         seed: split, shuffle, augmentation and initial-weights seed.
