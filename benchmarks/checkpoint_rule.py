@@ -59,9 +59,13 @@ def main() -> None:
             for seed in seeds if size != "all" else seeds[:1]:
                 _collect(args, size, seed)
                 print(f"collected {size}/{seed}", flush=True)
+    every = []
     for size in sizes:
-        runs = [_load(args.work, size, seed) for seed in seeds]
-        _report(size, [run for run in runs if run is not None])
+        runs = [run for run in (_load(args.work, size, seed) for seed in seeds) if run is not None]
+        _report(size, runs)
+        every += runs
+    if len({len(run["test_labels"]) for run in every}) > 1 or len(sizes) > 1:
+        _report("+".join(sizes), every)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -253,9 +257,9 @@ def _report(size: str, runs: list[dict[str, Any]]) -> None:
     if not runs:
         print(f"\n{size}: nothing collected")
         return
-    counts = runs[0]["counts"]
-    print(f"\nsubset {size} images per class: train/val/test {'/'.join(map(str, counts))}, "
-          f"{len(runs)} seed(s), {len(runs[0]['phase'])} epochs")
+    counts = np.sum([run["counts"] for run in runs], axis=0)
+    print(f"\nsubset {size} images per class: train/val/test {'/'.join(map(str, counts))} "
+          f"(all seeds), {len(runs)} run(s), {len(runs[0]['phase'])} epochs")
     print(f"{'rule':<16}{'epochs kept (per seed)':>26}{'test acc (per seed)':>28}"
           f"{'pooled gain vs acc_strict, pp [95 %]':>44}")
     summary = {}
