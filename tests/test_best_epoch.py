@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgecls.rundir import RunDir
-from edgecls.train.best_epoch import LEGACY_RULE, VAL_LOSS, kept_epoch_line
+from edgecls.train.best_epoch import ACCURACY_THEN_LOSS, LEGACY_RULE, VAL_LOSS, kept_epoch_line
 from edgecls.train.checkpoint import RunRecorder, TrainState
 from helpers.images import write_image_folder
 from helpers.runs import InterruptAt, tiny_config
@@ -49,8 +49,10 @@ def _kept_bias(run: RunDir) -> float:
     return float(keras.saving.load_model(run.best_model).layers[-1].get_weights()[1][0])
 
 
-def test_tied_accuracy_with_falling_loss_keeps_the_later_epoch(tmp_path: Path) -> None:
-    recorder, model = _replay(tmp_path, TrainState())
+@pytest.mark.parametrize("rule", [None, ACCURACY_THEN_LOSS, VAL_LOSS])  # None: the default
+def test_tied_accuracy_with_falling_loss_keeps_the_later_epoch(tmp_path: Path,
+                                                               rule: str | None) -> None:
+    recorder, model = _replay(tmp_path, TrainState(**({"checkpoint_rule": rule} if rule else {})))
     assert not model.stop_training  # the loss kept improving: no early stop
     state = recorder.state
     assert (state.best_epoch, state.best_val_loss, state.wait) == (6, 0.327, 0)
@@ -80,6 +82,10 @@ def test_kept_epoch_line_says_which_epoch_and_why() -> None:
     assert kept_epoch_line(rows, VAL_LOSS, 3) == (
         "kept epoch 3 (fine-tune 2): lowest val loss 0.4 (val accuracy 0.8000; highest "
         "0.9000 at epoch 2)")
+    tied = _rows([0.5, 0.9, 0.9, 0.9], [0.6, 0.5, 0.4, 0.45], head=1)
+    assert kept_epoch_line(tied, ACCURACY_THEN_LOSS, 3) == (
+        "kept epoch 3 (fine-tune 2): highest val accuracy 0.9000, val loss 0.4, the lowest "
+        "of 3 epochs tied at that accuracy")
     old = [{k: v for k, v in row.items() if k != "val_cross_entropy"} for row in rows]
     assert kept_epoch_line(old, LEGACY_RULE, 0) == (
         "kept epoch 2 (fine-tune 1): first epoch with the highest val accuracy 0.9000")

@@ -52,8 +52,8 @@ def train(
         "pretrained backbone (fine-tuning then at 0.0001), 0.001 from scratch.")),
     alpha: float = typer.Option(None, "--alpha", help="MobileNet width multiplier, e.g. 0.35, 0.75, 1.0."),
     patience: int = typer.Option(None, "--patience",
-                                 help="Early stopping after this many epochs without a better val loss "
-                                      "(0: off). Default: 5."),
+                                 help="Early stopping after this many epochs without a better val accuracy "
+                                      "(ties: a lower val loss) (0: off). Default: 5."),
     seed: int = typer.Option(None, "--seed",
                              help="Split, shuffle, augmentation and initial-weights seed. Default: 0."),
     deterministic: bool = typer.Option(None, "--deterministic", help=(
