@@ -17,9 +17,11 @@ flowers128 subsets of 20 / 50 / 150 images per class, 3 seeds each, every epoch'
 predictions kept, early stopping replayed; gains against the strict rule on the pooled
 test images, paired, 95 % interval). No rule was resolved better. The tie-break fixes
 the small-split failure (a tied epoch with a lower loss replaces the first) and is the
-strict rule where nothing ties: +0.87 pp [-1.34, +3.24] over all 9 runs (346 test
-images), 0.00 [-1.84, +1.84] at 150 per class. The plain loss alone leaned worse at 150
-per class (-2.77 pp [-6.41, +0.48]; -0.58 [-4.22, +3.03] pooled). Keeping the last epoch
+strict rule where nothing ties: +0.87 pp [-1.34, +3.24] over the 9 subset runs (346
+test images), 0.00 [-1.84, +1.84] at 150 per class, +0.24 [-0.67, +1.34] on the full
+set (one run, 420 test images). The plain loss alone leaned worse at 150
+per class (-2.77 pp [-6.41, +0.48]; -0.58 [-4.22, +3.03] pooled; -0.24 [-2.27, +1.75]
+on the full set). Keeping the last epoch
 leaned best (+2.89 pp [-0.90, +6.82] pooled) but ignores validation and so early
 stopping.
 """
