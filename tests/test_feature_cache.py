@@ -82,16 +82,19 @@ def test_head_phase_on_cache_saves_full_models_that_predict_the_same(
     # ones the head model measured on the cached features at its best epoch.
     best = keras.saving.load_model(run.best_model, compile=True)
     assert best.input_shape == (None, 32, 32, 3) and best.output_shape == (None, 3)
-    best_row = max(rows, key=lambda row: float(row["val_accuracy"]))
+    best_row = rows[json.loads(run.state.read_text())["best_epoch"] - 1]
     from edgecls.data.pipeline import load_arrays
     from edgecls.data.split import Split
 
     images, labels = load_arrays(Split.load(run.split).items("val"), (32, 32))
     onehot = np.eye(3, dtype=np.float32)[labels]
-    loss, accuracy = best.evaluate(images.astype(np.float32), onehot, verbose=0)
+    loss, accuracy, _ = best.evaluate(images.astype(np.float32), onehot, verbose=0)
     assert accuracy == pytest.approx(float(best_row["val_accuracy"]), abs=1e-6)
     assert accuracy == pytest.approx(result.best_val_accuracy, abs=1e-6)
     assert loss == pytest.approx(float(best_row["val_loss"]), rel=1e-4)
+    # the kept epoch's plain cross-entropy: the model's own probabilities, no smoothing
+    plain = keras.losses.categorical_crossentropy(onehot, best.predict(images.astype(np.float32), verbose=0))
+    assert float(np.mean(plain)) == pytest.approx(float(best_row["val_cross_entropy"]), rel=1e-4)
 
     # last.keras holds the weights the in-memory head model ended with; the frozen
     # backbone is exactly the pretrained one, the head moved.
@@ -120,7 +123,7 @@ def test_cache_off_trains_on_images_with_the_same_history_and_schedule(
                           head_cache=cached), progress=drawn_progress(drawn[cached]))
         rows[cached] = history(run)
         assert run.history.read_text().splitlines()[0] == (
-            "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds")
+            "epoch,phase,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr_start,lr_end,seconds")
     assert "head features" in drawn[True].getvalue()
     assert "head features" not in drawn[False].getvalue()
     for with_cache, on_images in zip(rows[True], rows[False]):

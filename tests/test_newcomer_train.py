@@ -81,7 +81,8 @@ def test_train_logs_to_a_file_one_clean_line_each(fine_tuned: tuple[str, RunDir]
     output, _ = fine_tuned
     lines = output.splitlines()
     assert [line.split(":")[0] for line in lines if " epoch " in line or "features" in line] == [
-        "head features", "head features", "head epoch 1", "finetune epoch 2"]
+        "head features", "head features", "head epoch 1", "finetune epoch 2",
+        "kept epoch 2 (fine-tune 1)"]  # which epoch best.keras holds
     assert "" not in [line.strip() for line in lines], output
     assert "\x1b" not in output and "\r" not in output
 
@@ -95,7 +96,7 @@ def test_history_shows_each_epochs_first_and_last_learning_rate(
 
     _, run = fine_tuned
     assert run.history.read_text().splitlines()[0] == (
-        "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds")
+        "epoch,phase,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr_start,lr_end,seconds")
     head, finetune = read_history(run)
     assert float(head["lr_start"]) == pytest.approx(HEAD_LR)
     assert float(finetune["lr_start"]) == pytest.approx(FINE_TUNE_LR)  # the base (head) rate
@@ -113,14 +114,14 @@ def test_resume_reads_the_lr_column_of_older_runs(fine_tuned: tuple[str, RunDir]
     run = RunDir(tmp_path / "run")
     shutil.copytree(finished.root, run.root)
     old = [line.split(",") for line in run.history.read_text().splitlines()]
-    run.history.write_text("".join(",".join(row[:6] + [row[7], row[8]]) + "\n" for row in old)
+    run.history.write_text("".join(",".join(row[:6] + [row[8], row[9]]) + "\n" for row in old)
                            .replace("lr_end", "lr"))  # the columns of older runs
     result = runner.invoke(app, ["train", "--out", str(run.root), "--resume", "--epochs", "3",
                                  "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = read_history(run)
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
-    assert [row["lr_end"] for row in rows[:2]] == [row[7] for row in old[1:]]
+    assert [row["lr_end"] for row in rows[:2]] == [row[8] for row in old[1:]]
     assert [row["lr_start"] for row in rows[:2]] == ["", ""]
     assert float(rows[2]["lr_start"]) > 0
 

@@ -41,7 +41,7 @@ def test_run_directory_holds_every_artifact(trained_run: tuple[Path, Path]) -> N
     split = json.loads(run.split.read_text())
     assert sum(len(v) for v in split["subsets"].values()) == 60
     history = run.history.read_text().splitlines()
-    assert history[0] == "epoch,phase,loss,accuracy,val_loss,val_accuracy,lr_start,lr_end,seconds"
+    assert history[0] == "epoch,phase,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr_start,lr_end,seconds"
     assert [row.split(",")[:2] for row in history[1:]] == [["1", "scratch"], ["2", "scratch"]]
     state = json.loads(run.state.read_text())
     assert state["epoch"] == 2 and state["done"] and state["schema_version"] == 1

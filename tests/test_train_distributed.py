@@ -153,6 +153,7 @@ def test_mirrored_on_two_logical_cpus(data: Path, backbone: Path, single: RunDir
     args = train_args(data, backbone, run.root, tmp_path)
     output = finish(launch(tmp_path, args, EDGECLS_CPU_REPLICAS="2"))
     assert "on 2 mirrored replicas" in output
+    assert "freshly-initialized weights" not in output  # tests/test_weights_reload.py
     assert_like_single_process(run, single)
 
 

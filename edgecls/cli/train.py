@@ -78,8 +78,10 @@ def train(
     except KeyboardInterrupt:
         typer.echo(f"interrupted: continue with `edgecls train --out {out} --resume`", err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"trained {result.epochs} epochs{_on_replicas(result.placement)}; "
-               f"best val accuracy {result.best_val_accuracy:.4f}")
+    typer.echo(f"trained {result.epochs} epochs{_on_replicas(result.placement)}"
+               + ("" if result.kept else f"; best val accuracy {result.best_val_accuracy:.4f}"))
+    if result.kept:
+        typer.echo(result.kept)  # which epoch best.keras holds, and why
     if not result.chief:
         typer.echo(f"this worker is done; the chief writes the run directory {out}")
         return

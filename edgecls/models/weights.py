@@ -13,6 +13,7 @@ model trained on one dataset can start training on another.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from edgecls.errors import ModelError
 from edgecls.models.head import attach_head
 
 OFFLINE_ENV = "EDGECLS_OFFLINE"
+# Keras 3.14+ warns so when a nested container's group is absent from a weights file; for
+# a Functional backbone the containers are its ``_operations_by_depth``, which mirror the
+# layers already loaded from ``layers/`` (see ``_load_weights_h5``).
+_SKIPPED_CONTAINER = "Skipping nested container"
 WEIGHT_SUFFIXES = (".keras", ".weights.h5")
 
 
@@ -106,11 +111,46 @@ def load_weights_file(model: Any, path: Path) -> None:
         return
     for target in targets:
         try:
-            target.load_weights(str(path))
+            _load_weights_h5(target, path)
             return
         except Exception:  # Keras raises ValueError/KeyError/OSError for misfits
             continue
     raise _misfit_error(model, path)
+
+
+def _load_weights_h5(target: Any, path: Path) -> None:
+    """``target.load_weights(path)``; Keras' "skipping nested container" warnings are
+    dropped when every weight of ``target`` is proven to hold a value stored in the file
+    (nothing kept its fresh initialization), and passed on otherwise. The warnings of
+    an attempt that fails are dropped with it (the caller tries the next target)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target.load_weights(str(path))
+    skipped = [w for w in caught if _SKIPPED_CONTAINER in str(w.message)]
+    harmless = bool(skipped) and _every_weight_from_file(target, path)
+    for warning in caught:
+        if not (harmless and warning in skipped):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+
+
+def _every_weight_from_file(target: Any, path: Path) -> bool:
+    """True when each of ``target``'s weights equals an array stored in the ``.weights.h5``."""
+    import h5py
+    import numpy as np
+
+    stored: dict[tuple[int, ...], list[Any]] = {}
+    with h5py.File(path, "r") as file:
+        def collect(_: str, item: Any) -> None:
+            if isinstance(item, h5py.Dataset):
+                stored.setdefault(tuple(item.shape), []).append(item[()])
+
+        file.visititems(collect)
+    for weight in target.weights:
+        value = np.asarray(weight.numpy())
+        if not any(np.array_equal(value, array) for array in stored.get(value.shape, [])):
+            return False
+    return True
 
 
 def _copy_from_saved_model(targets: list[Any], path: Path) -> None:

@@ -1,5 +1,6 @@
 """Resumable training: after every epoch the run directory gets a history row, the best
-model when val accuracy improved, the last model, and finally ``state.json``.
+model when the epoch beats the kept one (``edgecls.train.best_epoch``), the last model,
+and finally ``state.json``.
 
 ``state.json`` is written last and atomically, so it always describes a complete
 checkpoint: a run killed at any moment resumes from its last finished epoch and loses
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +23,17 @@ from typing import Any
 from edgecls.atomic import save_keras_model_atomic, write_text_atomic
 from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
+from edgecls.train.best_epoch import DEFAULT_RULE, LEGACY_RULE, EpochScore, improves, score_of
 
 STATE_SCHEMA_VERSION = 1
 # lr_start / lr_end: the phase's learning rate at the epoch's first and last step (its
 # schedule's base rate: the head's, under layer-wise decay). Runs of edgecls before them
 # wrote one ``lr`` column, the rate after the epoch's last step; read_history reads it as lr_end.
+# val_loss is the training loss (label smoothing, logit adjustment) on the val split;
+# val_cross_entropy the plain cross-entropy the kept epoch is chosen by (empty in older runs).
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
-                   "lr_start", "lr_end", "seconds")
+                   "val_cross_entropy", "lr_start", "lr_end", "seconds")
+_LOGGED_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_cross_entropy")
 
 
 @dataclass
@@ -39,9 +45,14 @@ class TrainState:
         phase: index of the phase the last epoch belonged to.
         phase_epoch: epochs finished within that phase.
         stopped_early: that phase was stopped by early stopping.
-        best_val_accuracy: best val accuracy so far (the one ``best.keras`` has).
+        best_val_accuracy: val accuracy of the kept epoch (the one ``best.keras`` has).
         wait: epochs since the last improvement, for early stopping.
         done: every phase is finished.
+        best_val_loss: plain val cross-entropy of the kept epoch (None: not measured).
+        best_epoch: the kept epoch (1-based; 0 in runs written before it was recorded).
+        checkpoint_rule: how the kept epoch is chosen (``edgecls.train.best_epoch``); a
+            run keeps the rule it started with (``val_accuracy`` for runs written
+            before the choice).
     """
 
     epoch: int = 0
@@ -52,6 +63,16 @@ class TrainState:
     wait: int = 0
     done: bool = False
     schema_version: int = STATE_SCHEMA_VERSION
+    best_val_loss: float | None = None
+    best_epoch: int = 0
+    checkpoint_rule: str = DEFAULT_RULE
+
+    def kept_score(self) -> EpochScore | None:
+        """The kept epoch's score (None before the first epoch)."""
+        if self.best_val_accuracy < 0:
+            return None
+        loss = float("nan") if self.best_val_loss is None else self.best_val_loss
+        return EpochScore(self.best_val_accuracy, loss)
 
 
 def load_state(run: RunDir) -> TrainState | None:
@@ -64,6 +85,7 @@ def load_state(run: RunDir) -> TrainState | None:
         return None
     try:
         data = json.loads(run.state.read_text())
+        data.setdefault("checkpoint_rule", LEGACY_RULE)  # written before the rule was recorded
         return TrainState(**data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise EdgeclsError(f"checkpoint state {run.state} is unreadable ({exc})",
@@ -163,15 +185,16 @@ class RunRecorder(_keras_callback_base()):  # type: ignore[misc]
         state.epoch += 1
         state.phase, state.phase_epoch = self.phase_index, epoch + 1
         self.history.append({"epoch": state.epoch, "phase": self.phase_name,
-                             **{k: _fmt(logs.get(k)) for k in HISTORY_COLUMNS[2:6]},
+                             **{k: _fmt(logs.get(k)) for k in _LOGGED_COLUMNS},
                              "lr_start": _fmt(self._rate_at(self._first_step)),
                              "lr_end": _fmt(self._rate_at(max(self._first_step,
                                                               _optimizer_step(self.model) - 1))),
                              "seconds": f"{time.perf_counter() - self._started:.2f}"})
         write_history(self.run, self.history)
-        val_accuracy = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
-        if val_accuracy > state.best_val_accuracy:
-            state.best_val_accuracy, state.wait = val_accuracy, 0
+        score = score_of(logs)
+        if improves(state.checkpoint_rule, score, state.kept_score()):
+            state.best_val_accuracy, state.best_epoch, state.wait = score.accuracy, state.epoch, 0
+            state.best_val_loss = None if math.isnan(score.loss) else score.loss
             with averaged_weights(self.model):  # the weights validation has just scored
                 save_keras_model_atomic(self.saved_model or self.model, self.run.best_model)
         else:

@@ -61,7 +61,8 @@ class TrainConfig:
         ema: momentum of an exponential moving average of the weights (e.g. 0.99),
             validated, checkpointed as ``best.keras`` and kept at the end of each
             phase; 0: off.
-        patience: early stopping after this many epochs without a better val accuracy
+        patience: early stopping after this many epochs without a better kept epoch (by
+            the run's rule, ``edgecls.train.best_epoch``)
             (``None`` or 0: off).
         split: train, val, test fractions for a dataset without its own split.
         seed: split, shuffle, augmentation and initial-weights seed.
@@ -120,7 +121,8 @@ class TrainConfig:
     class_weights: bool | None = None
     ema: float = 0.0
     patience: int | None = option(5, help=(
-        "Early stopping after this many epochs without a better val accuracy (0: off)."))
+        "Early stopping after this many epochs without a better val accuracy (ties: a lower "
+        "val loss) (0: off)."))
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = option(0, help="Split, shuffle, augmentation and initial-weights seed.")
     split_salt: int | None = None

@@ -30,7 +30,9 @@ from edgecls.models import MODELS, build, list_models
 from edgecls.models.float_model import load_float_model
 from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
-from edgecls.train.checkpoint import RunRecorder, TrainState, load_state, save_state
+from edgecls.train.best_epoch import LOSS_METRIC, kept_epoch_line
+from edgecls.train.checkpoint import (RunRecorder, TrainState, load_state, read_history,
+                                      save_state)
 from edgecls.train.config import TrainConfig
 from edgecls.train.distribute import (
     Placement,
@@ -65,6 +67,7 @@ class TrainResult:
     test_metrics: dict[str, Any] | None
     chief: bool = True  # False on the other workers of a cluster (they write no run)
     placement: Placement = Placement("default", 1)
+    kept: str = ""  # which epoch best.keras holds and why (``best_epoch.kept_epoch_line``)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
@@ -117,8 +120,9 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         shutil.rmtree(run.root, ignore_errors=True)
         return TrainResult(Path(config.out), state.epoch, state.best_val_accuracy, None,
                            chief=False, placement=placement)
+    kept = kept_epoch_line(read_history(run), state.checkpoint_rule, state.best_epoch)
     return TrainResult(run.root, state.epoch, state.best_val_accuracy,
-                       _final_evaluation(run, split, config), placement=placement)
+                       _final_evaluation(run, split, config), placement=placement, kept=kept)
 
 
 def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run: RunDir,
@@ -295,7 +299,8 @@ def _prepare_phase(model: Any, state: TrainState, index: int, phase: Phase, sche
     model.compile(
         optimizer=make_optimizer(model, phase, config, schedule),
         loss=make_loss(config.label_smoothing, prior),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                 keras.metrics.CategoricalCrossentropy(name=LOSS_METRIC)],
         jit_compile=config.jit_compile,
     )
     state.phase, state.phase_epoch, state.stopped_early, state.wait = index, 0, False, 0
