@@ -9,7 +9,7 @@ import pytest
 
 from helpers.export import Prepared, prepare_run
 from helpers.images import write_image_folder
-from helpers.runs import make_run
+from helpers.runs import TrainedRuns
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,13 +30,19 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained tiny run directory (tests/helpers/runs.py ``make_run``), once per module."""
-    return make_run(tmp_path_factory.mktemp("export_run"))
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
+    """Tiny runs trained once per session (tests/helpers/runs.py), copied per use."""
+    return TrainedRuns(tmp_path_factory.mktemp("trained_runs"))
 
 
 @pytest.fixture(scope="module")
-def prepared(tiny_run: Path) -> Prepared:
-    """The tiny run's float model, SavedModel, images and float probabilities."""
-    return prepare_run(tiny_run)
+def tiny_run(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny run directory (``make_run``'s), a fresh copy per module."""
+    return tiny_runs.copy(tmp_path_factory.mktemp("export_run"))
+
+
+@pytest.fixture(scope="session")
+def prepared(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """The tiny run's float model, SavedModel, images and float probabilities (read only)."""
+    return prepare_run(tiny_runs.copy(tmp_path_factory.mktemp("prepared")))

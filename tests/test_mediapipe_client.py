@@ -17,18 +17,18 @@ import pytest
 from mediapipe_env import run_client
 
 from helpers.images import write_image_folder
-from helpers.runs import CLASSES, SIZE, make_run
+from helpers.runs import CLASSES, SIZE
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 MIN_AGREEMENT = 0.95
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def exported(tiny_runs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from edgecls.export.pipeline import ExportConfig, export_run
 
     root = tmp_path_factory.mktemp("mediapipe")
-    run = make_run(root)
+    run = tiny_runs.copy(root)
     config = ExportConfig(out=root / "export", formats=["tflite"], precisions=list(PRECISIONS))
     export_run(run, config)
     return {p: root / "export" / f"model_{p}.tflite" for p in PRECISIONS}

@@ -12,12 +12,6 @@ import numpy as np
 import pytest
 
 from helpers.export import Prepared, assert_matches_float
-from helpers.runs import make_run
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("onnx_quant_run"))
 
 
 @pytest.fixture(scope="module")
