@@ -34,6 +34,7 @@ TESTS = Path(__file__).resolve().parent
 RUNNER = ("import sys, helpers.runs; from edgecls.cli import main; "  # registers tiny_cnn
           "sys.argv = ['edgecls', *sys.argv[1:]]; main()")
 TIMEOUT = 900  # seconds; TensorFlow starts in 5-10 s on an idle machine, far slower when loaded
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)  # above the processes' own limit, which names them
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,7 @@ def test_mirrored_on_two_logical_cpus(data: Path, backbone: Path, single: RunDir
     assert_like_single_process(run, single)
 
 
+@pytest.mark.slow  # two TensorFlow processes training together; the mirrored test above runs by default
 def test_two_workers_write_one_run(data: Path, backbone: Path, single: RunDir,
                                    tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
