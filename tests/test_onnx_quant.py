@@ -60,6 +60,7 @@ def test_nncf_onnx_artifact_runs_through_edgecls_run(exported: Path, tiny_run: P
     assert sum(r["label"] == folder.name for r in records) >= 4, records
 
 
+@pytest.mark.slow  # NNCF accuracy control; by default as the ONNX remedy in test_export_cli.py
 def test_nncf_accuracy_control_matches_float(prepared: Prepared, tmp_path: Path) -> None:  # noqa: F811
     from edgecls.export.base import QuantizationConfig, get_exporter
 
