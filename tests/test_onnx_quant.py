@@ -4,13 +4,12 @@ remedy): export, gate, manifest record of the quantizer, and `edgecls run` on th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cli import edgecls
 from helpers.export import Prepared, assert_matches_float
 
 
@@ -51,9 +50,8 @@ def test_nncf_onnx_artifact_runs_through_edgecls_run(exported: Path, tiny_run: P
     split = Split.load(tiny_run / "split.json")
     first = Path(split.items("test")[0][0])
     folder = (first if first.is_absolute() else split.root / first).parent
-    result = subprocess.run([sys.executable, "-m", "edgecls", "run", str(exported / "model_int8.onnx"),
-                             "--source", str(folder), "--headless", "--max-frames", "5"],
-                            capture_output=True, text=True, timeout=180)
+    result = edgecls("run", str(exported / "model_int8.onnx"), "--source", str(folder), "--headless",
+                     "--max-frames", "5")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 5
