@@ -9,7 +9,7 @@ import pytest
 
 from helpers.export import Prepared, prepare_run
 from helpers.images import write_image_folder
-from helpers.runs import TrainedRuns
+from helpers.runs import TrainedRuns, tiny_config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -40,6 +40,18 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
 def tiny_run(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained tiny run directory (``make_run``'s), a fresh copy per module."""
     return tiny_runs.copy(tmp_path_factory.mktemp("export_run"))
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run directory) of a 2-epoch ``tiny_config`` run from scratch through
+    ``edgecls.train``, once per session: read it, do not write into it."""
+    from edgecls.train.fit import train
+
+    root = tmp_path_factory.mktemp("trained_tiny_cnn")
+    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
+    train(tiny_config(data, root / "run"))
+    return data, root / "run"
 
 
 @pytest.fixture(scope="session")
