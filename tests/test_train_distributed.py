@@ -157,7 +157,6 @@ def test_mirrored_on_two_logical_cpus(data: Path, backbone: Path, single: RunDir
     assert_like_single_process(run, single)
 
 
-@pytest.mark.slow  # two TensorFlow processes training together; the mirrored test above runs by default
 def test_two_workers_write_one_run(data: Path, backbone: Path, single: RunDir,
                                    tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
