@@ -9,7 +9,7 @@ import pytest
 
 from helpers.export import Prepared, prepare_run
 from helpers.images import write_image_folder
-from helpers.runs import make_run
+from helpers.runs import TrainedRuns, tiny_config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,13 +30,31 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained tiny run directory (tests/helpers/runs.py ``make_run``), once per module."""
-    return make_run(tmp_path_factory.mktemp("export_run"))
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
+    """Tiny runs trained once per session (tests/helpers/runs.py), copied per use."""
+    return TrainedRuns(tmp_path_factory.mktemp("trained_runs"))
 
 
 @pytest.fixture(scope="module")
-def prepared(tiny_run: Path) -> Prepared:
-    """The tiny run's float model, SavedModel, images and float probabilities."""
-    return prepare_run(tiny_run)
+def tiny_run(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny run directory (``make_run``'s), a fresh copy per module."""
+    return tiny_runs.copy(tmp_path_factory.mktemp("export_run"))
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run directory) of a 2-epoch ``tiny_config`` run from scratch through
+    ``edgecls.train``, once per session: read it, do not write into it."""
+    from edgecls.train.fit import train
+
+    root = tmp_path_factory.mktemp("trained_tiny_cnn")
+    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
+    train(tiny_config(data, root / "run"))
+    return data, root / "run"
+
+
+@pytest.fixture(scope="session")
+def prepared(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """The tiny run's float model, SavedModel, images and float probabilities (read only)."""
+    return prepare_run(tiny_runs.copy(tmp_path_factory.mktemp("prepared")))

@@ -15,6 +15,7 @@ from edgecls.bench.runner import BenchOptions, run_bench
 from edgecls.bench.schema import STATUS_BELOW_FLOOR, STATUS_FAILED, STATUS_PASSED, validate_report
 from edgecls.errors import EdgeclsError
 from helpers.bench import QUICK
+from helpers.cli import edgecls
 from helpers.images import write_color_folder
 
 NET = TinyNet()
@@ -256,8 +257,8 @@ def _size(model: Path) -> int:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgecls", *args], capture_output=True, text=True,
-                          env={**_env(), "COLUMNS": "200"}, timeout=300)
+    """In this process; the test of a run's export folder starts a real one."""
+    return edgecls(*args, env={"COLUMNS": "200"})
 
 
 def _env() -> dict[str, str]:

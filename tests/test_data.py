@@ -14,6 +14,7 @@ import pytest
 from edgecls.data.check import check_dataset
 from edgecls.data.split import Split, make_split, prepare_split
 from edgecls.errors import DataError
+from helpers.cli import edgecls
 from helpers.images import write_image_folder
 
 
@@ -165,7 +166,7 @@ def test_cli_check_writes_json_and_fails_on_fatal(tmp_path, image_folder):
     result = run_cli("data", "check", str(image_folder), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["classes"]["square_g"] == 20
-    result = run_cli("data", "check", str(tmp_path / "nope"))
+    result = edgecls("data", "check", str(tmp_path / "nope"))  # in-process: same entry point
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 

@@ -16,12 +16,11 @@ from edgecls.explain.changes import ArtifactChanges, changed_top1, changes_html
 from edgecls.explain.gallery import confident_mistakes, write_mistakes_gallery
 from helpers.cli import run_cli
 from helpers.images import black_image_folder
-from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("explain_run"), epochs=2)  # under-trained: it errs
+def run_dir(tiny_runs, tmp_path_factory) -> Path:
+    return tiny_runs.copy(tmp_path_factory.mktemp("explain_run"), epochs=2)  # under-trained: it errs
 
 
 def test_confident_mistakes_are_wrong_and_sorted() -> None:

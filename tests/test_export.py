@@ -95,6 +95,7 @@ def test_onnx_sensitive_nodes_are_measured_conv_or_matmul(prepared: Prepared) ->
     assert len(nodes) == 2 and all(kinds[n] in ("Conv", "MatMul", "Gemm") for n in nodes)
 
 
+@pytest.mark.slow  # NNCF accuracy control; by default through export_run in test_export_tuned_rows.py
 def test_openvino_accuracy_control(prepared: Prepared, tmp_path: Path) -> None:
     from edgecls.export.base import QuantizationConfig, get_exporter
     from edgecls.stats import DropBudget

@@ -10,12 +10,11 @@ import pytest
 
 from helpers.cli import run_cli
 from helpers.images import black_image_folder
-from helpers.runs import make_run
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("export_cli"))
+def run_dir(tiny_runs, tmp_path_factory) -> Path:
+    return tiny_runs.copy(tmp_path_factory.mktemp("export_cli"))
 
 
 def test_gate_trips_on_one_black_calibration_image(run_dir, tmp_path, monkeypatch, capsys) -> None:

@@ -12,7 +12,6 @@ from edgecls.explain.changes import changed_top1, quantization_changes, top1_cha
 from edgecls.export.predictions import PREDICTIONS_NAME, HeldOutPredictions, load_predictions
 from edgecls.export.validate import artifact_probabilities
 from helpers.images import black_image_folder
-from helpers.runs import make_run
 
 
 def _constructed(tmp_path: Path) -> tuple[HeldOutPredictions, Path]:
@@ -88,11 +87,11 @@ def test_transaction_publishes_predictions_with_the_manifest(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path]:
+def exported(tiny_runs, tmp_path_factory) -> tuple[Path, Path]:
     from edgecls.export.pipeline import ExportConfig, export_run
 
     root = tmp_path_factory.mktemp("predictions")
-    run = make_run(root, epochs=2)
+    run = tiny_runs.copy(root, epochs=2)
     black = str(black_image_folder(root / "black"))  # calibrated on black: INT8 changes top-1
     export_run(run, ExportConfig(out=root / "out", formats=["onnx"], precisions=["fp32", "int8"],
                                  calibration=black, remedies=False, max_drop=100))

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_cli
-from helpers.runs import make_run
 
 # What NNCF 3.4's `track` bars print during nncf.quantize (statistics, bias correction)
 NNCF_BAR_TEXT = ("Statistics collection", "Applying Fast Bias correction", "Collecting outputs",
@@ -15,8 +14,8 @@ NNCF_BAR_TEXT = ("Statistics collection", "Applying Fast Bias correction", "Coll
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("export_quiet"), epochs=2)
+def run_dir(tiny_runs, tmp_path_factory) -> Path:
+    return tiny_runs.copy(tmp_path_factory.mktemp("export_quiet"), epochs=2)
 
 
 @pytest.mark.parametrize("fmt", ["openvino", "onnx"])

@@ -11,13 +11,12 @@ import pytest
 from edgecls.export.gate import judge
 from edgecls.export.manifest import ArtifactRecord, Manifest
 from edgecls.export.predictions import PREDICTIONS_NAME, load_predictions
-from helpers.runs import make_run
 from helpers.gate import paired_comparison as _pair
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("tuned_rows"), epochs=2)
+def small_run(tiny_runs, tmp_path_factory) -> Path:
+    return tiny_runs.copy(tmp_path_factory.mktemp("tuned_rows"), epochs=2)
 
 
 def _record(path: str, validated: int, tuning: int) -> ArtifactRecord:

@@ -13,19 +13,14 @@ import numpy as np
 import pytest
 
 from edgecls.rundir import RunDir
-from helpers.images import write_image_folder
 from helpers.runs import InterruptAt, temp_files, tiny_config
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(data folder, weights file): a tiny CNN trained 2 epochs from scratch, to start from."""
-    from edgecls.train.fit import train
-
-    root = tmp_path_factory.mktemp("cache")
-    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
-    train(tiny_config(data, root / "source"))
-    return data, RunDir(root / "source").best_model
+def pretrained(trained_tiny_cnn: tuple[Path, Path]) -> tuple[Path, Path]:
+    """(data folder, weights file): a tiny CNN trained 2 epochs from scratch (conftest.py)."""
+    data, run = trained_tiny_cnn
+    return data, RunDir(run).best_model
 
 
 def history(run: RunDir) -> list[dict[str, str]]:

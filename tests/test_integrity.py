@@ -5,8 +5,6 @@ traceback; foreign models still load; --no-verify loads a damaged file anyway.""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -17,10 +15,10 @@ from helpers.tiny_models import TinyNet, color_frame, make_onnx, make_openvino, 
 from edgecls.errors import ModelError
 from edgecls.runtime import Classifier, integrity, load_backend
 from edgecls.runtime.integrity import DIGEST_PLACEHOLDER, WEIGHTS_PLACEHOLDER
+from helpers.cli import edgecls
 
 NET = TinyNet()
 WEIGHT_BYTES = NET.weights.tobytes()  # 8*eye-4 is symmetric: same bytes in every format
-EDGECLS = [sys.executable, "-m", "edgecls"]
 
 
 def _stamped(path: Path) -> Path:
@@ -170,12 +168,11 @@ def test_cli_refuses_a_damaged_model_and_no_verify_runs_it(models: dict[str, Pat
 
     cv2.imwrite(str(images / "red.png"), color_frame("red"))
     args = ["run", str(copy), "--source", str(images), "--headless"]
-    refused = subprocess.run([*EDGECLS, *args], check=False, capture_output=True, text=True, timeout=120)
+    refused = edgecls(*args)  # in-process; test_runtime_cli.py starts real `edgecls run` processes
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is corrupted" in errors[0], refused.stderr
-    ran = subprocess.run([*EDGECLS, *args, "--no-verify"], check=False, capture_output=True, text=True,
-                         timeout=120)
+    ran = edgecls(*args, "--no-verify")
     assert ran.returncode == 0, ran.stderr
 
 

@@ -17,18 +17,23 @@ import pytest
 from helpers.mediapipe_env import run_client
 
 from helpers.images import write_image_folder
-from helpers.runs import CLASSES, SIZE, make_run
+from helpers.runs import CLASSES, SIZE
+
+# A virtualenv built from PyPI on first use, MediaPipe and four `edgecls run` processes:
+# minutes, so long tests. Our own writer and reader of the same metadata are checked by
+# default in test_tflite_standard_metadata.py.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 MIN_AGREEMENT = 0.95
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def exported(tiny_runs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from edgecls.export.pipeline import ExportConfig, export_run
 
     root = tmp_path_factory.mktemp("mediapipe")
-    run = make_run(root)
+    run = tiny_runs.copy(root)
     config = ExportConfig(out=root / "export", formats=["tflite"], precisions=list(PRECISIONS))
     export_run(run, config)
     return {p: root / "export" / f"model_{p}.tflite" for p in PRECISIONS}
@@ -86,7 +91,7 @@ def test_mediapipe_classifies_every_tflite_artifact(exported: dict[str, Path], i
         assert hits / len(truth) >= 0.9, precision
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(7200)
 def test_mediapipe_on_real_flowers(shared_dir: Path, tmp_path: Path) -> None:
     """A real model (EfficientNet-Lite0, ImageNet weights, 2 epochs on flowers128 at 96 px):
     MediaPipe resizes the 128 px photos itself, so near ties may differ; >= 95 % agree."""

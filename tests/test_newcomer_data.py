@@ -16,6 +16,7 @@ from PIL import Image
 from edgecls.data.check import check_dataset
 from edgecls.data.jpeg import is_complete_jpeg
 from edgecls.errors import DataError
+from helpers.cli import run_cli
 from helpers.images import write_image_folder
 
 
@@ -119,13 +120,16 @@ def test_train_refuses_a_bad_data_folder_before_tensorflow_loads(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_train_refuses_an_out_folder_inside_the_dataset(tmp_path):
+def test_train_refuses_an_out_folder_inside_the_dataset(tmp_path, monkeypatch, capsys):
     data = write_image_folder(tmp_path / "d", {"cats": 3, "dogs": 3})
-    for out in (data, data / "run", data / "cats" / "run"):
-        proc = subprocess.run([sys.executable, "-m", "edgecls", "train", "--data", str(data),
-                               "--out", str(out)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert proc.stderr.startswith("error:") and "inside the dataset folder" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "train", "--data", str(data),
+                           "--out", str(data)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]  # the real entry point, once
+    assert proc.stderr.startswith("error:") and "inside the dataset folder" in proc.stderr
+    for out in (data / "run", data / "cats" / "run"):
+        code, output = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--out", str(out))
+        assert code == 2, output[-2000:]
+        assert output.startswith("error:") and "inside the dataset folder" in output
     assert not (data / "run").exists() and not (data / "cats" / "run").exists()
     assert sorted(p.name for p in data.iterdir()) == ["cats", "dogs"]
 

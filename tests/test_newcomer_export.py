@@ -60,14 +60,13 @@ def test_a_split_made_from_a_relative_data_path_is_found_from_any_folder(tmp_pat
     assert root.is_absolute() and root == (tmp_path / "data").resolve()
 
 
-def test_export_of_a_run_whose_dataset_is_gone_is_one_line(tmp_path: Path, monkeypatch,
+def test_export_of_a_run_whose_dataset_is_gone_is_one_line(tiny_runs, tmp_path: Path, monkeypatch,
                                                              capsys) -> None:
     import json
 
     from helpers.cli import run_cli
-    from helpers.runs import make_run
 
-    run = make_run(tmp_path, epochs=1)
+    run = tiny_runs.copy(tmp_path, epochs=2)
     manifest = json.loads((run / "split.json").read_text())
     manifest["root"] = "data_moved_away"
     (run / "split.json").write_text(json.dumps(manifest))

@@ -4,20 +4,13 @@ remedy): export, gate, manifest record of the quantizer, and `edgecls run` on th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cli import edgecls
 from helpers.export import Prepared, assert_matches_float
-from helpers.runs import make_run
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("onnx_quant_run"))
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +50,15 @@ def test_nncf_onnx_artifact_runs_through_edgecls_run(exported: Path, tiny_run: P
     split = Split.load(tiny_run / "split.json")
     first = Path(split.items("test")[0][0])
     folder = (first if first.is_absolute() else split.root / first).parent
-    result = subprocess.run([sys.executable, "-m", "edgecls", "run", str(exported / "model_int8.onnx"),
-                             "--source", str(folder), "--headless", "--max-frames", "5"],
-                            capture_output=True, text=True, timeout=180)
+    result = edgecls("run", str(exported / "model_int8.onnx"), "--source", str(folder), "--headless",
+                     "--max-frames", "5")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 5
     assert sum(r["label"] == folder.name for r in records) >= 4, records
 
 
+@pytest.mark.slow  # NNCF accuracy control; by default as the ONNX remedy in test_export_cli.py
 def test_nncf_accuracy_control_matches_float(prepared: Prepared, tmp_path: Path) -> None:  # noqa: F811
     from edgecls.export.base import QuantizationConfig, get_exporter
     from edgecls.stats import DropBudget

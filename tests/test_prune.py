@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.runs import make_run
 
 
 def test_polynomial_schedule_rises_to_target() -> None:
@@ -30,11 +29,11 @@ def test_magnitude_mask_drops_the_smallest_weights() -> None:
 
 
 @pytest.fixture(scope="module")
-def pruned(tmp_path_factory) -> tuple[Path, Path, object]:
+def pruned(tiny_runs, tmp_path_factory) -> tuple[Path, Path, object]:
     from edgecls.optimize.prune import PruneConfig, prune_run
 
     root = tmp_path_factory.mktemp("prune")
-    run = make_run(root)
+    run = tiny_runs.copy(root)
     out = root / "run-pruned"
     config = PruneConfig(sparsity=0.6, epochs=3, batch_size=16, learning_rate=1e-3,
                          frequency=2, min_weights=64, augment=False)

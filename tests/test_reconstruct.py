@@ -94,8 +94,11 @@ def test_energy_ranks_channels_by_their_output_contribution() -> None:
     assert set(np.argsort(scores)[:3]) == {3, 7, 11} and np.argmax(scores) == 5
 
 
-@pytest.fixture(scope="module", params=["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
-                                        "efficientnet_lite0"])
+# MobileNetV3-Small and EfficientNet-B0 hold every block kind (plain, SE, hard-swish, swish)
+# and run by default; the other two families repeat those blocks and are long tests.
+@pytest.fixture(scope="module", params=[pytest.param("mobilenet_v2", marks=pytest.mark.slow), "mobilenet_v3_small",
+                                        "efficientnet_b0",
+                                        pytest.param("efficientnet_lite0", marks=pytest.mark.slow)])
 def trained_like(request):
     """A tiny backbone with varied BatchNorms (weights otherwise at initialization)."""
     import keras

@@ -17,6 +17,7 @@ from edgecls.bench.report import merge_reports, pareto_front
 from edgecls.bench.schema import SchemaError, load_report, validate_report
 from edgecls.cli.bench_table import print_report
 from edgecls.errors import EdgeclsError
+from helpers.cli import edgecls
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"
 X86 = FIXTURES / "x86_laptop.json"
@@ -219,8 +220,7 @@ def test_report_cli_writes_html_and_markdown(tmp_path: Path) -> None:
 
 
 def test_report_cli_refuses_mixed_label_sets(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "report", str(X86), str(OTHER_LABELS)],
-                          capture_output=True, text=True, env=_env(), timeout=120)
+    proc = edgecls("report", str(X86), str(OTHER_LABELS))  # in-process; the test above starts one
     assert proc.returncode == 2
     assert "different label sets" in proc.stderr
     assert "Traceback" not in proc.stderr

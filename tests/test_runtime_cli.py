@@ -1,5 +1,6 @@
-"""`edgecls run` end to end in a subprocess: a generated video through --headless,
---jsonl/--save/--threshold/--smooth, and bad inputs giving exit 2 with one-line errors."""
+"""`edgecls run` end to end (in-process; in a subprocess where signals and the stream
+server are the point): a generated video through --headless, --jsonl/--save/--threshold/
+--smooth, and bad inputs giving exit 2 with one-line errors."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import numpy as np
 import pytest
 from helpers.tiny_models import COLOR_LABELS, TinyNet, make_onnx, tiny_metadata, write_not_a_model
 
+from helpers.cli import edgecls
+
 EDGECLS = [sys.executable, "-m", "edgecls"]
 
 
-def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*EDGECLS, *args], capture_output=True, text=True, timeout=timeout)
+def _run(*args: str) -> subprocess.CompletedProcess:
+    """In this process (the stop-signal and --serve tests below start real processes)."""
+    return edgecls(*args)
 
 
 @pytest.fixture(scope="module")

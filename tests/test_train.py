@@ -20,14 +20,9 @@ from helpers.runs import InterruptAt, temp_files, tiny_config
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(data folder, run directory) of a 2-epoch tiny CNN run from scratch."""
-    from edgecls.train.fit import train
-
-    root = tmp_path_factory.mktemp("trained")
-    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
-    train(tiny_config(data, root / "run"))
-    return data, root / "run"
+def trained_run(trained_tiny_cnn: tuple[Path, Path]) -> tuple[Path, Path]:
+    """(data folder, run directory) of a 2-epoch tiny CNN run from scratch (conftest.py)."""
+    return trained_tiny_cnn
 
 
 def test_run_directory_holds_every_artifact(trained_run: tuple[Path, Path]) -> None:

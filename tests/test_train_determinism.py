@@ -21,11 +21,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers.images import write_image_folder
 
 TESTS = Path(__file__).resolve().parent
 
 
+@pytest.mark.timeout(660)  # four trainings in one fresh process; its own limit is 600 s
 def test_deterministic_runs_are_byte_identical(tmp_path: Path) -> None:
     data = write_image_folder(tmp_path / "images", {"circle_r": 24, "square_g": 24, "circle_b": 24})
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",

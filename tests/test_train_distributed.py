@@ -34,6 +34,7 @@ TESTS = Path(__file__).resolve().parent
 RUNNER = ("import sys, helpers.runs; from edgecls.cli import main; "  # registers tiny_cnn
           "sys.argv = ['edgecls', *sys.argv[1:]]; main()")
 TIMEOUT = 900  # seconds; TensorFlow starts in 5-10 s on an idle machine, far slower when loaded
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)  # above the processes' own limit, which names them
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
-"""TFLite INT8 quantizers besides the converter's own: LiteRT's ``ai-edge-quantizer``
-(static int8 recipe on the float flatbuffer) and empirical bias correction of the
+"""TFLite INT8 quantizers besides the converter's own: LiteRT's quantizer (static int8
+recipe on the float flatbuffer; the ``litert-quantizer`` package, formerly
+``ai-edge-quantizer``, whose name the method keeps) and empirical bias correction of the
 converter's INT8 flatbuffer.
 
 Every path starts and ends with flatbuffer bytes from the official converter or LiteRT's
 quantizer; nothing here re-implements quantization, it only chooses ranges and biases:
 
-- ``ai_edge_quantize``: ``ai_edge_quantizer.Quantizer`` with ``recipe.static_wi8_ai8``
+- ``ai_edge_quantize``: ``litert_quantizer.Quantizer`` with ``recipe.static_wi8_ai8``
   (per-channel int8 weights, per-tensor int8 activations calibrated with a moving average
   of each image's min/max, where the converter keeps the absolute min/max).
 - ``correct_biases``: for every convolution and dense layer of the converter's INT8 model,
@@ -61,7 +62,7 @@ def ai_edge_quantize(float_model: bytes, images: Iterable[np.ndarray], io_type: 
             them (a QUANTIZE op after the input, one before the output).
     """
     from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_quantizer import quantizer
+    from litert_quantizer import quantizer
 
     signatures = Interpreter(model_content=float_model).get_signature_list()
     key = next(iter(signatures))
@@ -77,7 +78,7 @@ def ai_edge_quantize(float_model: bytes, images: Iterable[np.ndarray], io_type: 
 def _static_int8_recipe() -> Any:
     """``recipe.static_wi8_ai8`` with float model input and output, which
     ``_with_io_type`` then turns into the requested integer type."""
-    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+    from litert_quantizer import algorithm_manager, qtyping, recipe_manager
 
     manager = recipe_manager.RecipeManager()
     manager.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED,

@@ -4,6 +4,7 @@ quick training without a real backbone. Importing this module registers the fami
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +57,28 @@ def make_run(root: Path, epochs: int = 12, model: Callable[[], Any] | None = Non
     model.fit(images.astype("float32"), labels, epochs=epochs, batch_size=16, verbose=0)
     model.save(run / "best.keras")
     return run
+
+
+class TrainedRuns:
+    """``make_run`` once per epoch count for a whole test session, handed out as copies.
+
+    A copy is a fresh ``<root>/run`` folder (whatever a test writes there stays its own)
+    beside a ``<root>/images`` link to the shared generated images; both runs come from
+    the same images and the same seed, so a copy is what ``make_run`` would have made.
+    """
+
+    def __init__(self, cache: Path) -> None:
+        self._cache = cache
+        self._runs: dict[int, Path] = {}
+
+    def copy(self, root: Path, epochs: int = 12) -> Path:
+        """A finished run trained ``epochs`` epochs on the tiny default model, under ``root``."""
+        if epochs not in self._runs:
+            self._runs[epochs] = make_run(self._cache / f"epochs{epochs}", epochs=epochs)
+        source = self._runs[epochs]
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "images").symlink_to(source.parent / "images", target_is_directory=True)
+        return Path(shutil.copytree(source, root / "run"))
 
 
 TINY = "tiny_cnn"
