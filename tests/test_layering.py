@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"train", "optimize", "export"},
     {"bench", "explain", "remote"},
+    {"tune"},
     {"cli", "__main__"},
 ]
 # Modules that may draw on the terminal with rich.

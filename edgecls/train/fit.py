@@ -67,7 +67,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
-          callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None) -> TrainResult:
+          callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None,
+          evaluate_test: bool = True) -> TrainResult:
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
@@ -81,6 +82,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         callbacks: extra Keras callbacks (called after the checkpointing one).
         on_split: called with the run's split once it is made or loaded, before training
             (the CLI prints its counts and the data warnings in its notes).
+        evaluate_test: False leaves the test split untouched (``edgecls tune`` ranks its
+            trials on val only); the result then has no ``test_metrics``.
 
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
@@ -109,8 +112,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         shutil.rmtree(run.root, ignore_errors=True)
         return TrainResult(Path(config.out), state.epoch, state.best_val_accuracy, None,
                            chief=False, placement=placement)
-    return TrainResult(run.root, state.epoch, state.best_val_accuracy,
-                       _final_evaluation(run, split, config), placement=placement)
+    test_metrics = _final_evaluation(run, split, config) if evaluate_test else None
+    return TrainResult(run.root, state.epoch, state.best_val_accuracy, test_metrics, placement=placement)
 
 
 def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run: RunDir,

@@ -57,14 +57,14 @@ class Candidate:
     """One point of the space: an architecture signature and how it is trained."""
 
     signature: Signature
-    weights: str  # "imagenet" or "none" (from scratch)
+    weights: str  # "imagenet" (or a weights file) to fine-tune, "none" from scratch
     lr: float
     fine_tune_lr: float | None = None  # None from scratch (one phase)
     fine_tune_fraction: float | None = None
 
     @property
     def pretrained(self) -> bool:
-        return self.weights == "imagenet"
+        return self.weights != "none"
 
     def params(self) -> dict[str, Any]:
         """Flat JSON-ready description (the trials table's columns)."""
@@ -94,7 +94,7 @@ class SearchSpace:
     formats: tuple[str, ...] = ("tflite",)
     threads: tuple[int | None, ...] = (None,)
     precision: str = "int8"
-    weights: dict[str, str] = field(default_factory=dict)  # family -> imagenet | none
+    weights: dict[str, str] = field(default_factory=dict)  # family -> imagenet | none | weights file
 
     def check(self) -> SearchSpace:
         """Validates every dimension and resolves each family's weights; returns self."""
@@ -129,9 +129,10 @@ class SearchSpace:
             mac_reduction=float(chooser.choose("mac_reduction", pruning)) if len(pruning) > 1 else 0.0,
             precision=self.precision, format=chooser.choose("format", self.formats),
             threads=chooser.choose("threads", self.threads))
-        if self.weights.get(family) != "imagenet":
+        weights = self.weights.get(family, "none")
+        if weights == "none":
             return Candidate(signature, "none", float(chooser.choose("scratch_lr", self.scratch_lrs)))
-        return Candidate(signature, "imagenet", lr=float(chooser.choose("lr", self.lrs)),
+        return Candidate(signature, weights, lr=float(chooser.choose("lr", self.lrs)),
                          fine_tune_lr=float(chooser.choose("fine_tune_lr", self.fine_tune_lrs)),
                          fine_tune_fraction=float(chooser.choose("fine_tune_fraction",
                                                                  self.fine_tune_fractions)))

@@ -1,0 +1,62 @@
+"""`edgecls tune` end to end on tiny data and a tiny model family."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from edgecls.tune.budget import Budget
+from edgecls.tune.tuner import NoCandidateError, tune
+from helpers.tune import tiny_tune_config
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory):
+    """One tiny search of two trials, finished with the winner trained and exported."""
+    from helpers.images import write_image_folder
+
+    root = tmp_path_factory.mktemp("tune")
+    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
+    config = tiny_tune_config(data, root / "out", root / "cache" / "latency.json")
+    started = time.monotonic()
+    messages: list[str] = []
+    result = tune(config, say=messages.append)
+    return config, result, messages, time.monotonic() - started
+
+
+def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) -> None:
+    config, result, messages, seconds = searched
+    out = config.out
+    assert [r["state"] for r in result.rows] == ["complete", "complete"]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["latency_ms"] > 0 for r in result.rows)
+    winner = result.winner
+    assert winner is not None and winner["gate"] in ("passed", "inconclusive")
+    assert (out / "best" / "run" / "best.keras").is_file()
+    manifest = json.loads((out / "best" / "export" / "manifest.json").read_text())
+    assert manifest["artifacts"][0]["path"].endswith(".tflite")
+    assert (out / "best" / "run" / "metrics.json").is_file()  # the winner's test report
+    # the trials never read the test split: no trial run has a test evaluation
+    assert not list((out / "trials").rglob("metrics.json"))
+    assert "this machine" in winner["figures"] and "this machine" in result.summary["figures"]
+    for name in ("trials.csv", "index.html", "pareto.png", "summary.json"):
+        assert (out / name).is_file(), name
+    assert "Pareto" in (out / "index.html").read_text()
+    # the space has one signature: measured once, then a cache hit
+    assert result.summary["latency_measured_here"] == 1 and result.summary["latency_cache_hits"] == 1
+    print(f"tiny search: {seconds:.1f} s")
+
+
+def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
+    config, _, _, _ = searched
+    tight = tiny_tune_config(config.data, tmp_path / "out", config.cache,
+                             budget=Budget(latency_ms=0.0001), trials=5)
+    with pytest.raises(NoCandidateError) as info:
+        tune(tight)
+    message = str(info.value)
+    assert "no candidate meets p50 latency <= 0.0001 ms" in message and "closest: tiny_cnn 32px" in message
+    assert "\n" not in message
+    assert not list((tmp_path / "out").glob("trials/*/run"))  # nothing was trained
+    assert (tmp_path / "out" / "index.html").is_file()
