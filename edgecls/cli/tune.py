@@ -69,16 +69,17 @@ def tune(
     OUT/best/run and OUT/best/export; OUT/index.html, OUT/trials.csv and OUT/pareto.png
     show every trial and the Pareto front.
     """
-    from edgecls.tune.tuner import tune as run_tune
+    from edgecls.tune.tuner import open_tuning, run_tuning
 
     config = _config(data, out, max_latency, max_size, latency_percentile, host, target, time_budget, trials,
                      resume, storage, study, families, sizes, mac_reductions, formats, threads, final_epochs, seed)
     console = Console()
     console.print(f"budget: {config.budget.describe()}; {config.target.label()}", highlight=False)
+    tuning = open_tuning(config, resume)  # storage, study and data checked before TensorFlow loads
     from edgecls.cli.tf_import import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    result = run_tune(config, resume=resume, say=lambda m: console.print(escape(m), highlight=False))
+    result = run_tuning(tuning, say=lambda m: console.print(escape(m), highlight=False))
     _render(result, console)
     if result.interrupted:
         typer.echo(f"interrupted: continue with `edgecls tune --out {out} --resume`", err=True)

@@ -70,7 +70,8 @@ class TrialHandle:
     @property
     def retry_of(self) -> int | None:
         """The number of the trial this one retries (None for a new one)."""
-        return self.trial.system_attrs.get("failed_trial")
+        attrs = self.trial.storage.get_trial_system_attrs(self.trial._trial_id)
+        return attrs.get("failed_trial")
 
 
 class Search:
@@ -91,6 +92,10 @@ class Search:
         states = {STATE_COMPLETE: optuna.trial.TrialState.COMPLETE,
                   STATE_PRUNED: optuna.trial.TrialState.PRUNED, STATE_FAILED: optuna.trial.TrialState.FAIL}
         self.study.tell(handle.trial, value if state == STATE_COMPLETE else None, state=states[state])
+
+    def claim(self, dataset: str, settings: dict[str, Any]) -> None:
+        """Ties a new study to ``dataset``; raises ConfigError for a study of another one."""
+        claim(self.study, dataset, settings)
 
     def abandon(self, handle: TrialHandle) -> None:
         """Fails a trial stopped by Ctrl+C and queues it again, for ``--resume``."""
@@ -140,17 +145,20 @@ class Search:
 
     def _retry(self, trial: Any) -> None:
         """Queues a failed trial again with its parameters (as a stale heartbeat does)."""
+        import optuna
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-        RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
 
 
-def open_search(storage: str, name: str, dataset: str, settings: dict[str, Any], local: bool,
-                seed: int = 0, min_resource: int = 1) -> Search:
-    """Opens (or creates) study ``name`` in ``storage`` for ``dataset``.
+def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resource: int = 1) -> Search:
+    """Opens (or creates) study ``name`` in ``storage``; ``Search.claim`` then ties it to
+    a dataset.
 
     Raises:
-        ConfigError: the storage cannot be opened, or the study belongs to another dataset.
+        ConfigError: the storage cannot be opened.
     """
     import optuna
 
@@ -165,7 +173,6 @@ def open_search(storage: str, name: str, dataset: str, settings: dict[str, Any],
     except Exception as exc:  # SQLAlchemy/driver errors of many types
         raise ConfigError(f"cannot open the study storage {_redacted(storage)}: {_first_line(exc)}",
                           "pass a --storage URL the database accepts (e.g. postgresql://user@host/db)") from None
-    _claim(study, dataset, settings)
     return Search(study, local)
 
 
@@ -192,7 +199,7 @@ def _storage(url: str) -> Any:
                           "sqlite:///path/study.db)") from None
 
 
-def _claim(study: Any, dataset: str, settings: dict[str, Any]) -> None:
+def claim(study: Any, dataset: str, settings: dict[str, Any]) -> None:
     """Stamps a new study with its dataset and settings; refuses one made for other data."""
     owner = study.user_attrs.get(DATASET_ATTR)
     if owner is None:

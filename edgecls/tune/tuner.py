@@ -110,24 +110,45 @@ def load_settings(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@dataclass
+class Tuning:
+    """An opened tuning run: its study and the split every trial shares."""
+
+    config: TuneConfig
+    search: Search
+    split_file: Path
+    resume: bool = False
+
+
+def open_tuning(config: TuneConfig, resume: bool = False) -> Tuning:
+    """Checks the options, opens the study and makes the split, without TensorFlow: a
+    bad storage, study or dataset fails here in a second, leaving a new --out absent.
+
+    Raises:
+        EdgeclsError: bad data, storage, study or space.
+    """
+    config.space.check()
+    search, split_file = _open(config, resume)
+    return Tuning(config, search, split_file, resume)
+
+
 def tune(config: TuneConfig, resume: bool = False, say: Say | None = None) -> TuneResult:
+    """``open_tuning`` then ``run_tuning``."""
+    return run_tuning(open_tuning(config, resume), say)
+
+
+def run_tuning(tuning: Tuning, say: Say | None = None) -> TuneResult:
     """Searches, then trains and exports the winner (see the module docstring).
 
     Raises:
         NoCandidateError: no candidate met the budget (the message names the closest).
-        EdgeclsError: bad data, storage, study or host.
+        EdgeclsError: a host that fails, trials that keep failing, no finalist passing the gate.
         KeyboardInterrupt: never; Ctrl+C ends the search with the best so far
             (``TuneResult.interrupted``).
     """
     say = say or (lambda message: None)
-    config.space.check()
-    split_file = _split_once(config)
-    storage = config.storage or default_storage(config.out)
-    search = open_search(storage, config.study, dataset_fingerprint(split_file), config.settings(),
-                         local=config.storage is None, seed=config.seed,
-                         min_resource=max(1, config.fidelity.head_epochs))
-    write_text_atomic(config.out / SETTINGS, json.dumps(config.settings(), indent=1))
-    for number in search.recover(resume):
+    config, search, split_file = tuning.config, tuning.search, tuning.split_file
+    for number in search.recover(tuning.resume):
         say(f"trial {number} was left running by a stopped process: marked failed, queued again")
     meter = _meter(config, split_file)
     interrupted = False
@@ -145,6 +166,39 @@ def tune(config: TuneConfig, resume: bool = False, say: Say | None = None) -> Tu
         _finalize(config, result, split_file, say)
         _write_reports(config, result)
     return result
+
+
+def _open(config: TuneConfig, resume: bool) -> tuple[Search, Path]:
+    """The study and the split, or a user error with nothing left behind in a new --out."""
+    out = Path(config.out)
+    _check_out(out, resume, config.storage)
+    created = not out.exists()
+    try:
+        if config.storage is None:
+            out.mkdir(parents=True, exist_ok=True)
+        search = open_search(config.storage or default_storage(out), config.study, local=config.storage is None,
+                             seed=config.seed, min_resource=max(1, config.fidelity.head_epochs))
+        split_file = _split_once(config)
+        search.claim(dataset_fingerprint(split_file), config.settings())
+        write_text_atomic(out / SETTINGS, json.dumps(config.settings(), indent=1))
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return search, split_file
+
+
+def _check_out(out: Path, resume: bool, storage: str | None) -> None:
+    if not out.exists() or resume:
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder", "pass a new folder, e.g. tune/")
+    if (out / SETTINGS).is_file() and storage is None:
+        raise ConfigError(f"--out {out} already holds a tuning run", "continue it with --resume, or pass a new --out")
+    entries = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+    if entries and not (out / SETTINGS).is_file():
+        raise ConfigError(f"--out {out} is a folder of other files ({', '.join(sorted(entries)[:3])})",
+                          "pass a new or empty folder, e.g. tune/")
 
 
 def _split_once(config: TuneConfig) -> Path:
