@@ -60,3 +60,25 @@ def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
     assert "\n" not in message
     assert not list((tmp_path / "out").glob("trials/*/run"))  # nothing was trained
     assert (tmp_path / "out" / "index.html").is_file()
+
+
+def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
+    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it,
+    runs it again with the same parameters, and counts it once."""
+    import dataclasses
+
+    from edgecls.tune.study import default_storage, open_search
+
+    config, _, _, _ = searched
+    search = open_search(default_storage(config.out), config.study, local=True)
+    killed = search.ask()
+    killed.choose("family", config.space.families)
+    killed.choose("size", config.space.sizes)
+    lr = killed.choose("scratch_lr", config.space.scratch_lrs)
+    messages: list[str] = []
+    result = tune(dataclasses.replace(config, trials=3, finalize=False), resume=True, say=messages.append)
+    assert f"trial {killed.number} was left running by a stopped process: marked failed, queued again" in messages
+    states = {r["trial"]: r["state"] for r in result.rows}
+    assert states[killed.number] == "failed" and list(states.values()).count("complete") == 3
+    retried = [r for r in result.rows if r["trial"] > killed.number]
+    assert len(retried) == 1 and retried[0]["lr"] == lr

@@ -41,7 +41,7 @@ def test_resume_fails_a_trial_left_running_and_retries_it_once(tmp_path: Path) -
     reopened.tell(retry, STATE_COMPLETE, 0.7)
     assert reopened.finished() == 2  # the killed trial is not counted, its retry is
     states = sorted(r["state"] for r in reopened.records())
-    assert states == ["complete", "complete", "fail"]
+    assert states == ["complete", "complete", "failed"]
 
 
 def test_a_study_of_another_dataset_is_refused(tmp_path: Path) -> None:
@@ -110,3 +110,13 @@ def test_targets_tell_apart_and_say_where_figures_come_from() -> None:
     assert "this machine" in BenchTarget().label() and "pi@pi5.local" in pi.label()
     onnx = Signature("efficientnet_lite0", 128, format="onnx")
     assert runtime_version(onnx, BenchTarget()).startswith("onnxruntime ")
+
+
+def test_ctrl_c_fails_the_running_trial_and_queues_it_for_resume(tmp_path: Path) -> None:
+    search = open_search(_url(tmp_path), "s", local=True)
+    stopped = search.ask()
+    size = stopped.choose("size", [96, 128, 160])
+    search.abandon(stopped)  # what run_trial does on KeyboardInterrupt
+    retry = search.ask()
+    assert retry.retry_of == stopped.number and retry.choose("size", [96, 128, 160]) == size
+    assert search.finished() == 0

@@ -41,7 +41,8 @@ def tune(
                                                   "default: this machine, and every output says so."),
     target: str = typer.Option(None, "--target", help="Device profile (targets/): its format and threads."),
     time_budget: str = typer.Option(None, "--time", help="No new trial starts after this long, e.g. 3h, 90min."),
-    trials: int = typer.Option(20, "--trials", min=1, help="Trained trials to finish (all workers together)."),
+    trials: int = typer.Option(None, "--trials", min=1,
+                               help="Trained trials to finish (all workers together). Default: 20."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out with its saved settings."),
     storage: str = typer.Option(None, "--storage", help="Study database URL shared by several workers "
                                                         "(postgresql://..., mysql://..., sqlite:///..., "
@@ -104,7 +105,7 @@ def _config(data, out, max_latency, max_size, percentile, host, target, time_bud
         host, target = host or saved.get("host"), target or saved.get("profile")
         storage, study = storage or saved.get("storage"), study or saved.get("study")
         time_s = parse_duration(time_budget) if time_budget else saved.get("time_s")
-        trials = trials if trials != 20 else saved.get("trials", trials)
+        trials = trials or saved["trials"]
     else:
         if data is None:
             raise ConfigError("no dataset given", "pass --data DIR (a folder with one subfolder per class)")
@@ -112,6 +113,7 @@ def _config(data, out, max_latency, max_size, percentile, host, target, time_bud
         time_s = parse_duration(time_budget) if time_budget else None
         space = _space(families, sizes, mac_reductions, formats, threads, target)
         fidelity = Fidelity(final_epochs=final_epochs or 20)
+        trials = trials or 20
     bench_target = BenchTarget(host=_reachable(host), profile=target)
     return TuneConfig(data=data, out=out, budget=budget, space=space.check(), fidelity=fidelity,
                       target=bench_target, storage=storage, study=study or DEFAULT_STUDY, trials=trials,

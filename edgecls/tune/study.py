@@ -115,7 +115,8 @@ class Search:
 
     def records(self) -> list[dict[str, Any]]:
         """Every trial as a plain dict: number, state, value, params, user attributes."""
-        return [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+        names = {"FAIL": STATE_FAILED, "COMPLETE": STATE_COMPLETE, "PRUNED": STATE_PRUNED}
+        return [{"number": t.number, "state": names.get(t.state.name, t.state.name.lower()), "value": t.value,
                  "params": dict(t.params), **dict(t.user_attrs)}
                 for t in self.study.get_trials(deepcopy=False)]
 
