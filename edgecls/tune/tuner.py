@@ -235,6 +235,8 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
     over: set[str] = set()
     signatures = {s.key() for s in config.space.signatures()}
     while search.finished() < config.trials:
+        for number in search.recover(resume=False):  # another worker's trial whose heartbeat stopped
+            say(f"trial {number} of a stopped worker: marked failed, queued again")
         if config.time_s is not None and time.monotonic() - started >= config.time_s:
             say(f"time budget of {config.time_s:.0f} s spent: no new trial starts")
             return
