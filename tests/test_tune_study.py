@@ -120,3 +120,39 @@ def test_ctrl_c_fails_the_running_trial_and_queues_it_for_resume(tmp_path: Path)
     retry = search.ask()
     assert retry.retry_of == stopped.number and retry.choose("size", [96, 128, 160]) == size
     assert search.finished() == 0
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed")
+    from helpers.postgres import start_postgres
+
+    server, reason = start_postgres()
+    if server is None:
+        pytest.skip(f"PostgreSQL cannot start here: {reason}")
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_study(postgres_url: str) -> None:
+    """The cluster recipe: worker processes on one PostgreSQL study, each taking the next
+    trial; a trial left running is failed once and retried."""
+    open_search(postgres_url, "shared", local=False).claim("data-a", {"data": "/photos"})
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, postgres_url, "5"], stdout=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    numbers = [n for w in workers for n in json.loads(w.communicate(timeout=300)[0])]
+    assert sorted(numbers) == list(range(10))
+    search = open_search(postgres_url, "shared", local=True)
+    killed = search.ask()
+    killed.choose("size", [96, 128, 160])
+    assert search.recover(resume=True) == [killed.number]
+    assert search.ask().retry_of == killed.number and search.finished() == 10
+    with pytest.raises(ConfigError, match="belongs to another dataset"):
+        open_search(postgres_url, "shared", local=False).claim("data-b", {})
+
+
+def test_postgresql_that_cannot_be_reached() -> None:
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed")
+    with pytest.raises(ConfigError, match=r"cannot open the study storage postgresql://tune:\*\*\*@127.0.0.1:1/x"):
+        open_search("postgresql://tune:secret@127.0.0.1:1/x", "s", local=False)
