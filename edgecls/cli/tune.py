@@ -75,12 +75,12 @@ def tune(
     config = _config(data, out, max_latency, max_size, latency_percentile, host, target, time_budget, trials,
                      resume, storage, study, families, sizes, mac_reductions, formats, threads, final_epochs, seed)
     console = Console()
-    console.print(f"budget: {config.budget.describe()}; {config.target.label()}", highlight=False)
+    console.print(f"budget: {config.budget.describe()}; {config.target.label()}", highlight=False, soft_wrap=True)
     tuning = open_tuning(config, resume)  # storage, study and data checked before TensorFlow loads
     from edgecls.cli.tf_import import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    result = run_tuning(tuning, say=lambda m: console.print(escape(m), highlight=False))
+    result = run_tuning(tuning, say=lambda m: console.print(escape(m), highlight=False, soft_wrap=True))
     _render(result, console)
     if result.interrupted:
         typer.echo(f"interrupted: continue with `edgecls tune --out {out} --resume`", err=True)
