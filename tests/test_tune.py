@@ -38,6 +38,7 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
     manifest = json.loads((out / "best" / "export" / "manifest.json").read_text())
     assert manifest["artifacts"][0]["path"].endswith(".tflite")
     assert (out / "best" / "run" / "metrics.json").is_file()  # the winner's test report
+    assert 0.0 <= winner["float_test_accuracy"] <= 1.0 and winner["latency_ms"] > 0
     # the trials never read the test split: no trial run has a test evaluation
     assert not list((out / "trials").rglob("metrics.json"))
     assert "this machine" in winner["figures"] and "this machine" in result.summary["figures"]
@@ -82,3 +83,19 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     assert states[killed.number] == "failed" and list(states.values()).count("complete") == 3
     retried = [r for r in result.rows if r["trial"] > killed.number]
     assert len(retried) == 1 and retried[0]["lr"] == lr
+
+
+def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from edgecls.tune.tuner import _finalist_problem
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache", budget=Budget(latency_ms=2.0))
+    row = {"trial": 4, "latency_ms": 1.5, "size_mb": 3.0}
+    passed = SimpleNamespace(failed=[])
+    within = {"latency": {"p50_ms": 1.9}, "size_bytes": 3_000_000}
+    assert _finalist_problem(config, row, passed, within) is None
+    gate = SimpleNamespace(failed=[SimpleNamespace(verdict="failed", drop_pp=2.5)])
+    assert _finalist_problem(config, row, gate, within) == "trial 4 failed the export gate (failed, +2.50 pp)"
+    slow = _finalist_problem(config, row, passed, {"latency": {"p50_ms": 2.6}, "size_bytes": 3_000_000})
+    assert slow.startswith("trial 4 trained measures 2.60 ms") and "untrained proxy measured 1.50 ms" in slow

@@ -173,7 +173,8 @@ def _render(result: Any, console: Any) -> None:
     if winner:
         console.print(f"winner: trial {winner['trial']} {winner['family']} {winner['size']}px, "
                       f"{winner['latency_ms']:.2f} ms, {winner['size_bytes'] / 1e6:.2f} MB "
-                      f"({winner['figures']}); gate {winner['gate']}; run {winner['run']}; "
+                      f"({winner['figures']}); test accuracy {_num(winner['float_test_accuracy'], 4)} (float), "
+                      f"INT8 gate {winner['gate']}; run {winner['run']}; "
                       f"artifact {winner['artifact']}", highlight=False, soft_wrap=True)
 
 

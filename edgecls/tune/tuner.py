@@ -292,21 +292,34 @@ def _write_reports(config: TuneConfig, result: TuneResult) -> None:
 
 
 def _finalize(config: TuneConfig, result: TuneResult, split_file: Path, say: Say) -> None:
-    """Trains the best trials in full, in val-accuracy order, until one passes the gate."""
+    """Trains the best trials in full, in val-accuracy order, until one passes the gate and,
+    benched again with its trained weights, still meets the budget."""
     ranked = report.feasible(result.rows)[:FINALISTS]
     for place, row in enumerate(ranked):
         say(f"training trial {row['trial']} in full ({config.fidelity.final_epochs} epochs)")
         manifest, record = _train_and_export(config, row, split_file)
-        if not manifest.failed:
+        problem = _finalist_problem(config, row, manifest, record)
+        if problem is None:
             result.winner = _winner(row, manifest, record, config)
             return
-        failed = manifest.failed[0]
-        note = (f"trial {row['trial']} failed the export gate ({failed.verdict}, {failed.drop_pp:+.2f} pp)"
-                + ("; taking the next candidate" if place + 1 < len(ranked) else ""))
+        note = problem + ("; taking the next candidate" if place + 1 < len(ranked) else "")
         result.notes.append(note)
         say(note)
-    raise EdgeclsError(f"none of the {len(ranked)} best trials passed the export gate",
-                       f"see {config.out}/best/export/manifest.json; try a larger --max-drop budget")
+    raise EdgeclsError(f"none of the {len(ranked)} best trials passed the export gate within the budget",
+                       f"see the notes in {config.out}/summary.json and {config.out}/best/export/manifest.json")
+
+
+def _finalist_problem(config: TuneConfig, row: dict[str, Any], manifest: Any, record: dict[str, Any]) -> str | None:
+    """Why a finalist cannot be the winner (None: it can)."""
+    if manifest.failed:
+        failed = manifest.failed[0]
+        return f"trial {row['trial']} failed the export gate ({failed.verdict}, {failed.drop_pp:+.2f} pp)"
+    latency = (record.get("latency") or {}).get(config.budget.latency_key, 0.0)
+    size = record.get("size_bytes") or 0
+    if config.budget.excess(latency, size) > 0:
+        return (f"trial {row['trial']} trained measures {latency:.2f} ms, {size / 1e6:.2f} MB: over the budget "
+                f"(its untrained proxy measured {row['latency_ms']:.2f} ms, {row['size_mb']:.2f} MB)")
+    return None
 
 
 def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path) -> tuple[Any, dict[str, Any]]:
@@ -324,15 +337,17 @@ def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path)
     candidate = Candidate(signature, row["weights"], row["lr"], row["fine_tune_lr"], row["fine_tune_fraction"])
     fidelity = config.fidelity
     head = max(1, fidelity.final_epochs // 3) if candidate.pretrained else None
-    steps.train_run(train_config(candidate, config.data, full, fidelity.final_epochs, fidelity, config.base,
-                                 head_epochs=head))
+    trained = steps.train_run(train_config(candidate, config.data, full, fidelity.final_epochs, fidelity,
+                                           config.base, head_epochs=head))
+    test_accuracy = (trained.test_metrics or {}).get("accuracy")
     run = full
     if row["mac_reduction"]:
         run = best / "run"
-        steps.prune_run(full, run, row["mac_reduction"], max(2, fidelity.prune_epochs))
+        test_accuracy = steps.prune_run(full, run, row["mac_reduction"], max(2, fidelity.prune_epochs)).accuracy_after
     manifest = steps.export_gated(run, best / "export", row["format"], "int8", row["threads"])
     artifact = best / "export" / manifest.artifacts[0].path
     record = _bench_trained(config, artifact, row["threads"])
+    record["float_test_accuracy"] = test_accuracy
     return manifest, record
 
 
@@ -350,6 +365,7 @@ def _winner(row: dict[str, Any], manifest: Any, record: dict[str, Any], config: 
             "mac_reduction": row["mac_reduction"], "format": row["format"], "threads": row["threads"],
             "trial_val_accuracy": row["val_accuracy"], "run": str(Path(config.out) / "best" / "run"),
             "artifact": str(Path(config.out) / "best" / "export" / artifact.path),
+            "float_test_accuracy": record.get("float_test_accuracy"),
             "int8_accuracy_held_out": artifact.accuracy, "gate": artifact.verdict,
             "latency_ms": latency.get(config.budget.latency_key), "size_bytes": record.get("size_bytes"),
             "within_budget": config.budget.excess(latency.get(config.budget.latency_key, 0.0),
