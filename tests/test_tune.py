@@ -63,6 +63,21 @@ def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "index.html").is_file()
 
 
+def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
+    """`edgecls tune --out OUT --resume` needs no --data nor budget: tune.json has them."""
+    from edgecls.cli.tune import _config
+
+    config, _, _, _ = searched
+    names = ("data", "out", "max_latency", "max_size", "percentile", "host", "target", "time_budget", "trials",
+             "resume", "storage", "study", "families", "sizes", "mac_reductions", "formats", "threads",
+             "final_epochs", "seed")
+    options = dict.fromkeys(names)
+    resumed = _config(**{**options, "out": config.out, "resume": True, "seed": 0})
+    assert resumed.budget == config.budget and resumed.space.families == config.space.families
+    assert resumed.trials == config.trials and resumed.fidelity == config.fidelity
+    assert Path(resumed.data).resolve() == Path(config.data).resolve()
+
+
 def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it,
     runs it again with the same parameters, and counts it once."""
