@@ -85,6 +85,11 @@ class Search:
     def name(self) -> str:
         return str(self.study.study_name)
 
+    def ask(self) -> TrialHandle:
+        """The next trial: a queued retry first, else a new one from the sampler."""
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
+            warnings.simplefilter("ignore", UserWarning)
+            return TrialHandle(self.study.ask())
 
     def tell(self, handle: TrialHandle, state: str, value: float | None = None) -> None:
         import optuna
@@ -107,11 +112,6 @@ class Search:
         from optuna.storages._heartbeat import get_heartbeat_thread
 
         return get_heartbeat_thread(handle.trial._trial_id, self.study._storage)
-
-    def ask(self) -> TrialHandle:
-        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
-            warnings.simplefilter("ignore", UserWarning)
-            return TrialHandle(self.study.ask())
 
     def records(self) -> list[dict[str, Any]]:
         """Every trial as a plain dict: number, state, value, params, user attributes."""
