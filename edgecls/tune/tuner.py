@@ -257,7 +257,11 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
 def _say_result(result: TrialResult, say: Say) -> None:
     if result.state == "complete":
         say(f"trial {result.number}: val accuracy {result.val_accuracy:.4f}")
-    elif result.state != OVER_BUDGET:
+    elif result.state == OVER_BUDGET and result.measurement is not None:
+        figures = result.measurement
+        say(f"trial {result.number}: {result.candidate.signature.key()} over budget "
+            f"({figures.latency_ms():.2f} ms p50, {figures.size_bytes / 1e6:.2f} MB), not trained")
+    else:
         say(f"trial {result.number}: {result.state}" + (f" ({result.note})" if result.note else ""))
 
 
