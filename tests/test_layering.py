@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"train", "optimize", "export"},
     {"bench", "explain", "remote"},
-    {"review"},  # the labelling page: a loopback server above explain
+    {"review", "tune"},  # the labelling page (above explain); the search driving train/export/bench
     {"present"},  # progress bars and lines shared by the CLI and the Python API
     {"api"},  # the Python API: the façade the CLI is a thin layer over
     {"cli", "__main__"},

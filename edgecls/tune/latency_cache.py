@@ -1,0 +1,193 @@
+"""Latency and size measured per architecture signature, cached per target and runtime.
+
+A signature (family, input size, MAC reduction, precision, format, threads) is exported
+once with untrained weights and benched on the target through the normal bench (here, or
+over ssh with ``--host``); the figures are kept in a JSON file keyed by the target, the
+runtime version and the signature, so a signature is measured once across trials and
+studies. One bench at a time runs per device, whatever the number of workers: a lock file
+per target serialises them (``fcntl``, so workers on one machine; the workers of a cluster
+that share a device through ``--host`` each hold their own lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import edgecls
+from edgecls.atomic import write_text_atomic
+from edgecls.bench.machine import cpu_model, installed_backend_versions
+from edgecls.formats import artifact_size
+from edgecls.tune.space import Signature
+
+CACHE_ENV = "EDGECLS_TUNE_CACHE"
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    """Where candidates are measured: this machine, or a device reached over ssh."""
+
+    host: Any = None  # a remote.host.HostSpec, or None for this machine
+    profile: str | None = None  # a targets/ profile name (formats, threads)
+
+    def key(self) -> str:
+        """Tells targets apart in the cache: the host spec, or this machine's CPU and name."""
+        if self.host is not None:
+            return f"ssh:{self.host.text}"
+        return f"local:{platform.node()}:{cpu_model()}"
+
+    def label(self) -> str:
+        """How every output names where the figures come from."""
+        if self.host is not None:
+            return f"measured on {self.host.text}"
+        return f"measured on this machine ({cpu_model()}), not on a device"
+
+
+@dataclass
+class Measurement:
+    """The bench's figures for one signature on one target."""
+
+    signature: str
+    target: str
+    runtime: str
+    latency: dict[str, float]  # the bench's latency summary (p50_ms, p90_ms, ...)
+    size_bytes: int
+    measured: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def latency_ms(self, key: str = "p50_ms") -> float:
+        return float(self.latency[key])
+
+
+def runtime_version(signature: Signature, target: BenchTarget) -> str:
+    """The inference runtime the signature's format runs on, with its version: a new
+    runtime release may change every timing, so it is part of the key. A remote device's
+    runtime is the one ``edgecls bench --host`` installs for this edgecls version."""
+    if target.host is not None:
+        return f"{signature.format} via edgecls {edgecls.__version__} on the device"
+    versions = installed_backend_versions()
+    packages = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime", "onnxruntime-gpu"),
+                "openvino": ("openvino",)}.get(signature.format, ())
+    found = [f"{name} {versions[name]}" for name in packages if name in versions]
+    return found[0] if found else f"{signature.format} (no runtime installed)"
+
+
+def default_cache_path() -> Path:
+    """``$EDGECLS_TUNE_CACHE``, else ``~/.cache/edgecls/tune/latency.json``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edgecls" / "tune" / "latency.json"
+
+
+class LatencyCache:
+    """The JSON cache file; reads and writes under a lock, writes atomically."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else default_cache_path()
+
+    @staticmethod
+    def entry_key(target: str, runtime: str, signature: str) -> str:
+        return f"{target}|{runtime}|{signature}"
+
+    def get(self, target: str, runtime: str, signature: str) -> Measurement | None:
+        with self._locked("cache"):
+            entry = self._read().get(self.entry_key(target, runtime, signature))
+        return Measurement(**entry) if entry else None
+
+    def put(self, measurement: Measurement) -> None:
+        with self._locked("cache"):
+            entries = self._read()
+            entries[self.entry_key(measurement.target, measurement.runtime, measurement.signature)] = \
+                asdict(measurement)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, json.dumps({"entries": entries}, indent=1, sort_keys=True))
+
+    def _read(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8")).get("entries", {})
+        except (json.JSONDecodeError, AttributeError):  # a damaged cache is measured again
+            return {}
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.parent / f".{name}.lock"
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def device_lock(self, target: str) -> Iterator[None]:
+        """Held while a bench runs on ``target``: one bench at a time per device."""
+        digest = hashlib.blake2b(target.encode(), digest_size=8).hexdigest()
+        with self._locked(f"bench-{digest}"):
+            yield
+
+
+Exporter = Callable[[Signature, int, Path], Path]  # (signature, classes, work folder) -> artifact
+Bencher = Callable[[Path, Signature], dict[str, Any]]  # (artifact, signature) -> bench record
+
+
+@dataclass
+class LatencyMeter:
+    """Measures signatures on one target, through the cache.
+
+    Attributes:
+        target: where to measure.
+        cache: the shared cache.
+        classes: outputs of the candidates' heads (the dataset's class count).
+        work: scratch folder for the untrained artifacts.
+        export: builds the untrained artifact (``steps.untrained_artifact``).
+        bench: benches it (``steps.bench_here`` or ``steps.bench_on_host``).
+    """
+
+    target: BenchTarget
+    cache: LatencyCache
+    classes: int
+    work: Path
+    export: Exporter
+    bench: Bencher
+    hits: int = 0
+    measured: int = 0
+
+    def measure(self, signature: Signature) -> Measurement:
+        """The cached figures of ``signature``, else exported, benched and cached."""
+        target, runtime = self.target.key(), runtime_version(signature, self.target)
+        cached = self.cache.get(target, runtime, signature.key())
+        if cached is not None:
+            self.hits += 1
+            return cached
+        folder = _fresh_folder(self.work)
+        try:
+            artifact = self.export(signature, self.classes, folder)
+            with self.cache.device_lock(target):
+                record = self.bench(artifact, signature)
+            size = int(record.get("size_bytes") or artifact_size(artifact))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        measurement = Measurement(signature.key(), target, runtime, dict(record["latency"]), size)
+        self.cache.put(measurement)
+        self.measured += 1
+        return measurement
+
+
+def _fresh_folder(parent: Path) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="latency-", dir=parent))
+
+

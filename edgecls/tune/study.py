@@ -1,0 +1,236 @@
+"""The study: sampler, pruner and storage, behind one small interface (``Search``).
+
+This is the only module that imports Optuna. A study lives in a database: SQLite under
+``--out`` by default, or any ``--storage`` URL Optuna opens (``postgresql://``,
+``mysql://`` for a cluster; ``sqlite:///`` or ``journal:PATH`` for one box). Several
+processes given the same storage and study name share the study, each asking for the
+next trial.
+
+- Sampler: TPE with constraints (a candidate over the budget is told as infeasible, so
+  the sampler learns where the budget lies).
+- Pruner: successive halving on the val accuracy reported after every epoch (rung 1 is
+  the head on cached features, rung 2 the short fine-tune).
+- A trial left running by a killed process is failed once its heartbeat is stale (or at
+  once on ``--resume`` of a study that only this machine writes) and enqueued again with
+  the same parameters; failed trials never count towards ``--trials``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgecls.errors import ConfigError
+
+STATE_COMPLETE, STATE_PRUNED, STATE_FAILED = "complete", "pruned", "failed"
+HEARTBEAT_S = 30
+GRACE_S = 120
+RETRIES = 2
+DATASET_ATTR = "dataset"
+
+
+class Pruned(Exception):
+    """Raised inside a trial when the pruner stops it."""
+
+
+def default_storage(out: Path) -> str:
+    """The embedded default: a SQLite file under the tuning folder."""
+    return f"sqlite:///{(Path(out) / 'study.db').resolve()}"
+
+
+@dataclass
+class TrialHandle:
+    """One running trial: samples parameters and reports intermediate val accuracy."""
+
+    trial: Any
+
+    @property
+    def number(self) -> int:
+        return int(self.trial.number)
+
+    def choose(self, name: str, options: Sequence[Any]) -> Any:
+        return self.trial.suggest_categorical(name, list(options))
+
+    def report(self, value: float, step: int) -> None:
+        """Reports val accuracy after ``step`` epochs; raises ``Pruned`` when the pruner says so."""
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            raise Pruned(f"stopped by the pruner after {step} epochs at val accuracy {value:.4f}")
+
+    def set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+    def constrain(self, excess: float) -> None:
+        """How far over budget the candidate is (<= 0: within): the sampler learns from it."""
+        self.trial.set_constraint("budget", excess)
+
+    @property
+    def retry_of(self) -> int | None:
+        """The number of the trial this one retries (None for a new one)."""
+        attrs = self.trial.storage.get_trial_system_attrs(self.trial._trial_id)
+        return attrs.get("failed_trial")
+
+
+class Search:
+    """A study in its storage."""
+
+    def __init__(self, study: Any, local: bool) -> None:
+        self.study = study
+        self.local = local  # the default storage under --out: no other process writes it
+
+    @property
+    def name(self) -> str:
+        return str(self.study.study_name)
+
+    def ask(self) -> TrialHandle:
+        """The next trial: a queued retry first, else a new one from the sampler."""
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
+            warnings.simplefilter("ignore", UserWarning)
+            return TrialHandle(self.study.ask())
+
+    def tell(self, handle: TrialHandle, state: str, value: float | None = None) -> None:
+        import optuna
+
+        states = {STATE_COMPLETE: optuna.trial.TrialState.COMPLETE,
+                  STATE_PRUNED: optuna.trial.TrialState.PRUNED, STATE_FAILED: optuna.trial.TrialState.FAIL}
+        self.study.tell(handle.trial, value if state == STATE_COMPLETE else None, state=states[state])
+
+    def claim(self, dataset: str, settings: dict[str, Any]) -> None:
+        """Ties a new study to ``dataset``; raises ConfigError for a study of another one."""
+        claim(self.study, dataset, settings)
+
+    def abandon(self, handle: TrialHandle) -> None:
+        """Fails a trial stopped by Ctrl+C and queues it again, for ``--resume``."""
+        self.tell(handle, STATE_FAILED)
+        self._retry(self.study._storage.get_trial(handle.trial._trial_id))
+
+    def heartbeat(self, handle: TrialHandle) -> Any:
+        """A context that keeps the trial's heartbeat while it runs (a no-op without one)."""
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        return get_heartbeat_thread(handle.trial._trial_id, self.study._storage)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every trial as a plain dict: number, state, value, params, user attributes."""
+        names = {"FAIL": STATE_FAILED, "COMPLETE": STATE_COMPLETE, "PRUNED": STATE_PRUNED}
+        return [{"number": t.number, "state": names.get(t.state.name, t.state.name.lower()), "value": t.value,
+                 "params": dict(t.params), **dict(t.user_attrs)}
+                for t in self.study.get_trials(deepcopy=False)]
+
+    def finished(self) -> int:
+        """Trials that count towards ``--trials``: trained to the end or stopped by the
+        pruner (a failed trial, e.g. one killed and retried, does not)."""
+        return sum(1 for r in self.records() if r["state"] in ("complete", "pruned") and not r.get("over_budget"))
+
+    def recover(self, resume: bool) -> list[int]:
+        """Fails the trials a killed process left running and enqueues them again: those
+        whose heartbeat is stale, and with ``resume`` of a local study every running one.
+        Returns the numbers of the trials failed here."""
+        import optuna
+        from optuna.storages import fail_stale_trials
+
+        before = {t.number for t in self.study.get_trials(states=(optuna.trial.TrialState.FAIL,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(self.study)
+        if resume and self.local:
+            for trial in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
+                    self._retry(self.study._storage.get_trial(trial._trial_id))
+        failed = [t for t in self.study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+                  if t.number not in before]
+        return sorted(t.number for t in failed)
+
+    def _retry(self, trial: Any) -> None:
+        """Queues a failed trial again with its parameters (as a stale heartbeat does)."""
+        import optuna
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
+
+
+def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resource: int = 1) -> Search:
+    """Opens (or creates) study ``name`` in ``storage``; ``Search.claim`` then ties it to
+    a dataset.
+
+    Raises:
+        ConfigError: the storage cannot be opened.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    backend = _storage(storage)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
+    try:
+        study = optuna.create_study(study_name=name, storage=backend, load_if_exists=True,
+                                    direction="maximize", sampler=sampler, pruner=pruner)
+    except Exception as exc:  # SQLAlchemy/driver errors of many types
+        raise ConfigError(f"cannot open the study storage {_redacted(storage)}: {_first_line(exc)}",
+                          "pass a --storage URL the database accepts (e.g. postgresql://user@host/db)") from None
+    return Search(study, local)
+
+
+def _storage(url: str) -> Any:
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url.removeprefix("journal:")).expanduser()
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot open the study storage {url}: folder {path.parent} does not exist",
+                              "pass journal:PATH in an existing folder")
+        return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
+    except (optuna.exceptions.OptunaError, ValueError, ImportError, Exception) as exc:
+        raise ConfigError(f"cannot open the study storage {_redacted(url)}: {_first_line(exc)}",
+                          "pass a --storage URL the database accepts (e.g. postgresql://user@host/db, "
+                          "sqlite:///path/study.db)") from None
+
+
+def claim(study: Any, dataset: str, settings: dict[str, Any]) -> None:
+    """Stamps a new study with its dataset and settings; refuses one made for other data."""
+    owner = study.user_attrs.get(DATASET_ATTR)
+    if owner is None:
+        study.set_user_attr(DATASET_ATTR, dataset)
+        study.set_user_attr("settings", settings)
+    elif owner != dataset:
+        raise ConfigError(f"study {study.study_name!r} belongs to another dataset "
+                          f"({study.user_attrs.get('settings', {}).get('data', 'unknown')})",
+                          "pass another --study name, or the --data it was made for")
+
+
+def study_settings(storage: str, name: str) -> dict[str, Any] | None:
+    """The settings a study was created with, or None when it does not exist."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=_storage(storage))
+    except KeyError:
+        return None
+    return study.user_attrs.get("settings")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

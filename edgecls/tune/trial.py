@@ -1,0 +1,196 @@
+"""One trial: sample a candidate, measure its signature, train it only if it meets the
+budget, and report its val accuracy epoch by epoch so the pruner can stop it early.
+
+Fidelity rises in rungs: the head on cached backbone features first (cheap: the backbone
+runs once per image), then a short fine-tune; a pruned candidate is narrowed after that
+and fine-tuned for ``prune_epochs``. Only the val split is read; the test split stays
+untouched until the winner's final report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecls.errors import EdgeclsError
+from edgecls.tune import steps
+from edgecls.tune.budget import Budget
+from edgecls.tune.latency_cache import LatencyMeter, Measurement
+from edgecls.tune.space import Candidate, SearchSpace
+from edgecls.tune.study import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED, Pruned, Search, TrialHandle
+
+OVER_BUDGET = "over_budget"
+
+
+@dataclass
+class Fidelity:
+    """Epochs of each rung, and of the winner's full training.
+
+    Attributes:
+        head_epochs: rung 1, the head on cached features (pretrained candidates).
+        fine_tune_epochs: rung 2, the short fine-tune.
+        scratch_epochs: a from-scratch candidate's trial epochs (one phase). It is ranked
+            on the same short budget as the others, which favours pretrained candidates:
+            from scratch needs far more epochs to show what it can do.
+        prune_epochs: fine-tune epochs after structured pruning.
+        final_epochs: the winner's full training (``TrainConfig.epochs``).
+        batch_size: images per step (None: the training default).
+    """
+
+    head_epochs: int = 2
+    fine_tune_epochs: int = 2
+    scratch_epochs: int = 4
+    prune_epochs: int = 1
+    final_epochs: int = 20
+    batch_size: int | None = None
+
+    def trial_epochs(self, candidate: Candidate) -> int:
+        return self.head_epochs + self.fine_tune_epochs if candidate.pretrained else self.scratch_epochs
+
+
+@dataclass
+class TrialResult:
+    """What one trial ended with (also stored as the trial's user attributes)."""
+
+    number: int
+    state: str  # complete | pruned | failed | over_budget
+    candidate: Candidate
+    measurement: Measurement | None = None
+    val_accuracy: float | None = None
+    run_dir: Path | None = None
+    note: str | None = None
+
+
+def train_config(candidate: Candidate, data: Path, out: Path, epochs: int, fidelity: Fidelity,
+                 base: dict[str, Any], head_epochs: int | None = None) -> Any:
+    """The ``TrainConfig`` that trains ``candidate`` for ``epochs`` into ``out``."""
+    from edgecls.train.config import TrainConfig
+
+    values: dict[str, Any] = {**base, **candidate.train_overrides(), "data": str(data), "out": str(out),
+                              "epochs": epochs, "patience": None}
+    if fidelity.batch_size:
+        values["batch_size"] = fidelity.batch_size
+    if candidate.pretrained:
+        values["head_epochs"] = head_epochs or min(fidelity.head_epochs, epochs)
+    return dataclasses.replace(TrainConfig(), **values).validate()
+
+
+def run_trial(search: Search, space: SearchSpace, meter: LatencyMeter, budget: Budget, data: Path,
+              split_file: Path, folder: Path, fidelity: Fidelity, base: dict[str, Any],
+              say: Callable[[str], None]) -> TrialResult:
+    """Runs one trial of ``search`` to its end and tells the study how it ended."""
+    handle = search.ask()
+    try:
+        with search.heartbeat(handle):
+            result = _run(handle, space, meter, budget, data, split_file, folder, fidelity, base, say)
+    except KeyboardInterrupt:
+        search.abandon(handle)
+        raise
+    _tell(search, handle, result, budget)
+    return result
+
+
+def _run(handle: TrialHandle, space: SearchSpace, meter: LatencyMeter, budget: Budget, data: Path,
+         split_file: Path, folder: Path, fidelity: Fidelity, base: dict[str, Any],
+         say: Callable[[str], None]) -> TrialResult:
+    candidate = space.sample(handle)
+    result = TrialResult(handle.number, STATE_FAILED, candidate)
+    try:
+        result.measurement = meter.measure(candidate.signature)
+    except EdgeclsError as exc:
+        result.note = f"latency measurement failed: {exc}"
+        return result
+    figures = _figures(result.measurement, budget)
+    if budget.excess(*figures) > 0:
+        result.state, result.note = OVER_BUDGET, "over budget: not trained"
+        return result
+    say(f"trial {handle.number}: {candidate.signature.key()} ({figures[0]:.2f} ms, "
+        f"{figures[1] / 1e6:.2f} MB) training")
+    try:
+        result.val_accuracy, result.run_dir = _train(handle, candidate, data, split_file,
+                                                     folder / f"{handle.number:04d}", fidelity, base)
+        result.state = STATE_COMPLETE
+    except Pruned as stop:
+        result.state, result.note = STATE_PRUNED, str(stop)
+    except EdgeclsError as exc:
+        result.note = f"training failed: {exc}"
+    return result
+
+
+def _figures(measurement: Measurement, budget: Budget) -> tuple[float, int]:
+    return measurement.latency_ms(budget.latency_key), measurement.size_bytes
+
+
+def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Path, folder: Path,
+           fidelity: Fidelity, base: dict[str, Any]) -> tuple[float, Path]:
+    """Trains (and prunes) ``candidate`` at trial fidelity; returns its best val accuracy."""
+    if folder.exists():  # a retried trial number never repeats, but a damaged folder might
+        shutil.rmtree(folder)
+    run = folder / "run"
+    run.mkdir(parents=True)
+    shutil.copy(split_file, run / "split.json")
+    shutil.copy(split_file.with_name("labels.txt"), run / "labels.txt")
+    reporter = _EpochReporter(handle)
+    config = train_config(candidate, data, run, fidelity.trial_epochs(candidate), fidelity, base)
+    result = steps.train_run(config, callbacks=[reporter.keras_callback()], evaluate_test=False)
+    best = float(result.best_val_accuracy)
+    mac = candidate.signature.mac_reduction
+    if mac <= 0:
+        return best, run
+    pruned = folder / "pruned"
+    report = steps.prune_run(run, pruned, mac, fidelity.prune_epochs)
+    best = max(report.val_accuracy) if report.val_accuracy else best
+    reporter.report(best)
+    return float(best), pruned
+
+
+class _EpochReporter:
+    """Reports val accuracy to the trial after every epoch of every phase (one step each)."""
+
+    def __init__(self, handle: TrialHandle) -> None:
+        self.handle, self.step = handle, 0
+
+    def report(self, value: float) -> None:
+        self.step += 1
+        self.handle.report(value, self.step)
+
+    def keras_callback(self) -> Any:
+        import keras
+
+        reporter = self
+
+        class _Report(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                value = (logs or {}).get("val_accuracy")
+                if value is not None:
+                    reporter.report(float(value))
+
+        return _Report()
+
+
+def _tell(search: Search, handle: TrialHandle, result: TrialResult, budget: Budget) -> None:
+    """Stores the result with the trial; an over-budget candidate is told as infeasible
+    (its constraint is how far over it is) so the sampler learns where the budget lies."""
+    candidate = result.candidate
+    handle.set("signature", candidate.signature.key())
+    handle.set("candidate", candidate.params())
+    handle.set("note", result.note)
+    if result.measurement is not None:
+        latency, size = _figures(result.measurement, budget)
+        handle.set("latency_ms", latency)
+        handle.set("size_bytes", size)
+        handle.set("measured_on", result.measurement.target)
+        handle.constrain(budget.excess(latency, size))
+    if result.run_dir is not None:
+        handle.set("run_dir", str(result.run_dir))
+    if result.state == OVER_BUDGET:
+        handle.set("over_budget", True)
+        search.tell(handle, STATE_COMPLETE, 0.0)
+    elif result.state == STATE_COMPLETE:
+        handle.set("val_accuracy", result.val_accuracy)
+        search.tell(handle, STATE_COMPLETE, result.val_accuracy)
+    else:
+        search.tell(handle, result.state)

@@ -1,0 +1,116 @@
+"""`edgecls tune` end to end on tiny data and a tiny model family."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from edgecls.tune.budget import Budget
+from edgecls.tune.tuner import NoCandidateError, tune
+from helpers.tune import tiny_tune_config
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory):
+    """One tiny search of two trials, finished with the winner trained and exported."""
+    from helpers.images import write_image_folder
+
+    root = tmp_path_factory.mktemp("tune")
+    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
+    config = tiny_tune_config(data, root / "out", root / "cache" / "latency.json")
+    started = time.monotonic()
+    messages: list[str] = []
+    result = tune(config, say=messages.append)
+    return config, result, messages, time.monotonic() - started
+
+
+def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) -> None:
+    config, result, messages, seconds = searched
+    out = config.out
+    assert [r["state"] for r in result.rows] == ["complete", "complete"]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["latency_ms"] > 0 for r in result.rows)
+    winner = result.winner
+    assert winner is not None and winner["gate"] in ("passed", "inconclusive")
+    assert (out / "best" / "run" / "best.keras").is_file()
+    manifest = json.loads((out / "best" / "export" / "manifest.json").read_text())
+    assert manifest["artifacts"][0]["path"].endswith(".tflite")
+    assert (out / "best" / "run" / "metrics.json").is_file()  # the winner's test report
+    assert 0.0 <= winner["float_test_accuracy"] <= 1.0 and winner["latency_ms"] > 0
+    # the trials never read the test split: no trial run has a test evaluation
+    assert not list((out / "trials").rglob("metrics.json"))
+    assert "this machine" in winner["figures"] and "this machine" in result.summary["figures"]
+    for name in ("trials.csv", "index.html", "pareto.png", "summary.json"):
+        assert (out / name).is_file(), name
+    assert "Pareto" in (out / "index.html").read_text()
+    # the space has one signature: measured once, then a cache hit
+    assert result.summary["latency_measured_here"] == 1 and result.summary["latency_cache_hits"] == 1
+    print(f"tiny search: {seconds:.1f} s")
+
+
+def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
+    config, _, _, _ = searched
+    tight = tiny_tune_config(config.data, tmp_path / "out", config.cache,
+                             budget=Budget(latency_ms=0.0001), trials=5)
+    with pytest.raises(NoCandidateError) as info:
+        tune(tight)
+    message = str(info.value)
+    assert "no candidate meets p50 latency <= 0.0001 ms" in message and "closest: tiny_cnn 32px" in message
+    assert "\n" not in message
+    assert not list((tmp_path / "out").glob("trials/*/run"))  # nothing was trained
+    assert (tmp_path / "out" / "index.html").is_file()
+
+
+def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
+    """`edgecls tune --out OUT --resume` needs no --data nor budget: tune.json has them."""
+    from edgecls.cli.tune import _config
+
+    config, _, _, _ = searched
+    names = ("data", "out", "max_latency", "max_size", "percentile", "host", "target", "time_budget", "trials",
+             "resume", "storage", "study", "families", "sizes", "mac_reductions", "formats", "threads",
+             "final_epochs", "seed")
+    options = dict.fromkeys(names)
+    resumed = _config(**{**options, "out": config.out, "resume": True, "seed": 0})
+    assert resumed.budget == config.budget and resumed.space.families == config.space.families
+    assert resumed.trials == config.trials and resumed.fidelity == config.fidelity
+    assert Path(resumed.data).resolve() == Path(config.data).resolve()
+
+
+def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
+    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it,
+    runs it again with the same parameters, and counts it once."""
+    import dataclasses
+
+    from edgecls.tune.study import default_storage, open_search
+
+    config, _, _, _ = searched
+    search = open_search(default_storage(config.out), config.study, local=True)
+    killed = search.ask()
+    killed.choose("family", config.space.families)
+    killed.choose("size", config.space.sizes)
+    lr = killed.choose("scratch_lr", config.space.scratch_lrs)
+    messages: list[str] = []
+    result = tune(dataclasses.replace(config, trials=3, finalize=False), resume=True, say=messages.append)
+    assert f"trial {killed.number} was left running by a stopped process: marked failed, queued again" in messages
+    states = {r["trial"]: r["state"] for r in result.rows}
+    assert states[killed.number] == "failed" and list(states.values()).count("complete") == 3
+    retried = [r for r in result.rows if r["trial"] > killed.number]
+    assert len(retried) == 1 and retried[0]["lr"] == lr
+
+
+def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from edgecls.tune.tuner import _finalist_problem
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache", budget=Budget(latency_ms=2.0))
+    row = {"trial": 4, "latency_ms": 1.5, "size_mb": 3.0}
+    passed = SimpleNamespace(failed=[])
+    within = {"latency": {"p50_ms": 1.9}, "size_bytes": 3_000_000}
+    assert _finalist_problem(config, row, passed, within) is None
+    gate = SimpleNamespace(failed=[SimpleNamespace(verdict="failed", drop_pp=2.5)])
+    assert _finalist_problem(config, row, gate, within) == "trial 4 failed the export gate (failed, +2.50 pp)"
+    slow = _finalist_problem(config, row, passed, {"latency": {"p50_ms": 2.6}, "size_bytes": 3_000_000})
+    assert slow.startswith("trial 4 trained measures 2.60 ms") and "untrained proxy measured 1.50 ms" in slow
