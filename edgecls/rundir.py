@@ -62,6 +62,31 @@ class ExportDir:
 
 
 @dataclass(frozen=True)
+class TuneDir:
+    """Paths inside one ``edgecls tune --out`` folder: the winner's run and its export."""
+
+    root: Path
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best"
+
+    @property
+    def best_run(self) -> Path:
+        """The winner trained in full (pruned, when its candidate is)."""
+        return self.best / "run"
+
+    @property
+    def best_unpruned(self) -> Path:
+        """The winner's full training before structured pruning (pruned candidates only)."""
+        return self.best / "full"
+
+    @property
+    def best_export(self) -> ExportDir:
+        return ExportDir(self.best / "export")
+
+
+@dataclass(frozen=True)
 class RunDir:
     """Paths inside one run directory."""
 

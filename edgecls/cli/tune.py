@@ -77,7 +77,7 @@ def tune(
     console = Console()
     console.print(f"budget: {config.budget.describe()}; {config.target.label()}", highlight=False, soft_wrap=True)
     tuning = open_tuning(config, resume)  # storage, study and data checked before TensorFlow loads
-    from edgecls.cli.tf_import import import_tensorflow_quietly
+    from edgecls.present.tf_import import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     result = run_tuning(tuning, say=lambda m: console.print(escape(m), highlight=False, soft_wrap=True))

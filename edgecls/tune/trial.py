@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgecls.errors import EdgeclsError
+from edgecls.rundir import RunDir
 from edgecls.tune import steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import LatencyMeter, Measurement
@@ -131,8 +132,8 @@ def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Pa
         shutil.rmtree(folder)
     run = folder / "run"
     run.mkdir(parents=True)
-    shutil.copy(split_file, run / "split.json")
-    shutil.copy(split_file.with_name("labels.txt"), run / "labels.txt")
+    shutil.copy(split_file, RunDir(run).split)
+    shutil.copy(RunDir(split_file.parent).labels, RunDir(run).labels)
     reporter = _EpochReporter(handle)
     config = train_config(candidate, data, run, fidelity.trial_epochs(candidate), fidelity, base)
     result = steps.train_run(config, callbacks=[reporter.keras_callback()], evaluate_test=False)

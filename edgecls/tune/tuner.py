@@ -25,6 +25,7 @@ from typing import Any, Callable
 from edgecls.atomic import write_text_atomic
 from edgecls.data.split import Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.rundir import RunDir, TuneDir
 from edgecls.tune import report, steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
@@ -205,7 +206,7 @@ def _split_once(config: TuneConfig) -> Path:
     """The dataset's split, made (and every file checked) once for all trials."""
     folder = Path(config.out) / "split"
     prepare_split(config.data, folder, seed=config.seed)
-    return folder / "split.json"
+    return RunDir(folder).split
 
 
 def dataset_fingerprint(split_file: Path) -> str:
@@ -331,12 +332,12 @@ def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path)
     into best/export, and a bench of the trained artifact on the target."""
     from edgecls.tune.space import Candidate
 
-    best = Path(config.out) / "best"
-    shutil.rmtree(best, ignore_errors=True)
-    full = best / ("full" if row["mac_reduction"] else "run")
+    layout = TuneDir(Path(config.out))
+    shutil.rmtree(layout.best, ignore_errors=True)
+    full = layout.best_unpruned if row["mac_reduction"] else layout.best_run
     full.mkdir(parents=True)
-    shutil.copy(split_file, full / "split.json")
-    shutil.copy(split_file.with_name("labels.txt"), full / "labels.txt")
+    shutil.copy(split_file, RunDir(full).split)
+    shutil.copy(RunDir(split_file.parent).labels, RunDir(full).labels)
     signature = Signature(row["family"], row["size"], row["mac_reduction"], "int8", row["format"], row["threads"])
     candidate = Candidate(signature, row["weights"], row["lr"], row["fine_tune_lr"], row["fine_tune_fraction"])
     fidelity = config.fidelity
@@ -346,10 +347,10 @@ def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path)
     test_accuracy = (trained.test_metrics or {}).get("accuracy")
     run = full
     if row["mac_reduction"]:
-        run = best / "run"
+        run = layout.best_run
         test_accuracy = steps.prune_run(full, run, row["mac_reduction"], max(2, fidelity.prune_epochs)).accuracy_after
-    manifest = steps.export_gated(run, best / "export", row["format"], "int8", row["threads"])
-    artifact = best / "export" / manifest.artifacts[0].path
+    manifest = steps.export_gated(run, layout.best_export.root, row["format"], "int8", row["threads"])
+    artifact = layout.best_export.root / manifest.artifacts[0].path
     record = _bench_trained(config, artifact, row["threads"])
     record["float_test_accuracy"] = test_accuracy
     return manifest, record
@@ -367,8 +368,8 @@ def _winner(row: dict[str, Any], manifest: Any, record: dict[str, Any], config: 
     latency = record.get("latency") or {}
     return {"trial": row["trial"], "family": row["family"], "size": row["size"],
             "mac_reduction": row["mac_reduction"], "format": row["format"], "threads": row["threads"],
-            "trial_val_accuracy": row["val_accuracy"], "run": str(Path(config.out) / "best" / "run"),
-            "artifact": str(Path(config.out) / "best" / "export" / artifact.path),
+            "trial_val_accuracy": row["val_accuracy"], "run": str(TuneDir(Path(config.out)).best_run),
+            "artifact": str(TuneDir(Path(config.out)).best_export.root / artifact.path),
             "float_test_accuracy": record.get("float_test_accuracy"),
             "int8_accuracy_held_out": artifact.accuracy, "gate": artifact.verdict,
             "latency_ms": latency.get(config.budget.latency_key), "size_bytes": record.get("size_bytes"),
