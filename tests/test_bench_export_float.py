@@ -60,8 +60,9 @@ def test_report_compares_int8_with_the_float_predictions_on_the_same_images(expo
     assert row.drop_pp == pytest.approx(-100 * 2 / images, abs=1e-3)
     assert row.paired.counts.wrong_to_right == 2 and row.paired.counts.right_to_wrong == 0
     row_cells = dict(zip(headers(COLUMNS), cells(row, COLUMNS)))
-    assert row_cells["vs float"] != "–" and row_cells["vs float 95%"].startswith("[")
-    assert baseline_notes([row]) == [f"{model.name}: Δ float vs the float model on the same {images} "
+    assert row_cells["drop vs float"] == f"{-200 / images:+.2f}pp"  # a gain of 2 images: minus
+    assert row_cells["drop vs float 95%"].startswith("[-")
+    assert baseline_notes([row]) == [f"{model.name}: drop vs the float model on the same {images} "
                                      "images (export's predictions.json)"]
 
 

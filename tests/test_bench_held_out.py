@@ -152,4 +152,4 @@ def test_report_pairs_int8_with_its_fp32_twin_image_by_image(folder: Path, tmp_p
     assert paired is not None and paired.counts.images == rows["int8"].record["accuracy"]["images"]
     row_cells = dict(zip(headers(COLUMNS), cells(rows["int8"], COLUMNS)))
     assert row_cells["changed -/+"] == f"-{paired.counts.right_to_wrong}/+{paired.counts.wrong_to_right}"
-    assert row_cells["vs float 95%"].startswith("[") and row_cells["top-1 95%"].startswith("[")
+    assert row_cells["drop vs float 95%"].startswith("[") and row_cells["top-1 95%"].startswith("[")

@@ -144,7 +144,7 @@ def test_terminal_table_shows_groups_rows_and_failure_reason() -> None:
     assert "Raspberry Pi 4 Model B" in text
     assert "model_int8.xml (4 threads): failed: load failed: OpenVINO is not installed" in text
     assert "warning: skipped" in text and "broken.json" in text
-    assert "-1.91pp" in text  # Pi INT8 TFLite vs Pi FP32 TFLite
+    assert "+1.91pp" in text  # Pi INT8 TFLite lost 1.91 pp vs Pi FP32 TFLite: + is a loss
 
 
 def test_narrow_terminal_gets_one_column_per_model() -> None:
@@ -160,7 +160,7 @@ def test_markdown_has_a_table_per_target() -> None:
     md = render_markdown(merge_reports([X86, PI]))
     assert "## raspberry-pi-4" in md and "## x86-cpu" in md
     header = next(line for line in md.splitlines() if line.startswith("| model |"))
-    assert "p50 ms" in header and "vs float" in header and "status" in header
+    assert "p50 ms" in header and "drop vs float" in header and "status" in header
     rows = [line for line in md.splitlines() if line.startswith("| model_")]
     assert len(rows) == 10
     assert all(line.count("|") == header.count("|") for line in rows)
@@ -185,7 +185,7 @@ def test_html_is_self_contained_with_table_and_plots() -> None:
     html = render_html(merge_reports([X86, PI, OLD]))
     assert html.count("<table class='bench'>") == 2
     assert html.count("<svg") >= 2 + 2 + 9  # 2 accuracy/latency, size, per-class, 9 confusions
-    assert "Pareto front" in html and "Per-class accuracy change" in html
+    assert "Pareto front" in html and "Per-class accuracy drop" in html and "+ is a loss" in html
     assert "Size per artifact" in html and "Confusion matrices" in html
     assert "schema_version is 0" in html
     # nothing to fetch: no scripts, stylesheets or images by URL (SVG namespaces are not fetched)

@@ -27,7 +27,7 @@ def _drop(row: Row) -> str:
     drop = row.drop_pp
     if drop is None:
         return "–"
-    return "0.00pp" if abs(drop) < 0.005 else f"{-drop:+.2f}pp"
+    return "0.00pp" if abs(drop) < 0.005 else f"{drop:+.2f}pp"  # + is a loss, as in the export gate
 
 
 def _top1_interval(row: Row) -> str:
@@ -37,7 +37,7 @@ def _top1_interval(row: Row) -> str:
 
 def _paired_interval(row: Row) -> str:
     p = row.paired
-    return "–" if p is None else f"[{-p.high_pp:+.2f}, {-p.low_pp:+.2f}]pp"
+    return "–" if p is None else f"[{p.low_pp:+.2f}, {p.high_pp:+.2f}]pp"
 
 
 def _changed(row: Row) -> str:
@@ -49,7 +49,7 @@ def _worst_class(row: Row) -> str:
     worst = row.worst_class
     if worst is None or worst[1] <= 0:
         return "–"
-    return f"{worst[0]} {-worst[1]:+.1f}pp ({-worst[2]:+d})"
+    return f"{worst[0]} {worst[1]:+.1f}pp ({worst[2]:+d})"  # lost pp (net images lost)
 
 
 def _memory(row: Row) -> float | None:
@@ -72,8 +72,8 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
     ("top-1 95%", _top1_interval, True, None),
     ("top-5", lambda r: _num(_accuracy(r, "top5"), ".4f"), True, None),
     ("macro F1", lambda r: _num(_accuracy(r, "macro_f1"), ".4f"), True, None),
-    ("vs float", _drop, True, "Δ float"),
-    ("vs float 95%", _paired_interval, True, None),
+    ("drop vs float", _drop, True, "drop"),
+    ("drop vs float 95%", _paired_interval, True, None),
     ("changed -/+", _changed, True, None),
     ("worst class", _worst_class, False, None),
     ("p50 ms", lambda r: _num(_latency(r, "p50_ms"), ".2f"), True, "p50"),
@@ -87,7 +87,8 @@ COLUMNS: list[tuple[str, Callable[[Row], str], bool, str | None]] = [
 ]
 TERMINAL_COLUMNS = [(short, fmt, right, short) for _, fmt, right, short in COLUMNS if short]
 TERMINAL_CAPTION = ("p50/p99 latency in ms · size and peak RSS in MB · "
-                    "Δ float: top-1 vs the fp32 model (else the export's float predictions, else the --reference) · "
+                    "drop: top-1 lost vs the fp32 model, + is a loss (else vs the export's float predictions, "
+                    "else the --reference) · "
                     "±p50: spread of the p50 of 5 blocks of runs")
 
 
@@ -117,8 +118,8 @@ def failure_notes(rows: list[Row]) -> list[str]:
 
 
 def baseline_notes(rows: list[Row]) -> list[str]:
-    """"file: Δ float vs ..." for every row compared with the float model of its export's predictions."""
-    return [f"{r.record['file']}: Δ float vs the {r.float_source}" for r in rows
+    """"file: drop vs ..." for every row compared with the float model of its export's predictions."""
+    return [f"{r.record['file']}: drop vs the {r.float_source}" for r in rows
             if r.float_source and r.float_source.startswith("float model")]
 
 

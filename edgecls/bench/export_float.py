@@ -3,7 +3,7 @@
 ``edgecls export`` writes ``predictions.json`` beside its artifacts: the float model's top-1
 on every held-out image of the run. When bench scores an artifact of that export (its bytes
 are the ones validated) on images that are all among them, the float model's hits on those
-same images give the report its "Δ float" and a paired interval without an fp32 artifact.
+same images give the report its "drop vs float" and a paired interval without an fp32 artifact.
 Images are matched by their absolute path (the dataset folder the export recorded).
 """
 

@@ -93,8 +93,8 @@ def size_per_artifact(rows: list[Row]) -> str | None:
     return _to_svg(fig)
 
 
-def per_class_change(rows: list[Row]) -> str | None:
-    """Per-class top-1 change of each INT8 model versus its float twin, in pp."""
+def per_class_drop(rows: list[Row]) -> str | None:
+    """Per-class top-1 drop of each INT8 model versus its float twin, in pp (+ is a loss)."""
     pairs = [(row, row.float_per_class) for row in rows
              if row.record.get("precision") == "int8" and row.float_per_class
              and row.record.get("accuracy") and not row.record["accuracy"].get("scored_with_threads")]
@@ -106,14 +106,14 @@ def per_class_change(rows: list[Row]) -> str | None:
     fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(classes) * max(1, len(pairs) / 2)), 3.8))
     for k, (row, float_per_class) in enumerate(pairs):
         per_class = row.record["accuracy"]["per_class"]
-        deltas = [100.0 * (per_class.get(c, 0.0) - float_per_class.get(c, 0.0)) for c in classes]
-        ax.bar([i + k * width for i in range(len(classes))], deltas, width=width,
+        drops = [100.0 * (float_per_class.get(c, 0.0) - per_class.get(c, 0.0)) for c in classes]
+        ax.bar([i + k * width for i in range(len(classes))], drops, width=width,
                label=f"{row.group}: {row.record['file']}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks([i + width * (len(pairs) - 1) / 2 for i in range(len(classes))])
     ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_ylabel("top-1 change vs float (pp)")
-    ax.set_title("Per-class accuracy change, INT8 vs float (or the reference)")
+    ax.set_ylabel("top-1 drop vs float (pp, + is a loss)")
+    ax.set_title("Per-class accuracy drop, INT8 vs float (or the reference)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     return _to_svg(fig)

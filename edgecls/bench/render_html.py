@@ -67,7 +67,7 @@ def _group_section(group: str, rows: list[Row]) -> str:
 
 def _cross_target_section(rows: list[Row]) -> str:
     figures = [_figure(plots.size_per_artifact(rows), "Size per artifact"),
-               _figure(plots.per_class_change(rows), "Per-class change INT8 vs float")]
+               _figure(plots.per_class_drop(rows), "Per-class drop INT8 vs float")]
     scored = [r for r in rows if r.record.get("accuracy") and not r.record["accuracy"].get("scored_with_threads")]
     confusions = [_figure(plots.confusion_matrix(r), f"Confusion matrix {r.record['file']}")
                   for r in scored[: plots.MAX_CONFUSION_PLOTS]]
@@ -107,7 +107,7 @@ _NOTE = (
     "<p class='note'>Latency is <code>Classifier.predict</code> on one prepared frame after an "
     "untimed warm-up; p50 spread is the range of the p50 of five consecutive blocks of runs, "
     "the noise this machine showed during the run. Peak RSS is measured in a fresh process per "
-    "model. Top-1 change is versus the fp32 model of the same run on the same machine; without "
+    "model. Top-1 drop (+ is a loss) is versus the fp32 model of the same run on the same machine; without "
     "one, versus the float model's top-1 on the same images from the export's predictions.json; "
     "else the reference model.</p>"
 )

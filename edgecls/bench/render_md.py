@@ -24,8 +24,8 @@ def render_markdown(merged: MergedReport) -> str:
         lines += ["| " + " | ".join(_escape(c) for c in cells(row, columns)) + " |" for row in rows]
         lines += [""] + [f"- {_escape(note)}" for note in failure_notes(rows) + baseline_notes(rows)]
         lines.append("")
-    lines.append("Top-1 drop is versus the fp32 model on the same machine, else the float model's top-1 on the "
-                 "same images from the export's predictions.json, else the reference model; "
+    lines.append("Top-1 drop (+ is a loss) is versus the fp32 model on the same machine, else the float model's "
+                 "top-1 on the same images from the export's predictions.json, else the reference model; "
                   "p50 spread is the range of the p50 of five consecutive blocks of runs, in percent of their median.")
     return "\n".join(lines) + "\n"
 
