@@ -361,13 +361,16 @@ def uncertainty_vs_random(pairs: list[tuple[str, str]]) -> dict[str, float] | No
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
-    """Per seed x strategy x round, then uncertainty vs random per seed and pooled."""
+    """Per seed x strategy x round, then uncertainty vs random per seed and pooled. ``busy``:
+    frames a strategy picked but the collector's writer had no room for (a file source
+    streams faster than a camera)."""
     print(f"\n{'seed':>4} {'strategy':<11} {'round':>5} {'labelled':>8} {'test acc':>8} {'n':>4} "
-          f"{'kept':>5} {'collect ms/frame':>16} {'loop ms/frame':>13} {'round s':>8}  compare NEW OLD")
+          f"{'kept':>5} {'busy':>5} {'collect ms/frame':>16} {'loop ms/frame':>13} {'round s':>8}  compare NEW OLD")
     for r in records:
         c = r.get("collect") or {}
         print(f"{r['seed']:>4} {r['strategy']:<11} {r['round']:>5} {r['labelled']:>8} "
               f"{mean(r['test_correct']):>8.4f} {len(r['test_correct']):>4} {c.get('kept', '-'):>5} "
+              f"{(c.get('skipped') or {}).get('writer_busy', 0) if c else '-':>5} "
               f"{c.get('collect_ms_per_frame', float('nan')):>16.3f} {c.get('loop_ms_per_frame', float('nan')):>13.2f} "
               f"{r['seconds']:>8.0f}  {(r.get('compare') or {}).get('summary', '')}")
     by_key = {(r["seed"], r["strategy"], r["round"]): r["test_correct"] for r in records}
