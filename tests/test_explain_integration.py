@@ -83,7 +83,7 @@ def test_explain_of_an_artifact_against_a_run_is_quiet_and_says_what_the_time_co
         run_dir: Path, tmp_path: Path) -> None:
     """Issue 24: `explain ARTIFACT --compare RUN` printed TensorFlow's CUDA and absl start-up
     lines (other commands mute them) and a per-image time far from the command's."""
-    from tiny_models import make_onnx, tiny_metadata
+    from helpers.tiny_models import make_onnx, tiny_metadata
 
     labels = (run_dir / "labels.txt").read_text().split()
     artifact = make_onnx(tmp_path / "model_int8.onnx", metadata=tiny_metadata(labels=labels))
