@@ -8,6 +8,10 @@ import typer
 
 from edgecls.cli.app import app
 from edgecls.cli.remote import SSH_CONFIG_ENV
+from edgecls.present.hosts import HostProgress
+from edgecls.remote.collect import CollectJob, collect_from_hosts
+from edgecls.remote.host import parse_hosts
+from edgecls.remote.inbox import Inbox
 
 HOST_HELP = ("Device to pull from over ssh: user@host[:port] or an alias from ~/.ssh/config (key or agent "
              f"authentication, known host keys only; ${SSH_CONFIG_ENV} names another ssh config file). "
@@ -36,10 +40,6 @@ def collect(
     from rich.console import Console
     from rich.markup import escape
 
-    from edgecls.present.hosts import HostProgress
-    from edgecls.remote.collect import CollectJob, collect_from_hosts
-    from edgecls.remote.host import parse_hosts
-    from edgecls.remote.inbox import Inbox
 
     job = CollectJob(hosts=parse_hosts(host), inbox=Inbox(into), device_dir=device_dir,
                      keep_on_device=keep_on_device, timeout_s=timeout)

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
+from edgecls.errors import ConfigError
 
 
 @app.command("review")
@@ -44,7 +45,6 @@ def review(
     from edgecls.review.session import ReviewSession
 
     if run is not None and not run.exists():
-        from edgecls.errors import ConfigError
         raise ConfigError(f"--run {run} does not exist", "pass a training run folder or an exported model file")
     session = ReviewSession(inbox, data, who or getpass.getuser())
     console = Console(highlight=False)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from edgecls.errors import EdgeclsError
 from edgecls.rundir import RunDir
+from edgecls.train.config import TrainConfig
 from edgecls.tune import steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import LatencyMeter, Measurement
@@ -68,8 +69,6 @@ class TrialResult:
 def train_config(candidate: Candidate, data: Path, out: Path, epochs: int, fidelity: Fidelity,
                  base: dict[str, Any], head_epochs: int | None = None) -> Any:
     """The ``TrainConfig`` that trains ``candidate`` for ``epochs`` into ``out``."""
-    from edgecls.train.config import TrainConfig
-
     values: dict[str, Any] = {**base, **candidate.train_overrides(), "data": str(data), "out": str(out),
                               "epochs": epochs, "patience": None}
     if fidelity.batch_size:

@@ -29,7 +29,7 @@ from edgecls.rundir import RunDir, TuneDir
 from edgecls.tune import report, steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
-from edgecls.tune.space import SearchSpace, Signature
+from edgecls.tune.space import Candidate, SearchSpace, Signature
 from edgecls.tune.study import Search, default_storage, open_search
 from edgecls.tune.trial import OVER_BUDGET, Fidelity, TrialResult, run_trial, train_config
 
@@ -330,8 +330,6 @@ def _finalist_problem(config: TuneConfig, row: dict[str, Any], manifest: Any, re
 def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path) -> tuple[Any, dict[str, Any]]:
     """Full training (then pruning) of ``row``'s candidate into best/, the gated export
     into best/export, and a bench of the trained artifact on the target."""
-    from edgecls.tune.space import Candidate
-
     layout = TuneDir(Path(config.out))
     shutil.rmtree(layout.best, ignore_errors=True)
     full = layout.best_unpruned if row["mac_reduction"] else layout.best_run
