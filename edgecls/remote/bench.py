@@ -2,7 +2,8 @@
 
 Per host, in parallel: connect, prepare an environment (``device.py``), copy the artifacts
 and the fixed sample of held-out images into a job folder under ``~/.edgecls/jobs``, run
-``edgecls bench`` there, fetch its JSON and remove the job folder. The per-host reports are
+``edgecls bench`` there (one at a time per device, see ``device_lock``), fetch its JSON and
+remove the job folder. The per-host reports are
 merged into one file that ``edgecls report`` reads: each record carries its ``host`` and its
 device's ``machine``, and ``hosts`` lists every host's status (see bench/SCHEMA.md).
 """
@@ -49,6 +50,8 @@ from edgecls.remote.ssh import (
 from edgecls.runtime.targets import load_target, target_file
 
 JOBS_DIR = ".edgecls/jobs"
+DEVICE_LOCK = ".edgecls/bench.lock"
+LOCK_BUSY = 75  # the device's exit code when another bench kept its lock too long
 RESULT = "result.json"
 Say = Callable[[HostSpec, str], None]
 
@@ -100,7 +103,7 @@ def bench_on_hosts(job: RemoteBenchJob, say: Say | None = None) -> dict[str, Any
     remote_args = bench_arguments(job, data_folder)
     setup_s = job.ssh.connect_timeout_s + 60.0 + job.prepare.timeout_s + 600.0
     outcomes = run_on_hosts(job.hosts, lambda host: _bench_host(host, job, files, remote_args, say),
-                            timeout_s=setup_s + job.bench_timeout_s())
+                            timeout_s=setup_s + 2 * job.bench_timeout_s())  # waiting for the lock, then running
     for outcome in outcomes:
         say(outcome.host, outcome.status if outcome.passed else f"{outcome.status}: {outcome.reason}")
     report = merge_host_reports(outcomes, job.models, job.options.reference)
@@ -199,8 +202,9 @@ def _bench_host(host: HostSpec, job: RemoteBenchJob, files: dict[str, Path], arg
 
 def _run_remote_bench(transport: SshTransport, environment: Environment, folder: str, args: list[str],
                       timeout_s: float) -> dict[str, Any]:
-    command = f"cd {shell_path(folder)} && {limit_time(timeout_s)}{environment.python} -m edgecls {shlex.join(args)}"
-    proc = transport.run(command, timeout_s + 30.0, check=False)
+    command = (f"{device_lock(timeout_s)}cd {shell_path(folder)} && "
+               f"{limit_time(timeout_s)}{environment.python} -m edgecls {shlex.join(args)}")
+    proc = transport.run(command, 2 * timeout_s + 30.0, check=False)
     if proc.returncode not in (0, 1):  # 1: a model failed or scored below the floor; the JSON is there
         raise RemoteError(f"{transport.host.text}: edgecls bench exited with {proc.returncode}: "
                           f"{last_line(proc.stderr) or last_line(proc.stdout) or 'no output'}")
@@ -210,6 +214,16 @@ def _run_remote_bench(transport: SshTransport, environment: Environment, folder:
     except (ValueError, SchemaError) as exc:
         raise RemoteError(f"{transport.host.text}: the device's bench JSON is unusable: {exc}") from None
     return report
+
+
+def device_lock(wait_s: float) -> str:
+    """Shell prefix holding the device's bench lock for the rest of the command: ``flock`` on
+    ``~/.edgecls/bench.lock`` (when the device has util-linux's flock), so benches started by
+    several processes or machines run one at a time and never skew each other's timings.
+    Waits up to ``wait_s`` seconds, then ends with ``LOCK_BUSY`` and says why."""
+    wait = int(wait_s) + 1
+    return (f"if command -v flock >/dev/null 2>&1; then exec 9>>{shell_path(DEVICE_LOCK)} && flock -w {wait} 9 "
+            f"|| {{ echo 'another bench kept the device busy for {wait} s' >&2; exit {LOCK_BUSY}; }}; fi; ")
 
 
 def limit_time(seconds: float) -> str:

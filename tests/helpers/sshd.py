@@ -151,3 +151,39 @@ def _wait_listening(port: int, process: subprocess.Popen, log: Path, timeout_s: 
                 return
         time.sleep(0.05)
     raise RuntimeError(f"sshd did not listen on port {port} within {timeout_s} s")
+
+
+# The device's ``python3``: this test's Python, logging when each ``edgecls bench`` starts and ends.
+_DEVICE_PYTHON = """#!/bin/sh
+case "$*" in
+  *"-m edgecls bench"*)
+    echo "start $(date +%s.%N)" >> "$HOME/bench.log"
+    "{python}" "$@"; code=$?
+    echo "end $(date +%s.%N)" >> "$HOME/bench.log"
+    exit $code;;
+esac
+exec "{python}" "$@"
+"""
+
+
+def start_python_device(lab: SshLab, name: str, site: Path, python: str) -> SshServer:
+    """A "device" whose ``python3`` (on its PATH) is ``python`` running this checkout: a bench
+    over ssh finds it and reuses it as it is, nothing installed. ``site`` comes first on its
+    PYTHONPATH (a package's dist-info there changes the version the device reports). Each
+    ``edgecls bench`` it runs adds its start and end (epoch seconds) to ``HOME/bench.log``."""
+    bin_dir = lab.root / f"{name}-bin"
+    bin_dir.mkdir(parents=True)
+    wrapper = bin_dir / "python3"
+    wrapper.write_text(_DEVICE_PYTHON.format(python=python))
+    wrapper.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": f"{site}:{REPO}"}
+    return lab.start(name, env=env)
+
+
+def bench_intervals(server: SshServer) -> list[tuple[float, float]]:
+    """(start, end) of each ``edgecls bench`` a ``start_python_device`` ran, in start order."""
+    log = server.home / "bench.log"
+    lines = log.read_text().split() if log.is_file() else []
+    starts = [float(v) for k, v in zip(lines[::2], lines[1::2]) if k == "start"]
+    ends = [float(v) for k, v in zip(lines[::2], lines[1::2]) if k == "end"]
+    return sorted(zip(starts, ends))
