@@ -7,10 +7,13 @@ device, and a device whose bench fails ends the search with one line.
 from __future__ import annotations
 
 import fcntl
+import json
+import platform
 import shutil
 import sys
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,39 @@ def _meter(server: SshServer, cache: Path, model: Path) -> LatencyMeter:
     return LatencyMeter(target, LatencyCache(cache), 3, cache.parent / "work", export, bench)
 
 
+def _upgrade(site: Path, package: str, version: str) -> None:
+    """The device's ``package`` now reports ``version`` (a dist-info first on its path)."""
+    info = site / f"{package}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+
+
+def test_device_runtime_is_asked_once_per_process_and_keys_the_cache(lab: Lab, onnx_model: Path,
+                                                                      tmp_path: Path) -> None:
+    cache = tmp_path / "latency.json"
+    first = _meter(lab.device, cache, onnx_model)
+    measured = first.measure(ONNX)
+    here = metadata.version("onnxruntime")  # the device runs this machine's Python
+    assert measured.target == f"ssh:{lab.device.spec}" and measured.latency_ms() > 0
+    assert measured.runtime.startswith(f"onnxruntime {here} on {platform.machine()} (")
+    assert measured.machine["packages"]["onnxruntime"] == here and measured.machine["cpu_model"]
+    assert first.measure(ONNX).runtime == measured.runtime and (first.measured, first.hits) == (1, 1)
+    again = _meter(lab.device, cache, onnx_model)  # another process, same device runtime: cached
+    assert again.measure(ONNX).measured == measured.measured and (again.measured, again.hits) == (0, 1)
+
+    _upgrade(lab.site, "onnxruntime", "99.0")
+    try:
+        upgraded = _meter(lab.device, cache, onnx_model)
+        remeasured = upgraded.measure(ONNX)
+        assert remeasured.runtime.startswith("onnxruntime 99.0 on ") and upgraded.measured == 1
+        assert remeasured.machine["packages"]["onnxruntime"] == "99.0"
+    finally:
+        shutil.rmtree(lab.site / "onnxruntime-99.0.dist-info")
+    assert upgraded.measure(ONNX).runtime == remeasured.runtime  # asked once: this process keeps its answer
+    entries = json.loads(cache.read_text())["entries"]
+    assert {e["machine"]["packages"]["onnxruntime"] for e in entries.values()} == {"99.0", here}
+
+
 def test_a_bench_waits_while_another_holds_the_device(lab: Lab, onnx_model: Path) -> None:
     """The device's bench lock: a bench started while another runs there begins after it."""
     edgecls_home = lab.device.home / ".edgecls"
@@ -107,3 +143,13 @@ def _wait_for_job_folder(jobs: Path, worker: threading.Thread, timeout_s: float 
     deadline = time.monotonic() + timeout_s
     while not any(jobs.glob("bench-*/models/*")) and worker.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def test_a_device_whose_bench_fails_fails_the_measurement_with_the_reason(lab: Lab, onnx_model: Path,
+                                                                            tmp_path: Path) -> None:
+    meter = _meter(lab.broken, tmp_path / "latency.json", onnx_model)
+    with pytest.raises(EdgeclsError) as failed:
+        meter.measure(ONNX)
+    assert f"the bench on {lab.broken.spec} did not run" in str(failed.value)
+    assert not (tmp_path / "latency.json").exists()  # nothing cached
+

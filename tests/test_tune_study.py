@@ -4,14 +4,16 @@ kill, workers sharing a storage, a study of another dataset, the cache's key."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from edgecls.bench.machine import cpu_model
 from edgecls.errors import ConfigError
-from edgecls.tune.latency_cache import BenchTarget, LatencyCache, Measurement, runtime_version
+from edgecls.tune.latency_cache import BenchTarget, LatencyCache, Measurement, runtime_version, target_machine
 from edgecls.tune.space import Signature
 from edgecls.tune.study import STATE_COMPLETE, open_search
 
@@ -89,8 +91,9 @@ def test_latency_cache_keyed_by_target_signature_and_runtime(tmp_path: Path) -> 
     cache = LatencyCache(tmp_path / "latency.json")
     sig = Signature("efficientnet_lite0", 128)
     here = BenchTarget()
-    runtime = runtime_version(sig, here)
-    assert runtime.startswith("ai-edge-litert ")  # the installed LiteRT and its version
+    runtime = runtime_version(sig.format, target_machine(here, sig.format))
+    assert runtime.startswith("ai-edge-litert ")  # the installed LiteRT and its version, on this CPU
+    assert runtime.endswith(f"on {platform.machine()} ({cpu_model()})")
     cache.put(Measurement(sig.key(), here.key(), runtime, {"p50_ms": 4.0}, 5_000_000))
     assert cache.get(here.key(), runtime, sig.key()).latency_ms() == 4.0
     assert cache.get("ssh:pi@pi5", runtime, sig.key()) is None  # another target
@@ -109,7 +112,7 @@ def test_targets_tell_apart_and_say_where_figures_come_from() -> None:
     assert pi.key() == "ssh:pi@pi5.local" and pi.key() != BenchTarget().key()
     assert "this machine" in BenchTarget().label() and "pi@pi5.local" in pi.label()
     onnx = Signature("efficientnet_lite0", 128, format="onnx")
-    assert runtime_version(onnx, BenchTarget()).startswith("onnxruntime ")
+    assert runtime_version(onnx.format, target_machine(BenchTarget(), "onnx")).startswith("onnxruntime ")
 
 
 def test_ctrl_c_fails_the_running_trial_and_queues_it_for_resume(tmp_path: Path) -> None:

@@ -3,10 +3,11 @@
 A signature (family, input size, MAC reduction, precision, format, threads) is exported
 once with untrained weights and benched on the target through the normal bench (here, or
 over ssh with ``--host``); the figures are kept in a JSON file keyed by the target, the
-runtime version and the signature, so a signature is measured once across trials and
-studies. One bench at a time runs per device, whatever the number of workers: a lock file
-per target serialises them (``fcntl``, so workers on one machine; the workers of a cluster
-that share a device through ``--host`` each hold their own lock).
+runtime (the inference library and its version, the CPU and architecture, as the target
+itself reports them: a device is asked once per process) and the signature, so a signature
+is measured once across trials and studies. One bench at a time runs per device, whatever
+the number of workers: a lock file per target serialises the workers of one machine
+(``fcntl``), and the device's own bench lock (``remote.bench.device_lock``) those of a cluster.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import edgecls
 from edgecls.atomic import write_text_atomic
-from edgecls.bench.machine import cpu_model, installed_backend_versions
+from edgecls.bench.machine import cpu_model, describe_machine
 from edgecls.formats import artifact_size
+from edgecls.tune import steps
 from edgecls.tune.space import Signature
 
 CACHE_ENV = "EDGECLS_TUNE_CACHE"
@@ -55,7 +56,7 @@ class BenchTarget:
 
 @dataclass
 class Measurement:
-    """The bench's figures for one signature on one target."""
+    """The bench's figures for one signature on one target, and what measured them."""
 
     signature: str
     target: str
@@ -63,22 +64,34 @@ class Measurement:
     latency: dict[str, float]  # the bench's latency summary (p50_ms, p90_ms, ...)
     size_bytes: int
     measured: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    machine: dict[str, Any] = field(default_factory=dict)  # the target's MACHINE_FIELDS when measured
 
     def latency_ms(self, key: str = "p50_ms") -> float:
         return float(self.latency[key])
 
 
-def runtime_version(signature: Signature, target: BenchTarget) -> str:
-    """The inference runtime the signature's format runs on, with its version: a new
-    runtime release may change every timing, so it is part of the key. A remote device's
-    runtime is the one ``edgecls bench --host`` installs for this edgecls version."""
+RUNTIME_PACKAGES = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime", "onnxruntime-gpu"),
+                    "openvino": ("openvino",)}
+MACHINE_FIELDS = ("hostname", "cpu_model", "arch", "device_model", "python", "packages")
+
+
+def runtime_version(fmt: str, machine: dict[str, Any]) -> str:
+    """The runtime a ``fmt`` artifact runs on in ``machine`` (a ``describe_machine()``, of
+    this machine or as a device reported it): the inference library with its version, and
+    the CPU. A new runtime release or another CPU may change every timing, so it is part of
+    the key, e.g. ``ai-edge-litert 1.2.0 on aarch64 (Cortex-A76)``."""
+    versions = machine.get("packages") or {}
+    found = [f"{name} {versions[name]}" for name in RUNTIME_PACKAGES.get(fmt, ()) if name in versions]
+    library = found[0] if found else f"{fmt} (no runtime installed)"
+    return f"{library} on {machine.get('arch') or '?'} ({machine.get('cpu_model') or '?'})"
+
+
+def target_machine(target: BenchTarget, fmt: str) -> dict[str, Any]:
+    """The target's machine description: this machine's, or the device's (asked over ssh in
+    the environment its bench of ``fmt`` runs in)."""
     if target.host is not None:
-        return f"{signature.format} via edgecls {edgecls.__version__} on the device"
-    versions = installed_backend_versions()
-    packages = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime", "onnxruntime-gpu"),
-                "openvino": ("openvino",)}.get(signature.format, ())
-    found = [f"{name} {versions[name]}" for name in packages if name in versions]
-    return found[0] if found else f"{signature.format} (no runtime installed)"
+        return steps.describe_host(target.host, fmt)
+    return describe_machine()
 
 
 def default_cache_path() -> Path:
@@ -154,6 +167,7 @@ class LatencyMeter:
         work: scratch folder for the untrained artifacts.
         export: builds the untrained artifact (``steps.untrained_artifact``).
         bench: benches it (``steps.bench_here`` or ``steps.bench_on_host``).
+        describe: the target's machine description (``target_machine``), for the cache key.
     """
 
     target: BenchTarget
@@ -164,10 +178,24 @@ class LatencyMeter:
     bench: Bencher
     hits: int = 0
     measured: int = 0
+    describe: Callable[[BenchTarget, str], dict[str, Any]] = target_machine
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # format -> the target's machine
+
+    def machine(self, fmt: str) -> dict[str, Any]:
+        """The target's machine description for ``fmt``, asked once per meter (per process)."""
+        if fmt not in self.machines:
+            described = self.describe(self.target, fmt)
+            self.machines[fmt] = {key: described.get(key) for key in MACHINE_FIELDS}
+        return self.machines[fmt]
 
     def measure(self, signature: Signature) -> Measurement:
-        """The cached figures of ``signature``, else exported, benched and cached."""
-        target, runtime = self.target.key(), runtime_version(signature, self.target)
+        """The cached figures of ``signature``, else exported, benched and cached.
+
+        Raises:
+            EdgeclsError: the target could not be described, or the export or bench failed.
+        """
+        machine = self.machine(signature.format)
+        target, runtime = self.target.key(), runtime_version(signature.format, machine)
         cached = self.cache.get(target, runtime, signature.key())
         if cached is not None:
             self.hits += 1
@@ -180,7 +208,8 @@ class LatencyMeter:
             size = int(record.get("size_bytes") or artifact_size(artifact))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        measurement = Measurement(signature.key(), target, runtime, dict(record["latency"]), size)
+        measurement = Measurement(signature.key(), target, runtime, dict(record["latency"]), size,
+                                  machine=machine)
         self.cache.put(measurement)
         self.measured += 1
         return measurement

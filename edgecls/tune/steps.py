@@ -102,6 +102,14 @@ def bench_on_host(artifact: Path, host: Any, threads: int | None, target: str | 
     return _only_record(report, artifact)
 
 
+def describe_host(host: Any, fmt: str) -> dict[str, Any]:
+    """The device's machine description (CPU, architecture, inference library versions), from
+    the environment ``edgecls bench --host`` runs ``fmt`` artifacts in there."""
+    from edgecls.remote.machine import device_machine
+
+    return device_machine(host, {fmt})
+
+
 def check_host(host: Any, timeout_s: float = 10.0) -> None:
     """Connects to ``host`` once; raises a one-line error when it cannot be reached."""
     from edgecls.remote.ssh import SshOptions, SshTransport
