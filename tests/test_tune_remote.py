@@ -153,3 +153,48 @@ def test_a_device_whose_bench_fails_fails_the_measurement_with_the_reason(lab: L
     assert f"the bench on {lab.broken.spec} did not run" in str(failed.value)
     assert not (tmp_path / "latency.json").exists()  # nothing cached
 
+
+def _tune(monkeypatch: pytest.MonkeyPatch, capsys, data: Path, out: Path, host: str, *extra: str) -> tuple[int, str]:
+    pytest.importorskip("optuna")
+    from helpers.cli import run_cli
+    from helpers.runs import TINY
+
+    return run_cli(monkeypatch, capsys, "tune", "--data", str(data), "--out", str(out), "--families", TINY,
+                   "--sizes", "32", "--max-latency", "1000ms", "--host", host, *extra)
+
+
+@pytest.mark.slow  # two untrained TFLite exports (~15 s); the failing bench itself is covered above
+def test_search_stops_with_one_line_when_the_device_bench_keeps_failing(lab: Lab, monkeypatch, capsys,
+                                                                        image_folder: Path, tmp_path: Path) -> None:
+    """The device answers but cannot bench: each trial fails with the reason, then the search stops."""
+    from edgecls.tune import tuner
+
+    monkeypatch.setattr(tuner, "MAX_FAILURES_IN_A_ROW", 2)  # two untrained exports instead of five
+    monkeypatch.setenv("EDGECLS_TUNE_CACHE", str(tmp_path / "latency.json"))
+    code, output = _tune(monkeypatch, capsys, image_folder, tmp_path / "out", lab.broken.spec, "--trials", "3")
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in output
+    assert errors[0].startswith("error: 2 trials in a row failed; the last: latency measurement failed: "
+                                f"the bench on {lab.broken.spec} did not run")
+    assert output.count(f"(latency measurement failed: the bench on {lab.broken.spec} did not run") == 2
+    assert not list((tmp_path / "out").glob("trials/*/run")) and not (tmp_path / "out" / "best").exists()
+
+
+@pytest.mark.slow  # a tiny search, its winner trained, exported and benched on the device: ~1 min
+def test_tune_host_measures_on_the_device_end_to_end(lab: Lab, monkeypatch, capsys, image_folder: Path,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGECLS_TUNE_CACHE", str(tmp_path / "latency.json"))
+    before = len(bench_intervals(lab.device))
+    out = tmp_path / "out"
+    code, output = _tune(monkeypatch, capsys, image_folder, out, lab.device.spec, "--trials", "2",
+                         "--final-epochs", "1")
+    assert code == 0, output
+    label = f"measured on {lab.device.spec}"
+    assert output.count(label) >= 2 and "this machine" not in output  # the budget line and the winner's
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["figures"] == label and summary["winner"]["figures"] == label
+    assert summary["latency_measured_here"] == 1 and summary["latency_cache_hits"] == 1
+    assert (out / "best" / "export" / "manifest.json").is_file() and summary["winner"]["latency_ms"] > 0
+    assert len(bench_intervals(lab.device)) - before == 2  # the untrained signature, then the winner
+    entry = next(iter(json.loads((tmp_path / "latency.json").read_text())["entries"].values()))
+    assert entry["target"] == f"ssh:{lab.device.spec}" and entry["runtime"].startswith("ai-edge-litert ")
