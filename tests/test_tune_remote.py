@@ -198,3 +198,22 @@ def test_tune_host_measures_on_the_device_end_to_end(lab: Lab, monkeypatch, caps
     assert len(bench_intervals(lab.device)) - before == 2  # the untrained signature, then the winner
     entry = next(iter(json.loads((tmp_path / "latency.json").read_text())["entries"].values()))
     assert entry["target"] == f"ssh:{lab.device.spec}" and entry["runtime"].startswith("ai-edge-litert ")
+
+
+@pytest.mark.slow  # two edgecls processes benching over ssh at once: ~10 s on 2 loaded cores
+def test_two_processes_benching_one_device_take_turns(lab: Lab, onnx_model: Path, tmp_path: Path) -> None:
+    """As two tune workers of a cluster measuring through the same --host: no shared local lock."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "EDGECLS_SSH_CONFIG": str(lab.ssh.config)}
+    before = len(bench_intervals(lab.device))
+    workers = [subprocess.Popen([sys.executable, "-m", "edgecls", "bench", str(onnx_model), "--host", lab.device.spec,
+                                 "--runs", "300", "--warmup", "5", "--json", str(tmp_path / f"{n}.json")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               for n in range(2)]
+    outputs = [w.communicate(timeout=240)[0].decode(errors="replace") for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    (first_start, first_end), (second_start, _) = bench_intervals(lab.device)[before:]
+    assert second_start >= first_end
