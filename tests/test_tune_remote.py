@@ -139,6 +139,24 @@ def test_a_bench_waits_while_another_holds_the_device(lab: Lab, onnx_model: Path
     assert started >= released
 
 
+def test_a_device_kept_busy_too_long_refuses_the_bench_with_the_reason(tmp_path: Path) -> None:
+    """The device's shell, as the bench runs it, with another bench holding the lock past the wait."""
+    import subprocess
+
+    from edgecls.remote.bench import LOCK_BUSY, device_lock
+
+    (tmp_path / ".edgecls").mkdir()
+    with (tmp_path / ".edgecls" / "bench.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        shell = subprocess.run(["sh", "-c", device_lock(0) + "echo benched"], env={"HOME": str(tmp_path),
+                               "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30, check=False)
+    assert shell.returncode == LOCK_BUSY and "benched" not in shell.stdout
+    assert shell.stderr.strip() == "another bench kept the device busy for 1 s"
+    free = subprocess.run(["sh", "-c", device_lock(0) + "echo benched"], env={"HOME": str(tmp_path),
+                          "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30, check=False)
+    assert free.returncode == 0 and free.stdout.strip() == "benched"
+
+
 def _wait_for_job_folder(jobs: Path, worker: threading.Thread, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not any(jobs.glob("bench-*/models/*")) and worker.is_alive() and time.monotonic() < deadline:

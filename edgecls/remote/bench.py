@@ -218,11 +218,12 @@ def _run_remote_bench(transport: SshTransport, environment: Environment, folder:
 
 def device_lock(wait_s: float) -> str:
     """Shell prefix holding the device's bench lock for the rest of the command: ``flock`` on
-    ``~/.edgecls/bench.lock`` (when the device has util-linux's flock), so benches started by
-    several processes or machines run one at a time and never skew each other's timings.
-    Waits up to ``wait_s`` seconds, then ends with ``LOCK_BUSY`` and says why."""
+    ``~/.edgecls/bench.lock`` (util-linux's; BusyBox's cannot time out and is not used), so
+    benches started by several processes or machines run one at a time and never skew each
+    other's timings. Waits up to ``wait_s`` seconds, then ends with ``LOCK_BUSY`` saying why."""
     wait = int(wait_s) + 1
-    return (f"if command -v flock >/dev/null 2>&1; then exec 9>>{shell_path(DEVICE_LOCK)} && flock -w {wait} 9 "
+    return (f"if flock --version 2>/dev/null | grep -q util-linux; then "
+            f"exec 9>>{shell_path(DEVICE_LOCK)} && flock -w {wait} 9 "
             f"|| {{ echo 'another bench kept the device busy for {wait} s' >&2; exit {LOCK_BUSY}; }}; fi; ")
 
 
