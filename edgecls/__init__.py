@@ -11,6 +11,9 @@ The Python API mirrors the command line, one verb per command::
     edgecls.report(["pi.json", "laptop.json"], html="report.html")   # edgecls report
     run.explain("photo.jpg")                                         # edgecls explain
     edgecls.Classifier("model_int8.tflite").classify(frame)          # edgecls run
+    edgecls.inspect_model("model_int8.tflite")                       # edgecls inspect
+    edgecls.list_targets(); edgecls.show_target("raspberry-pi-5")    # edgecls targets list|show
+    edgecls.list_models("mobilenet*")                                # edgecls models list
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -35,6 +38,14 @@ _API = {
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
     "Classifier": "edgecls.runtime.classifier",
+    "inspect_model": "edgecls.api.inspecting",
+    "list_models": "edgecls.api.catalog",
+    "list_targets": "edgecls.api.catalog",
+    "show_target": "edgecls.api.catalog",
+    "ModelDescription": "edgecls.api.inspecting",
+    "ModelList": "edgecls.api.catalog",
+    "TargetList": "edgecls.api.catalog",
+    "TargetProfile": "edgecls.api.catalog",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
     "BenchResult": "edgecls.api.results",
@@ -52,13 +63,23 @@ __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
     "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
     "check_data", "explain_images", "report",
+    "inspect_model",
+    "list_models",
+    "list_targets",
+    "show_target",
+    "ModelDescription",
+    "ModelList",
+    "TargetList",
+    "TargetProfile",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
     from edgecls.api.benching import benchmark, report
+    from edgecls.api.catalog import ModelList, TargetList, TargetProfile, list_models, list_targets, show_target
     from edgecls.api.data import check_data
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
+    from edgecls.api.inspecting import ModelDescription, inspect_model
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.run import Run
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError
