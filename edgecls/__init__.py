@@ -14,6 +14,7 @@ The Python API mirrors the command line, one verb per command::
     edgecls.inspect_model("model_int8.tflite")                       # edgecls inspect
     edgecls.list_targets(); edgecls.show_target("raspberry-pi-5")    # edgecls targets list|show
     edgecls.list_models("mobilenet*")                                # edgecls models list
+    edgecls.compare_runs("runs/new", "runs/old")                     # edgecls compare
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -38,10 +39,12 @@ _API = {
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
     "Classifier": "edgecls.runtime.classifier",
+    "compare_runs": "edgecls.api.comparing",
     "inspect_model": "edgecls.api.inspecting",
     "list_models": "edgecls.api.catalog",
     "list_targets": "edgecls.api.catalog",
     "show_target": "edgecls.api.catalog",
+    "ModelComparison": "edgecls.api.comparing",
     "ModelDescription": "edgecls.api.inspecting",
     "ModelList": "edgecls.api.catalog",
     "TargetList": "edgecls.api.catalog",
@@ -63,10 +66,12 @@ __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
     "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
     "check_data", "explain_images", "report",
+    "compare_runs",
     "inspect_model",
     "list_models",
     "list_targets",
     "show_target",
+    "ModelComparison",
     "ModelDescription",
     "ModelList",
     "TargetList",
@@ -76,6 +81,7 @@ __all__ = [
 if TYPE_CHECKING:
     from edgecls.api.benching import benchmark, report
     from edgecls.api.catalog import ModelList, TargetList, TargetProfile, list_models, list_targets, show_target
+    from edgecls.api.comparing import ModelComparison, compare_runs
     from edgecls.api.data import check_data
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult

@@ -1,7 +1,7 @@
 """The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
-``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``inspect``, ``targets``
-and ``models`` is a parameter of the API function (or a field of the config it fills) of
-the same name, with the same default, and
+``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``inspect``, ``targets``,
+``models`` and ``compare`` is a parameter of the API function (or a field of the config it
+fills) of the same name, with the same default, and
 an option backed by a config field shows that field's help text (one source:
 ``edgecls.config.option``)."""
 
@@ -15,6 +15,7 @@ import typer.main
 
 from edgecls.api.benching import benchmark
 from edgecls.api.catalog import list_models, list_targets, show_target
+from edgecls.api.comparing import compare_runs
 from edgecls.api.data import check_data
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
@@ -40,6 +41,7 @@ PAIRS = {
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
     ("evaluate",): (evaluate_run_dir, ()),
     ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
+    ("compare",): (compare_runs, ()),
     ("inspect",): (inspect_model, ()),
     ("models", "list"): (list_models, ()),
     ("targets", "list"): (list_targets, ()),
