@@ -15,6 +15,7 @@ The Python API mirrors the command line, one verb per command::
     edgecls.list_targets(); edgecls.show_target("raspberry-pi-5")    # edgecls targets list|show
     edgecls.list_models("mobilenet*")                                # edgecls models list
     edgecls.compare_runs("runs/new", "runs/old")                     # edgecls compare
+    edgecls.review_inbox("inbox/", "flowers/", wait=False)           # edgecls review
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -43,12 +44,16 @@ _API = {
     "inspect_model": "edgecls.api.inspecting",
     "list_models": "edgecls.api.catalog",
     "list_targets": "edgecls.api.catalog",
+    "review_inbox": "edgecls.api.reviewing",
     "show_target": "edgecls.api.catalog",
+    "undo_label": "edgecls.api.reviewing",
     "ModelComparison": "edgecls.api.comparing",
     "ModelDescription": "edgecls.api.inspecting",
     "ModelList": "edgecls.api.catalog",
+    "ReviewPage": "edgecls.api.reviewing",
     "TargetList": "edgecls.api.catalog",
     "TargetProfile": "edgecls.api.catalog",
+    "UndoneDecision": "edgecls.api.reviewing",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
     "BenchResult": "edgecls.api.results",
@@ -70,12 +75,16 @@ __all__ = [
     "inspect_model",
     "list_models",
     "list_targets",
+    "review_inbox",
     "show_target",
+    "undo_label",
     "ModelComparison",
     "ModelDescription",
     "ModelList",
+    "ReviewPage",
     "TargetList",
     "TargetProfile",
+    "UndoneDecision",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -87,6 +96,7 @@ if TYPE_CHECKING:
     from edgecls.api.exporting import ExportResult
     from edgecls.api.inspecting import ModelDescription, inspect_model
     from edgecls.api.results import BenchResult, DataReport, Evaluation
+    from edgecls.api.reviewing import ReviewPage, UndoneDecision, review_inbox, undo_label
     from edgecls.api.run import Run
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError
     from edgecls.runtime.classifier import Classifier

@@ -1,7 +1,7 @@
 """The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
 ``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``inspect``, ``targets``,
-``models`` and ``compare`` is a parameter of the API function (or a field of the config it
-fills) of the same name, with the same default, and
+``models``, ``compare`` and ``review`` is a parameter of the API function (or functions,
+or a field of the config it fills) of the same name, with the same default, and
 an option backed by a config field shows that field's help text (one source:
 ``edgecls.config.option``)."""
 
@@ -21,6 +21,7 @@ from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
 from edgecls.api.explaining import explain_images
 from edgecls.api.inspecting import inspect_model
+from edgecls.api.reviewing import review_inbox, undo_label
 from edgecls.api.run import Run, evaluate_run_dir
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
@@ -32,7 +33,8 @@ from edgecls.optimize.prune import PruneConfig
 from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
 
-# command path -> (API function, the config dataclasses whose fields it also takes)
+# command path -> (API function, or the functions it maps onto together, the config
+# dataclasses whose fields it also takes)
 PAIRS = {
     ("train",): (Run.train, (TrainConfig,)),
     ("export",): (export_run_dir, (ExportConfig,)),
@@ -44,13 +46,15 @@ PAIRS = {
     ("compare",): (compare_runs, ()),
     ("inspect",): (inspect_model, ()),
     ("models", "list"): (list_models, ()),
+    ("review",): ((review_inbox, undo_label), ()),
     ("targets", "list"): (list_targets, ()),
     ("targets", "show"): (show_target, ()),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.
 CLI_TO_API = {"no_progress": "progress"}
-API_ONLY = {"progress"}
+# review's wait=False returns the running page at once, for a notebook; the command waits.
+API_ONLY = {"progress", "wait"}
 # Options that only choose how the command prints what the API returns (inspect --json:
 # the result's to_dict()).
 RENDERING_ONLY = {("inspect",): {"as_json"}}
@@ -66,9 +70,15 @@ def _command(path: tuple[str, ...]):
     return command
 
 
-def _api_params(function) -> dict[str, inspect.Parameter]:
-    return {name: p for name, p in inspect.signature(function).parameters.items()
-            if name not in ("cls", "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+def _api_params(functions) -> dict[str, inspect.Parameter]:
+    """Parameter name -> parameter, over one function or a tuple of them (one default each)."""
+    params: dict[str, inspect.Parameter] = {}
+    for function in functions if isinstance(functions, tuple) else (functions,):
+        for name, p in inspect.signature(function).parameters.items():
+            if name not in ("cls", "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                assert params.get(name, p).default == p.default, f"{name}: two defaults"
+                params[name] = p
+    return params
 
 
 def _fields(configs) -> dict[str, tuple[type, dataclasses.Field]]:
