@@ -125,6 +125,8 @@ def test_inspect_model_is_the_cli_json_and_renders_in_a_notebook(models, tmp_pat
     assert description.inputs[0]["dtype"] == "uint8" and description.preprocessing is not None
     page = description._repr_html_()
     assert "<table" in page and "edgecls, TFLite Metadata" in page and "red, green, blue" in page
+    many = type(description)({**description.to_dict(), "labels": [f"c{i}" for i in range(60)]})._repr_html_()
+    assert "labels (60, from edgecls)" in many and "c49, ..." in many and "c50" not in many
     foreign = edgecls.inspect_model(models["onnx_foreign"])
     assert foreign.labels is None and "none embedded" in foreign._repr_html_()
     bad = tmp_path / "broken.tflite"

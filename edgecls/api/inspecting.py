@@ -10,6 +10,8 @@ from typing import Any
 from edgecls.api import html
 from edgecls.runtime.describe import describe_model
 
+SHOWN_LABELS = 50  # inline; all of them are in .labels
+
 
 @dataclass
 class ModelDescription:
@@ -57,8 +59,9 @@ class ModelDescription:
                    ["metadata", metadata_standards(d)]]
         tensors = [[kind[:-1], t["name"], t["dtype"], str(t["shape"]), _quantization(t)]
                    for kind in ("inputs", "outputs") for t in d[kind]]
-        labels = self.labels
-        label_note = (f"labels ({len(labels)}, from {d['labels_source']}): {', '.join(labels)}" if labels
+        labels = self.labels or []
+        shown = ", ".join(labels[:SHOWN_LABELS]) + (", ..." if len(labels) > SHOWN_LABELS else "")
+        label_note = (f"labels ({len(labels)}, from {d['labels_source']}): {shown}" if labels
                       else "labels: none embedded (pass labels= to Classifier)")
         pre = self.preprocessing
         pre_note = (f"preprocessing: {pre['color']} {pre['input_size'][0]}x{pre['input_size'][1]} {pre['layout']}, "
