@@ -11,6 +11,11 @@ The Python API mirrors the command line, one verb per command::
     edgecls.report(["pi.json", "laptop.json"], html="report.html")   # edgecls report
     run.explain("photo.jpg")                                         # edgecls explain
     edgecls.Classifier("model_int8.tflite").classify(frame)          # edgecls run
+    edgecls.inspect_model("model_int8.tflite")                       # edgecls inspect
+    edgecls.list_targets(); edgecls.show_target("raspberry-pi-5")    # edgecls targets list|show
+    edgecls.list_models("mobilenet*")                                # edgecls models list
+    edgecls.compare_runs("runs/new", "runs/old")                     # edgecls compare
+    edgecls.review_inbox("inbox/", "flowers/", wait=False)           # edgecls review
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -35,6 +40,20 @@ _API = {
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
     "Classifier": "edgecls.runtime.classifier",
+    "compare_runs": "edgecls.api.comparing",
+    "inspect_model": "edgecls.api.inspecting",
+    "list_models": "edgecls.api.catalog",
+    "list_targets": "edgecls.api.catalog",
+    "review_inbox": "edgecls.api.reviewing",
+    "show_target": "edgecls.api.catalog",
+    "undo_label": "edgecls.api.reviewing",
+    "ModelComparison": "edgecls.api.comparing",
+    "ModelDescription": "edgecls.api.inspecting",
+    "ModelList": "edgecls.api.catalog",
+    "ReviewPage": "edgecls.api.reviewing",
+    "TargetList": "edgecls.api.catalog",
+    "TargetProfile": "edgecls.api.catalog",
+    "UndoneDecision": "edgecls.api.reviewing",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
     "BenchResult": "edgecls.api.results",
@@ -52,14 +71,32 @@ __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
     "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
     "check_data", "explain_images", "report",
+    "compare_runs",
+    "inspect_model",
+    "list_models",
+    "list_targets",
+    "review_inbox",
+    "show_target",
+    "undo_label",
+    "ModelComparison",
+    "ModelDescription",
+    "ModelList",
+    "ReviewPage",
+    "TargetList",
+    "TargetProfile",
+    "UndoneDecision",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
     from edgecls.api.benching import benchmark, report
+    from edgecls.api.catalog import ModelList, TargetList, TargetProfile, list_models, list_targets, show_target
+    from edgecls.api.comparing import ModelComparison, compare_runs
     from edgecls.api.data import check_data
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
+    from edgecls.api.inspecting import ModelDescription, inspect_model
     from edgecls.api.results import BenchResult, DataReport, Evaluation
+    from edgecls.api.reviewing import ReviewPage, UndoneDecision, review_inbox, undo_label
     from edgecls.api.run import Run
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError
     from edgecls.runtime.classifier import Classifier

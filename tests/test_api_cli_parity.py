@@ -1,6 +1,7 @@
 """The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
-``export``, ``prune``, ``bench``, ``data check`` and ``explain`` is a parameter of the API
-function (or a field of the config it fills) of the same name, with the same default, and
+``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``inspect``, ``targets``,
+``models``, ``compare`` and ``review`` is a parameter of the API function (or functions,
+or a field of the config it fills) of the same name, with the same default, and
 an option backed by a config field shows that field's help text (one source:
 ``edgecls.config.option``)."""
 
@@ -13,10 +14,14 @@ import pytest
 import typer.main
 
 from edgecls.api.benching import benchmark
+from edgecls.api.catalog import list_models, list_targets, show_target
+from edgecls.api.comparing import compare_runs
 from edgecls.api.data import check_data
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
 from edgecls.api.explaining import explain_images
+from edgecls.api.inspecting import inspect_model
+from edgecls.api.reviewing import review_inbox, undo_label
 from edgecls.api.run import Run, evaluate_run_dir
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
@@ -28,7 +33,8 @@ from edgecls.optimize.prune import PruneConfig
 from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
 
-# command path -> (API function, the config dataclasses whose fields it also takes)
+# command path -> (API function, or the functions it maps onto together, the config
+# dataclasses whose fields it also takes)
 PAIRS = {
     ("train",): (Run.train, (TrainConfig,)),
     ("export",): (export_run_dir, (ExportConfig,)),
@@ -37,11 +43,21 @@ PAIRS = {
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
     ("evaluate",): (evaluate_run_dir, ()),
     ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
+    ("compare",): (compare_runs, ()),
+    ("inspect",): (inspect_model, ()),
+    ("models", "list"): (list_models, ()),
+    ("review",): ((review_inbox, undo_label), ()),
+    ("targets", "list"): (list_targets, ()),
+    ("targets", "show"): (show_target, ()),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.
 CLI_TO_API = {"no_progress": "progress"}
-API_ONLY = {"progress"}
+# review's wait=False returns the running page at once, for a notebook; the command waits.
+API_ONLY = {"progress", "wait"}
+# Options that only choose how the command prints what the API returns (inspect --json:
+# the result's to_dict()).
+RENDERING_ONLY = {("inspect",): {"as_json"}}
 # Defaults that differ on purpose: bench on the command line writes ./bench.json, the
 # API returns the result and writes a file only when asked.
 OWN_DEFAULTS = {("bench",): {"json_path"}}
@@ -54,9 +70,15 @@ def _command(path: tuple[str, ...]):
     return command
 
 
-def _api_params(function) -> dict[str, inspect.Parameter]:
-    return {name: p for name, p in inspect.signature(function).parameters.items()
-            if name not in ("cls", "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+def _api_params(functions) -> dict[str, inspect.Parameter]:
+    """Parameter name -> parameter, over one function or a tuple of them (one default each)."""
+    params: dict[str, inspect.Parameter] = {}
+    for function in functions if isinstance(functions, tuple) else (functions,):
+        for name, p in inspect.signature(function).parameters.items():
+            if name not in ("cls", "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                assert params.get(name, p).default == p.default, f"{name}: two defaults"
+                params[name] = p
+    return params
 
 
 def _fields(configs) -> dict[str, tuple[type, dataclasses.Field]]:
@@ -68,7 +90,7 @@ def _fields(configs) -> dict[str, tuple[type, dataclasses.Field]]:
 def test_every_option_is_an_api_parameter_or_config_field(path: tuple[str, ...]) -> None:
     function, configs = PAIRS[path]
     api, fields = _api_params(function), _fields(configs)
-    cli = {CLI_TO_API.get(p.name, p.name) for p in _command(path).params}
+    cli = {CLI_TO_API.get(p.name, p.name) for p in _command(path).params} - RENDERING_ONLY.get(path, set())
     extra = cli - set(api) - set(fields)
     assert not extra, f"CLI options the API does not take: {extra}"
     assert not set(api) - cli - API_ONLY, f"API parameters the CLI does not offer: {set(api) - cli - API_ONLY}"

@@ -200,3 +200,21 @@ def test_deploy_reads_a_saved_comparison_of_the_same_models_only(pairs: dict[str
     assert unjudged.verdict is None and unjudged.summary.startswith("not compared")
     with pytest.raises(EdgeclsError, match="of other models"):
         judge_replacement(pairs["other"] / "best.keras", moved, comparison=report)
+
+
+def test_compare_runs_through_the_api_is_the_cli_report_and_renders(pairs: dict[str, Path], tmp_path: Path,
+                                                                      monkeypatch, capsys) -> None:
+    import edgecls
+
+    result = edgecls.compare_runs(pairs["trained"], pairs["older"], json_path=tmp_path / "api.json")
+    assert result.verdict == BETTER and result.summary().startswith("better: NEW")
+    assert result.to_dict() == load_comparison(tmp_path / "api.json") == json.loads(json.dumps(result.to_dict()))
+    assert [row[0] for row in result.rows()[:3]] == ["all held-out", "new since OLD", "OLD's test images"]
+    assert result.rows()[1][1] == str(HELD_BACK) and set(result.per_class) == {"circle_b", "circle_r", "square_g"}
+    page = result._repr_html_()
+    assert "<table" in page and "new since OLD" in page and "better: NEW" in page
+    with pytest.raises(ModelError) as error:
+        edgecls.compare_runs(tmp_path / "missing", pairs["trained"], json_path=tmp_path / "never.json")
+    code, text = run_cli(monkeypatch, capsys, "compare", str(tmp_path / "missing"), str(pairs["trained"]))
+    assert code == 2 and text.splitlines()[0] == f"error: {error.value.message}"
+    assert not (tmp_path / "never.json").exists()

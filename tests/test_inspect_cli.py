@@ -113,3 +113,25 @@ def test_int8_input_type_warns_about_mediapipe(tmp_path) -> None:
     quiet = Console(record=True, width=200)
     _warn_int8_input(ExportConfig(out=tmp_path, formats=["tflite"], precisions=["int8"]), quiet)
     assert quiet.export_text() == ""
+
+
+def test_inspect_model_is_the_cli_json_and_renders_in_a_notebook(models, tmp_path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    description = edgecls.inspect_model(models["tflite"])
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(models["tflite"]), "--json")
+    assert code == 0 and json.loads(json.dumps(description.to_dict())) == json.loads(out)
+    assert description.format == "tflite" and description.labels == ["red", "green", "blue"]
+    assert description.inputs[0]["dtype"] == "uint8" and description.preprocessing is not None
+    page = description._repr_html_()
+    assert "<table" in page and "edgecls, TFLite Metadata" in page and "red, green, blue" in page
+    many = type(description)({**description.to_dict(), "labels": [f"c{i}" for i in range(60)]})._repr_html_()
+    assert "labels (60, from edgecls)" in many and "c49, ..." in many and "c50" not in many
+    foreign = edgecls.inspect_model(models["onnx_foreign"])
+    assert foreign.labels is None and "none embedded" in foreign._repr_html_()
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(edgecls.ModelError) as error:
+        edgecls.inspect_model(bad)
+    code, out = run_cli(monkeypatch, capsys, "inspect", str(bad))
+    assert code == 2 and out.splitlines()[0] == f"error: {error.value.message}"

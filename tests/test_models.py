@@ -145,3 +145,14 @@ def test_weights_of_another_family_are_refused(tmp_path: Path) -> None:
     source.save(tmp_path / "v2.keras")
     with pytest.raises(ModelError, match="do not fit"):
         build("mobilenet_v3_small", weights=tmp_path / "v2.keras", num_classes=3, input_size=32)
+
+
+def test_list_models_through_the_api_names_and_describes_each_family() -> None:
+    import edgecls
+
+    listed = edgecls.list_models("mobilenet_v3*")
+    assert listed.names == ["mobilenet_v3_large", "mobilenet_v3_small"]
+    assert listed.models["mobilenet_v3_small"].startswith("MobileNetV3-Small")
+    assert listed.to_dict()["models"][0]["name"] == "mobilenet_v3_large"
+    assert "<table" in listed._repr_html_() and "MobileNetV3-Large" in listed._repr_html_()
+    assert edgecls.list_models("nothing*").names == []

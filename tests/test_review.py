@@ -221,3 +221,54 @@ def test_train_uses_the_labelled_frames(tmp_path: Path, inbox: tuple[Path, list[
     assert result.exit_code == 0, result.output
     split = (run / "split.json").read_text()
     assert all(name in split for name in names)
+
+
+def test_review_inbox_serves_until_closed_and_undo_label_puts_the_frame_back(
+        dataset: Path, inbox: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import edgecls
+
+    folder, names = inbox
+    with edgecls.review_inbox(folder, dataset, who="ana", open_browser=False, wait=False) as page:
+        status, state = call(page.server, "GET", "/api/state")
+        assert status == 200 and [f["name"] for f in state["frames"]] == page.frames == [names[1], names[2], names[0]]
+        label_id = call(page.server, "POST", "/api/label", {"name": names[1], "label": "red"})[1]["entry"]["id"]
+        page.session.none_of_these(names[0])  # the page's decisions, from code
+        assert page.counts == {"label": 1, "none": 1, "skip": 0} and page.frames == [names[2]]
+        assert page.url in page._repr_html_().replace("&amp;", "&")
+        with pytest.raises(edgecls.ConfigError) as error:
+            edgecls.review_inbox(folder, dataset, open_browser=False, wait=False)
+        code, out = run_cli(monkeypatch, capsys, "review", str(folder), "--data", str(dataset), "--no-open")
+        assert code == 2 and out.splitlines()[0] == f"error: {error.value.message}"
+    assert page.closed and page.to_dict()["url"] is None and "closed" in page._repr_html_()
+    assert page.summary().startswith("labelled 1, none of these 1, 1 left in the inbox")
+    undone = edgecls.undo_label(folder, dataset, label_id)
+    assert undone.summary() == f"undone: label red (red/{names[1]}); {names[1]} is back in {folder}"
+    assert (folder / names[1]).is_file() and not (dataset / "red" / names[1]).exists()
+    with pytest.raises(edgecls.EdgeclsError, match=f"ledger line {label_id} was undone already"):
+        edgecls.undo_label(folder, dataset, label_id)
+
+
+def test_review_inbox_blocks_until_stopped_and_then_frees_the_inbox(
+        dataset: Path, inbox: tuple[Path, list[str]]) -> None:
+    """As the command does: SIGTERM (a service manager) or Ctrl+C ends the session."""
+    import signal
+    import threading
+    import time
+
+    import edgecls
+
+    folder, _ = inbox
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stop_once_waiting() -> None:
+        deadline = time.monotonic() + 10
+        while signal.getsignal(signal.SIGTERM) is not signal.default_int_handler and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
+    threading.Thread(target=stop_once_waiting, daemon=True).start()
+    page = edgecls.review_inbox(folder, dataset, who="ana", open_browser=False)
+    assert page.closed and len(page.frames) == 3
+    assert signal.getsignal(signal.SIGTERM) is before
+    ReviewSession(folder, dataset, "bo").close()  # the inbox is free again

@@ -63,3 +63,20 @@ def test_targets_cli() -> None:
     assert listed.exit_code == 0 and "raspberry-pi-5" in listed.output
     shown = runner.invoke(app, ["targets", "show", "jetson-nano"])
     assert shown.exit_code == 0 and "Python 3.6" in shown.output and "pip install" in shown.output
+
+
+def test_list_and_show_target_through_the_api_match_the_cli() -> None:
+    import edgecls
+
+    listed = edgecls.list_targets()
+    assert set(REQUIRED) <= set(listed.names) and listed.names == sorted(listed.names)
+    assert ["raspberry-pi-5", "tflite", "int8", "litert", "CPU"] in listed.rows()
+    assert "<table" in listed._repr_html_() and "jetson-nano" in listed._repr_html_()
+    assert [t["name"] for t in listed.to_dict()["targets"]] == listed.names
+    nano = edgecls.show_target("jetson-nano")
+    shown = CliRunner().invoke(app, ["targets", "show", "jetson-nano"])
+    assert shown.exit_code == 0 and shown.output.rstrip("\n") == nano.to_yaml()
+    assert nano.to_dict()["arch"] == "aarch64" and "pip install" in nano._repr_html_()
+    with pytest.raises(ConfigError) as error:
+        edgecls.show_target("toaster")
+    assert error.value.message == "unknown target 'toaster'" and "raspberry-pi-5" in error.value.hint

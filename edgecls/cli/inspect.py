@@ -1,4 +1,5 @@
-"""`edgecls inspect MODEL`: what a .tflite, .onnx or OpenVINO .xml file carries.
+"""`edgecls inspect MODEL`: what a .tflite, .onnx or OpenVINO .xml file carries
+(``edgecls.inspect_model``), as tables or JSON.
 
 Runtime-only imports (no TensorFlow), so it works on a device too.
 """
@@ -11,8 +12,8 @@ from typing import Any
 
 import typer
 
+from edgecls.api.inspecting import inspect_model, metadata_standards
 from edgecls.cli.app import app
-from edgecls.runtime.describe import describe_model
 
 _SHOWN_LABELS = 12
 
@@ -26,7 +27,7 @@ def inspect(
     labels, preprocessing, which metadata standards are present (edgecls, standard
     TFLite Metadata), producer and versions. Works on models from anywhere.
     """
-    description = describe_model(model)
+    description = inspect_model(model).to_dict()
     if as_json:
         typer.echo(json.dumps(description, indent=2))
         return
@@ -48,7 +49,7 @@ def _render(d: dict[str, Any], console: Any) -> None:
     for key, value in producer.items():
         if key not in ("name", "version") and value not in (None, ""):
             summary.add_row(key.replace("_", " "), str(value))
-    summary.add_row("metadata", _standards(d))
+    summary.add_row("metadata", metadata_standards(d))
     if d.get("edgecls"):
         summary.add_row("precision", str(d["edgecls"].get("precision")))
     console.print(summary)
@@ -61,15 +62,6 @@ def _render(d: dict[str, Any], console: Any) -> None:
     else:
         console.print(f"[yellow]not runnable as an image classifier[/]: {d.get('runnable')}")
     console.print(_labels(d))
-
-
-def _standards(d: dict[str, Any]) -> str:
-    meta = d["metadata"]
-    present = [name for name, flag in (("edgecls", meta["edgecls"]),
-                                       ("TFLite Metadata", meta["tflite_metadata"])) if flag]
-    extra = [e for e in meta["entries"] if e not in ("edgecls", "TFLITE_METADATA")]
-    text = ", ".join(present) or "none"
-    return f"{text}; other entries: {', '.join(extra)}" if extra else text
 
 
 def _tensors(d: dict[str, Any]) -> Any:

@@ -1,11 +1,11 @@
-"""`edgecls models ...`: the model registry."""
+"""`edgecls models ...`: the model registry (``edgecls.list_models``)."""
 
 from __future__ import annotations
 
 import typer
 
+from edgecls.api.catalog import list_models
 from edgecls.cli.app import app
-from edgecls.models import MODELS, list_models
 
 models_app = typer.Typer(help="List the model families edgecls can train.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -22,7 +22,6 @@ def list_command(
     table = Table()
     table.add_column("model")
     table.add_column("description")
-    for name in list_models(pattern):
-        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()
-        table.add_row(name, doc[0] if doc else "")
+    for name, description in list_models(pattern).models.items():
+        table.add_row(name, description)
     Console().print(table)
