@@ -10,7 +10,8 @@ The Python API mirrors the command line, one verb per command::
     edgecls.benchmark(result.paths, data="runs/flowers")             # edgecls bench (hosts=...)
     edgecls.report(["pi.json", "laptop.json"], html="report.html")   # edgecls report
     run.explain("photo.jpg")                                         # edgecls explain
-    edgecls.Classifier("model_int8.tflite").classify(frame)          # edgecls run
+    edgecls.Classifier("model_int8.tflite").classify(frame)          # one frame
+    edgecls.run_live("model_int8.tflite", source="video.mp4", jsonl="out.jsonl")  # edgecls run
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -34,6 +35,8 @@ _API = {
     "benchmark": "edgecls.api.benching",
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
+    "run_live": "edgecls.api.live",
+    "LiveSummary": "edgecls.api.live",
     "Classifier": "edgecls.runtime.classifier",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
@@ -52,6 +55,7 @@ __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
     "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
     "check_data", "explain_images", "report",
+    "LiveSummary", "run_live",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
     from edgecls.api.data import check_data
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
+    from edgecls.api.live import LiveSummary, run_live
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.run import Run
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError

@@ -17,6 +17,7 @@ from edgecls.api.data import check_data
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
 from edgecls.api.explaining import explain_images
+from edgecls.api.live import run_live
 from edgecls.api.run import Run, evaluate_run_dir
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
@@ -37,6 +38,7 @@ PAIRS = {
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
     ("evaluate",): (evaluate_run_dir, ()),
     ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
+    ("run",): (run_live, ()),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
-from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, prepare_options
+from edgecls.api.benching import prepare_options
+from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP
 from edgecls.remote.deploy import DeployJob, deploy as run_deploy, install_commands
 from edgecls.remote.host import parse_host
 
