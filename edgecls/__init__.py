@@ -12,6 +12,8 @@ The Python API mirrors the command line, one verb per command::
     run.explain("photo.jpg")                                         # edgecls explain
     edgecls.Classifier("model_int8.tflite").classify(frame)          # one frame
     edgecls.run_live("model_int8.tflite", source="video.mp4", jsonl="out.jsonl")  # edgecls run
+    edgecls.deploy("model_int8.tflite", host="pi@cam1", service=True)  # edgecls deploy
+    edgecls.collect(["pi@cam1", "pi@cam2"], into="inbox/")           # edgecls collect
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -37,6 +39,10 @@ _API = {
     "explain_images": "edgecls.api.explaining",
     "run_live": "edgecls.api.live",
     "LiveSummary": "edgecls.api.live",
+    "deploy": "edgecls.api.devices",
+    "collect": "edgecls.api.devices",
+    "Deployment": "edgecls.api.devices",
+    "CollectResult": "edgecls.api.devices",
     "Classifier": "edgecls.runtime.classifier",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
@@ -55,7 +61,7 @@ __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
     "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
     "check_data", "explain_images", "report",
-    "LiveSummary", "run_live",
+    "LiveSummary", "run_live", "CollectResult", "Deployment", "collect", "deploy",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
     from edgecls.api.data import check_data
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
+    from edgecls.api.devices import CollectResult, Deployment, collect, deploy
     from edgecls.api.live import LiveSummary, run_live
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.run import Run

@@ -417,6 +417,32 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()
 
 
+@needs_sshd
+def test_deploy_through_the_api_returns_what_it_did_and_raises_the_cli_errors(
+        lab: SshLab, onnx_models: list[Path], tmp_path: Path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    monkeypatch.setenv("EDGECLS_SSH_CONFIG", str(lab.config))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
+    device, model = lab.servers[0], tmp_path / "api.onnx"
+    model.write_bytes(onnx_models[0].read_bytes())
+    deployment = edgecls.deploy(model, host=device.spec, remote_python=sys.executable, progress=False)
+    assert capsys.readouterr() == ("", "")  # no spinner
+    assert deployment.status == "passed" and deployment.result.copied == ["api.onnx"]
+    assert f"{device.home}/.edgecls/deploy/edgecls-api/api.onnx --headless" in deployment.unit
+    assert deployment.install_commands and deployment.to_dict()["changed"]
+    html = deployment._repr_html_()
+    assert f"deploy on {device.spec}: passed" in html and "<pre>" in html and "[Unit]" in html
+    monkeypatch.delenv("TTY_COMPATIBLE")
+    closed = f"127.0.0.1:{free_port()}"
+    for options in ({"host": device.spec, "install": "sometimes"}, {"host": closed}):
+        with pytest.raises(EdgeclsError) as raised:
+            edgecls.deploy(model, remote_python=sys.executable, progress=False, **options)
+        flags = [arg for name, value in options.items() for arg in (f"--{name}", value)]
+        code, output = run_cli(monkeypatch, capsys, "deploy", str(model), "--remote-python", sys.executable, *flags)
+        assert code == 2 and f"error: {raised.value.message}" in output, output
+
+
 def _path_without(tool: str, folder: Path) -> str:
     """A PATH folder with every command of this machine's PATH except ``tool``."""
     folder.mkdir()
