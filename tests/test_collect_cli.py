@@ -81,3 +81,18 @@ def test_remote_run_passes_the_collect_options_to_the_device() -> None:
     assert "--collect frames --collect-below 0.4 --collect-flicker" in args
     assert "--collect-when-full evict-oldest" in args and "--collect-margin" not in args
     assert "--no-verify" in args and "secret" not in args and "pi@cam" not in args and "m.onnx" not in args
+
+
+def test_the_device_args_are_spelled_as_the_run_command_spells_its_options() -> None:
+    """``remote=`` spells each option from its API name: every one must be a flag of `edgecls run`."""
+    import typer.main
+
+    from edgecls.api.live_setup import flag
+    from edgecls.cli import app
+
+    for param in typer.main.get_command(app).commands["run"].params:
+        if param.param_type_name != "option":
+            continue
+        assert flag(param.name) in param.opts, param.opts
+        if param.is_flag and param.default is True:
+            assert flag(f"no_{param.name}") in param.secondary_opts, param.secondary_opts

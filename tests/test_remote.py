@@ -341,6 +341,21 @@ def test_run_streams_json_lines_back_and_sends_the_model_once(lab: SshLab, onnx_
 
 
 @needs_sshd
+def test_run_live_on_a_device_returns_the_summary_the_device_printed(lab: SshLab, onnx_models: list[Path],
+                                                                     tmp_path: Path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    monkeypatch.setenv("EDGECLS_SSH_CONFIG", str(lab.config))
+    colors = write_color_folder(tmp_path / "colors", per_class=3)
+    summary = edgecls.run_live(onnx_models[0], source=str(colors / "blue"), top_k=1, remote="device-0",
+                               remote_python=sys.executable)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert summary.frames == len(lines) == 3 and {line["label"] for line in lines} == {"blue"}
+    assert summary.host == "device-0" and summary.exit_code == 0 and summary.backend == "onnxruntime"
+    assert "live run on device-0: done" in summary._repr_html_()
+
+
+@needs_sshd
 def test_run_serve_is_forwarded_and_ends_with_the_connection(lab: SshLab, onnx_models: list[Path],
                                                              tmp_path: Path) -> None:
     video = write_video(tmp_path / "long.avi", 8000)

@@ -9,6 +9,7 @@ loop cleanly: outputs finalized, the summary returned with ``interrupted`` set.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import json
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 from edgecls.api import html
 from edgecls.api.live_setup import CollectOptions, StreamSettings, device_args, make_sinks
 
+LOG_FORMAT = "%(levelname)s: %(message)s"
 TOKEN_ENV = "EDGECLS_SERVE_TOKEN"
 BASIC_AUTH_ENV = "EDGECLS_SERVE_BASIC_AUTH"
 
@@ -129,8 +132,9 @@ def _run_here(model: Path, collecting: CollectOptions, o: dict[str, Any]) -> Liv
     from edgecls.runtime.targets import apply, backend_options, load_target
 
     set_max_pixels(o["max_pixels"])
-    if o["verbose"]:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if o["verbose"]:  # backend settings and reconnects
+        logging.basicConfig(format=LOG_FORMAT)
+        logging.getLogger("edgecls").setLevel(logging.INFO)
     providers = [p.strip() for p in o["providers"].split(",") if p.strip()] if o["providers"] else None
     chosen = apply(load_target(o["target"]) if o["target"] else None, threads=o["threads"],
                    device=o["device"] or None, providers=providers or None, provider_options=None,
@@ -165,7 +169,8 @@ def _path(value: str | Path | None) -> Path | None:
 
 def _run_on_device(model: Path, remote: str, remote_python: str | None, o: dict[str, Any]) -> LiveSummary:
     """The loop on the device over ssh: its JSON lines on stdout here, its messages on
-    stderr; the summary is the one the device printed last."""
+    stderr; the summary is the one the device printed last. Ctrl+C here ends the ssh
+    session (the device's run stops with it) and raises KeyboardInterrupt."""
     from edgecls.api.benching import prepare_options
     from edgecls.remote.host import parse_host
     from edgecls.remote.live import LiveSession, RemoteRun, check_local_port, free_local_port
@@ -208,18 +213,18 @@ class _SummaryTee(io.TextIOBase):
         self.target.flush()
 
 
-class _sigterm_exits:  # noqa: N801 - used as a context manager
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
     """SIGTERM raises SystemExit so the ssh clients are ended (and with them the device's
     run); the previous handler comes back after (main thread only)."""
-
-    def __enter__(self) -> None:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _PARAMETERS = dict(inspect.signature(run_live).parameters)

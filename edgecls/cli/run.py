@@ -7,6 +7,7 @@ works on a device without TensorFlow.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -97,8 +98,9 @@ def run(
     `docker stop`) or SIGHUP finalize the outputs, print a summary (frames, FPS,
     latency p50/p95) on stderr and exit 0.
     """
-    from edgecls.api.live import run_live
+    from edgecls.api.live import LOG_FORMAT, run_live
 
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
     options = {name: value for name, value in ctx.params.items() if name != "model"}
     summary = run_live(model, **options)
     if remote:  # the device printed its summary (relayed on stderr)
