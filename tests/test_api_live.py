@@ -80,15 +80,21 @@ def test_run_live_raises_the_cli_errors(model: Path, tmp_path: Path, monkeypatch
 
 def test_ctrl_c_ends_run_live_cleanly_with_the_summary(model: Path, tmp_path: Path) -> None:
     """What interrupting a notebook's kernel does: SIGINT in the main thread mid-run."""
-    video, jsonl = _video(tmp_path / "long.avi", 3000), tmp_path / "out.jsonl"
+    video, jsonl, ended = _video(tmp_path / "long.avi", 3000), tmp_path / "out.jsonl", threading.Event()
 
     def interrupt_after_the_first_frame() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (jsonl.exists() and jsonl.stat().st_size):
             time.sleep(0.005)
-        os.kill(os.getpid(), signal.SIGINT)
+        if not ended.is_set():  # never after the run: the SIGINT would reach pytest
+            os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=interrupt_after_the_first_frame, daemon=True).start()
-    summary = edgecls.run_live(model, source=str(video), jsonl=jsonl)
+    interrupter = threading.Thread(target=interrupt_after_the_first_frame, daemon=True)
+    interrupter.start()
+    try:
+        summary = edgecls.run_live(model, source=str(video), jsonl=jsonl)
+    finally:
+        ended.set()
+    interrupter.join()
     assert summary.interrupted and 1 <= summary.frames < 3000
     assert len(jsonl.read_text().splitlines()) == summary.frames  # every frame written, file closed
