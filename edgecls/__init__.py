@@ -10,7 +10,10 @@ The Python API mirrors the command line, one verb per command::
     edgecls.benchmark(result.paths, data="runs/flowers")             # edgecls bench (hosts=...)
     edgecls.report(["pi.json", "laptop.json"], html="report.html")   # edgecls report
     run.explain("photo.jpg")                                         # edgecls explain
-    edgecls.Classifier("model_int8.tflite").classify(frame)          # edgecls run
+    edgecls.Classifier("model_int8.tflite").classify(frame)          # one frame
+    edgecls.run_live("model_int8.tflite", source="video.mp4", jsonl="out.jsonl")  # edgecls run
+    edgecls.deploy("model_int8.tflite", host="pi@cam1", service=True)  # edgecls deploy
+    edgecls.collect(["pi@cam1", "pi@cam2"], into="inbox/")           # edgecls collect
     edgecls.inspect_model("model_int8.tflite")                       # edgecls inspect
     edgecls.list_targets(); edgecls.show_target("raspberry-pi-5")    # edgecls targets list|show
     edgecls.list_models("mobilenet*")                                # edgecls models list
@@ -39,6 +42,12 @@ _API = {
     "benchmark": "edgecls.api.benching",
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
+    "run_live": "edgecls.api.live",
+    "LiveSummary": "edgecls.api.live",
+    "deploy": "edgecls.api.devices",
+    "collect": "edgecls.api.devices",
+    "Deployment": "edgecls.api.devices",
+    "CollectResult": "edgecls.api.devices",
     "Classifier": "edgecls.runtime.classifier",
     "compare_runs": "edgecls.api.comparing",
     "inspect_model": "edgecls.api.inspecting",
@@ -85,6 +94,7 @@ __all__ = [
     "TargetList",
     "TargetProfile",
     "UndoneDecision",
+    "LiveSummary", "run_live", "CollectResult", "Deployment", "collect", "deploy",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -95,6 +105,8 @@ if TYPE_CHECKING:
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
     from edgecls.api.inspecting import ModelDescription, inspect_model
+    from edgecls.api.devices import CollectResult, Deployment, collect, deploy
+    from edgecls.api.live import LiveSummary, run_live
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.reviewing import ReviewPage, UndoneDecision, review_inbox, undo_label
     from edgecls.api.run import Run

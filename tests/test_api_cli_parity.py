@@ -1,9 +1,9 @@
 """The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
-``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``inspect``, ``targets``,
-``models``, ``compare`` and ``review`` is a parameter of the API function (or functions,
-or a field of the config it fills) of the same name, with the same default, and
-an option backed by a config field shows that field's help text (one source:
-``edgecls.config.option``)."""
+``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``run``, ``deploy``,
+``collect``, ``inspect``, ``targets``, ``models``, ``compare`` and ``review`` is a parameter
+of the API function (or functions, or a field of the config it fills) of the same name,
+with the same default, and an option backed by a config field shows that field's help text
+(one source: ``edgecls.config.option``)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from edgecls.api.benching import benchmark
 from edgecls.api.catalog import list_models, list_targets, show_target
 from edgecls.api.comparing import compare_runs
 from edgecls.api.data import check_data
+from edgecls.api.devices import collect, deploy
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
 from edgecls.api.explaining import explain_images
 from edgecls.api.inspecting import inspect_model
 from edgecls.api.reviewing import review_inbox, undo_label
+from edgecls.api.live import run_live
 from edgecls.api.run import Run, evaluate_run_dir
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
@@ -49,12 +51,15 @@ PAIRS = {
     ("review",): ((review_inbox, undo_label), ()),
     ("targets", "list"): (list_targets, ()),
     ("targets", "show"): (show_target, ()),
+    ("run",): (run_live, ()),
+    ("deploy",): (deploy, ()),
+    ("collect",): (collect, ()),
 }
-# The CLI's --no-progress is the API's progress=False; the commands without it draw bars
-# only on a terminal, which the API's progress= decides in a notebook.
+# The CLI's --no-progress is the API's progress=False (its default True draws bars only on
+# a terminal or in a notebook).
 CLI_TO_API = {"no_progress": "progress"}
 # review's wait=False returns the running page at once, for a notebook; the command waits.
-API_ONLY = {"progress", "wait"}
+API_ONLY = {"wait"}
 # Options that only choose how the command prints what the API returns (inspect --json:
 # the result's to_dict()).
 RENDERING_ONLY = {("inspect",): {"as_json"}}
@@ -107,7 +112,9 @@ def test_defaults_and_help_have_one_source(path: tuple[str, ...]) -> None:
         elif name in fields and param.default is not None:
             default = field_default(fields[name][0], name)
             assert param.default == default, f"--{name}: CLI default {param.default!r}, config {default!r}"
-        elif name in api and name not in OWN_DEFAULTS.get(path, set()) and name != "progress":
+        elif name == "progress":
+            assert param.default is False and api[name].default is True, "--no-progress is progress=False"
+        elif name in api and name not in OWN_DEFAULTS.get(path, set()):
             expected = api[name].default
             if expected is not inspect.Parameter.empty:
                 assert param.default == expected, f"--{name}: CLI default {param.default!r}, API {expected!r}"

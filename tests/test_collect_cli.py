@@ -10,12 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import typer
 from helpers.cli import run_cli
 from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
-from edgecls.cli.app import app
-from edgecls.cli.remote import device_run_args
+from edgecls.api.live import _PARAMETERS
+from edgecls.api.live_setup import device_args
 from edgecls.digest import file_sha256
 
 
@@ -75,10 +74,25 @@ def test_bad_collect_options_are_one_line_errors(monkeypatch, capsys, model: Pat
 
 
 def test_remote_run_passes_the_collect_options_to_the_device() -> None:
-    command = typer.main.get_command(app)
-    run = command.commands["run"]
-    ctx = run.make_context("run", ["m.onnx", "--remote", "pi@cam", "--collect", "frames", "--collect-below",
-                                   "0.4", "--collect-flicker", "--collect-when-full", "evict-oldest"])
-    args = " ".join(device_run_args(ctx))
+    given = {name: p.default for name, p in _PARAMETERS.items()}
+    given.update(model="m.onnx", remote="pi@cam", collect=Path("frames"), collect_below=0.4, collect_flicker=True,
+                 collect_when_full="evict-oldest", verify=False, token="secret-token")
+    args = " ".join(device_args(given, {name: p.default for name, p in _PARAMETERS.items()}))
     assert "--collect frames --collect-below 0.4 --collect-flicker" in args
     assert "--collect-when-full evict-oldest" in args and "--collect-margin" not in args
+    assert "--no-verify" in args and "secret" not in args and "pi@cam" not in args and "m.onnx" not in args
+
+
+def test_the_device_args_are_spelled_as_the_run_command_spells_its_options() -> None:
+    """``remote=`` spells each option from its API name: every one must be a flag of `edgecls run`."""
+    import typer.main
+
+    from edgecls.api.live_setup import flag
+    from edgecls.cli import app
+
+    for param in typer.main.get_command(app).commands["run"].params:
+        if param.param_type_name != "option":
+            continue
+        assert flag(param.name) in param.opts, param.opts
+        if param.is_flag and param.default is True:
+            assert flag(f"no_{param.name}") in param.secondary_opts, param.secondary_opts

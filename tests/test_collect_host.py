@@ -122,3 +122,27 @@ def test_an_inbox_that_is_a_file_is_one_line_and_exit_code_2(cli, tmp_path: Path
     code, out = cli("--host", "device-0", "--into", str(tmp_path / "inbox"))
     assert (code, out.splitlines()[0]) == (2, f"error: --into {tmp_path / 'inbox'} is a file")
     assert (tmp_path / "inbox").read_text() == "not a folder"
+
+
+def test_collect_through_the_api_gives_each_host_its_status_and_draws_progress_only_when_asked(
+        lab: SshLab, cli, tmp_path: Path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    device_frames(lab.servers[0].home / "api-frames", [21, 22])
+    closed, inbox = f"127.0.0.1:{free_port()}", tmp_path / "inbox"
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
+    result = edgecls.collect([lab.servers[0].spec, closed], into=inbox, device_dir="api-frames", progress=False)
+    assert capsys.readouterr() == ("", "")
+    assert not result.passed and [o.status for o in result.outcomes] == ["passed", "unreachable"]
+    rows = result.to_dict()["hosts"]
+    assert rows[0]["new"] == 2 and rows[0]["removed"] == 2 and "Connection refused" in rows[1]["reason"]
+    html = result._repr_html_()
+    assert "<tr class='failed'>" in html and "2 new frames; removed 2 from the device" in html
+
+    code, drawn = cli("--host", lab.servers[0].spec, "--into", str(inbox), "--from", "api-frames")
+    assert code == 0 and "0:00:0" in drawn  # the host's spinner line, with its elapsed time
+    code, quiet = cli("--host", lab.servers[0].spec, "--into", str(inbox), "--from", "api-frames", "--no-progress")
+    assert (code, quiet.strip()) == (0, f"{lab.servers[0].spec}: passed: no frames on the device")
+    with pytest.raises(edgecls.ConfigError) as twice:
+        edgecls.collect([closed, closed], into=inbox)
+    assert twice.value.message in cli("--host", closed, "--host", closed, "--into", str(inbox))[1]

@@ -341,6 +341,21 @@ def test_run_streams_json_lines_back_and_sends_the_model_once(lab: SshLab, onnx_
 
 
 @needs_sshd
+def test_run_live_on_a_device_returns_the_summary_the_device_printed(lab: SshLab, onnx_models: list[Path],
+                                                                     tmp_path: Path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    monkeypatch.setenv("EDGECLS_SSH_CONFIG", str(lab.config))
+    colors = write_color_folder(tmp_path / "colors", per_class=3)
+    summary = edgecls.run_live(onnx_models[0], source=str(colors / "blue"), top_k=1, remote="device-0",
+                               remote_python=sys.executable)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert summary.frames == len(lines) == 3 and {line["label"] for line in lines} == {"blue"}
+    assert summary.host == "device-0" and summary.exit_code == 0 and summary.backend == "onnxruntime"
+    assert "live run on device-0: done" in summary._repr_html_()
+
+
+@needs_sshd
 def test_run_serve_is_forwarded_and_ends_with_the_connection(lab: SshLab, onnx_models: list[Path],
                                                              tmp_path: Path) -> None:
     video = write_video(tmp_path / "long.avi", 8000)
@@ -415,6 +430,32 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     third = cli(*service, lab=lab)
     assert "model: copied classifier.onnx" in third.stdout and "wrote" not in third.stdout
     assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()
+
+
+@needs_sshd
+def test_deploy_through_the_api_returns_what_it_did_and_raises_the_cli_errors(
+        lab: SshLab, onnx_models: list[Path], tmp_path: Path, monkeypatch, capsys) -> None:
+    import edgecls
+
+    monkeypatch.setenv("EDGECLS_SSH_CONFIG", str(lab.config))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
+    device, model = lab.servers[0], tmp_path / "api.onnx"
+    model.write_bytes(onnx_models[0].read_bytes())
+    deployment = edgecls.deploy(model, host=device.spec, remote_python=sys.executable, progress=False)
+    assert capsys.readouterr() == ("", "")  # no spinner
+    assert deployment.status == "passed" and deployment.result.copied == ["api.onnx"]
+    assert f"{device.home}/.edgecls/deploy/edgecls-api/api.onnx --headless" in deployment.unit
+    assert deployment.install_commands and deployment.to_dict()["changed"]
+    html = deployment._repr_html_()
+    assert f"deploy on {device.spec}: passed" in html and "<pre>" in html and "[Unit]" in html
+    monkeypatch.delenv("TTY_COMPATIBLE")
+    closed = f"127.0.0.1:{free_port()}"
+    for options in ({"host": device.spec, "install": "sometimes"}, {"host": closed}):
+        with pytest.raises(EdgeclsError) as raised:
+            edgecls.deploy(model, remote_python=sys.executable, progress=False, **options)
+        flags = [arg for name, value in options.items() for arg in (f"--{name}", value)]
+        code, output = run_cli(monkeypatch, capsys, "deploy", str(model), "--remote-python", sys.executable, *flags)
+        assert code == 2 and f"error: {raised.value.message}" in output, output
 
 
 def _path_without(tool: str, folder: Path) -> str:

@@ -124,12 +124,12 @@ def test_coral_accuracy_on_imagenette_subset(shared_dir: Path) -> None:
     assert hits / len(images) == pytest.approx(0.751, abs=0.03)
 
 
-def test_import_runtime_and_live_does_not_import_tensorflow() -> None:
+def test_import_runtime_live_and_their_api_does_not_import_tensorflow() -> None:
     code = (
         "import sys, edgecls.runtime, edgecls.runtime.litert, edgecls.runtime.onnxruntime, "
         "edgecls.runtime.openvino, edgecls.runtime.tflite_metadata, edgecls.runtime.targets, "
         "edgecls.live, edgecls.live.sources, edgecls.live.loop, edgecls.live.sinks, edgecls.live.server, "
-        "edgecls.live.collect\n"
+        "edgecls.live.collect, edgecls.api.live\n"
         "from edgecls.runtime import Classifier\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'PIL'))\n"
         "print(','.join(bad))"

@@ -131,12 +131,14 @@ def test_stop_signals_finalize_video_and_summary(model: Path, tmp_path: Path, si
     # default dispositions in the child: a harness started under nohup ignores SIGHUP, and an
     # ignored SIGHUP rightly stays ignored by `edgecls run` (tested in test_runtime_loop)
     process = subprocess.Popen([*EDGECLS, "run", str(model), "--source", str(long_video), "--headless",
-                                "--save", str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                "--save", str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                                preexec_fn=lambda: signal.signal(getattr(signal, signame), signal.SIG_DFL))
     assert process.stdout is not None
+    # unbuffered: a buffered readline may take more lines than the first from the pipe,
+    # which communicate() would then not see (and the count below would miss them)
     first = json.loads(process.stdout.readline())
     process.send_signal(getattr(signal, signame))
-    out, err = process.communicate(timeout=60)
+    out, err = (stream.decode() for stream in process.communicate(timeout=60))
     assert first["frame"] == 0 and process.returncode == 0, err
     assert "Traceback" not in err
     assert ("interrupted:" if signame == "SIGINT" else f"stopped by {signame}:") in err

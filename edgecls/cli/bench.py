@@ -12,7 +12,7 @@ from edgecls.api.benching import report as compare_reports
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli.app import app
 from edgecls.cli.bench_table import print_report
-from edgecls.cli.options import config_option
+from edgecls.cli.options import NO_PROGRESS_HELP, config_option
 from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, print_remote_bench
 from edgecls.config import field_help
 
@@ -43,6 +43,7 @@ def bench(
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
     install: str = typer.Option("index", help=INSTALL_HELP),
     verify: bool = config_option(BenchOptions, "verify", "--verify/--no-verify"),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Measure latency, size, memory and accuracy of model files on this machine.
 
@@ -61,7 +62,7 @@ def bench(
                        remote_python=remote_python, install=install, reference=reference, target=target,
                        runs=runs, seconds=seconds, warmup=warmup, min_accuracy=min_accuracy,
                        labels_file=labels_file, max_per_class=max_per_class, device=device,
-                       timeout_s=timeout_s, verify=verify)
+                       timeout_s=timeout_s, verify=verify, progress=not no_progress)
     console = Console()
     if hosts:
         print_remote_bench(result, console)

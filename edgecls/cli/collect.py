@@ -7,11 +7,8 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
+from edgecls.cli.options import NO_PROGRESS_HELP
 from edgecls.cli.remote import SSH_CONFIG_ENV
-from edgecls.present.hosts import HostProgress
-from edgecls.remote.collect import CollectJob, collect_from_hosts
-from edgecls.remote.host import parse_hosts
-from edgecls.remote.inbox import Inbox
 
 HOST_HELP = ("Device to pull from over ssh: user@host[:port] or an alias from ~/.ssh/config (key or agent "
              f"authentication, known host keys only; ${SSH_CONFIG_ENV} names another ssh config file). "
@@ -29,6 +26,7 @@ def collect(
     keep_on_device: bool = typer.Option(False, "--keep-on-device", help="Leave the pulled frames on the "
                                         "devices (by default each frame that arrived intact is removed there)."),
     timeout: float = typer.Option(1800.0, help="Seconds one host may take in all."),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Pull the frames kept by `edgecls run --collect` from one or many devices into an inbox.
 
@@ -40,13 +38,12 @@ def collect(
     from rich.console import Console
     from rich.markup import escape
 
+    from edgecls.api.devices import collect as collect_frames
 
-    job = CollectJob(hosts=parse_hosts(host), inbox=Inbox(into), device_dir=device_dir,
-                     keep_on_device=keep_on_device, timeout_s=timeout)
+    result = collect_frames(host, into, device_dir=device_dir, keep_on_device=keep_on_device, timeout=timeout,
+                            progress=not no_progress)
     console = Console(highlight=False)
-    with HostProgress(console, job.hosts) as progress:
-        outcomes = collect_from_hosts(job, say=progress.update)
-    for outcome in outcomes:
+    for outcome in result.outcomes:
         if outcome.passed:
             console.print(f"{escape(outcome.host.text)}: passed: {outcome.value.describe(keep_on_device)}")
             continue
@@ -54,5 +51,5 @@ def collect(
         console.print(f"[red]{escape(outcome.host.text)}: {outcome.status}:[/] {escape(reason)}", soft_wrap=True)
         if outcome.hint:
             console.print(f"[yellow]hint:[/] {escape(outcome.hint)}", soft_wrap=True)
-    if not all(outcome.passed for outcome in outcomes):
+    if not result.passed:
         raise typer.Exit(1)

@@ -10,6 +10,7 @@ from edgecls.api.data import check_data
 from edgecls.api.options import MAX_PIXELS_HELP
 from edgecls.cli.app import app
 from edgecls.cli.check_table import render_check
+from edgecls.cli.options import NO_PROGRESS_HELP
 from edgecls.data.digits import write_digits_dataset
 
 data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
@@ -21,6 +22,7 @@ def check(
     data_dir: Path = typer.Argument(..., help="Dataset folder: DIR/<class>/* or DIR/{train,val,test}/<class>/*."),
     json_path: Path = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
     max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Check a dataset: images per class, unreadable files, duplicates, too-small classes.
 
@@ -31,7 +33,7 @@ def check(
     """
     from rich.console import Console
 
-    report = check_data(data_dir, json_path=json_path, max_pixels=max_pixels)
+    report = check_data(data_dir, json_path=json_path, max_pixels=max_pixels, progress=not no_progress)
     console = Console()
     render_check(report.check, console)
     if json_path:

@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 
 from edgecls.cli.app import app
-from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP, prepare_options
-from edgecls.remote.deploy import DeployJob, deploy as run_deploy, install_commands
-from edgecls.remote.host import parse_host
+from edgecls.cli.options import NO_PROGRESS_HELP
+from edgecls.cli.remote import HOST_HELP, INSTALL_HELP, REMOTE_PYTHON_HELP
 
 
 @app.command("deploy")
@@ -32,6 +31,7 @@ def deploy(
                                "worse than the one the device runs."),
     remote_python: str = typer.Option(None, help=REMOTE_PYTHON_HELP),
     install: str = typer.Option("index", help=INSTALL_HELP),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Copy a model to a device, prepare its runtime, and run it headless at boot (systemd).
 
@@ -47,12 +47,13 @@ def deploy(
     from rich.console import Console
     from rich.markup import escape
 
-    job = DeployJob(model=model, host=parse_host(host), target=target, source=source, service=service,
-                    root=root, name=name, comparison=comparison, force=force,
-                    prepare=prepare_options(remote_python, install))
+    from edgecls.api.devices import deploy as deploy_model
+
+    deployment = deploy_model(model, host, target=target, source=source, service=service, name=name, root=root,
+                              comparison=comparison, force=force, remote_python=remote_python, install=install,
+                              progress=not no_progress)
+    result = deployment.result
     console = Console(highlight=False)
-    with console.status(f"{escape(host)}: connecting, checking the environment, copying the model..."):
-        result = run_deploy(job)
     console.print(f"{escape(host)}: {escape(result.environment.describe())}")
     console.print(f"model: {'copied ' + ', '.join(result.copied) if result.copied else 'unchanged'}")
     replacement = result.replacement
@@ -63,7 +64,7 @@ def deploy(
     if not service:
         console.print(f"\n[bold]{escape(result.unit_name)}[/]\n{escape(result.unit)}", soft_wrap=True)
         console.print("to install it on the device (or re-run with --service):")
-        for command in install_commands(result):
+        for command in deployment.install_commands:
             console.print(f"  {escape(command)}", soft_wrap=True)
         return
     for action in result.actions:

@@ -13,6 +13,7 @@ import typer
 
 from edgecls.api.explaining import explain_images
 from edgecls.cli.app import app
+from edgecls.cli.options import NO_PROGRESS_HELP
 from edgecls.formats import format_for_path
 from edgecls.present.tf_import import import_tensorflow_quietly
 
@@ -38,6 +39,7 @@ def explain(
     seed: int = typer.Option(0, help="RISE mask seed."),
     labels: Path = typer.Option(None, help="Labels file for models without embedded labels."),
     threads: int = typer.Option(None, min=1, help="Inference threads for artifacts."),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Explain a classifier's decisions with heatmaps, for the float model or any artifact.
 
@@ -59,7 +61,7 @@ def explain(
 
     explained = explain_images(model, images, out, method=method, class_name=class_name, top_k=top_k,
                                compare=compare, masks=masks, grid=grid, batch_size=batch_size, window=window,
-                               seed=seed, labels=labels, threads=threads)
+                               seed=seed, labels=labels, threads=threads, progress=not no_progress)
     _print_summary(explained.report, explained.json_path, Console(stderr=True, highlight=False),
                    time.perf_counter() - started)
 

@@ -10,7 +10,7 @@ import typer
 from edgecls.api.exporting import ExportResult, export_config, export_run_dir
 from edgecls.api.options import EXPLAIN_CHANGES_HELP, EXPORT_THREADS_HELP, MAX_PIXELS_HELP
 from edgecls.cli.app import app
-from edgecls.cli.options import config_option
+from edgecls.cli.options import NO_PROGRESS_HELP, config_option
 from edgecls.export.pipeline import ExportConfig
 from edgecls.rundir import ExportDir
 
@@ -33,6 +33,7 @@ def export(
     explain: bool = typer.Option(False, "--explain/--no-explain", help=EXPLAIN_CHANGES_HELP),
     max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     dynamic_batch: bool = config_option(ExportConfig, "dynamic_batch", "--dynamic-batch"),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Export a trained run to TFLite / ONNX / OpenVINO and validate every artifact.
 
@@ -53,7 +54,8 @@ def export(
     precisions = precisions if _given(ctx, "precisions") else None
     console = Console()
     _warn_int8_input(export_config(run, formats, precisions, **options), console)
-    result = export_run_dir(run, formats, precisions, max_pixels=max_pixels, **options)
+    result = export_run_dir(run, formats, precisions, max_pixels=max_pixels, progress=not no_progress,
+                            **options)
     _render(result.manifest, console)
     console.print(f"manifest: {ExportDir(result.out).manifest}")
     if explain:

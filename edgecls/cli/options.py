@@ -9,6 +9,8 @@ import typer
 
 from edgecls.config import field_default, field_help
 
+NO_PROGRESS_HELP = "Do not draw progress bars (they are drawn only on a terminal anyway)."
+
 
 def config_option(cls: type, name: str, *flags: str, unset: bool = False, **kwargs: Any) -> Any:
     """``typer.Option`` for field ``name`` of ``cls``.

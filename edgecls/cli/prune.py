@@ -10,6 +10,7 @@ import typer
 
 from edgecls.api.pruning import prune_run_dir
 from edgecls.cli.app import app
+from edgecls.cli.options import NO_PROGRESS_HELP
 
 
 @app.command("prune")
@@ -45,6 +46,7 @@ def prune(
     distill: bool = typer.Option(False, "--distill",
                                  help="--structured: fine-tune by knowledge distillation from "
                                       "the unpruned model (KL on softened outputs + CE)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Magnitude-prune a trained model during a short fine-tune (native Keras 3).
 
@@ -64,7 +66,7 @@ def prune(
                        reconstruct=reconstruct, distill=distill)
     else:
         options = dict(sparsity=sparsity, min_weights=min_weights)
-    result = prune_run_dir(run, out, structured, epochs=epochs, batch_size=batch_size,
+    result = prune_run_dir(run, out, structured, progress=not no_progress, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, **options)
     console = Console()
     (_render_structured if structured else _render_magnitude)(result.report, console)

@@ -8,26 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
+from edgecls.api.options import MAX_PIXELS_HELP
 from edgecls.cli.app import app
-from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP, run_remote
-from edgecls.errors import ConfigError
-from edgecls.live import sinks as out
-from edgecls.live.collect import Collector, CollectRules, parse_classes
-from edgecls.live.collect_store import StoreLimits
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.image_header import set_max_pixels
-from edgecls.live.loop import LoopOptions, run_loop
-from edgecls.live.serve_auth import StreamAuth
-from edgecls.live.server import ServerLimits
-from edgecls.live.sinks import MjpegSink
-from edgecls.live.sources import open_source
-from edgecls.runtime.targets import apply, backend_options, load_target
+from edgecls.cli.remote import REMOTE_PYTHON_HELP, REMOTE_RUN_HELP
 
 _COLLECT = "Collect frames for labelling (--collect DIR)"
 
@@ -69,9 +56,7 @@ def run(
     verify: bool = typer.Option(True, "--verify/--no-verify", help=(
         "Refuse a model file that does not match the digest embedded at export (a damaged "
         "copy). --no-verify runs it anyway; models without a digest always run.")),
-    max_pixels: str = typer.Option(None, "--max-pixels", help=(
-        "Refuse images whose header declares more pixels than this (e.g. 90M), before "
-        "decoding them. Default: 64M, or $EDGECLS_MAX_PIXELS.")),
+    max_pixels: str = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     collect: Path = typer.Option(None, "--collect", help=(
         "Keep frames worth labelling in this folder (JPEG + JSON sidecar: time, source, model "
         "digest, top-k, why kept); a restarted run continues it. Without a --collect-* "
@@ -113,116 +98,14 @@ def run(
     `docker stop`) or SIGHUP finalize the outputs, print a summary (frames, FPS,
     latency p50/p95) on stderr and exit 0.
     """
-    collecting = _CollectOptions(collect, collect_below, collect_margin, collect_flicker, collect_classes,
-                                 collect_random, collect_max_per_minute, collect_max_per_hour,
-                                 collect_max_per_day, collect_max_mb, collect_when_full)
-    collecting.check(ctx)
-    if remote:
-        raise typer.Exit(run_remote(ctx, model, remote, remote_python))
-    set_max_pixels(max_pixels)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    given_providers = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
-    chosen = apply(load_target(target) if target else None, threads=threads, device=device or None,
-                   providers=given_providers or None, provider_options=None, source=source or None)
-    options = backend_options(chosen)
-    classifier = Classifier(model, labels=labels, options=options, top_k=top_k, verify=verify)
-    _log_backend(classifier)
-    collector = collecting.collector(model, classifier.labels) if collect else None
-    frames = open_source(chosen["source"] or "0")
-    if collector is not None:
-        collector.source = frames.description
-    stream = _StreamSettings(host, port, token, basic_auth, no_auth, max_viewers, serve_fps) if serve else None
-    sinks = _make_sinks(headless, jsonl, save, stream, getattr(frames, "fps", 0.0))
-    summary = run_loop(classifier, frames, sinks, LoopOptions(top_k, threshold, smooth, max_frames),
-                       collector=collector)
-    summary["backend"] = classifier.backend.name
-    summary["settings"] = classifier.backend.settings
-    _print_summary(summary)
+    from edgecls.api.live import LOG_FORMAT, run_live
 
-
-def _log_backend(classifier) -> None:
-    backend = classifier.backend
-    logging.getLogger("edgecls").info("%s %s, settings %s", backend.name, backend.version(), backend.settings)
-
-
-@dataclass
-class _CollectOptions:
-    folder: Path | None
-    below: float | None
-    margin: float | None
-    flicker: bool
-    classes: str | None
-    random: float | None
-    per_minute: int | None
-    per_hour: int | None
-    per_day: int | None
-    max_mb: float | None
-    when_full: str
-
-    def check(self, ctx: typer.Context) -> None:
-        """Refuses --collect-* options without --collect, and bad values, before any work."""
-        if self.folder is None:
-            given = [p.opts[0] for p in ctx.command.params if p.name.startswith("collect_")
-                     and ctx.params.get(p.name) not in (None, p.default)]
-            if given:
-                raise ConfigError(f"{given[0]} needs --collect DIR", "name the folder to keep frames in")
-        self.rules(), self.limits()
-
-    def rules(self) -> CollectRules:
-        return CollectRules(self.below, self.margin, self.flicker, parse_classes(self.classes), self.random)
-
-    def limits(self) -> StoreLimits:
-        max_bytes = int(self.max_mb * 1e6) if self.max_mb is not None else None
-        return StoreLimits(self.per_minute, self.per_hour, self.per_day, max_bytes, self.when_full)
-
-    def collector(self, model: Path, labels: list[str]) -> Collector:
-        rules = self.rules()
-        rules.check_classes(labels)
-        return Collector(self.folder, rules, self.limits(), model=model)
-
-
-@dataclass
-class _StreamSettings:
-    host: str
-    port: int
-    token: str | None
-    basic_auth: str | None
-    no_auth: bool
-    max_viewers: int
-    max_fps: float
-
-
-def _make_sinks(headless: bool, jsonl: Path | None, save: Path | None, stream: _StreamSettings | None,
-                fps: float) -> list:
-    chosen: list = []
-    if jsonl is not None:
-        chosen.append(out.JsonLinesSink(path=jsonl))
-    elif headless:
-        chosen.append(out.JsonLinesSink(stream=sys.stdout))
-    if save is not None:
-        chosen.append(out.VideoSink(save, fps))
-    if stream is not None:
-        chosen.append(_start_stream(stream))
-    if not headless:
-        if out.display_available():
-            chosen.append(out.WindowSink())
-        elif not chosen:
-            typer.echo("no display found: printing JSON lines (use --headless to silence this)", err=True)
-            chosen.append(out.JsonLinesSink(stream=sys.stdout))
-    return chosen
-
-
-def _start_stream(stream: _StreamSettings):
-    auth = StreamAuth.from_options(stream.token, stream.basic_auth, stream.no_auth)
-    sink = MjpegSink(stream.host, stream.port, auth=auth, max_fps=stream.max_fps,
-                     limits=ServerLimits(max_viewers=stream.max_viewers))
-    server = sink.server
-    typer.echo(f"streaming on {server.watch_url}", err=True)
-    if server.auth.generated:
-        typer.echo("  (token generated for this run; set EDGECLS_SERVE_TOKEN to keep one)", err=True)
-    elif not server.auth.required and server.auth.open_access:
-        typer.echo("  (--no-auth: anyone who reaches this port can watch)", err=True)
-    return sink
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+    options = {name: value for name, value in ctx.params.items() if name != "model"}
+    summary = run_live(model, **options)
+    if remote:  # the device printed its summary (relayed on stderr)
+        raise typer.Exit(summary.exit_code)
+    _print_summary(summary.to_dict())
 
 
 def _print_summary(summary: dict) -> None:

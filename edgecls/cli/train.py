@@ -15,7 +15,7 @@ from edgecls.api.options import MAX_PIXELS_HELP
 from edgecls.api.run import evaluate_run_dir
 from edgecls.api.training import run_training, training_config
 from edgecls.cli.app import app
-from edgecls.cli.options import config_option
+from edgecls.cli.options import NO_PROGRESS_HELP, config_option
 from edgecls.config import field_help
 from edgecls.data.split import SUBSETS, Split
 from edgecls.runtime.image_header import set_max_pixels
@@ -130,13 +130,14 @@ def evaluate(
     batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
     gallery: int = typer.Option(8, "--gallery", min=0, help="Draw the N most confident mistakes with "
                                 "Grad-CAM heatmaps into a PNG beside the JSON (mistakes.png; 0: none)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP),
 ) -> None:
     """Evaluate a run's best model: accuracy, balanced accuracy (mean recall), top-k,
     per-class precision/recall/F1, macro and weighted averages, the classes far below
     the mean recall (more than 15 points, with a 95% interval that excludes the mean),
     confusion matrix (JSON and PNG), and a gallery of the most confident mistakes with
     heatmaps of the predicted and the true class."""
-    evaluation = evaluate_run_dir(run, split, json_path, top_k, batch_size, gallery)
+    evaluation = evaluate_run_dir(run, split, json_path, top_k, batch_size, gallery, progress=not no_progress)
     console = Console()
     _print_report(evaluation.report, console)
     if json_path:

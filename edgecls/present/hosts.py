@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from edgecls.present.progress import is_live
 
 if TYPE_CHECKING:
     from edgecls.remote.host import HostSpec
@@ -32,3 +36,16 @@ class HostProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
+
+
+@contextlib.contextmanager
+def host_progress(hosts: list[HostSpec], console: Console | None = None,
+                  enabled: bool = True) -> Iterator[Callable[[HostSpec, str], None]]:
+    """A ``HostProgress`` yielding its ``update`` callback; ``enabled=False`` or a console
+    that is neither a terminal nor a notebook gives a callback that draws nothing."""
+    console = console or Console()
+    if not enabled or not is_live(console):
+        yield lambda host, message: None
+        return
+    with HostProgress(console, hosts) as progress:
+        yield progress.update
