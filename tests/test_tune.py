@@ -114,3 +114,33 @@ def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) 
     assert _finalist_problem(config, row, gate, within) == "trial 4 failed the export gate (failed, +2.50 pp)"
     slow = _finalist_problem(config, row, passed, {"latency": {"p50_ms": 2.6}, "size_bytes": 3_000_000})
     assert slow.startswith("trial 4 trained measures 2.60 ms") and "untrained proxy measured 1.50 ms" in slow
+
+
+def test_a_pruned_trial_never_reads_the_test_split(tmp_path: Path, monkeypatch) -> None:
+    """Every test image is overwritten with bytes no decoder reads once the split exists:
+    a search whose candidate is trained, structured-pruned and fine-tuned still finishes,
+    ranked on val only."""
+    import dataclasses
+
+    from edgecls.data.split import Split
+    from edgecls.tune import space
+    from edgecls.tune.tuner import open_tuning, run_tuning
+    from helpers.images import write_image_folder
+    from helpers.tune import TINY_MBCONV, tiny_space
+
+    data = write_image_folder(tmp_path / "images", {"circle_r": 12, "square_g": 12, "circle_b": 12})
+    config = tiny_tune_config(data, tmp_path / "out", tmp_path / "latency.json", trials=1, finalize=False,
+                              space=tiny_space(family=TINY_MBCONV, mac_reductions=(0.3,)))
+    config.fidelity = dataclasses.replace(config.fidelity, scratch_epochs=1)
+    monkeypatch.setattr(space, "PRUNABLE", (*space.PRUNABLE, TINY_MBCONV))  # the block pruning narrows
+    tuning = open_tuning(config)
+    tuning.search.study.enqueue_trial({"mac_reduction": 0.3})
+    test_images = Split.load(tuning.split_file).items("test")
+    assert test_images
+    for path, _ in test_images:
+        path.write_bytes(b"not an image")
+    result = run_tuning(tuning)
+    assert [r["state"] for r in result.rows] == ["complete"], result.rows
+    pruned = json.loads((config.out / "trials" / "0000" / "pruned" / "prune_report.json").read_text())
+    assert pruned["scored_on"] == "val" and pruned["mac_reduction"] > 0.1
+    assert result.rows[0]["val_accuracy"] == max(pruned["val_accuracy"])

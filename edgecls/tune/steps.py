@@ -26,12 +26,14 @@ def train_run(config: Any, callbacks: Sequence[Any] = (), evaluate_test: bool = 
     return train(config, callbacks=callbacks, evaluate_test=evaluate_test)
 
 
-def prune_run(run_dir: Path, out_dir: Path, mac_reduction: float, epochs: int, on_epoch: Any = None) -> Any:
-    """``edgecls prune --structured --mac-reduction``; returns its ``StructuredReport``."""
+def prune_run(run_dir: Path, out_dir: Path, mac_reduction: float, epochs: int, on_epoch: Any = None,
+              score_on: str = "test") -> Any:
+    """``edgecls prune --structured --mac-reduction``; returns its ``StructuredReport``,
+    scored on ``score_on`` ("val" in a trial: the test split stays unread)."""
     from edgecls.optimize.structured import StructuredConfig, structured_prune_run
 
     config = StructuredConfig(mac_reduction=mac_reduction, epochs=epochs)
-    return structured_prune_run(run_dir, out_dir, config, on_epoch)
+    return structured_prune_run(run_dir, out_dir, config, on_epoch, score_on)
 
 
 def export_gated(run_dir: Path, out: Path, fmt: str, precision: str, threads: int | None) -> Any:
