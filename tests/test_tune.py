@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -48,6 +49,18 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
     # the space has one signature: measured once, then a cache hit
     assert result.summary["latency_measured_here"] == 1 and result.summary["latency_cache_hits"] == 1
     print(f"tiny search: {seconds:.1f} s")
+
+
+def test_finalists_are_benched_again_with_their_trained_weights(searched) -> None:
+    config, result, messages, _ = searched
+    assert "benching the finalists again with their trained weights: trials 0, 1" in messages
+    for row in result.rows:  # both trials are finalists: each has its own trained artifact's figures
+        assert row["trained_latency_ms"] > 0 and row["trained_size_mb"] > 0
+        assert list((config.out / "finalists" / f"{row['trial']:04d}").glob("trial*_int8.tflite"))
+    with open(config.out / "trials.csv", newline="") as handle:
+        saved = list(csv.DictReader(handle))
+    assert all(float(r["trained_latency_ms"]) > 0 and float(r["latency_ms"]) > 0 for r in saved)
+    assert "trained_latency_ms" in (config.out / "index.html").read_text()
 
 
 def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
@@ -144,3 +157,14 @@ def test_a_pruned_trial_never_reads_the_test_split(tmp_path: Path, monkeypatch) 
     pruned = json.loads((config.out / "trials" / "0000" / "pruned" / "prune_report.json").read_text())
     assert pruned["scored_on"] == "val" and pruned["mac_reduction"] > 0.1
     assert result.rows[0]["val_accuracy"] == max(pruned["val_accuracy"])
+
+
+def test_a_finalist_over_budget_on_re_bench_drops_out() -> None:
+    from edgecls.tune.finalists import split_by_budget
+
+    rows = [{"trial": 3, "latency_ms": 1.5, "size_mb": 0.5, "trained_latency_ms": 2.4, "trained_size_mb": 0.5},
+            {"trial": 5, "latency_ms": 1.7, "size_mb": 0.5, "trained_latency_ms": 1.8, "trained_size_mb": 0.5}]
+    rebenched = split_by_budget(rows, Budget(latency_ms=2.0))
+    assert [r["trial"] for r in rebenched.kept] == [5]
+    assert rebenched.notes == ["trial 3 drops out on re-bench: its trained weights measure 2.40 ms, 0.50 MB, "
+                               "over p50 latency <= 2 ms (its untrained signature measured 1.50 ms, 0.50 MB)"]

@@ -66,7 +66,8 @@ def tune(
     per architecture (cached per target and runtime version). A candidate over budget
     is never trained. The others train at low fidelity (the head on cached features,
     then a short fine-tune), ranked on val accuracy; successive halving stops losers
-    early. The winner is trained in full and exported through the accuracy gate into
+    early. The finalists are benched again with their trained weights (one over budget
+    drops out); the winner is trained in full and exported through the accuracy gate into
     OUT/best/run and OUT/best/export; OUT/index.html, OUT/trials.csv and OUT/pareto.png
     show every trial and the Pareto front.
     """
@@ -155,12 +156,13 @@ def _render(result: Any, console: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"trials ({result.summary['figures']})")
-    for column in ("trial", "state", "candidate", "latency ms", "size MB", "val acc"):
+    for column in ("trial", "state", "candidate", "latency ms", "size MB", "trained ms", "val acc"):
         table.add_column(column, justify="left" if column in ("state", "candidate") else "right")
     for row in result.rows:
         candidate = f"{row['family']} {row['size']}px mac-{(row['mac_reduction'] or 0):.2f} {row['format']}"
         table.add_row(str(row["trial"]), row["state"] + (" *" if row["pareto"] else ""), candidate,
-                      _num(row["latency_ms"], 2), _num(row["size_mb"], 2), _num(row["val_accuracy"], 4))
+                      _num(row["latency_ms"], 2), _num(row["size_mb"], 2), _num(row.get("trained_latency_ms"), 2),
+                      _num(row["val_accuracy"], 4))
     console.print(table)
     summary = result.summary
     console.print(f"{summary['trials']} trials: {summary['complete']} complete, {summary['pruned']} pruned, "
