@@ -10,6 +10,7 @@ The Python API mirrors the command line, one verb per command::
     edgecls.benchmark(result.paths, data="runs/flowers")             # edgecls bench (hosts=...)
     edgecls.report(["pi.json", "laptop.json"], html="report.html")   # edgecls report
     run.explain("photo.jpg")                                         # edgecls explain
+    edgecls.tune_model(data="flowers/", out="tune/", max_latency="10ms")  # edgecls tune
     edgecls.Classifier("model_int8.tflite").classify(frame)          # edgecls run
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
@@ -34,6 +35,8 @@ _API = {
     "benchmark": "edgecls.api.benching",
     "report": "edgecls.api.benching",
     "explain_images": "edgecls.api.explaining",
+    "tune_model": "edgecls.api.tuning",
+    "TuningResult": "edgecls.api.tuning",
     "Classifier": "edgecls.runtime.classifier",
     "DataReport": "edgecls.api.results",
     "Evaluation": "edgecls.api.results",
@@ -50,8 +53,8 @@ _API = {
 
 __all__ = [
     "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
-    "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
-    "check_data", "explain_images", "report",
+    "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "TuningResult", "benchmark",
+    "check_data", "explain_images", "report", "tune_model",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from edgecls.api.exporting import ExportResult
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.run import Run
+    from edgecls.api.tuning import TuningResult, tune_model
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError
     from edgecls.runtime.classifier import Classifier
 

@@ -18,6 +18,7 @@ from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
 from edgecls.api.explaining import explain_images
 from edgecls.api.run import Run, evaluate_run_dir
+from edgecls.api.tuning import tune_model
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
 from edgecls.config import field_default, field_help
@@ -27,6 +28,7 @@ from edgecls.explain.rise import RiseOptions
 from edgecls.optimize.prune import PruneConfig
 from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
+from edgecls.tune.options import TuneOptions
 
 # command path -> (API function, the config dataclasses whose fields it also takes)
 PAIRS = {
@@ -37,6 +39,7 @@ PAIRS = {
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
     ("evaluate",): (evaluate_run_dir, ()),
     ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
+    ("tune",): (tune_model, (TuneOptions,)),
 }
 # The CLI's --no-progress is the API's progress=False; the commands without it draw bars
 # only on a terminal, which the API's progress= decides in a notebook.

@@ -78,14 +78,10 @@ def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
 
 def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
     """`edgecls tune --out OUT --resume` needs no --data nor budget: tune.json has them."""
-    from edgecls.cli.tune import _config
+    from edgecls.tune.options import TuneOptions
 
     config, _, _, _ = searched
-    names = ("data", "out", "max_latency", "max_size", "percentile", "host", "target", "time_budget", "trials",
-             "resume", "storage", "study", "families", "sizes", "mac_reductions", "formats", "threads",
-             "final_epochs", "seed")
-    options = dict.fromkeys(names)
-    resumed = _config(**{**options, "out": config.out, "resume": True, "seed": 0})
+    resumed = TuneOptions().to_config(None, config.out, resume=True)
     assert resumed.budget == config.budget and resumed.space.families == config.space.families
     assert resumed.trials == config.trials and resumed.fidelity == config.fidelity
     assert Path(resumed.data).resolve() == Path(config.data).resolve()
@@ -168,3 +164,33 @@ def test_a_finalist_over_budget_on_re_bench_drops_out() -> None:
     assert [r["trial"] for r in rebenched.kept] == [5]
     assert rebenched.notes == ["trial 3 drops out on re-bench: its trained weights measure 2.40 ms, 0.50 MB, "
                                "over p50 latency <= 2 ms (its untrained signature measured 1.50 ms, 0.50 MB)"]
+
+
+def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path, monkeypatch) -> None:
+    """`edgecls.tune_model` takes the command line's options (budgets with units, lists as
+    text or Python lists) and returns a result that renders itself in a notebook."""
+    import io
+
+    from rich.console import Console
+
+    import edgecls
+    from edgecls.cli.tune import _render
+    from helpers.runs import TINY
+
+    config, _, _, _ = searched
+    monkeypatch.setenv("EDGECLS_TUNE_CACHE", str(config.cache))  # the fixture measured this signature
+    out = tmp_path / "tune"
+    result = edgecls.tune_model(config.data, out=out, max_latency="1s", max_size="10MB", families=TINY,
+                                sizes=[32], trials=1, final_epochs=1, progress=False)
+    assert isinstance(result, edgecls.TuningResult) and not result.interrupted
+    assert result.summary["latency_cache_hits"] == 1 and result.summary["latency_measured_here"] == 0
+    assert [r["state"] for r in result.trials] == ["complete"] and result.trials[0]["trained_latency_ms"] > 0
+    assert result.winner["trial"] == 0 and Path(result.winner["artifact"]).is_file()
+    assert "trial 0: val accuracy" in " ".join(result.messages)
+    assert result.pareto_png == out / "pareto.png"
+    page = result._repr_html_()
+    assert "winner: trial 0 tiny_cnn 32px" in page and "<img" in page and "trained_latency_ms" in page
+    assert json.loads(json.dumps(result.to_dict()))["winner"]["trial"] == 0
+    console = Console(file=io.StringIO(), width=250)
+    _render(result, console)  # what `edgecls tune` prints of it
+    assert "winner: trial 0 tiny_cnn 32px" in console.file.getvalue()

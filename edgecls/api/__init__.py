@@ -2,8 +2,8 @@
 
 Reached through the top-level package (``edgecls.Run``, ``edgecls.check_data``,
 ``edgecls.benchmark``, ``edgecls.report``, ``edgecls.explain_images``,
-``edgecls.Classifier``), which imports each piece on first use so that ``import edgecls``
+``edgecls.tune_model``, ``edgecls.Classifier``), which imports each piece on first use so that ``import edgecls``
 stays light. Modules: ``data`` (check), ``training`` (train), ``run`` (the Run class: evaluate,
-export, prune, explain), ``benching`` (bench, report), ``results`` (result objects that
+export, prune, explain), ``benching`` (bench, report), ``tuning`` (tune), ``results`` (result objects that
 render themselves in a notebook), ``options`` (help texts and defaults the CLI shares).
 """

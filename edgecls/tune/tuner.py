@@ -31,12 +31,12 @@ from edgecls.rundir import RunDir, TuneDir
 from edgecls.tune import finalists, report, steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
+from edgecls.tune.options import DEFAULT_STUDY
 from edgecls.tune.space import Candidate, SearchSpace
 from edgecls.tune.study import Search, default_storage, open_search
 from edgecls.tune.trial import OVER_BUDGET, Fidelity, TrialResult, run_trial, train_config
 
 SETTINGS = "tune.json"
-DEFAULT_STUDY = "edgecls-tune"
 MAX_FAILURES_IN_A_ROW = 5
 FINALISTS = 3
 
