@@ -166,7 +166,7 @@ def test_a_finalist_over_budget_on_re_bench_drops_out() -> None:
                                "over p50 latency <= 2 ms (its untrained signature measured 1.50 ms, 0.50 MB)"]
 
 
-def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path, monkeypatch) -> None:
+def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path, monkeypatch, capsys) -> None:
     """`edgecls.tune_model` takes the command line's options (budgets with units, lists as
     text or Python lists) and returns a result that renders itself in a notebook."""
     import io
@@ -187,6 +187,7 @@ def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path
     assert [r["state"] for r in result.trials] == ["complete"] and result.trials[0]["trained_latency_ms"] > 0
     assert result.winner["trial"] == 0 and Path(result.winner["artifact"]).is_file()
     assert "trial 0: val accuracy" in " ".join(result.messages)
+    assert "val accuracy" not in capsys.readouterr().err  # progress=False: kept, not printed
     assert result.pareto_png == out / "pareto.png"
     page = result._repr_html_()
     assert "winner: trial 0 tiny_cnn 32px" in page and "<img" in page and "trained_latency_ms" in page
