@@ -187,6 +187,8 @@ def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path
     assert [r["state"] for r in result.trials] == ["complete"] and result.trials[0]["trained_latency_ms"] > 0
     assert result.winner["trial"] == 0 and Path(result.winner["artifact"]).is_file()
     assert "trial 0: val accuracy" in " ".join(result.messages)
+    assert result.messages[0].startswith("budget: p50 latency <= 1000 ms and size <= 10 MB")
+    assert "this machine" in result.messages[0]
     assert "val accuracy" not in capsys.readouterr().err  # progress=False: kept, not printed
     assert result.pareto_png == out / "pareto.png"
     page = result._repr_html_()

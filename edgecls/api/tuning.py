@@ -110,15 +110,16 @@ def run_tune(options: Any, data: str | Path | None, out: str | Path, resume: boo
     from edgecls.present.tf_import import import_tensorflow_quietly
     from edgecls.tune.tuner import open_tuning, run_tuning
 
-    config = options.to_config(data, out, resume)
-    tuning = open_tuning(config, resume)  # storage, study and data checked before TensorFlow loads
-    import_tensorflow_quietly()
     messages: list[str] = []
 
     def record(message: str) -> None:
         messages.append(message)
         say(message, enabled=progress)
 
+    config = options.to_config(data, out, resume)
+    record(f"budget: {config.budget.describe()}; {config.target.label()}")
+    tuning = open_tuning(config, resume)  # storage, study and data checked before TensorFlow loads
+    import_tensorflow_quietly()
     result = run_tuning(tuning, say=record)
     return TuningResult(Path(config.out), result.rows, result.summary, result.winner, result.notes, messages,
                         result.interrupted)
