@@ -197,3 +197,16 @@ def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path
     console = Console(file=io.StringIO(), width=250)
     _render(result, console)  # what `edgecls tune` prints of it
     assert "winner: trial 0 tiny_cnn 32px" in console.file.getvalue()
+
+
+def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: Path) -> None:
+    """A shared study's trial may have run on another machine: its run is not here to export."""
+    from edgecls.tune.finalists import rebench
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache")
+    row = {"trial": 7, "run_dir": "/on/worker-b/trials/0007/run", "latency_ms": 1.0, "size_mb": 0.1}
+    messages: list[str] = []
+    rebenched = rebench(config, [row], messages.append)
+    assert rebenched.kept == [row] and "trained_latency_ms" not in row and messages == []
+    assert rebenched.notes == ["trial 7 was trained by another worker (its run is not on this machine): "
+                               "not benched again"]

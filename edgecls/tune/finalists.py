@@ -6,7 +6,8 @@ can change the work a runtime does). Before the winner is trained in full, the b
 trials' own trained weights are exported (INT8, the searched format, not gated: the
 gate would read the test split) and benched side by side: ``ROUNDS`` short rounds, each
 benching every finalist once in a rotated order, the median of each finalist's rounds
-kept. A finalist over the budget on these figures drops out.
+kept. A finalist over the budget on these figures drops out. A finalist another worker
+of a shared study trained (its run is on that machine) keeps its first figures.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from edgecls.rundir import TuneDir
+from edgecls.rundir import RunDir, TuneDir
 from edgecls.tune import steps
 from edgecls.tune.space import Signature
 
@@ -40,17 +41,23 @@ def signature_of(row: dict[str, Any], precision: str = "int8") -> Signature:
 def rebench(config: Any, rows: list[dict[str, Any]], say: Callable[[str], None]) -> Rebenched:
     """Benches ``rows``' trained trial weights on ``config.target``; sets each row's
     ``trained_latency_ms`` and ``trained_size_mb``; keeps the rows within budget, in order."""
+    here = [r for r in rows if r.get("run_dir") and RunDir(Path(r["run_dir"])).best_model.is_file()]
+    elsewhere = [f"trial {r['trial']} was trained by another worker (its run is not on this machine): "
+                 "not benched again" for r in rows if r not in here]
+    if not here:
+        return Rebenched(list(rows), elsewhere)
     layout = TuneDir(Path(config.out))
     say("benching the finalists again with their trained weights: trials "
-        + ", ".join(str(r["trial"]) for r in rows))
+        + ", ".join(str(r["trial"]) for r in here))
     artifacts = {r["trial"]: steps.trained_artifact(Path(r["run_dir"]), signature_of(r, config.space.precision),
                                                     layout.finalist(r["trial"]), f"trial{r['trial']:04d}")
-                 for r in rows}  # distinct names: a remote bench copies them into one folder
-    latencies = _rounds(config, rows, artifacts)
-    for row in rows:
+                 for r in here}  # distinct names: a remote bench copies them into one folder
+    latencies = _rounds(config, here, artifacts)
+    for row in here:
         row["trained_latency_ms"] = statistics.median(latencies[row["trial"]])
         row["trained_size_mb"] = round(artifacts[row["trial"]].stat().st_size / 1e6, 3)
-    return split_by_budget(rows, config.budget)
+    benched = split_by_budget(here, config.budget)
+    return Rebenched([r for r in rows if r in benched.kept or r not in here], elsewhere + benched.notes)
 
 
 def split_by_budget(rows: list[dict[str, Any]], budget: Any) -> Rebenched:
