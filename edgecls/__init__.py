@@ -19,6 +19,7 @@ The Python API mirrors the command line, one verb per command::
     edgecls.list_models("mobilenet*")                                # edgecls models list
     edgecls.compare_runs("runs/new", "runs/old")                     # edgecls compare
     edgecls.review_inbox("inbox/", "flowers/", wait=False)           # edgecls review
+    edgecls.tune_model(data="flowers/", out="tune/", max_latency="10ms")  # edgecls tune
 
 Names are imported on first use, so ``import edgecls`` imports nothing heavy:
 ``edgecls.runtime`` must stay importable on a device that has numpy, OpenCV and one
@@ -48,6 +49,8 @@ _API = {
     "collect": "edgecls.api.devices",
     "Deployment": "edgecls.api.devices",
     "CollectResult": "edgecls.api.devices",
+    "tune_model": "edgecls.api.tuning",
+    "TuningResult": "edgecls.api.tuning",
     "Classifier": "edgecls.runtime.classifier",
     "compare_runs": "edgecls.api.comparing",
     "inspect_model": "edgecls.api.inspecting",
@@ -77,24 +80,12 @@ _API = {
 }
 
 __all__ = [
-    "BenchResult", "Classifier", "ConfigError", "DataError", "DataReport", "EdgeclsError", "Evaluation",
-    "ExportResult", "Explanations", "GateError", "ModelError", "Run", "SourceError", "benchmark",
-    "check_data", "explain_images", "report",
-    "compare_runs",
-    "inspect_model",
-    "list_models",
-    "list_targets",
-    "review_inbox",
-    "show_target",
-    "undo_label",
-    "ModelComparison",
-    "ModelDescription",
-    "ModelList",
-    "ReviewPage",
-    "TargetList",
-    "TargetProfile",
-    "UndoneDecision",
-    "LiveSummary", "run_live", "CollectResult", "Deployment", "collect", "deploy",
+    "BenchResult", "Classifier", "CollectResult", "ConfigError", "DataError", "DataReport", "Deployment",
+    "EdgeclsError", "Evaluation", "ExportResult", "Explanations", "GateError", "LiveSummary", "ModelComparison",
+    "ModelDescription", "ModelError", "ModelList", "ReviewPage", "Run", "SourceError", "TargetList",
+    "TargetProfile", "TuningResult", "UndoneDecision", "benchmark", "check_data", "collect", "compare_runs",
+    "deploy", "explain_images", "inspect_model", "list_models", "list_targets", "report", "review_inbox",
+    "run_live", "show_target", "tune_model", "undo_label",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
@@ -110,6 +101,7 @@ if TYPE_CHECKING:
     from edgecls.api.results import BenchResult, DataReport, Evaluation
     from edgecls.api.reviewing import ReviewPage, UndoneDecision, review_inbox, undo_label
     from edgecls.api.run import Run
+    from edgecls.api.tuning import TuningResult, tune_model
     from edgecls.errors import ConfigError, DataError, EdgeclsError, GateError, ModelError, SourceError
     from edgecls.runtime.classifier import Classifier
 

@@ -85,6 +85,10 @@ class TuneDir:
     def best_export(self) -> ExportDir:
         return ExportDir(self.best / "export")
 
+    def finalist(self, trial: int) -> Path:
+        """Where a finalist's trial weights are exported to be benched again."""
+        return self.root / "finalists" / f"{trial:04d}"
+
 
 @dataclass(frozen=True)
 class RunDir:

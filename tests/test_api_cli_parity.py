@@ -25,6 +25,7 @@ from edgecls.api.inspecting import inspect_model
 from edgecls.api.reviewing import review_inbox, undo_label
 from edgecls.api.live import run_live
 from edgecls.api.run import Run, evaluate_run_dir
+from edgecls.api.tuning import tune_model
 from edgecls.bench.runner import BenchOptions
 from edgecls.cli import app
 from edgecls.config import field_default, field_help
@@ -34,6 +35,7 @@ from edgecls.explain.rise import RiseOptions
 from edgecls.optimize.prune import PruneConfig
 from edgecls.optimize.structured import StructuredConfig
 from edgecls.train.config import TrainConfig
+from edgecls.tune.options import TuneOptions
 
 # command path -> (API function, or the functions it maps onto together, the config
 # dataclasses whose fields it also takes)
@@ -54,6 +56,7 @@ PAIRS = {
     ("run",): (run_live, ()),
     ("deploy",): (deploy, ()),
     ("collect",): (collect, ()),
+    ("tune",): (tune_model, (TuneOptions,)),
 }
 # The CLI's --no-progress is the API's progress=False (its default True draws bars only on
 # a terminal or in a notebook).

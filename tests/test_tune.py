@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -50,6 +51,18 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
     print(f"tiny search: {seconds:.1f} s")
 
 
+def test_finalists_are_benched_again_with_their_trained_weights(searched) -> None:
+    config, result, messages, _ = searched
+    assert "benching the finalists again with their trained weights: trials 0, 1" in messages
+    for row in result.rows:  # both trials are finalists: each has its own trained artifact's figures
+        assert row["trained_latency_ms"] > 0 and row["trained_size_mb"] > 0
+        assert list((config.out / "finalists" / f"{row['trial']:04d}").glob("trial*_int8.tflite"))
+    with open(config.out / "trials.csv", newline="") as handle:
+        saved = list(csv.DictReader(handle))
+    assert all(float(r["trained_latency_ms"]) > 0 and float(r["latency_ms"]) > 0 for r in saved)
+    assert "trained_latency_ms" in (config.out / "index.html").read_text()
+
+
 def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
     config, _, _, _ = searched
     tight = tiny_tune_config(config.data, tmp_path / "out", config.cache,
@@ -65,14 +78,10 @@ def test_budget_no_candidate_meets(searched, tmp_path: Path) -> None:
 
 def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
     """`edgecls tune --out OUT --resume` needs no --data nor budget: tune.json has them."""
-    from edgecls.cli.tune import _config
+    from edgecls.tune.options import TuneOptions
 
     config, _, _, _ = searched
-    names = ("data", "out", "max_latency", "max_size", "percentile", "host", "target", "time_budget", "trials",
-             "resume", "storage", "study", "families", "sizes", "mac_reductions", "formats", "threads",
-             "final_epochs", "seed")
-    options = dict.fromkeys(names)
-    resumed = _config(**{**options, "out": config.out, "resume": True, "seed": 0})
+    resumed = TuneOptions().to_config(None, config.out, resume=True)
     assert resumed.budget == config.budget and resumed.space.families == config.space.families
     assert resumed.trials == config.trials and resumed.fidelity == config.fidelity
     assert Path(resumed.data).resolve() == Path(config.data).resolve()
@@ -114,3 +123,90 @@ def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) 
     assert _finalist_problem(config, row, gate, within) == "trial 4 failed the export gate (failed, +2.50 pp)"
     slow = _finalist_problem(config, row, passed, {"latency": {"p50_ms": 2.6}, "size_bytes": 3_000_000})
     assert slow.startswith("trial 4 trained measures 2.60 ms") and "untrained proxy measured 1.50 ms" in slow
+
+
+def test_a_pruned_trial_never_reads_the_test_split(tmp_path: Path, monkeypatch) -> None:
+    """Every test image is overwritten with bytes no decoder reads once the split exists:
+    a search whose candidate is trained, structured-pruned and fine-tuned still finishes,
+    ranked on val only."""
+    import dataclasses
+
+    from edgecls.data.split import Split
+    from edgecls.tune import space
+    from edgecls.tune.tuner import open_tuning, run_tuning
+    from helpers.images import write_image_folder
+    from helpers.tune import TINY_MBCONV, tiny_space
+
+    data = write_image_folder(tmp_path / "images", {"circle_r": 12, "square_g": 12, "circle_b": 12})
+    config = tiny_tune_config(data, tmp_path / "out", tmp_path / "latency.json", trials=1, finalize=False,
+                              space=tiny_space(family=TINY_MBCONV, mac_reductions=(0.3,)))
+    config.fidelity = dataclasses.replace(config.fidelity, scratch_epochs=1)
+    monkeypatch.setattr(space, "PRUNABLE", (*space.PRUNABLE, TINY_MBCONV))  # the block pruning narrows
+    tuning = open_tuning(config)
+    tuning.search.study.enqueue_trial({"mac_reduction": 0.3})
+    test_images = Split.load(tuning.split_file).items("test")
+    assert test_images
+    for path, _ in test_images:
+        path.write_bytes(b"not an image")
+    result = run_tuning(tuning)
+    assert [r["state"] for r in result.rows] == ["complete"], result.rows
+    pruned = json.loads((config.out / "trials" / "0000" / "pruned" / "prune_report.json").read_text())
+    assert pruned["scored_on"] == "val" and pruned["mac_reduction"] > 0.1
+    assert result.rows[0]["val_accuracy"] == max(pruned["val_accuracy"])
+
+
+def test_a_finalist_over_budget_on_re_bench_drops_out() -> None:
+    from edgecls.tune.finalists import split_by_budget
+
+    rows = [{"trial": 3, "latency_ms": 1.5, "size_mb": 0.5, "trained_latency_ms": 2.4, "trained_size_mb": 0.5},
+            {"trial": 5, "latency_ms": 1.7, "size_mb": 0.5, "trained_latency_ms": 1.8, "trained_size_mb": 0.5}]
+    rebenched = split_by_budget(rows, Budget(latency_ms=2.0))
+    assert [r["trial"] for r in rebenched.kept] == [5]
+    assert rebenched.notes == ["trial 3 drops out on re-bench: its trained weights measure 2.40 ms, 0.50 MB, "
+                               "over p50 latency <= 2 ms (its untrained signature measured 1.50 ms, 0.50 MB)"]
+
+
+def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`edgecls.tune_model` takes the command line's options (budgets with units, lists as
+    text or Python lists) and returns a result that renders itself in a notebook."""
+    import io
+
+    from rich.console import Console
+
+    import edgecls
+    from edgecls.cli.tune import _render
+    from helpers.runs import TINY
+
+    config, _, _, _ = searched
+    monkeypatch.setenv("EDGECLS_TUNE_CACHE", str(config.cache))  # the fixture measured this signature
+    out = tmp_path / "tune"
+    result = edgecls.tune_model(config.data, out=out, max_latency="1s", max_size="10MB", families=TINY,
+                                sizes=[32], trials=1, final_epochs=1, progress=False)
+    assert isinstance(result, edgecls.TuningResult) and not result.interrupted
+    assert result.summary["latency_cache_hits"] == 1 and result.summary["latency_measured_here"] == 0
+    assert [r["state"] for r in result.trials] == ["complete"] and result.trials[0]["trained_latency_ms"] > 0
+    assert result.winner["trial"] == 0 and Path(result.winner["artifact"]).is_file()
+    assert "trial 0: val accuracy" in " ".join(result.messages)
+    assert result.messages[0].startswith("budget: p50 latency <= 1000 ms and size <= 10 MB")
+    assert "this machine" in result.messages[0]
+    assert "val accuracy" not in capsys.readouterr().err  # progress=False: kept, not printed
+    assert result.pareto_png == out / "pareto.png"
+    page = result._repr_html_()
+    assert "winner: trial 0 tiny_cnn 32px" in page and "<img" in page and "trained_latency_ms" in page
+    assert json.loads(json.dumps(result.to_dict()))["winner"]["trial"] == 0
+    console = Console(file=io.StringIO(), width=250)
+    _render(result, console)  # what `edgecls tune` prints of it
+    assert "winner: trial 0 tiny_cnn 32px" in console.file.getvalue()
+
+
+def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: Path) -> None:
+    """A shared study's trial may have run on another machine: its run is not here to export."""
+    from edgecls.tune.finalists import rebench
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache")
+    row = {"trial": 7, "run_dir": "/on/worker-b/trials/0007/run", "latency_ms": 1.0, "size_mb": 0.1}
+    messages: list[str] = []
+    rebenched = rebench(config, [row], messages.append)
+    assert rebenched.kept == [row] and "trained_latency_ms" not in row and messages == []
+    assert rebenched.notes == ["trial 7 was trained by another worker (its run is not on this machine): "
+                               "not benched again"]

@@ -88,7 +88,8 @@ def _without_optimizer(model: Any) -> Any:
 @dataclass
 class PruningJob:
     """What every pruning method starts from: the source and target runs, the split,
-    the float model, its input size and the prepared test images."""
+    the float model, its input size and the prepared images accuracy is scored on (the
+    ``scored_on`` subset: test for ``edgecls prune``, val inside ``edgecls tune``)."""
 
     source: RunDir
     target: RunDir
@@ -97,10 +98,13 @@ class PruningJob:
     size: tuple[int, int]
     test_images: np.ndarray
     test_labels: np.ndarray
+    scored_on: str = "test"
 
 
-def open_pruning_job(run_dir: Path, out_dir: Path) -> PruningJob:
-    """Loads a trained run for pruning into ``out_dir`` (which must be another folder)."""
+def open_pruning_job(run_dir: Path, out_dir: Path, score_on: str = "test") -> PruningJob:
+    """Loads a trained run for pruning into ``out_dir`` (which must be another folder);
+    ``score_on`` is the subset whose images are loaded to score accuracy ("val" keeps the
+    test split unread, as a tuning trial must)."""
     source, target = RunDir(Path(run_dir)), RunDir(Path(out_dir))
     model_path = source.require_model()
     if target.root.resolve() == source.root.resolve():
@@ -110,5 +114,5 @@ def open_pruning_job(run_dir: Path, out_dir: Path) -> PruningJob:
     split = Split.load(source.split)
     model = load_float_model(model_path)
     size = input_size(model)
-    test_images, test_labels = load_arrays(split.items("test"), size)
-    return PruningJob(source, target, split, model, size, test_images, test_labels)
+    images, labels = load_arrays(split.items(score_on), size)
+    return PruningJob(source, target, split, model, size, images, labels, score_on)

@@ -96,7 +96,7 @@ class StructuredReport:
     epochs: int
     before: ModelCost
     after: ModelCost
-    accuracy_before: float
+    accuracy_before: float  # top-1 on the ``scored_on`` subset (test by default)
     accuracy_pruned: float  # right after pruning, before the fine-tune
     accuracy_after: float
     reconstruct: bool = True
@@ -105,15 +105,19 @@ class StructuredReport:
     best_epoch: int = 0  # the fine-tune epoch whose weights were kept (0: none helped)
     mac_reduction: float = 0.0  # 1 - after.macs / before.macs
     blocks: dict[str, list[int]] = field(default_factory=dict)  # block -> [before, after]
+    scored_on: str = "test"  # the subset the three accuracies are on
     kind: str = "structured"
     schema_version: int = STRUCTURED_SCHEMA_VERSION
 
 
 def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
-                         on_epoch: EpochHook | None = None) -> StructuredReport:
-    """Prunes the run's model channel-wise, fine-tunes it and writes a new run directory."""
+                         on_epoch: EpochHook | None = None, score_on: str = "test") -> StructuredReport:
+    """Prunes the run's model channel-wise, fine-tunes it and writes a new run directory.
+
+    ``score_on`` is the subset the report's accuracies are measured on: ``"val"`` leaves
+    the test split unread (``edgecls tune`` ranks trials on val only)."""
     config.check()
-    job = open_pruning_job(run_dir, out_dir)
+    job = open_pruning_job(run_dir, out_dir, score_on)
     original, split, size = job.model, job.split, job.size
     calibration, _ = load_arrays(sample_items(split.items("train"), CALIBRATION_IMAGES, "even"), size)
     groups, keep, ratio = plan_with_ratio(original, config.ratio, config.criterion,
@@ -137,6 +141,6 @@ def structured_prune_run(run_dir: Path, out_dir: Path, config: StructuredConfig,
         accuracy_after=top1_accuracy(pruned, job.test_images, job.test_labels),
         val_accuracy=keeper.history if keeper else [],
         best_epoch=keeper.best_epoch if keeper else config.epochs,
-        blocks={g.key: [g.channels, len(keep[g.key])] for g in groups})
+        blocks={g.key: [g.channels, len(keep[g.key])] for g in groups}, scored_on=job.scored_on)
     write_pruned_run(job.source, job.target, pruned, report)
     return report

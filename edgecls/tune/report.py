@@ -12,7 +12,8 @@ from typing import Any
 from edgecls.atomic import atomic_path, write_text_atomic
 
 COLUMNS = ("trial", "state", "family", "size", "mac_reduction", "format", "threads", "weights", "lr",
-           "fine_tune_lr", "fine_tune_fraction", "latency_ms", "size_mb", "val_accuracy", "pareto", "note")
+           "fine_tune_lr", "fine_tune_fraction", "latency_ms", "size_mb", "trained_latency_ms", "trained_size_mb",
+           "val_accuracy", "pareto", "note")
 
 
 def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,7 +76,9 @@ def write_html(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path, 
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
 padding:2px 6px;font-size:13px}} tr.front{{background:#e6f4ea}}</style></head><body>
 <h1>edgecls tune</h1><ul>{facts}</ul>{image}
-<p>Green rows: the Pareto front (no other trial is at least as accurate, as fast and as small).</p>
+<p>Green rows: the Pareto front (no other trial is at least as accurate, as fast and as small).
+latency_ms, size_mb: the architecture's artifact with untrained weights, as the search measured it;
+trained_latency_ms, trained_size_mb: the finalists benched again with their trained weights.</p>
 <table><tr>{head}</tr>
 {body}
 </table></body></html>

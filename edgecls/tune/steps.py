@@ -26,12 +26,14 @@ def train_run(config: Any, callbacks: Sequence[Any] = (), evaluate_test: bool = 
     return train(config, callbacks=callbacks, evaluate_test=evaluate_test)
 
 
-def prune_run(run_dir: Path, out_dir: Path, mac_reduction: float, epochs: int, on_epoch: Any = None) -> Any:
-    """``edgecls prune --structured --mac-reduction``; returns its ``StructuredReport``."""
+def prune_run(run_dir: Path, out_dir: Path, mac_reduction: float, epochs: int, on_epoch: Any = None,
+              score_on: str = "test") -> Any:
+    """``edgecls prune --structured --mac-reduction``; returns its ``StructuredReport``,
+    scored on ``score_on`` ("val" in a trial: the test split stays unread)."""
     from edgecls.optimize.structured import StructuredConfig, structured_prune_run
 
     config = StructuredConfig(mac_reduction=mac_reduction, epochs=epochs)
-    return structured_prune_run(run_dir, out_dir, config, on_epoch)
+    return structured_prune_run(run_dir, out_dir, config, on_epoch, score_on)
 
 
 def export_gated(run_dir: Path, out: Path, fmt: str, precision: str, threads: int | None) -> Any:
@@ -49,8 +51,6 @@ def untrained_artifact(signature: Signature, classes: int, work: Path) -> Path:
     """An artifact of ``signature`` built from untrained weights: same layers, same shapes,
     hence the same latency and size as the trained one (INT8 with a few random calibration
     images). Pruned signatures are narrowed by L1 norm to the signature's MAC reduction."""
-    from edgecls.export import metadata as md
-    from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
     from edgecls.models import build
 
     model = build(signature.family, weights=None, include_top=False, num_classes=classes,
@@ -58,15 +58,42 @@ def untrained_artifact(signature: Signature, classes: int, work: Path) -> Path:
     if signature.mac_reduction > 0:
         model = _narrowed(model, signature.mac_reduction)
     size = (signature.size, signature.size)
+    calibration = np.random.default_rng(0).integers(0, 256, (CALIBRATION_IMAGES, *size, 3), dtype=np.uint8)
+    return _export(model, signature, [f"class{i}" for i in range(classes)], calibration, work)
+
+
+def trained_artifact(run_dir: Path, signature: Signature, work: Path, stem: str = "model") -> Path:
+    """The artifact of a trial run's trained weights in ``signature``'s format and
+    precision, calibrated on a few train images and not gated: it is only benched, and
+    the gate would read the test split."""
+    from edgecls.data.calibration import sample_items
+    from edgecls.data.pipeline import load_arrays
+    from edgecls.data.split import Split
+    from edgecls.models.float_model import input_size, load_float_model
+    from edgecls.rundir import RunDir
+
+    run = RunDir(Path(run_dir))
+    model = load_float_model(run.require_model())
+    split = Split.load(run.split)
+    calibration, _ = load_arrays(sample_items(split.items("train"), CALIBRATION_IMAGES, "even"), input_size(model))
+    return _export(model, signature, split.labels, calibration, work, stem)
+
+
+def _export(model: Any, signature: Signature, labels: list[str], calibration: np.ndarray, work: Path,
+            stem: str = "model") -> Path:
+    """``model`` as one artifact of ``signature``'s format and precision, in ``work``."""
+    from edgecls.export import metadata as md
+    from edgecls.export.base import ExportSource, QuantizationConfig, get_exporter
+
+    work.mkdir(parents=True, exist_ok=True)
     saved_model = work / "saved_model"
     model.export(str(saved_model), format="tf_saved_model", verbose=False)
-    meta = md.base_metadata([f"class{i}" for i in range(classes)], size, model.name,
+    meta = md.base_metadata(labels, (signature.size, signature.size), model.name,
                             extra={"tune_signature": signature.key()})
     source = ExportSource(model=model, saved_model=saved_model, metadata=meta, work_dir=work)
     exporter = get_exporter(signature.format)
-    calibration = np.random.default_rng(0).integers(0, 256, (CALIBRATION_IMAGES, *size, 3), dtype=np.uint8)
     quant = QuantizationConfig.for_precision(signature.precision, calibration)
-    out = work / exporter.artifact_name("model", quant)
+    out = work / exporter.artifact_name(stem, quant)
     exporter.export(source, quant, out)
     return out
 
@@ -80,26 +107,38 @@ def _narrowed(model: Any, mac_reduction: float) -> Any:
 
 def bench_here(artifact: Path, threads: int | None, options: Any = None) -> dict[str, Any]:
     """One bench record of ``artifact`` on this machine (``edgecls bench``, fresh process)."""
-    from edgecls.bench.runner import BenchOptions, run_bench
-
-    bench_options = BenchOptions(threads=[threads], warmup=LATENCY_WARMUP, runs=LATENCY_RUNS,
-                                 verify=False, **(options or {}))
-    report = run_bench([artifact], bench_options)
-    return _only_record(report, artifact)
+    return bench_side_by_side([artifact], threads, None, None, options)[0]
 
 
 def bench_on_host(artifact: Path, host: Any, threads: int | None, target: str | None) -> dict[str, Any]:
     """One bench record of ``artifact`` on ``host`` over ssh (``edgecls bench --host``)."""
-    from edgecls.bench.runner import BenchOptions
+    return bench_side_by_side([artifact], threads, host, target)[0]
+
+
+def bench_side_by_side(artifacts: list[Path], threads: int | None, host: Any = None, target: str | None = None,
+                       options: dict[str, Any] | None = None, runs: int = LATENCY_RUNS) -> list[dict[str, Any]]:
+    """One bench run of ``artifacts`` one after the other, here or on ``host`` over ssh;
+    one record each, in order."""
+    from edgecls.bench.runner import BenchOptions, run_bench
+
+    bench_options = BenchOptions(threads=[threads], warmup=LATENCY_WARMUP, runs=runs, target=target,
+                                 verify=host is not None, **(options or {}))
+    if host is None:
+        report = run_bench(list(artifacts), bench_options)
+    else:
+        report = _bench_remote(list(artifacts), host, bench_options)
+    return _records(report, list(artifacts))
+
+
+def _bench_remote(artifacts: list[Path], host: Any, options: Any) -> dict[str, Any]:
     from edgecls.remote.bench import RemoteBenchJob, bench_on_hosts
 
-    options = BenchOptions(threads=[threads], warmup=LATENCY_WARMUP, runs=LATENCY_RUNS, target=target)
-    report = bench_on_hosts(RemoteBenchJob(models=[artifact], options=options, hosts=[host]))
+    report = bench_on_hosts(RemoteBenchJob(models=artifacts, options=options, hosts=[host]))
     failed = [h for h in report.get("hosts", []) if h.get("status") != "passed"]
     if failed:
         raise EdgeclsError(f"the bench on {host.text} did not run: {failed[0].get('reason')}",
                            "check that `edgecls bench --host` works for this device")
-    return _only_record(report, artifact)
+    return report
 
 
 def describe_host(host: Any, fmt: str) -> dict[str, Any]:
@@ -117,9 +156,11 @@ def check_host(host: Any, timeout_s: float = 10.0) -> None:
     SshTransport(host, SshOptions(connect_timeout_s=timeout_s, multiplex=False)).run("true", timeout_s + 5)
 
 
-def _only_record(report: dict[str, Any], artifact: Path) -> dict[str, Any]:
+def _records(report: dict[str, Any], artifacts: list[Path]) -> list[dict[str, Any]]:
+    """The report's records, one per artifact in the order benched (one thread count)."""
     records = report.get("records") or []
-    if not records or records[0].get("status") == "failed":
-        reason = records[0].get("reason") if records else "no record"
-        raise EdgeclsError(f"benching {artifact.name} failed: {reason}")
-    return records[0]
+    for index, artifact in enumerate(artifacts):
+        record = records[index] if index < len(records) else {"reason": "no record", "status": "failed"}
+        if record.get("status") == "failed":
+            raise EdgeclsError(f"benching {artifact} failed: {record.get('reason')}")
+    return records[:len(artifacts)]

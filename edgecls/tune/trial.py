@@ -141,8 +141,8 @@ def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Pa
     if mac <= 0:
         return best, run
     pruned = folder / "pruned"
-    report = steps.prune_run(run, pruned, mac, fidelity.prune_epochs)
-    best = max(report.val_accuracy) if report.val_accuracy else best
+    report = steps.prune_run(run, pruned, mac, fidelity.prune_epochs, score_on="val")
+    best = max(report.val_accuracy) if report.val_accuracy else report.accuracy_after  # both on val
     reporter.report(best)
     return float(best), pruned
 

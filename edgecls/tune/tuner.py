@@ -1,5 +1,6 @@
-"""The tuning run: split once, open the study, run trials until a budget is spent, then
-train the winner in full and export it through the gate.
+"""The tuning run: split once, open the study, run trials until a budget is spent, bench
+the finalists again with their trained weights, then train the winner in full and export
+it through the gate.
 
 ``tune(config)`` is what ``edgecls tune`` calls. Layout of ``config.out``::
 
@@ -7,6 +8,7 @@ train the winner in full and export it through the gate.
     split/           split.json and labels.txt, shared by every trial
     study.db         the study (the default SQLite storage)
     trials/NNNN/     each trained trial's run (and ``pruned/`` run)
+    finalists/NNNN/  the best trials' trained weights as artifacts, benched again
     best/run         the winner trained in full; best/export its gated artifact
     trials.csv, index.html, pareto.png, summary.json
 """
@@ -26,15 +28,15 @@ from edgecls.atomic import write_text_atomic
 from edgecls.data.split import Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.rundir import RunDir, TuneDir
-from edgecls.tune import report, steps
+from edgecls.tune import finalists, report, steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
-from edgecls.tune.space import Candidate, SearchSpace, Signature
+from edgecls.tune.options import DEFAULT_STUDY
+from edgecls.tune.space import Candidate, SearchSpace
 from edgecls.tune.study import Search, default_storage, open_search
 from edgecls.tune.trial import OVER_BUDGET, Fidelity, TrialResult, run_trial, train_config
 
 SETTINGS = "tune.json"
-DEFAULT_STUDY = "edgecls-tune"
 MAX_FAILURES_IN_A_ROW = 5
 FINALISTS = 3
 
@@ -297,9 +299,10 @@ def _write_reports(config: TuneConfig, result: TuneResult) -> None:
 
 
 def _finalize(config: TuneConfig, result: TuneResult, split_file: Path, say: Say) -> None:
-    """Trains the best trials in full, in val-accuracy order, until one passes the gate and,
-    benched again with its trained weights, still meets the budget."""
-    ranked = report.feasible(result.rows)[:FINALISTS]
+    """Benches the best trials again with their trained weights, then trains those still
+    within budget in full, in val-accuracy order, until one passes the gate and, benched
+    again, still meets the budget."""
+    ranked = _finalists(config, result, say)
     for place, row in enumerate(ranked):
         say(f"training trial {row['trial']} in full ({config.fidelity.final_epochs} epochs)")
         manifest, record = _train_and_export(config, row, split_file)
@@ -312,6 +315,23 @@ def _finalize(config: TuneConfig, result: TuneResult, split_file: Path, say: Say
         say(note)
     raise EdgeclsError(f"none of the {len(ranked)} best trials passed the export gate within the budget",
                        f"see the notes in {config.out}/summary.json and {config.out}/best/export/manifest.json")
+
+
+def _finalists(config: TuneConfig, result: TuneResult, say: Say) -> list[dict[str, Any]]:
+    """The first ``FINALISTS`` feasible trials still within budget when benched with their
+    trained weights (the next ones when all of them drop out)."""
+    candidates = report.feasible(result.rows)
+    for start in range(0, len(candidates), FINALISTS):
+        rebenched = finalists.rebench(config, candidates[start:start + FINALISTS], say)
+        for note in rebenched.notes:
+            result.notes.append(note)
+            say(note)
+        _write_reports(config, result)
+        if rebenched.kept:
+            return rebenched.kept
+    raise EdgeclsError(f"all {len(candidates)} trained trials are over {config.budget.describe()} when benched "
+                       "with their trained weights", f"see the notes in {config.out}/summary.json; "
+                       "a looser budget or more trials may find one")
 
 
 def _finalist_problem(config: TuneConfig, row: dict[str, Any], manifest: Any, record: dict[str, Any]) -> str | None:
@@ -336,7 +356,7 @@ def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path)
     full.mkdir(parents=True)
     shutil.copy(split_file, RunDir(full).split)
     shutil.copy(RunDir(split_file.parent).labels, RunDir(full).labels)
-    signature = Signature(row["family"], row["size"], row["mac_reduction"], "int8", row["format"], row["threads"])
+    signature = finalists.signature_of(row, config.space.precision)
     candidate = Candidate(signature, row["weights"], row["lr"], row["fine_tune_lr"], row["fine_tune_fraction"])
     fidelity = config.fidelity
     head = max(1, fidelity.final_epochs // 3) if candidate.pretrained else None
