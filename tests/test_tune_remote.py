@@ -6,6 +6,7 @@ device, and a device whose bench fails ends the search with one line.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import platform
@@ -22,7 +23,7 @@ from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.errors import EdgeclsError
 from edgecls.remote.host import parse_host
-from edgecls.tune import steps
+from edgecls.tune import finalists, steps
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
 from edgecls.tune.space import Signature
 
@@ -213,7 +214,10 @@ def test_tune_host_measures_on_the_device_end_to_end(lab: Lab, monkeypatch, caps
     assert summary["figures"] == label and summary["winner"]["figures"] == label
     assert summary["latency_measured_here"] == 1 and summary["latency_cache_hits"] == 1
     assert (out / "best" / "export" / "manifest.json").is_file() and summary["winner"]["latency_ms"] > 0
-    assert len(bench_intervals(lab.device)) - before == 2  # the untrained signature, then the winner
+    # the untrained signature, the finalists' side-by-side rounds with trained weights, the winner
+    assert len(bench_intervals(lab.device)) - before == 1 + finalists.ROUNDS + 1
+    with (out / "trials.csv").open(newline="") as handle:
+        assert any(row["trained_latency_ms"] for row in csv.DictReader(handle))  # re-benched on the device
     entry = next(iter(json.loads((tmp_path / "latency.json").read_text())["entries"].values()))
     assert entry["target"] == f"ssh:{lab.device.spec}" and entry["runtime"].startswith("ai-edge-litert ")
 
