@@ -69,10 +69,14 @@ def _pairs(work: Path) -> dict[str, Path]:
 
 
 def _ops(path: Path) -> dict[str, int]:
-    from ai_edge_litert.interpreter import Interpreter
+    """How many operators of each kind the artifact's graph holds."""
+    from tensorflow.lite.tools import flatbuffer_utils
 
-    details = Interpreter(model_path=str(path))._get_ops_details()  # noqa: SLF001 (no public op listing)
-    return dict(sorted(collections.Counter(op["op_name"] for op in details).items()))
+    from edgecls.export.tflite_quant import op_name
+
+    model = flatbuffer_utils.read_model(str(path))
+    kinds = (op_name(model, op) for graph in model.subgraphs for op in graph.operators)
+    return dict(sorted(collections.Counter(kinds).items()))
 
 
 def _interleaved(artifacts: dict[str, Path], rounds: int) -> dict[str, list[float]]:
