@@ -49,17 +49,17 @@ def main() -> None:
     started, load_before = time.monotonic(), os.getloadavg()
     print(f"machine: {_machine()}; load average {_load(load_before)}; {args.epochs} epochs per full training",
           flush=True)
-    default = _model(args, work / "default", "efficientnet_lite0", None, 0.0)
+    default = model_figures(args, work / "default", "efficientnet_lite0", None, 0.0)
     budget_ms = default["p50_ms"] / 2
     print(f"default: {default['size']} px, p50 {default['p50_ms']:.2f} ms, trained in {default['seconds']:.0f} s; "
           f"budget {budget_ms:.2f} ms", flush=True)
-    picks = [dict(_model(args, work / name, *_pick(name)), name=name) for name in args.picks.split(",")]
+    picks = [dict(model_figures(args, work / name, *parse_pick(name)), name=name) for name in args.picks.split(",")]
     meeting = [p for p in picks if p["p50_ms"] <= budget_ms]
     if not meeting:
         print("note: no hand-pick meets the budget here; the best of them all on val stands in", flush=True)
     best_pick = max(meeting or picks, key=lambda p: p["val_accuracy"])
     tuned, search = _tune(args, work / "tune", budget_ms, 3 * default["seconds"])
-    _same_test_images([default, *picks, tuned])
+    check_same_test_images([default, *picks, tuned])
     figures = _print(default, picks, best_pick, tuned, search, budget_ms, time.monotonic() - started)
     figures.update(machine=_machine(), epochs=args.epochs, load_before=load_before, load_after=os.getloadavg())
     if args.rebench:
@@ -99,7 +99,7 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _pick(name: str) -> tuple[str, int, float]:
+def parse_pick(name: str) -> tuple[str, int, float]:
     """``lite0-128-mac30`` -> (efficientnet_lite0, 128, 0.3)."""
     match = PICK.fullmatch(name)
     if match is None:
@@ -107,7 +107,7 @@ def _pick(name: str) -> tuple[str, int, float]:
     return f"efficientnet_lite{match['variant']}", int(match["size"]), int(match["mac"] or 0) / 100
 
 
-def _model(args: argparse.Namespace, folder: Path, family: str, size: int | None, mac: float) -> dict[str, Any]:
+def model_figures(args: argparse.Namespace, folder: Path, family: str, size: int | None, mac: float) -> dict[str, Any]:
     """Trains with the defaults (then prunes), exports INT8 TFLite through the gate, benches.
     The figures are kept in ``folder/figures.json``: a second run reuses them, training time
     included (the search's time budget derives from the default model's)."""
@@ -204,7 +204,7 @@ def _rebench(models: dict[str, dict[str, Any]], rounds: int, budget_ms: float) -
     return p50s
 
 
-def _same_test_images(models: list[dict[str, Any]]) -> None:
+def check_same_test_images(models: list[dict[str, Any]]) -> None:
     """The paired differences need every model scored on the same test images, in order."""
     first = models[0]["test_images"]
     if any(model["test_images"] != first for model in models[1:]):
