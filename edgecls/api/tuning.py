@@ -83,14 +83,15 @@ def tune_model(data: str | Path | None = None, *, out: str | Path, resume: bool 
     """Searches for the most accurate model within the budget, then trains the winner in
     full and exports it through the gate into ``out/best`` (``edgecls tune``).
 
+    Every argument not listed below is a field of ``edgecls.tune.options.TuneOptions``
+    (budgets with units, e.g. ``max_latency="10ms"``; lists as "96,128" or [96, 128]);
+    None means its default.
+
     Args:
         data: the image folder (not needed with ``resume``).
         out: the tuning folder.
         resume: continue the search in ``out`` with its saved settings.
         progress: print every message of the search (on stderr) as it happens.
-        Every other argument is a field of ``edgecls.tune.options.TuneOptions`` (budgets
-        with units, e.g. ``max_latency="10ms"``; lists as "96,128" or [96, 128]); None
-        means its default.
 
     Raises:
         EdgeclsError: bad options, data or storage (before anything is trained), or no
