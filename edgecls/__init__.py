@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 # Public name -> module that defines it.
 _API = {
     "check_data": "edgecls.api.data",
+    "write_digits": "edgecls.api.data",
     "Run": "edgecls.api.run",
     "benchmark": "edgecls.api.benching",
     "report": "edgecls.api.benching",
@@ -85,14 +86,14 @@ __all__ = [
     "ModelDescription", "ModelError", "ModelList", "ReviewPage", "Run", "SourceError", "TargetList",
     "TargetProfile", "TuningResult", "UndoneDecision", "benchmark", "check_data", "collect", "compare_runs",
     "deploy", "explain_images", "inspect_model", "list_models", "list_targets", "report", "review_inbox",
-    "run_live", "show_target", "tune_model", "undo_label",
+    "run_live", "show_target", "tune_model", "undo_label", "write_digits",
 ]  # the keys of _API (a test keeps them equal)
 
 if TYPE_CHECKING:
     from edgecls.api.benching import benchmark, report
     from edgecls.api.catalog import ModelList, TargetList, TargetProfile, list_models, list_targets, show_target
     from edgecls.api.comparing import ModelComparison, compare_runs
-    from edgecls.api.data import check_data
+    from edgecls.api.data import check_data, write_digits
     from edgecls.api.explaining import Explanations, explain_images
     from edgecls.api.exporting import ExportResult
     from edgecls.api.inspecting import ModelDescription, inspect_model

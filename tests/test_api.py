@@ -84,6 +84,16 @@ def test_check_data_report_renders_and_matches_the_cli_json(image_folder: Path, 
     assert (tmp_path / "check.json").is_file() and report.to_dict()["total_usable"] == 60
 
 
+def test_write_digits_writes_the_same_folder_as_the_cli(monkeypatch, capsys, tmp_path: Path) -> None:
+    """The demo dataset from Python and from ``edgecls data digits`` is the same set of files."""
+    written = edgecls.write_digits(tmp_path / "api", size=12)
+    code, output = run_cli(monkeypatch, capsys, "data", "digits", str(tmp_path / "cli"), "--size", "12")
+    assert code == 0 and "wrote 1797 digit images" in output
+    api_files = sorted(p.relative_to(written).as_posix() for p in written.rglob("*.png"))
+    assert len(api_files) == 1797 and len({f.split("/")[0] for f in api_files}) == 10
+    assert api_files == sorted(p.relative_to(tmp_path / "cli").as_posix() for p in (tmp_path / "cli").rglob("*.png"))
+
+
 def test_typed_errors_carry_the_cli_message(monkeypatch, capsys, tmp_path: Path) -> None:
     with pytest.raises(EdgeclsError) as api_error:
         edgecls.Run(tmp_path / "missing")

@@ -1,6 +1,7 @@
 """The CLI is a thin layer over the Python API: each option of ``train``, ``evaluate``,
-``export``, ``prune``, ``bench``, ``data check``, ``explain``, ``run``, ``deploy``,
-``collect``, ``inspect``, ``targets``, ``models``, ``compare`` and ``review`` is a parameter
+``export``, ``prune``, ``bench``, ``report``, ``data check``, ``data digits``, ``explain``,
+``run``, ``deploy``, ``collect``, ``inspect``, ``targets``, ``models``, ``compare``, ``review``
+and ``tune`` (every command: a test walks the app) is a parameter
 of the API function (or functions, or a field of the config it fills) of the same name,
 with the same default, and an option backed by a config field shows that field's help text
 (one source: ``edgecls.config.option``)."""
@@ -13,10 +14,10 @@ import inspect
 import pytest
 import typer.main
 
-from edgecls.api.benching import benchmark
+from edgecls.api.benching import benchmark, report
 from edgecls.api.catalog import list_models, list_targets, show_target
 from edgecls.api.comparing import compare_runs
-from edgecls.api.data import check_data
+from edgecls.api.data import check_data, write_digits
 from edgecls.api.devices import collect, deploy
 from edgecls.api.exporting import export_run_dir
 from edgecls.api.pruning import prune_run_dir
@@ -43,7 +44,9 @@ PAIRS = {
     ("train",): (Run.train, (TrainConfig,)),
     ("export",): (export_run_dir, (ExportConfig,)),
     ("bench",): (benchmark, (BenchOptions,)),
+    ("report",): (report, ()),
     ("data", "check"): (check_data, ()),
+    ("data", "digits"): (write_digits, ()),
     ("prune",): (prune_run_dir, (PruneConfig, StructuredConfig)),
     ("evaluate",): (evaluate_run_dir, ()),
     ("explain",): (explain_images, (RiseOptions, OcclusionOptions)),
@@ -76,6 +79,22 @@ def _command(path: tuple[str, ...]):
     for name in path:
         command = command.commands[name]
     return command
+
+
+def _leaf_commands(command, path: tuple[str, ...] = ()):
+    """Every command path of the app that runs something (groups excluded)."""
+    subcommands = getattr(command, "commands", None)
+    if not subcommands:
+        yield path
+    for name, sub in (subcommands or {}).items():
+        yield from _leaf_commands(sub, (*path, name))
+
+
+def test_every_command_has_its_api_function() -> None:
+    """A new command without an API twin (or a renamed one) fails here, not in review."""
+    commands = set(_leaf_commands(typer.main.get_command(app)))
+    assert commands - set(PAIRS) == set(), "commands the API does not mirror"
+    assert set(PAIRS) - commands == set(), "paired commands the CLI no longer has"
 
 
 def _api_params(functions) -> dict[str, inspect.Parameter]:

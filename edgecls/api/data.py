@@ -1,4 +1,4 @@
-"""``check_data``: the dataset check of ``edgecls data check``."""
+"""``check_data`` and ``write_digits``: ``edgecls data check`` and ``edgecls data digits``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from edgecls.api.results import DataReport
 from edgecls.atomic import write_text_atomic
 from edgecls.data.check import check_dataset
+from edgecls.data.digits import write_digits_dataset
 from edgecls.present.progress import count_bar
 from edgecls.runtime.image_header import set_max_pixels
 
@@ -32,3 +33,17 @@ def check_data(data_dir: str | Path, json_path: str | Path | None = None, max_pi
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report.to_dict(), indent=1))
     return report
+
+
+def write_digits(out: str | Path, size: int = 32) -> Path:
+    """Writes scikit-learn's bundled handwritten digits (1797 images, no download) as
+    ``out/<digit>/*.png``, the offline demo dataset (``edgecls data digits``).
+
+    Args:
+        out: the folder to write into (one sub-folder per digit).
+        size: side of the written PNG images in pixels.
+
+    Raises:
+        EdgeclsError: scikit-learn is not installed (``pip install "edgecls[demo]"``).
+    """
+    return write_digits_dataset(out, size)

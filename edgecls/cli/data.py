@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
-from edgecls.api.data import check_data
+from edgecls.api.data import check_data, write_digits
 from edgecls.api.options import MAX_PIXELS_HELP
 from edgecls.cli.app import app
 from edgecls.cli.check_table import render_check
 from edgecls.cli.options import NO_PROGRESS_HELP
-from edgecls.data.digits import write_digits_dataset
 
 data_app = typer.Typer(help="Check image folders and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -48,5 +47,5 @@ def digits(
     size: int = typer.Option(32, help="Side of the written PNG images in pixels."),
 ) -> None:
     """Write scikit-learn's bundled handwritten digits as an image folder (offline demo data)."""
-    write_digits_dataset(out, size)
+    write_digits(out, size)
     typer.echo(f"wrote 1797 digit images to {out}")
