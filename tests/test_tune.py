@@ -46,8 +46,13 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
     for name in ("trials.csv", "index.html", "pareto.png", "summary.json"):
         assert (out / name).is_file(), name
     assert "Pareto" in (out / "index.html").read_text()
-    # the space has one signature: measured once, then a cache hit
+    # the space has one signature: measured once (three rounds), then a cache hit
     assert result.summary["latency_measured_here"] == 1 and result.summary["latency_cache_hits"] == 1
+    assert result.summary["latency_benches_here"] == 3 and result.summary["latency_remeasured_here"] == 0
+    for row in result.rows:  # the median of the rounds, their range, and how the budget decided
+        assert row["latency_min_ms"] <= row["latency_ms"] <= row["latency_max_ms"] and row["latency_rounds"] == 3
+        assert row["budget_decision"] == "within" and row["repeat_of"] is None
+    assert result.summary["repeats"] == 0 and result.summary["borderline"] == 0
     print(f"tiny search: {seconds:.1f} s")
 
 
@@ -60,6 +65,7 @@ def test_finalists_are_benched_again_with_their_trained_weights(searched) -> Non
     with open(config.out / "trials.csv", newline="") as handle:
         saved = list(csv.DictReader(handle))
     assert all(float(r["trained_latency_ms"]) > 0 and float(r["latency_ms"]) > 0 for r in saved)
+    assert all(r["budget_decision"] == "within" and r["latency_rounds"] == "3" and r["latency_max_ms"] for r in saved)
     assert "trained_latency_ms" in (config.out / "index.html").read_text()
 
 
@@ -87,11 +93,14 @@ def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
     assert Path(resumed.data).resolve() == Path(config.data).resolve()
 
 
-def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
-    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it,
-    runs it again with the same parameters, and counts it once."""
+def test_resume_retries_a_trial_left_running_by_a_kill(searched, monkeypatch) -> None:
+    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it and
+    runs it again with the same parameters. The space's two candidates were both trained
+    already: the retry repeats one, reuses its result without training, and the search
+    ends there, every candidate tried."""
     import dataclasses
 
+    from edgecls.tune import report, steps
     from edgecls.tune.study import default_storage, open_search
 
     config, _, _, _ = searched
@@ -100,6 +109,9 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     killed.choose("family", config.space.families)
     killed.choose("size", config.space.sizes)
     lr = killed.choose("scratch_lr", config.space.scratch_lrs)
+    trainings: list[object] = []
+    train_run = steps.train_run
+    monkeypatch.setattr(steps, "train_run", lambda *args, **kw: trainings.append(args) or train_run(*args, **kw))
     messages: list[str] = []
     result = tune(dataclasses.replace(config, trials=3, finalize=False), resume=True, say=messages.append)
     assert f"trial {killed.number} was left running by a stopped process: marked failed, queued again" in messages
@@ -107,6 +119,16 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     assert states[killed.number] == "failed" and list(states.values()).count("complete") == 3
     retried = [r for r in result.rows if r["trial"] > killed.number]
     assert len(retried) == 1 and retried[0]["lr"] == lr
+    twin = next(r for r in result.rows if r["lr"] == lr and r["trial"] < killed.number)
+    assert trainings == [] and retried[0]["repeat_of"] == twin["trial"]
+    assert retried[0]["val_accuracy"] == twin["val_accuracy"] and retried[0]["latency_ms"] == twin["latency_ms"]
+    assert messages[-1] == "every candidate of the search space (2) has been tried"
+    assert result.summary["repeats"] == 1 and result.summary["latency_benches_here"] == 0
+    with open(config.out / "trials.csv", newline="") as handle:
+        saved = {int(r["trial"]): r for r in csv.DictReader(handle)}
+    assert saved[retried[0]["trial"]]["repeat_of"] == str(twin["trial"]) and saved[twin["trial"]]["repeat_of"] == ""
+    finalists = {r["trial"] for r in report.feasible(result.rows)}  # a repeat is never a finalist
+    assert twin["trial"] in finalists and retried[0]["trial"] not in finalists and len(finalists) == 2
 
 
 def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) -> None:
