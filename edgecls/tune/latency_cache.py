@@ -44,7 +44,7 @@ CACHE_ENV = "EDGECLS_TUNE_CACHE"
 CACHE_VERSION = 2  # 1 (no "version"): one bench per signature; 2: the rounds, each kept
 ROUNDS = 3  # benches per signature; the median decides
 EXTRA_ROUNDS = 2  # more benches when the first rounds' range straddles the budget
-ROUND_RUNS = 20  # timed runs per round (3 x 20 timed runs where one bench timed 50)
+ROUND_RUNS = 50  # timed runs per round: each round is the bench that used to decide alone
 ROUND_KEYS = ("mean_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")  # kept of each round
 
 
