@@ -218,7 +218,10 @@ def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path
     assert json.loads(json.dumps(result.to_dict()))["winner"]["trial"] == 0
     console = Console(file=io.StringIO(), width=250)
     _render(result, console)  # what `edgecls tune` prints of it
-    assert "winner: trial 0 tiny_cnn 32px" in console.file.getvalue()
+    printed = console.file.getvalue()
+    assert "winner: trial 0 tiny_cnn 32px" in printed and "0 repeats (result reused)" in printed
+    low, high = result.trials[0]["latency_min_ms"], result.trials[0]["latency_max_ms"]
+    assert f"{result.trials[0]['latency_ms']:.2f} ({low:.2f}-{high:.2f})" in printed  # median (range) of rounds
 
 
 def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: Path) -> None:
