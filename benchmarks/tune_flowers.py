@@ -181,7 +181,7 @@ def _tune(args: argparse.Namespace, out: Path, budget_ms: float,
     winner = search.pop("winner")
     artifact = Path(winner["artifact"])
     split = Split.load(out / "best" / "run" / "split.json")
-    p50s = _p50s(artifact, args.bench_rounds)  # measured as the other models were (tune benches once)
+    p50s = _p50s(artifact, args.bench_rounds)  # measured as the other models were (tune measured its proxy)
     tuned = {**winner, "test": _correct(artifact, split, "test"), "p50_ms": float(np.median(p50s)), "p50s_ms": p50s,
              "val_accuracy": float(_correct(artifact, split, "val").mean()),
              "test_images": [str(path) for path, _ in split.items("test")]}
