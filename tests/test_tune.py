@@ -124,6 +124,7 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched, monkeypatch) ->
     assert retried[0]["val_accuracy"] == twin["val_accuracy"] and retried[0]["latency_ms"] == twin["latency_ms"]
     assert messages[-1] == "every candidate of the search space (2) has been tried"
     assert result.summary["repeats"] == 1 and result.summary["latency_benches_here"] == 0
+    assert (result.summary["complete"], result.summary["failed"], result.summary["trials"]) == (2, 1, 4)
     with open(config.out / "trials.csv", newline="") as handle:
         saved = {int(r["trial"]): r for r in csv.DictReader(handle)}
     assert saved[retried[0]["trial"]]["repeat_of"] == str(twin["trial"]) and saved[twin["trial"]]["repeat_of"] == ""

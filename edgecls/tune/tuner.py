@@ -305,13 +305,13 @@ def _nothing_fits(config: TuneConfig, rows: list[dict[str, Any]]) -> tuple[str, 
 
 
 def _summary(config: TuneConfig, search: Search, meter: LatencyMeter, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    states = [r["state"] for r in rows]
+    states = [r["state"] for r in rows if r.get("repeat_of") is None]  # a repeat is counted as one alone
     return {"study": search.name, "budget": config.budget.describe(), "figures": config.target.label(),
             "trials": len(rows), "complete": states.count("complete"), "pruned": states.count("pruned"),
             "over_budget": states.count(OVER_BUDGET), "failed": states.count("failed"),
             "repeats": sum(1 for r in rows if r.get("repeat_of") is not None),
             "borderline": sum(1 for r in rows if str(r.get("budget_decision")).startswith("remeasured")
-                              and r.get("repeat_of") is None),
+                              and r.get("repeat_of") is None),  # trials decided after extra rounds
             "latency_measured_here": meter.measured, "latency_cache_hits": meter.hits,
             "latency_remeasured_here": meter.remeasured, "latency_benches_here": meter.benches}
 
