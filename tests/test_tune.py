@@ -236,3 +236,21 @@ def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: 
     assert rebenched.kept == [row] and "trained_latency_ms" not in row and messages == []
     assert rebenched.notes == ["trial 7 was trained by another worker (its run is not on this machine): "
                                "not benched again"]
+
+
+def test_a_search_whose_sampler_keeps_repeating_ends(tmp_path: Path) -> None:
+    """Repeats cost a lookup and count towards nothing, so a sampler that keeps drawing tried
+    candidates would never reach --trials: the search ends after MAX_REPEATS_IN_A_ROW of
+    them, or at once when the space has no untried candidate left."""
+    from edgecls.tune.study import STATE_COMPLETE, open_search
+    from edgecls.tune.tuner import MAX_REPEATS_IN_A_ROW, _exhausted
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache")
+    search = open_search(f"sqlite:///{tmp_path / 'study.db'}", "s", local=True)
+    messages: list[str] = []
+    trial = search.ask()
+    config.space.sample(trial)
+    search.tell(trial, STATE_COMPLETE, 0.5)
+    assert not _exhausted(config, search, 1, messages.append) and messages == []  # 1 of 2 candidates tried
+    assert _exhausted(config, search, MAX_REPEATS_IN_A_ROW, messages.append)
+    assert messages == [f"the sampler drew {MAX_REPEATS_IN_A_ROW} tried candidates in a row: the search has converged"]
