@@ -181,7 +181,7 @@ def _tune(args: argparse.Namespace, out: Path, budget_ms: float,
     winner = search.pop("winner")
     artifact = Path(winner["artifact"])
     split = Split.load(out / "best" / "run" / "split.json")
-    p50s = _p50s(artifact, args.bench_rounds)  # measured as the other models were (tune benches once)
+    p50s = _p50s(artifact, args.bench_rounds)  # measured as the other models were (tune measured its proxy)
     tuned = {**winner, "test": _correct(artifact, split, "test"), "p50_ms": float(np.median(p50s)), "p50s_ms": p50s,
              "val_accuracy": float(_correct(artifact, split, "val").mean()),
              "test_images": [str(path) for path, _ in split.items("test")]}
@@ -238,7 +238,9 @@ def _print(default: dict, picks: list[dict], best: dict, tuned: dict, search: di
               f"{drop.counts.wrong_to_right} turned right / {drop.counts.right_to_wrong} wrong")
     print(f"search: {search['trials']} trials, {search['complete']} complete, {search['pruned']} pruned, "
           f"{search['over_budget']} over budget, {search['failed']} failed, {search['latency_cache_hits']} latency "
-          f"cache hits, {search['latency_measured_here']} measured; search + final {search['wall_s']:.0f} s "
+          f"cache hits, {search['latency_measured_here']} measured ({search.get('latency_benches_here', 0)} "
+          f"benches, {search.get('borderline', 0)} borderline), {search.get('repeats', 0)} repeats reused; "
+          f"search + final {search['wall_s']:.0f} s "
           f"(time budget, 3 full trainings: {3 * default['seconds']:.0f} s); this invocation {total_s:.0f} s")
     for note in search["notes"]:
         print(f"note: {note}")

@@ -46,8 +46,13 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
     for name in ("trials.csv", "index.html", "pareto.png", "summary.json"):
         assert (out / name).is_file(), name
     assert "Pareto" in (out / "index.html").read_text()
-    # the space has one signature: measured once, then a cache hit
+    # the space has one signature: measured once (three rounds), then a cache hit
     assert result.summary["latency_measured_here"] == 1 and result.summary["latency_cache_hits"] == 1
+    assert result.summary["latency_benches_here"] == 3 and result.summary["latency_remeasured_here"] == 0
+    for row in result.rows:  # the median of the rounds, their range, and how the budget decided
+        assert row["latency_min_ms"] <= row["latency_ms"] <= row["latency_max_ms"] and row["latency_rounds"] == 3
+        assert row["budget_decision"] == "within" and row["repeat_of"] is None
+    assert result.summary["repeats"] == 0 and result.summary["borderline"] == 0
     print(f"tiny search: {seconds:.1f} s")
 
 
@@ -60,6 +65,7 @@ def test_finalists_are_benched_again_with_their_trained_weights(searched) -> Non
     with open(config.out / "trials.csv", newline="") as handle:
         saved = list(csv.DictReader(handle))
     assert all(float(r["trained_latency_ms"]) > 0 and float(r["latency_ms"]) > 0 for r in saved)
+    assert all(r["budget_decision"] == "within" and r["latency_rounds"] == "3" and r["latency_max_ms"] for r in saved)
     assert "trained_latency_ms" in (config.out / "index.html").read_text()
 
 
@@ -87,11 +93,14 @@ def test_resume_on_the_command_line_reads_the_saved_settings(searched) -> None:
     assert Path(resumed.data).resolve() == Path(config.data).resolve()
 
 
-def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
-    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it,
-    runs it again with the same parameters, and counts it once."""
+def test_resume_retries_a_trial_left_running_by_a_kill(searched, monkeypatch) -> None:
+    """A process killed mid-trial leaves it RUNNING in the storage; --resume fails it and
+    runs it again with the same parameters. The space's two candidates were both trained
+    already: the retry repeats one, reuses its result without training, and the search
+    ends there, every candidate tried."""
     import dataclasses
 
+    from edgecls.tune import report, steps
     from edgecls.tune.study import default_storage, open_search
 
     config, _, _, _ = searched
@@ -100,6 +109,9 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     killed.choose("family", config.space.families)
     killed.choose("size", config.space.sizes)
     lr = killed.choose("scratch_lr", config.space.scratch_lrs)
+    trainings: list[object] = []
+    train_run = steps.train_run
+    monkeypatch.setattr(steps, "train_run", lambda *args, **kw: trainings.append(args) or train_run(*args, **kw))
     messages: list[str] = []
     result = tune(dataclasses.replace(config, trials=3, finalize=False), resume=True, say=messages.append)
     assert f"trial {killed.number} was left running by a stopped process: marked failed, queued again" in messages
@@ -107,6 +119,17 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched) -> None:
     assert states[killed.number] == "failed" and list(states.values()).count("complete") == 3
     retried = [r for r in result.rows if r["trial"] > killed.number]
     assert len(retried) == 1 and retried[0]["lr"] == lr
+    twin = next(r for r in result.rows if r["lr"] == lr and r["trial"] < killed.number)
+    assert trainings == [] and retried[0]["repeat_of"] == twin["trial"]
+    assert retried[0]["val_accuracy"] == twin["val_accuracy"] and retried[0]["latency_ms"] == twin["latency_ms"]
+    assert messages[-1] == "every candidate of the search space (2) has been tried"
+    assert result.summary["repeats"] == 1 and result.summary["latency_benches_here"] == 0
+    assert (result.summary["complete"], result.summary["failed"], result.summary["trials"]) == (2, 1, 4)
+    with open(config.out / "trials.csv", newline="") as handle:
+        saved = {int(r["trial"]): r for r in csv.DictReader(handle)}
+    assert saved[retried[0]["trial"]]["repeat_of"] == str(twin["trial"]) and saved[twin["trial"]]["repeat_of"] == ""
+    finalists = {r["trial"] for r in report.feasible(result.rows)}  # a repeat is never a finalist
+    assert twin["trial"] in finalists and retried[0]["trial"] not in finalists and len(finalists) == 2
 
 
 def test_a_finalist_that_fails_the_gate_or_the_budget_gives_way(tmp_path: Path) -> None:
@@ -196,7 +219,10 @@ def test_the_python_api_tunes_and_renders_in_a_notebook(searched, tmp_path: Path
     assert json.loads(json.dumps(result.to_dict()))["winner"]["trial"] == 0
     console = Console(file=io.StringIO(), width=250)
     _render(result, console)  # what `edgecls tune` prints of it
-    assert "winner: trial 0 tiny_cnn 32px" in console.file.getvalue()
+    printed = console.file.getvalue()
+    assert "winner: trial 0 tiny_cnn 32px" in printed and "0 repeats (result reused)" in printed
+    low, high = result.trials[0]["latency_min_ms"], result.trials[0]["latency_max_ms"]
+    assert f"{result.trials[0]['latency_ms']:.2f} ({low:.2f}-{high:.2f})" in printed  # median (range) of rounds
 
 
 def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: Path) -> None:
@@ -210,3 +236,21 @@ def test_a_finalist_trained_on_another_worker_keeps_its_first_figures(tmp_path: 
     assert rebenched.kept == [row] and "trained_latency_ms" not in row and messages == []
     assert rebenched.notes == ["trial 7 was trained by another worker (its run is not on this machine): "
                                "not benched again"]
+
+
+def test_a_search_whose_sampler_keeps_repeating_ends(tmp_path: Path) -> None:
+    """Repeats cost a lookup and count towards nothing, so a sampler that keeps drawing tried
+    candidates would never reach --trials: the search ends after MAX_REPEATS_IN_A_ROW of
+    them, or at once when the space has no untried candidate left."""
+    from edgecls.tune.study import STATE_COMPLETE, open_search
+    from edgecls.tune.tuner import MAX_REPEATS_IN_A_ROW, _exhausted
+
+    config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache")
+    search = open_search(f"sqlite:///{tmp_path / 'study.db'}", "s", local=True)
+    messages: list[str] = []
+    trial = search.ask()
+    config.space.sample(trial)
+    search.tell(trial, STATE_COMPLETE, 0.5)
+    assert not _exhausted(config, search, 1, messages.append) and messages == []  # 1 of 2 candidates tried
+    assert _exhausted(config, search, MAX_REPEATS_IN_A_ROW, messages.append)
+    assert messages == [f"the sampler drew {MAX_REPEATS_IN_A_ROW} tried candidates in a row: the search has converged"]

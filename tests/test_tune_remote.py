@@ -23,7 +23,7 @@ from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
 
 from edgecls.errors import EdgeclsError
 from edgecls.remote.host import parse_host
-from edgecls.tune import finalists, steps
+from edgecls.tune import finalists, latency_cache, steps
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
 from edgecls.tune.space import Signature
 
@@ -74,7 +74,7 @@ def _meter(server: SshServer, cache: Path, model: Path) -> LatencyMeter:
         return Path(shutil.copy(model, folder / model.name))
 
     def bench(artifact: Path, signature: Signature) -> dict:
-        return steps.bench_on_host(artifact, target.host, signature.threads, None)
+        return steps.bench_on_host(artifact, target.host, signature.threads, None, runs=latency_cache.ROUND_RUNS)
 
     return LatencyMeter(target, LatencyCache(cache), 3, cache.parent / "work", export, bench)
 
@@ -214,8 +214,8 @@ def test_tune_host_measures_on_the_device_end_to_end(lab: Lab, monkeypatch, caps
     assert summary["figures"] == label and summary["winner"]["figures"] == label
     assert summary["latency_measured_here"] == 1 and summary["latency_cache_hits"] == 1
     assert (out / "best" / "export" / "manifest.json").is_file() and summary["winner"]["latency_ms"] > 0
-    # the untrained signature, the finalists' side-by-side rounds with trained weights, the winner
-    assert len(bench_intervals(lab.device)) - before == 1 + finalists.ROUNDS + 1
+    # the untrained signature's rounds, the finalists' side-by-side rounds with trained weights, the winner
+    assert len(bench_intervals(lab.device)) - before == latency_cache.ROUNDS + finalists.ROUNDS + 1
     with (out / "trials.csv").open(newline="") as handle:
         assert any(row["trained_latency_ms"] for row in csv.DictReader(handle))  # re-benched on the device
     entry = next(iter(json.loads((tmp_path / "latency.json").read_text())["entries"].values()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from edgecls.errors import ConfigError
@@ -90,3 +92,30 @@ def test_unprunable_family_has_no_pruning_choice() -> None:
 def test_invalid_space_never_starts(change: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         SearchSpace(**change).check()
+
+
+def _every_candidate(space: SearchSpace) -> set:
+    """Every candidate ``sample`` can draw: each option of each question, depth first."""
+    found, pending = set(), [()]
+    while pending:
+        path = list(pending.pop())
+        asked = 0
+
+        def choose(name, options, path=path):
+            nonlocal asked
+            options = list(dict.fromkeys(options))
+            if asked == len(path):  # a new question: the first option now, the others later
+                pending.extend((*path, i) for i in range(1, len(options)))
+                path.append(0)
+            asked += 1
+            return options[path[asked - 1]]
+
+        found.add(space.sample(SimpleNamespace(choose=choose)))
+    return found
+
+
+def test_space_size_counts_every_distinct_candidate() -> None:
+    space = SearchSpace(families=("efficientnet_lite0", "mobilenet_v3_small"), sizes=(96, 128, 128),
+                        mac_reductions=(0.0, 0.3), threads=(None, 2)).check()
+    assert space.weights["mobilenet_v3_small"] == "none"  # from scratch: scratch_lrs only
+    assert space.size() == len(_every_candidate(space)) == 2 * 2 * 2 * 27 + 2 * 2 * 2 * 2

@@ -13,7 +13,16 @@ import pytest
 
 from edgecls.bench.machine import cpu_model
 from edgecls.errors import ConfigError
-from edgecls.tune.latency_cache import BenchTarget, LatencyCache, Measurement, runtime_version, target_machine
+from edgecls.tune.budget import Budget
+from edgecls.tune.latency_cache import (
+    BenchTarget,
+    LatencyCache,
+    LatencyMeter,
+    Measurement,
+    runtime_version,
+    target_machine,
+    wanted_rounds,
+)
 from edgecls.tune.space import Signature
 from edgecls.tune.study import STATE_COMPLETE, open_search
 
@@ -94,8 +103,10 @@ def test_latency_cache_keyed_by_target_signature_and_runtime(tmp_path: Path) -> 
     runtime = runtime_version(sig.format, target_machine(here, sig.format))
     assert runtime.startswith("ai-edge-litert ")  # the installed LiteRT and its version, on this CPU
     assert runtime.endswith(f"on {platform.machine()} ({cpu_model()})")
-    cache.put(Measurement(sig.key(), here.key(), runtime, {"p50_ms": 4.0}, 5_000_000))
-    assert cache.get(here.key(), runtime, sig.key()).latency_ms() == 4.0
+    rounds = [{"p50_ms": 4.4}, {"p50_ms": 3.9}, {"p50_ms": 4.0}]
+    cache.put(Measurement.of_rounds(sig.key(), here.key(), runtime, rounds, 5_000_000, {}))
+    cached = cache.get(here.key(), runtime, sig.key())
+    assert cached.latency_ms() == 4.0 and cached.spread() == (3.9, 4.4) and cached.samples() == [4.4, 3.9, 4.0]
     assert cache.get("ssh:pi@pi5", runtime, sig.key()) is None  # another target
     assert cache.get(here.key(), "ai-edge-litert 9.9", sig.key()) is None  # another runtime version
     assert cache.get(here.key(), runtime, Signature("efficientnet_lite0", 160).key()) is None
@@ -159,3 +170,133 @@ def test_postgresql_that_cannot_be_reached() -> None:
     pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed")
     with pytest.raises(ConfigError, match=r"cannot open the study storage postgresql://tune:\*\*\*@127.0.0.1:1/x"):
         open_search("postgresql://tune:secret@127.0.0.1:1/x", "s", local=False)
+
+
+@pytest.mark.parametrize(("samples", "size", "decision"), [
+    ([1.8, 1.9, 1.95], 10**6, "within"),
+    ([2.1, 2.4, 2.2], 10**6, "over"),
+    ([1.9, 2.1, 2.2], 10**6, "remeasured-over"),  # the limit lies in the range: median decides
+    ([1.5, 2.4, 1.9, 1.8, 1.7], 10**6, "remeasured-within"),
+    ([2.0, 1.7, 1.8], 10**6, "within"),  # the limit is the highest round: every round meets it
+    ([2.0, 2.3, 2.1], 10**6, "remeasured-over"),  # the lowest round sits on the limit
+    ([1.9, 2.1, 2.2], 3 * 10**6, "over"),  # over on size: the latency's range does not matter
+])
+def test_budget_decision_on_the_median_of_rounds(samples: list[float], size: int, decision: str) -> None:
+    budget = Budget(latency_ms=2.0, size_bytes=2 * 10**6)
+    assert budget.decide(samples, size) == decision
+    assert budget.straddles(samples, size) == decision.startswith("remeasured")
+
+
+def test_rounds_wanted_grow_only_for_a_range_that_straddles_the_limit() -> None:
+    budget = Budget(latency_ms=2.0)
+    rounds = [{"p50_ms": v, "p90_ms": v + 1} for v in (1.9, 2.1, 2.2)]
+    assert wanted_rounds(rounds[:1], 0, budget) == 3 and wanted_rounds([], 0, None) == 3
+    assert wanted_rounds(rounds, 0, budget) == 5 and wanted_rounds(rounds, 0, None) == 3
+    assert wanted_rounds(rounds, 0, Budget(latency_ms=2.0, percentile=90)) == 3  # p90: 2.9-3.2, all over
+    assert wanted_rounds(rounds, 0, Budget(size_bytes=10)) == 3  # no latency limit
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from helpers.tiny_models import TinyNet, make_onnx, tiny_metadata
+
+    net = TinyNet()
+    return make_onnx(tmp_path_factory.mktemp("onnx") / "tiny_int8.onnx", net, tiny_metadata(net, precision="int8"),
+                     quantized=True)
+
+
+ONNX = Signature("tiny_onnx", 16, format="onnx")
+
+
+def _local_meter(cache: Path, model: Path) -> LatencyMeter:
+    """A meter on this machine whose "export" is the tiny ONNX model, benched for real."""
+    import shutil
+
+    from edgecls.tune import latency_cache, steps
+
+    def export(signature: Signature, classes: int, folder: Path) -> Path:
+        return Path(shutil.copy(model, folder / model.name))
+
+    def bench(artifact: Path, signature: Signature) -> dict:
+        return steps.bench_here(artifact, signature.threads, runs=latency_cache.ROUND_RUNS)
+
+    return LatencyMeter(BenchTarget(), LatencyCache(cache), 3, cache.parent / "work", export, bench)
+
+
+def _key(meter: LatencyMeter) -> tuple[str, str, str]:
+    return meter.target.key(), runtime_version("onnx", meter.machine("onnx")), ONNX.key()
+
+
+def test_an_entry_of_the_single_bench_format_is_measured_again_in_rounds(tiny_onnx: Path, tmp_path: Path) -> None:
+    import statistics
+
+    cache = tmp_path / "latency.json"
+    meter = _local_meter(cache, tiny_onnx)
+    target, runtime, signature = _key(meter)
+    old = {"signature": signature, "target": target, "runtime": runtime, "latency": {"p50_ms": 9.0},
+           "size_bytes": 123, "measured": "2026-11-30T10:00:00+00:00", "machine": {}}  # as cached before rounds
+    cache.write_text(json.dumps({"entries": {LatencyCache.entry_key(target, runtime, signature): old,
+                                             "damaged": {"version": 2, "rounds": "x"}}}))
+    assert LatencyCache(cache).get(target, runtime, signature) is None
+    measured = meter.measure(ONNX, Budget(latency_ms=1000.0))
+    assert (meter.measured, meter.hits, meter.benches) == (1, 0, 3)
+    p50s = measured.samples()
+    assert len(p50s) == 3 and measured.latency_ms() == statistics.median(p50s) < 9.0
+    assert measured.spread() == (min(p50s), max(p50s)) and measured.size_bytes == tiny_onnx.stat().st_size
+    entry = json.loads(cache.read_text())["entries"][LatencyCache.entry_key(target, runtime, signature)]
+    assert entry["version"] == 2 and [r["p50_ms"] for r in entry["rounds"]] == p50s
+    assert meter.measure(ONNX, Budget(latency_ms=1000.0)) == measured and meter.hits == 1  # cached now
+
+
+def test_a_borderline_signature_gets_two_more_rounds_once(tiny_onnx: Path, tmp_path: Path) -> None:
+    """Three cached rounds of 1-3 ms straddle a 2.5 ms limit: two more real benches of the
+    tiny model (well under 1 ms) run, and the median of the five decides."""
+    cache = tmp_path / "latency.json"
+    meter = _local_meter(cache, tiny_onnx)
+    target, runtime, signature = _key(meter)
+    given = [{"p50_ms": v, "p90_ms": v} for v in (1.0, 2.0, 3.0)]
+    LatencyCache(cache).put(Measurement.of_rounds(signature, target, runtime, given, 100, {}))
+    assert meter.measure(ONNX, Budget(latency_ms=5.0)).samples() == [1.0, 2.0, 3.0]  # not borderline: cached
+    budget = Budget(latency_ms=2.5)
+    measured = meter.measure(ONNX, budget)
+    assert (meter.hits, meter.remeasured, meter.benches) == (1, 1, 2)
+    samples = measured.samples()
+    assert samples[:3] == [1.0, 2.0, 3.0] and len(samples) == 5 and max(samples[3:]) < 1.0
+    assert measured.latency_ms() == 1.0 and budget.decide(samples, measured.size_bytes) == "remeasured-within"
+    again = _local_meter(cache, tiny_onnx)  # another process: five rounds are all a signature gets
+    assert again.measure(ONNX, budget).samples() == samples and (again.hits, again.benches) == (1, 0)
+
+
+def test_a_trial_with_a_finished_trials_parameters_reuses_its_result(tmp_path: Path) -> None:
+    from edgecls.tune.study import STATE_PRUNED
+
+    lrs = [0.03, 0.01, 0.003]
+    search = open_search(_url(tmp_path), "s", local=True)
+    search.claim("data-a", {})
+
+    def ask(lr: float):
+        search.study.enqueue_trial({"lr": lr})  # the sampler's draw, fixed
+        handle = search.ask()
+        assert handle.choose("lr", lrs) == lr
+        return handle
+
+    trained = ask(0.01)
+    trained.set("val_accuracy", 0.8)
+    trained.set("run_dir", "/runs/0000")
+    trained.constrain(-0.5)
+    search.tell(trained, STATE_COMPLETE, 0.8)
+    stopped = ask(0.003)
+    stopped.report(0.4, 1)
+    search.tell(stopped, STATE_PRUNED)
+
+    repeat = ask(0.01)
+    record = search.repeat(repeat)
+    assert record["repeat_of"] == trained.number and record["state"] == "complete" and record["value"] == 0.8
+    assert record["val_accuracy"] == 0.8 and "run_dir" not in record  # the twin's run stays the finalist
+    assert search.study.trials[repeat.number].constraints == {"budget": -0.5}
+    again = ask(0.003)
+    pruned = search.repeat(again)
+    assert pruned["repeat_of"] == stopped.number and pruned["state"] == "pruned"
+    assert search.study.trials[again.number].intermediate_values == {1: 0.4}  # TPE ranks it as its twin
+    assert search.repeat(ask(0.03)) is None  # new parameters: the trial goes on
+    assert search.finished() == 2 and search.tried() == 2  # repeats count neither way

@@ -68,7 +68,8 @@ class TuningResult:
 
 def _caption(summary: dict[str, Any]) -> str:
     return (f"{summary['trials']} trials ({summary['complete']} complete, {summary['pruned']} pruned, "
-            f"{summary['over_budget']} over budget, {summary['failed']} failed); {summary['budget']}, "
+            f"{summary['over_budget']} over budget, {summary['failed']} failed, {summary.get('repeats', 0)} "
+            f"repeats reused); {summary['budget']}, "
             f"{summary['figures']}")
 
 

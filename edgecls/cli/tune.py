@@ -77,15 +77,21 @@ def _render(result: Any, console: Any) -> None:
         table.add_column(column, justify="left" if column in ("state", "candidate") else "right")
     for row in result.trials:
         candidate = f"{row['family']} {row['size']}px mac-{(row['mac_reduction'] or 0):.2f} {row['format']}"
-        table.add_row(str(row["trial"]), row["state"] + (" *" if row["pareto"] else ""), candidate,
-                      _num(row["latency_ms"], 2), _num(row["size_mb"], 2), _num(row.get("trained_latency_ms"), 2),
+        state = row["state"] + (" *" if row["pareto"] else "")
+        if row.get("repeat_of") is not None:
+            state += f" (repeat of {row['repeat_of']})"
+        table.add_row(str(row["trial"]), state, candidate,
+                      _latency(row), _num(row["size_mb"], 2), _num(row.get("trained_latency_ms"), 2),
                       _num(row["val_accuracy"], 4))
     console.print(table)
     summary = result.summary
     console.print(f"{summary['trials']} trials: {summary['complete']} complete, {summary['pruned']} pruned, "
-                  f"{summary['over_budget']} over budget (not trained), {summary['failed']} failed; latency "
-                  f"measured {summary['latency_measured_here']}x, {summary['latency_cache_hits']} cache hits. "
-                  "*: Pareto front", highlight=False)
+                  f"{summary['over_budget']} over budget (not trained), {summary['failed']} failed, "
+                  f"{summary.get('repeats', 0)} repeats (result reused); latency measured "
+                  f"{summary['latency_measured_here']}x ({summary.get('latency_benches_here', 0)} benches, "
+                  f"{summary.get('latency_remeasured_here', 0)} borderline re-measured), "
+                  f"{summary['latency_cache_hits']} cache hits. *: Pareto front; latency: median (range) of "
+                  "the rounds, ~: re-measured, the range held the limit", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     winner = result.winner
@@ -95,6 +101,14 @@ def _render(result: Any, console: Any) -> None:
                       f"({winner['figures']}); test accuracy {_num(winner['float_test_accuracy'], 4)} (float), "
                       f"INT8 gate {winner['gate']}; run {winner['run']}; "
                       f"artifact {winner['artifact']}", highlight=False, soft_wrap=True)
+
+
+def _latency(row: dict[str, Any]) -> str:
+    """The median of the rounds, their range, and ``~`` when the range held the limit."""
+    text = _num(row["latency_ms"], 2)
+    if row.get("latency_min_ms") is not None and row.get("latency_max_ms") is not None:
+        text += f" ({row['latency_min_ms']:.2f}-{row['latency_max_ms']:.2f})"
+    return text + (" ~" if str(row.get("budget_decision")).startswith("remeasured") else "")
 
 
 def _num(value: Any, digits: int) -> str:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgecls.errors import ConfigError
@@ -38,6 +40,21 @@ class Budget:
         if self.size_bytes is not None:
             ratios.append(size_bytes / self.size_bytes)
         return max(ratios) - 1.0
+
+    def straddles(self, samples: Sequence[float], size_bytes: int) -> bool:
+        """The latency limit lies within the rounds' range (lowest <= limit < highest) while
+        the size meets its own: one more bench could land either side of the line."""
+        if self.latency_ms is None or not samples:
+            return False
+        if self.size_bytes is not None and size_bytes > self.size_bytes:
+            return False  # over on size whatever the latency
+        return min(samples) <= self.latency_ms < max(samples)
+
+    def decide(self, samples: Sequence[float], size_bytes: int) -> str:
+        """``within`` or ``over`` on the median of the rounds, prefixed ``remeasured-``
+        when the rounds straddle the limit (the extra rounds were run before deciding)."""
+        verdict = "within" if self.excess(statistics.median(samples), size_bytes) <= 0 else "over"
+        return f"remeasured-{verdict}" if self.straddles(samples, size_bytes) else verdict
 
     def describe(self) -> str:
         parts = []

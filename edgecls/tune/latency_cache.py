@@ -8,6 +8,13 @@ itself reports them: a device is asked once per process) and the signature, so a
 is measured once across trials and studies. One bench at a time runs per device, whatever
 the number of workers: a lock file per target serialises the workers of one machine
 (``fcntl``), and the device's own bench lock (``remote.bench.device_lock``) those of a cluster.
+
+A signature's latency is the median of ``ROUNDS`` short benches (rounds), each kept in the
+entry, so its spread (min-max) is known. When that range straddles the budget's limit, one
+more bench could land either side: ``EXTRA_ROUNDS`` more are run before the decision, and
+the median of all decides. At most ``ROUNDS + EXTRA_ROUNDS`` benches per signature, ever: the
+rounds are cached. An entry of the single-bench format (before ``CACHE_VERSION`` 2) is
+measured again and replaced.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,9 +37,15 @@ from edgecls.atomic import write_text_atomic
 from edgecls.bench.machine import cpu_model, describe_machine
 from edgecls.formats import artifact_size
 from edgecls.tune import steps
+from edgecls.tune.budget import Budget
 from edgecls.tune.space import Signature
 
 CACHE_ENV = "EDGECLS_TUNE_CACHE"
+CACHE_VERSION = 2  # 1 (no "version"): one bench per signature; 2: the rounds, each kept
+ROUNDS = 3  # benches per signature; the median decides
+EXTRA_ROUNDS = 2  # more benches when the first rounds' range straddles the budget
+ROUND_RUNS = 50  # timed runs per round: each round is the bench that used to decide alone
+ROUND_KEYS = ("mean_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")  # kept of each round
 
 
 @dataclass(frozen=True)
@@ -61,13 +75,33 @@ class Measurement:
     signature: str
     target: str
     runtime: str
-    latency: dict[str, float]  # the bench's latency summary (p50_ms, p90_ms, ...)
+    latency: dict[str, float]  # each figure's median over the rounds (p50_ms, p90_ms, ...)
     size_bytes: int
+    rounds: list[dict[str, float]] = field(default_factory=list)  # each round's ROUND_KEYS
     measured: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     machine: dict[str, Any] = field(default_factory=dict)  # the target's MACHINE_FIELDS when measured
+    version: int = CACHE_VERSION
+
+    @classmethod
+    def of_rounds(cls, signature: str, target: str, runtime: str, rounds: list[dict[str, Any]], size_bytes: int,
+                  machine: dict[str, Any]) -> Measurement:
+        """The measurement whose figures are the medians of ``rounds`` (bench latency summaries)."""
+        kept = [{k: float(r[k]) for k in ROUND_KEYS if k in r} for r in rounds]
+        keys = [k for k in ROUND_KEYS if all(k in r for r in kept)]
+        latency = {k: float(statistics.median(r[k] for r in kept)) for k in keys}
+        return cls(signature, target, runtime, latency, size_bytes, kept, machine=machine)
 
     def latency_ms(self, key: str = "p50_ms") -> float:
         return float(self.latency[key])
+
+    def samples(self, key: str = "p50_ms") -> list[float]:
+        """Each round's ``key`` figure (the median alone for an entry without rounds)."""
+        return [float(r[key]) for r in self.rounds] or [self.latency_ms(key)]
+
+    def spread(self, key: str = "p50_ms") -> tuple[float, float]:
+        """The lowest and highest round of ``key``."""
+        values = self.samples(key)
+        return min(values), max(values)
 
 
 RUNTIME_PACKAGES = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime", "onnxruntime-gpu"),
@@ -113,9 +147,11 @@ class LatencyCache:
         return f"{target}|{runtime}|{signature}"
 
     def get(self, target: str, runtime: str, signature: str) -> Measurement | None:
+        """The current-format entry, else None (absent, of an older format, or damaged:
+        measured again)."""
         with self._locked("cache"):
             entry = self._read().get(self.entry_key(target, runtime, signature))
-        return Measurement(**entry) if entry else None
+        return _entry(entry)
 
     def put(self, measurement: Measurement) -> None:
         with self._locked("cache"):
@@ -152,6 +188,19 @@ class LatencyCache:
             yield
 
 
+def _entry(entry: Any) -> Measurement | None:
+    """A cache entry as a ``Measurement``; None for an older format or a damaged entry."""
+    if not isinstance(entry, dict) or entry.get("version") != CACHE_VERSION:
+        return None
+    names = {f.name for f in fields(Measurement)}
+    try:
+        measurement = Measurement(**{k: v for k, v in entry.items() if k in names})
+        measurement.samples()
+    except (TypeError, ValueError, KeyError):
+        return None
+    return measurement if measurement.rounds else None
+
+
 Exporter = Callable[[Signature, int, Path], Path]  # (signature, classes, work folder) -> artifact
 Bencher = Callable[[Path, Signature], dict[str, Any]]  # (artifact, signature) -> bench record
 
@@ -166,8 +215,11 @@ class LatencyMeter:
         classes: outputs of the candidates' heads (the dataset's class count).
         work: scratch folder for the untrained artifacts.
         export: builds the untrained artifact (``steps.untrained_artifact``).
-        bench: benches it (``steps.bench_here`` or ``steps.bench_on_host``).
+        bench: benches it once, one round (``steps.bench_here`` or ``steps.bench_on_host``).
         describe: the target's machine description (``target_machine``), for the cache key.
+        hits: signatures answered from the cache alone; measured: signatures benched here
+            for the first time; remeasured: borderline ones given extra rounds; benches:
+            the rounds run here.
     """
 
     target: BenchTarget
@@ -178,6 +230,8 @@ class LatencyMeter:
     bench: Bencher
     hits: int = 0
     measured: int = 0
+    remeasured: int = 0
+    benches: int = 0
     describe: Callable[[BenchTarget, str], dict[str, Any]] = target_machine
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # format -> the target's machine
 
@@ -188,8 +242,9 @@ class LatencyMeter:
             self.machines[fmt] = {key: described.get(key) for key in MACHINE_FIELDS}
         return self.machines[fmt]
 
-    def measure(self, signature: Signature) -> Measurement:
-        """The cached figures of ``signature``, else exported, benched and cached.
+    def measure(self, signature: Signature, budget: Budget | None = None) -> Measurement:
+        """The figures of ``signature``: from the cache when it holds the rounds they need
+        (``wanted_rounds``), else the missing rounds exported, benched and cached.
 
         Raises:
             EdgeclsError: the target could not be described, or the export or bench failed.
@@ -197,22 +252,46 @@ class LatencyMeter:
         machine = self.machine(signature.format)
         target, runtime = self.target.key(), runtime_version(signature.format, machine)
         cached = self.cache.get(target, runtime, signature.key())
-        if cached is not None:
+        if cached is not None and len(cached.rounds) >= wanted_rounds(cached.rounds, cached.size_bytes, budget):
             self.hits += 1
             return cached
+        rounds, size = self._bench_rounds(signature, target, cached.rounds if cached else [], budget)
+        measurement = Measurement.of_rounds(signature.key(), target, runtime, rounds, size, machine)
+        self.cache.put(measurement)
+        if cached is None:
+            self.measured += 1
+        else:
+            self.remeasured += 1
+        return measurement
+
+    def _bench_rounds(self, signature: Signature, target: str, done: list[dict[str, Any]],
+                      budget: Budget | None) -> tuple[list[dict[str, Any]], int]:
+        """``done`` and the rounds still wanted, benched on the signature's untrained
+        artifact (the device lock held for each, so other workers' benches may come
+        between); the rounds and the artifact's size."""
         folder = _fresh_folder(self.work)
+        rounds = list(done)
         try:
             artifact = self.export(signature, self.classes, folder)
-            with self.cache.device_lock(target):
-                record = self.bench(artifact, signature)
-            size = int(record.get("size_bytes") or artifact_size(artifact))
+            size = artifact_size(artifact)
+            while len(rounds) < wanted_rounds(rounds, size, budget):
+                with self.cache.device_lock(target):
+                    record = self.bench(artifact, signature)
+                rounds.append(dict(record["latency"]))
+                self.benches += 1
+                size = int(record.get("size_bytes") or size)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        measurement = Measurement(signature.key(), target, runtime, dict(record["latency"]), size,
-                                  machine=machine)
-        self.cache.put(measurement)
-        self.measured += 1
-        return measurement
+        return rounds, size
+
+
+def wanted_rounds(rounds: list[dict[str, Any]], size_bytes: int, budget: Budget | None) -> int:
+    """How many rounds a signature's figures need: ``ROUNDS``, and ``EXTRA_ROUNDS`` more once
+    those straddle ``budget``'s latency limit (the rounds' range holds it)."""
+    if len(rounds) < ROUNDS or budget is None:
+        return ROUNDS
+    samples = [float(r[budget.latency_key]) for r in rounds]
+    return ROUNDS + EXTRA_ROUNDS if budget.straddles(samples, size_bytes) else ROUNDS
 
 
 def _fresh_folder(parent: Path) -> Path:

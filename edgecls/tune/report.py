@@ -12,8 +12,9 @@ from typing import Any
 from edgecls.atomic import atomic_path, write_text_atomic
 
 COLUMNS = ("trial", "state", "family", "size", "mac_reduction", "format", "threads", "weights", "lr",
-           "fine_tune_lr", "fine_tune_fraction", "latency_ms", "size_mb", "trained_latency_ms", "trained_size_mb",
-           "val_accuracy", "pareto", "note")
+           "fine_tune_lr", "fine_tune_fraction", "latency_ms", "latency_min_ms", "latency_max_ms", "latency_rounds",
+           "budget_decision", "size_mb", "trained_latency_ms", "trained_size_mb", "val_accuracy", "pareto",
+           "repeat_of", "note")
 
 
 def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -27,9 +28,10 @@ def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({"trial": record["number"], "state": state,
                      **{k: candidate.get(k) for k in ("family", "size", "mac_reduction", "format", "threads",
                                                       "weights", "lr", "fine_tune_lr", "fine_tune_fraction")},
-                     "latency_ms": record.get("latency_ms"),
+                     **{k: record.get(k) for k in ("latency_ms", "latency_min_ms", "latency_max_ms",
+                                                   "latency_rounds", "budget_decision")},
                      "size_mb": round(size / 1e6, 3) if size else None,
-                     "val_accuracy": record.get("val_accuracy"), "pareto": False,
+                     "val_accuracy": record.get("val_accuracy"), "pareto": False, "repeat_of": record.get("repeat_of"),
                      "note": record.get("note"), "run_dir": record.get("run_dir")})
     for row in pareto_front(rows):
         row["pareto"] = True
@@ -37,8 +39,10 @@ def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def feasible(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Trials trained to the end within budget, best val accuracy first."""
-    done = [r for r in rows if r["state"] == "complete" and r["val_accuracy"] is not None]
+    """Trials trained to the end within budget, best val accuracy first (a repeat stands
+    for its twin, which is listed already)."""
+    done = [r for r in rows if r["state"] == "complete" and r["val_accuracy"] is not None
+            and r.get("repeat_of") is None]
     return sorted(done, key=lambda r: (-r["val_accuracy"], r["latency_ms"] or 0, r["trial"]))
 
 
@@ -77,8 +81,11 @@ def write_html(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path, 
 padding:2px 6px;font-size:13px}} tr.front{{background:#e6f4ea}}</style></head><body>
 <h1>edgecls tune</h1><ul>{facts}</ul>{image}
 <p>Green rows: the Pareto front (no other trial is at least as accurate, as fast and as small).
-latency_ms, size_mb: the architecture's artifact with untrained weights, as the search measured it;
-trained_latency_ms, trained_size_mb: the finalists benched again with their trained weights.</p>
+latency_ms, size_mb: the architecture's artifact with untrained weights, as the search measured it
+(latency_ms: the median of latency_rounds benches, whose range is latency_min_ms to latency_max_ms;
+budget_decision remeasured-*: that range held the limit, so more rounds were benched before deciding);
+trained_latency_ms, trained_size_mb: the finalists benched again with their trained weights;
+repeat_of: a trial that drew a finished trial's parameters and reused its result, untrained.</p>
 <table><tr>{head}</tr>
 {body}
 </table></body></html>
@@ -115,7 +122,7 @@ def plot_front(rows: list[dict[str, Any]], budget: Any, path: Path, where: str) 
 
 
 def _scatter(axis: Any, rows: list[dict[str, Any]], key: str) -> None:
-    trained = [r for r in rows if r["val_accuracy"] is not None]
+    trained = [r for r in rows if r["val_accuracy"] is not None and r.get("repeat_of") is None]
     front = sorted((r for r in trained if r["pareto"]), key=lambda r: r[key])
     over = [r for r in rows if r["state"] == "over_budget"]
     axis.scatter([r[key] for r in trained], [r["val_accuracy"] for r in trained], s=18, label="trained")

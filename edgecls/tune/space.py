@@ -143,6 +143,16 @@ class SearchSpace:
                 for f in self.families for s, m, fmt, t in itertools.product(
                     self.sizes, self.pruning_choices(f), self.formats, self.threads)]
 
+    def size(self) -> int:
+        """How many distinct candidates the space holds (as ``sample`` draws them)."""
+        total = 0
+        for family in set(self.families):
+            training = (len(set(self.scratch_lrs)) if self.weights.get(family, "none") == "none" else
+                        len(set(self.lrs)) * len(set(self.fine_tune_lrs)) * len(set(self.fine_tune_fractions)))
+            total += (len(set(self.sizes)) * len(self.pruning_choices(family)) * len(set(self.formats))
+                      * len(set(self.threads)) * training)
+        return total
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready, saved with the study so ``--resume`` searches the same space."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -105,14 +105,15 @@ def _narrowed(model: Any, mac_reduction: float) -> Any:
     return prune_channels(model, groups, keep)
 
 
-def bench_here(artifact: Path, threads: int | None, options: Any = None) -> dict[str, Any]:
+def bench_here(artifact: Path, threads: int | None, options: Any = None, runs: int = LATENCY_RUNS) -> dict[str, Any]:
     """One bench record of ``artifact`` on this machine (``edgecls bench``, fresh process)."""
-    return bench_side_by_side([artifact], threads, None, None, options)[0]
+    return bench_side_by_side([artifact], threads, None, None, options, runs)[0]
 
 
-def bench_on_host(artifact: Path, host: Any, threads: int | None, target: str | None) -> dict[str, Any]:
+def bench_on_host(artifact: Path, host: Any, threads: int | None, target: str | None,
+                  runs: int = LATENCY_RUNS) -> dict[str, Any]:
     """One bench record of ``artifact`` on ``host`` over ssh (``edgecls bench --host``)."""
-    return bench_side_by_side([artifact], threads, host, target)[0]
+    return bench_side_by_side([artifact], threads, host, target, runs=runs)[0]
 
 
 def bench_side_by_side(artifacts: list[Path], threads: int | None, host: Any = None, target: str | None = None,

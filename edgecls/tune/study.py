@@ -13,6 +13,9 @@ next trial.
 - A trial left running by a killed process is failed once its heartbeat is stale (or at
   once on ``--resume`` of a study that only this machine writes) and enqueued again with
   the same parameters; failed trials never count towards ``--trials``.
+- A trial whose parameters a finished trial already had is not run again: it is told that
+  trial's result (``Search.repeat``) and marked ``repeat_of``; repeats never count
+  towards ``--trials``.
 """
 
 from __future__ import annotations
@@ -115,15 +118,54 @@ class Search:
 
     def records(self) -> list[dict[str, Any]]:
         """Every trial as a plain dict: number, state, value, params, user attributes."""
-        names = {"FAIL": STATE_FAILED, "COMPLETE": STATE_COMPLETE, "PRUNED": STATE_PRUNED}
-        return [{"number": t.number, "state": names.get(t.state.name, t.state.name.lower()), "value": t.value,
-                 "params": dict(t.params), **dict(t.user_attrs)}
-                for t in self.study.get_trials(deepcopy=False)]
+        return [_record(t) for t in self.study.get_trials(deepcopy=False)]
 
     def finished(self) -> int:
         """Trials that count towards ``--trials``: trained to the end or stopped by the
-        pruner (a failed trial, e.g. one killed and retried, does not)."""
-        return sum(1 for r in self.records() if r["state"] in ("complete", "pruned") and not r.get("over_budget"))
+        pruner (a failed trial, e.g. one killed and retried, does not, nor a repeat)."""
+        return sum(1 for r in self.records() if r["state"] in ("complete", "pruned") and not r.get("over_budget")
+                   and r.get("repeat_of") is None)
+
+    def tried(self) -> int:
+        """Distinct parameter sets of the finished trials (over budget included)."""
+        return len({tuple(sorted(r["params"].items())) for r in self.records() if r["state"] in ("complete", "pruned")})
+
+    def repeat(self, handle: TrialHandle) -> dict[str, Any] | None:
+        """Ends ``handle``'s trial with the result of the finished trial (complete, over budget
+        or pruned) that had the same parameters, without running it; returns its record
+        (None: the parameters are new, the trial goes on).
+
+        Optuna's FAQ on duplicates shows two ways: return the old value, or raise
+        ``TrialPruned`` so the sampler avoids the point. The old value is told here: TPE ranks
+        pruned trials below every complete one (one pruned at no step below every pruned
+        one), so a repeat of the best candidate told as pruned would push the sampler away
+        from the region it should search. A repeat of a pruned trial gets its epoch values
+        and is pruned again, ranked as it was; one of an over-budget trial gets its
+        constraint. A sampler that keeps drawing tried points is stopped by the caller."""
+        twin = self._twin(handle)
+        if twin is None:
+            return None
+        trial = handle.trial
+        for key, value in twin.user_attrs.items():
+            if key != "run_dir":  # the twin's run is the one finalists use
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("repeat_of", twin.number)
+        trial.set_user_attr("note", f"same parameters as trial {twin.number}: its result reused, not trained")
+        for key, value in twin.constraints.items():
+            trial.set_constraint(key, value)
+        for step, value in sorted(twin.intermediate_values.items()):
+            trial.report(value, step)
+        self.study.tell(trial, twin.value if twin.state.name == "COMPLETE" else None, state=twin.state)
+        return _record(self.study._storage.get_trial(trial._trial_id))
+
+    def _twin(self, handle: TrialHandle) -> Any:
+        """The first finished trial with ``handle``'s parameters (None when there is none)."""
+        import optuna
+
+        params = handle.trial.params
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        return next((t for t in self.study.get_trials(deepcopy=False, states=states)
+                     if t.params == params and t.number != handle.number and "repeat_of" not in t.user_attrs), None)
 
     def recover(self, resume: bool) -> list[int]:
         """Fails the trials a killed process left running and enqueues them again: those
@@ -152,6 +194,13 @@ class Search:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
+
+
+def _record(trial: Any) -> dict[str, Any]:
+    """A trial as a plain dict: number, state, value, params, user attributes."""
+    names = {"FAIL": STATE_FAILED, "COMPLETE": STATE_COMPLETE, "PRUNED": STATE_PRUNED}
+    return {"number": trial.number, "state": names.get(trial.state.name, trial.state.name.lower()),
+            "value": trial.value, "params": dict(trial.params), **dict(trial.user_attrs)}
 
 
 def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resource: int = 1) -> Search:

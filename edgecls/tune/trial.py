@@ -1,5 +1,6 @@
-"""One trial: sample a candidate, measure its signature, train it only if it meets the
-budget, and report its val accuracy epoch by epoch so the pruner can stop it early.
+"""One trial: sample a candidate, reuse the result of a finished trial with the same
+parameters, else measure its signature, train it only if it meets the budget, and report
+its val accuracy epoch by epoch so the pruner can stop it early.
 
 Fidelity rises in rungs: the head on cached backbone features first (cheap: the backbone
 runs once per image), then a short fine-tune; a pruned candidate is narrowed after that
@@ -64,6 +65,8 @@ class TrialResult:
     val_accuracy: float | None = None
     run_dir: Path | None = None
     note: str | None = None
+    decision: str | None = None  # the budget's: within | over | remeasured-within | remeasured-over
+    repeat_of: int | None = None  # the finished trial whose result this one reuses
 
 
 def train_config(candidate: Candidate, data: Path, out: Path, epochs: int, fidelity: Fidelity,
@@ -84,8 +87,12 @@ def run_trial(search: Search, space: SearchSpace, meter: LatencyMeter, budget: B
     """Runs one trial of ``search`` to its end and tells the study how it ended."""
     handle = search.ask()
     try:
+        candidate = space.sample(handle)
+        repeated = search.repeat(handle)  # a lookup: the trial ends here when it finds a twin
+        if repeated is not None:
+            return _repeated(handle, candidate, repeated)
         with search.heartbeat(handle):
-            result = _run(handle, space, meter, budget, data, split_file, folder, fidelity, base, say)
+            result = _run(handle, candidate, meter, budget, data, split_file, folder, fidelity, base, say)
     except KeyboardInterrupt:
         search.abandon(handle)
         raise
@@ -93,22 +100,31 @@ def run_trial(search: Search, space: SearchSpace, meter: LatencyMeter, budget: B
     return result
 
 
-def _run(handle: TrialHandle, space: SearchSpace, meter: LatencyMeter, budget: Budget, data: Path,
+def _repeated(handle: TrialHandle, candidate: Candidate, record: dict[str, Any]) -> TrialResult:
+    """The result of a trial that reused a finished trial's (``Search.repeat``)."""
+    state = OVER_BUDGET if record.get("over_budget") else record["state"]
+    return TrialResult(handle.number, state, candidate, val_accuracy=record.get("val_accuracy"),
+                       note=record.get("note"), decision=record.get("budget_decision"),
+                       repeat_of=record["repeat_of"])
+
+
+def _run(handle: TrialHandle, candidate: Candidate, meter: LatencyMeter, budget: Budget, data: Path,
          split_file: Path, folder: Path, fidelity: Fidelity, base: dict[str, Any],
          say: Callable[[str], None]) -> TrialResult:
-    candidate = space.sample(handle)
     result = TrialResult(handle.number, STATE_FAILED, candidate)
     try:
-        result.measurement = meter.measure(candidate.signature)
+        result.measurement = meter.measure(candidate.signature, budget)
     except EdgeclsError as exc:
         result.note = f"latency measurement failed: {exc}"
         return result
     figures = _figures(result.measurement, budget)
-    if budget.excess(*figures) > 0:
+    result.decision = budget.decide(result.measurement.samples(budget.latency_key), figures[1])
+    if result.decision.endswith("over"):
         result.state, result.note = OVER_BUDGET, "over budget: not trained"
         return result
-    say(f"trial {handle.number}: {candidate.signature.key()} ({figures[0]:.2f} ms, "
-        f"{figures[1] / 1e6:.2f} MB) training")
+    low, high = result.measurement.spread(budget.latency_key)
+    say(f"trial {handle.number}: {candidate.signature.key()} ({figures[0]:.2f} ms [{low:.2f}-{high:.2f}], "
+        f"{figures[1] / 1e6:.2f} MB, {result.decision}) training")
     try:
         result.val_accuracy, result.run_dir = _train(handle, candidate, data, split_file,
                                                      folder / f"{handle.number:04d}", fidelity, base)
@@ -180,7 +196,12 @@ def _tell(search: Search, handle: TrialHandle, result: TrialResult, budget: Budg
     handle.set("note", result.note)
     if result.measurement is not None:
         latency, size = _figures(result.measurement, budget)
+        low, high = result.measurement.spread(budget.latency_key)
         handle.set("latency_ms", latency)
+        handle.set("latency_min_ms", low)
+        handle.set("latency_max_ms", high)
+        handle.set("latency_rounds", len(result.measurement.samples(budget.latency_key)))
+        handle.set("budget_decision", result.decision)
         handle.set("size_bytes", size)
         handle.set("measured_on", result.measurement.target)
         handle.constrain(budget.excess(latency, size))

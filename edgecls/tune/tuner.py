@@ -28,7 +28,7 @@ from edgecls.atomic import write_text_atomic
 from edgecls.data.split import Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.rundir import RunDir, TuneDir
-from edgecls.tune import finalists, report, steps
+from edgecls.tune import finalists, latency_cache, report, steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
 from edgecls.tune.options import DEFAULT_STUDY
@@ -38,6 +38,7 @@ from edgecls.tune.trial import OVER_BUDGET, Fidelity, TrialResult, run_trial, tr
 
 SETTINGS = "tune.json"
 MAX_FAILURES_IN_A_ROW = 5
+MAX_REPEATS_IN_A_ROW = 20  # the sampler keeps drawing tried candidates: it has converged
 FINALISTS = 3
 
 
@@ -222,19 +223,21 @@ def dataset_fingerprint(split_file: Path) -> str:
 def _meter(config: TuneConfig, split_file: Path) -> LatencyMeter:
     classes = len(Split.load(split_file).labels)
     target = config.target
+    runs = latency_cache.ROUND_RUNS
     if target.host is not None:
         bench = lambda artifact, sig: steps.bench_on_host(artifact, target.host, sig.threads,  # noqa: E731
-                                                          target.profile)
+                                                          target.profile, runs=runs)
     else:
-        bench = lambda artifact, sig: steps.bench_here(artifact, sig.threads)  # noqa: E731
+        bench = lambda artifact, sig: steps.bench_here(artifact, sig.threads, runs=runs)  # noqa: E731
     return LatencyMeter(target, LatencyCache(config.cache), classes, Path(config.out) / "scratch",
                         steps.untrained_artifact, bench)
 
 
 def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file: Path, say: Say) -> None:
     """Runs trials until ``trials`` are finished, the time is spent, every signature is
-    known to be over budget, or trials keep failing."""
-    started, failures = time.monotonic(), 0
+    known to be over budget, every candidate was tried, the sampler keeps repeating
+    tried ones, or trials keep failing."""
+    started, failures, repeats = time.monotonic(), 0, 0
     over: set[str] = set()
     signatures = {s.key() for s in config.space.signatures()}
     while search.finished() < config.trials:
@@ -246,6 +249,9 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
         result = run_trial(search, config.space, meter, config.budget, config.data, split_file,
                            Path(config.out) / "trials", config.fidelity, config.base, say)
         _say_result(result, say)
+        repeats = repeats + 1 if result.repeat_of is not None else 0
+        if repeats and _exhausted(config, search, repeats, say):
+            return
         if result.state == OVER_BUDGET:
             over.add(result.candidate.signature.key())
             if over >= signatures:
@@ -257,20 +263,37 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
                                f"see {config.out}/index.html")
 
 
+def _exhausted(config: TuneConfig, search: Search, repeats: int, say: Say) -> bool:
+    """After a repeat: whether the search should end (every candidate of the space tried,
+    or ``MAX_REPEATS_IN_A_ROW`` repeats in a row)."""
+    if search.tried() >= config.space.size():
+        say(f"every candidate of the search space ({config.space.size()}) has been tried")
+        return True
+    if repeats >= MAX_REPEATS_IN_A_ROW:
+        say(f"the sampler drew {repeats} tried candidates in a row: the search has converged")
+        return True
+    return False
+
+
 def _say_result(result: TrialResult, say: Say) -> None:
-    if result.state == "complete":
+    if result.repeat_of is not None:
+        say(f"trial {result.number}: same parameters as trial {result.repeat_of} ({result.state}): "
+            "its result reused, not trained")
+    elif result.state == "complete":
         say(f"trial {result.number}: val accuracy {result.val_accuracy:.4f}")
     elif result.state == OVER_BUDGET and result.measurement is not None:
         figures = result.measurement
+        low, high = figures.spread()
         say(f"trial {result.number}: {result.candidate.signature.key()} over budget "
-            f"({figures.latency_ms():.2f} ms p50, {figures.size_bytes / 1e6:.2f} MB), not trained")
+            f"({figures.latency_ms():.2f} ms p50 [{low:.2f}-{high:.2f}], {figures.size_bytes / 1e6:.2f} MB, "
+            f"{result.decision}), not trained")
     else:
         say(f"trial {result.number}: {result.state}" + (f" ({result.note})" if result.note else ""))
 
 
 def _nothing_fits(config: TuneConfig, rows: list[dict[str, Any]]) -> tuple[str, str]:
     """The one-line error and hint when no candidate met the budget: the closest ones."""
-    measured = [r for r in rows if r["latency_ms"] is not None]
+    measured = [r for r in rows if r["latency_ms"] is not None and r.get("repeat_of") is None]
     budget = config.budget
     closest = sorted(measured, key=lambda r: budget.excess(r["latency_ms"], r["size_mb"] * 1e6))[:3]
     shown = "; ".join(f"{r['family']} {r['size']}px mac-{r['mac_reduction']:.2f} {r['format']}: "
@@ -282,11 +305,15 @@ def _nothing_fits(config: TuneConfig, rows: list[dict[str, Any]]) -> tuple[str, 
 
 
 def _summary(config: TuneConfig, search: Search, meter: LatencyMeter, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    states = [r["state"] for r in rows]
+    states = [r["state"] for r in rows if r.get("repeat_of") is None]  # a repeat is counted as one alone
     return {"study": search.name, "budget": config.budget.describe(), "figures": config.target.label(),
             "trials": len(rows), "complete": states.count("complete"), "pruned": states.count("pruned"),
             "over_budget": states.count(OVER_BUDGET), "failed": states.count("failed"),
-            "latency_measured_here": meter.measured, "latency_cache_hits": meter.hits}
+            "repeats": sum(1 for r in rows if r.get("repeat_of") is not None),
+            "borderline": sum(1 for r in rows if str(r.get("budget_decision")).startswith("remeasured")
+                              and r.get("repeat_of") is None),  # trials decided after extra rounds
+            "latency_measured_here": meter.measured, "latency_cache_hits": meter.hits,
+            "latency_remeasured_here": meter.remeasured, "latency_benches_here": meter.benches}
 
 
 def _write_reports(config: TuneConfig, result: TuneResult) -> None:
