@@ -23,15 +23,33 @@ def _images(count: int = 2, size: int = SIZE) -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 255, (count, size, size, 3)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
-def family_model(request):
+def _outputs(model, x: np.ndarray) -> np.ndarray:
+    """One eager call (``predict`` would trace a function per model)."""
+    return np.asarray(model(x, training=False))
+
+
+@pytest.fixture(scope="module")
+def built():
+    """``built(name)``: one untrained backbone with a head at ``SIZE`` px per family for the
+    module (tests randomize its BatchNorms, always alike, and change nothing else)."""
     import keras
 
     from edgecls.models import build
 
-    keras.utils.set_random_seed(0)
-    model = build(request.param, num_classes=3, input_size=SIZE, include_top=False)
-    return request.param, model
+    models = {}
+
+    def get(name: str):
+        if name not in models:
+            keras.utils.set_random_seed(0)
+            models[name] = build(name, num_classes=3, input_size=SIZE, include_top=False)
+        return models[name]
+
+    return get
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_model(request, built):
+    return request.param, built(request.param)
 
 
 def test_ratio_zero_keeps_the_output(family_model) -> None:
@@ -43,7 +61,7 @@ def test_ratio_zero_keeps_the_output(family_model) -> None:
     assert all(len(keep[g.key]) == g.channels for g in groups)
     pruned = prune_channels(model, groups, keep)
     x = _images()
-    np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0),
+    np.testing.assert_allclose(_outputs(pruned, x), _outputs(model, x),
                                rtol=0, atol=1e-6)
 
 
@@ -65,19 +83,17 @@ def test_pruned_blocks_are_narrower_and_consistent(family_model) -> None:
             assert backbone.get_layer(source).get_weights()[0].shape[-1] == width
         for sink in group.sinks:
             assert backbone.get_layer(sink).get_weights()[0].shape[2] == width
-    assert pruned.predict(_images(), verbose=0).shape == (2, 3)
+    assert _outputs(pruned, _images()).shape == (2, 3)
     assert pruned.count_params() < model.count_params()
     assert count_macs(pruned) < 0.8 * count_macs(model)
 
 
-def test_kept_channels_carry_the_original_weights() -> None:
+def test_kept_channels_carry_the_original_weights(built) -> None:
     import keras
 
-    from edgecls.models import build
     from edgecls.optimize.selection import plan, prune_channels
 
-    keras.utils.set_random_seed(0)
-    model = build("efficientnet_b0", num_classes=3, input_size=SIZE, include_top=False)
+    model = built("efficientnet_b0")
     randomize_batchnorm(model)
     groups, keep = plan(model, 0.4, criterion="bn")
     pruned = prune_channels(model, groups, keep)
@@ -124,16 +140,12 @@ def test_count_macs_matches_hand_count() -> None:
     assert count_macs(keras.Model(image, x)) == 64 * 27 * 4 + 16 * 9 * 4 + 20
 
 
-def test_ratio_for_mac_reduction_hits_the_target() -> None:
-    import keras
-
-    from edgecls.models import build
+def test_ratio_for_mac_reduction_hits_the_target(built) -> None:
     from edgecls.optimize.cost import count_macs
     from edgecls.optimize.selection import plan, prune_channels, ratio_for_mac_reduction
 
-    keras.utils.set_random_seed(0)
     for name in ("efficientnet_lite0", "mobilenet_v3_small"):  # V3: SE blocks with bare ops
-        model = build(name, num_classes=3, input_size=64, include_top=False)
+        model = built(name)
         ratio = ratio_for_mac_reduction(model, 0.3, criterion="l1")
         pruned = prune_channels(model, *plan(model, ratio, criterion="l1"))
         assert 1 - count_macs(pruned) / count_macs(model) == pytest.approx(0.3, abs=0.03)
