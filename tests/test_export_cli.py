@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_cli
+from helpers.export import NNCF_BAR_TEXT
 from helpers.images import black_image_folder
 
 
@@ -55,6 +56,7 @@ def test_manifest_fields_and_passing_exit_code(run_dir, tmp_path, monkeypatch, c
     assert set(manifest["held_out_by_split"]) == {"val", "test"}
     assert manifest["held_out_images"] == sum(manifest["held_out_by_split"].values())
     assert "held-out images (" in text and "95% interval" in text
+    assert not [bar for bar in NNCF_BAR_TEXT if bar in text], text  # OpenVINO INT8 ran NNCF
     assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [
         ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     for artifact in manifest["artifacts"]:

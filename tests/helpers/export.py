@@ -9,6 +9,11 @@ import numpy as np
 
 from helpers.runs import CLASSES, SIZE
 
+# What NNCF 3.4's `track` bars print during nncf.quantize (statistics, bias correction):
+# none of it may reach the output of `edgecls export` (edgecls draws its own progress)
+NNCF_BAR_TEXT = ("Statistics collection", "Applying Fast Bias correction", "Collecting outputs",
+                 "Collecting metrics", "Calculating ranking scores")
+
 # Per precision: largest max |p - p_float| (None: not checked), least top-1 agreement,
 # largest accuracy drop in percentage points.
 THRESHOLDS = {
