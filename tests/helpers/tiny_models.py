@@ -13,11 +13,12 @@ style, see ``tiny_metadata``), so the same helpers build "foreign" models too.
 
 Building the ONNX/OpenVINO models needs ``onnx`` and ``openvino``; the TFLite ones
 import TensorFlow (allowed in tests, never in ``edgecls.runtime``) and take a few
-seconds, so cache them in a session- or module-scoped fixture.
+seconds: ``make_tflite`` converts each distinct model once per process.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +160,8 @@ def make_openvino(xml_path: str | Path, net: TinyNet | None = None,
 # -- TFLite --------------------------------------------------------------------------
 def make_tflite(path: str | Path, net: TinyNet | None = None, metadata: ModelMetadata | None = None,
                 quantize: str = "none", softmax: bool = True, batch: int | None = 1) -> Path:
-    """Writes a tiny TFLite classifier, converted with TensorFlow in the test process.
+    """Writes a tiny TFLite classifier, converted with TensorFlow in the test process (once
+    per process for each model: the converted bytes are reused, the metadata added per call).
 
     Args:
         quantize: "none" (float32), "int8" or "uint8" (full-integer, with that input and
@@ -167,11 +169,27 @@ def make_tflite(path: str | Path, net: TinyNet | None = None, metadata: ModelMet
         metadata: embedded with ``embed_tflite_metadata`` when given.
         batch: the input's batch (None: free, as Keras exports write it).
     """
-    import tensorflow as tf
-
     from edgecls.runtime.tflite_metadata import embed_tflite_metadata
 
     net = net or TinyNet()
+    weights, bias = np.asarray(net.weights, np.float32), np.asarray(net.bias, np.float32)
+    data = _converted(tuple(net.size), weights.tobytes(), weights.shape, bias.tobytes(),
+                      quantize, softmax, batch)
+    if metadata is not None:
+        data = embed_tflite_metadata(data, metadata)
+    path = Path(path)
+    path.write_bytes(data)
+    return path
+
+
+@functools.cache
+def _converted(size: tuple[int, int], weights: bytes, shape: tuple[int, int], bias: bytes,
+               quantize: str, softmax: bool, batch: int | None) -> bytes:
+    """The TFLite flatbuffer of one tiny net (arguments hashable, so conversions are cached)."""
+    import tensorflow as tf
+
+    net = TinyNet(size, np.frombuffer(weights, np.float32).reshape(shape).copy(),
+                  np.frombuffer(bias, np.float32).copy())
     h, w = net.size
 
     @tf.function(input_signature=[tf.TensorSpec([batch, h, w, 3], tf.float32)])
@@ -187,12 +205,7 @@ def make_tflite(path: str | Path, net: TinyNet | None = None, metadata: ModelMet
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8}[quantize]
         converter.inference_output_type = converter.inference_input_type
-    data = converter.convert()
-    if metadata is not None:
-        data = embed_tflite_metadata(data, metadata)
-    path = Path(path)
-    path.write_bytes(data)
-    return path
+    return converter.convert()
 
 
 def _representative(net: TinyNet):
