@@ -3,10 +3,9 @@ mixed orientations, imbalance (regressions found by running the CLI as a newcome
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 from edgecls.data.check import check_dataset
 from edgecls.data.jpeg import is_complete_jpeg
 from edgecls.errors import DataError
-from helpers.cli import run_cli
+from helpers.cli import edgecls, run_cli
 from helpers.images import write_image_folder
 
 
@@ -102,29 +101,39 @@ def test_images_outside_class_folders_are_reported(tmp_path):
 
 
 def test_train_refuses_a_bad_data_folder_before_tensorflow_loads(tmp_path):
-    """Without TensorFlow importable at all, the layout errors still come out as one line."""
+    """Without TensorFlow importable at all, the layout errors still come out as one line
+    (the three folders in one fresh process, each through the entry point)."""
     root = write_image_folder(tmp_path / "d", {"cats": 4}) / "cats"
-    code = ("import sys\n"
+    code = ("import contextlib, io, json, sys\n"
             "for name in ('tensorflow', 'keras'):\n"
             "    sys.modules[name] = None\n"
-            "sys.argv = ['edgecls', 'train', '--data', sys.argv[1], '--out', sys.argv[2]]\n"
             "from edgecls.cli import main\n"
-            "main()\n")
+            "out, results = sys.argv[1], []\n"
+            "for data in sys.argv[2:]:\n"
+            "    sys.argv, err = ['edgecls', 'train', '--data', data, '--out', out], io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            "        try:\n"
+            "            main()\n"
+            "        except SystemExit as exit_info:\n"
+            "            results.append([exit_info.code, err.getvalue()])\n"
+            "print(json.dumps(results))\n")
     expected = {root: "holds 4 image(s) but no class sub-folders", root / "cats_0000.png": "is not a folder",
                 tmp_path / "missing": "does not exist"}
-    for data, message in expected.items():
-        proc = subprocess.run([sys.executable, "-c", code, str(data), str(tmp_path / "run")],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), *map(str, expected)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    assert len(results) == len(expected), results
+    for (exit_code, stderr), message in zip(results, expected.values()):
+        assert exit_code == 2, stderr[-2000:]
+        assert stderr.startswith("error:") and message in stderr, stderr[-2000:]
     assert not (tmp_path / "run").exists()
 
 
 def test_train_refuses_an_out_folder_inside_the_dataset(tmp_path, monkeypatch, capsys):
     data = write_image_folder(tmp_path / "d", {"cats": 3, "dogs": 3})
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "train", "--data", str(data),
-                           "--out", str(data)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stderr[-2000:]  # the real entry point, once
+    proc = edgecls("train", "--data", str(data), "--out", str(data))  # stderr on its own
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("error:") and "inside the dataset folder" in proc.stderr
     for out in (data / "run", data / "cats" / "run"):
         code, output = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--out", str(out))
@@ -156,14 +165,9 @@ def test_images_in_a_format_we_do_not_read_are_named_as_such(tmp_path):
     assert data["non_images"] == ["ants/notes.txt"] and data["unreadable"] == []
     assert "3 image(s) in a format edgecls does not read excluded (GIF, HEIC): convert them " \
            "to JPEG/PNG to use them" in report.warnings
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "data", "check", str(root)],
-                          capture_output=True, text=True, env={"COLUMNS": "200", **_env()})
+    proc = edgecls("data", "check", str(root), env={"COLUMNS": "200"})
     assert "ants/moving.gif: unsupported image format GIF: convert to JPEG/PNG" in proc.stdout
     assert "moving.gif" not in proc.stdout.split("non-image files")[-1]
-
-
-def _env():
-    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def test_train_shows_the_split_and_what_the_data_check_excluded(tmp_path):
