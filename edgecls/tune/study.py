@@ -108,7 +108,7 @@ class Search:
     def abandon(self, handle: TrialHandle) -> None:
         """Fails a trial stopped by Ctrl+C and queues it again, for ``--resume``."""
         self.tell(handle, STATE_FAILED)
-        self._retry(self.study._storage.get_trial(handle.trial._trial_id))
+        self._retry(self._frozen(handle.trial))
 
     def heartbeat(self, handle: TrialHandle) -> Any:
         """A context that keeps the trial's heartbeat while it runs (a no-op without one)."""
@@ -156,7 +156,7 @@ class Search:
         for step, value in sorted(twin.intermediate_values.items()):
             trial.report(value, step)
         self.study.tell(trial, twin.value if twin.state.name == "COMPLETE" else None, state=twin.state)
-        return _record(self.study._storage.get_trial(trial._trial_id))
+        return _record(self._frozen(trial))
 
     def _twin(self, handle: TrialHandle) -> Any:
         """The first finished trial with ``handle``'s parameters (None when there is none)."""
@@ -181,10 +181,14 @@ class Search:
         if resume and self.local:
             for trial in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
-                    self._retry(self.study._storage.get_trial(trial._trial_id))
+                    self._retry(self._frozen(trial))
         failed = [t for t in self.study.get_trials(states=(optuna.trial.TrialState.FAIL,))
                   if t.number not in before]
         return sorted(t.number for t in failed)
+
+    def _frozen(self, trial: Any) -> Any:
+        """The stored state of ``trial`` (a live or frozen trial) as a FrozenTrial."""
+        return self.study._storage.get_trial(trial._trial_id)
 
     def _retry(self, trial: Any) -> None:
         """Queues a failed trial again with its parameters (as a stale heartbeat does)."""
