@@ -49,6 +49,22 @@ def test_ai_edge_quantizer_honours_int8_io(prepared: Prepared, tmp_path: Path) -
     assert_matches_float(artifact, "int8", prepared)
 
 
+def test_an_int8_path_that_ignores_the_asked_io_type_is_refused(prepared: Prepared, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """A quantizer leaving int8 I/O where uint8 was asked (what MediaPipe refused in CI)
+    is a clear error, so the gate's remedy records it instead of keeping the file."""
+    from edgecls.errors import ModelError
+    from edgecls.export import tflite_quant
+
+    real = tflite_quant.ai_edge_quantize
+    monkeypatch.setattr(tflite_quant, "ai_edge_quantize",
+                        lambda model, images, io_type: real(model, images, "int8"))
+    quant = QuantizationConfig.for_int8(prepared.calibration, method=AI_EDGE_QUANTIZER)
+    with pytest.raises(ModelError, match="made int8 input and int8 output where uint8 was asked"):
+        TFLiteExporter().export(prepared.source, quant, tmp_path / "m.tflite")
+    assert not (tmp_path / "m.tflite").exists()
+
+
 def test_bias_correction_removes_the_mean_error_of_each_layer(prepared: Prepared) -> None:
     from edgecls.export.tflite import convert
 
