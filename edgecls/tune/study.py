@@ -7,7 +7,8 @@ processes given the same storage and study name share the study, each asking for
 next trial.
 
 - Sampler: TPE with constraints (a candidate over the budget is told as infeasible, so
-  the sampler learns where the budget lies).
+  the sampler learns where the budget lies) and the constant liar (trials running on other
+  workers count as bad, so workers draw apart); trial n draws from (seed, n).
 - Pruner: successive halving on the val accuracy reported after every epoch (rung 1 is
   the head on cached features, rung 2 the short fine-tune).
 - A trial left running by a killed process is failed once its heartbeat is stale (or at
@@ -219,7 +220,7 @@ def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resourc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     backend = _storage(storage)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    sampler = _sampler(seed)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
     try:
         study = optuna.create_study(study_name=name, storage=backend, load_if_exists=True,
@@ -228,6 +229,33 @@ def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resourc
         raise ConfigError(f"cannot open the study storage {_redacted(storage)}: {_first_line(exc)}",
                           "pass a --storage URL the database accepts (e.g. postgresql://user@host/db)") from None
     return Search(study, local)
+
+
+def _sampler(seed: int) -> Any:
+    """TPE with the constant liar, whose random draws for trial n come from (seed, n).
+
+    The constant liar (Optuna's default since 5.0, set here so it stays on) counts the
+    trials running on other workers as bad results, so a worker drawing meanwhile moves
+    away from them. It is on for every study, not only shared ones: it only acts on
+    running trials other than the one being drawn, and a study that one process writes
+    has none (``--resume`` fails a killed run's leftovers first), so there it draws as
+    plain TPE would and the seed gives the same search.
+
+    Seeding per trial: two workers given the same ``--seed`` would otherwise step through
+    the same random sequence and draw the same candidates one for one while TPE is still
+    in its random start-up (Optuna issue #4714); the constant liar does not act on those.
+    Trial n's draws depend on the seed and n, so workers, which get distinct trial
+    numbers, draw apart, and the seed still decides every draw."""
+    import optuna
+
+    class TrialSeededTPE(optuna.samplers.TPESampler):
+        def before_trial(self, study: Any, trial: Any) -> None:
+            state = [seed % 2**32, trial.number]  # numpy seeds a generator from a list of ints
+            for generator in (self._rng, self._random_sampler._rng):  # Optuna keeps them private
+                generator.rng.seed(state)
+            super().before_trial(study, trial)
+
+    return TrialSeededTPE(seed=seed, n_startup_trials=5, constant_liar=True)
 
 
 def _storage(url: str) -> Any:
