@@ -16,16 +16,19 @@ next trial.
   the same parameters; failed trials never count towards ``--trials``.
 - A trial whose parameters a finished trial already had is not run again: it is told that
   trial's result (``Search.repeat``) and marked ``repeat_of``; repeats never count
-  towards ``--trials``.
+  towards ``--trials``. One whose parameters an earlier trial is still running on another
+  live worker waits for it (``Search.running_twin``, ``Search.await_twin``), then repeats it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from edgecls.errors import ConfigError
 
@@ -34,10 +37,15 @@ HEARTBEAT_S = 30
 GRACE_S = 120
 RETRIES = 2
 DATASET_ATTR = "dataset"
+WAIT_POLL_S = 2.0  # how often a trial waiting for its twin on another worker asks the storage
 
 
 class Pruned(Exception):
     """Raised inside a trial when the pruner stops it."""
+
+
+class OutOfTime(Exception):
+    """Raised in a trial still waiting for its twin when the search's time is spent."""
 
 
 def default_storage(out: Path) -> str:
@@ -159,6 +167,40 @@ class Search:
         self.study.tell(trial, twin.value if twin.state.name == "COMPLETE" else None, state=twin.state)
         return _record(self._frozen(trial))
 
+    def running_twin(self, handle: TrialHandle) -> Any:
+        """The earliest trial running elsewhere with ``handle``'s parameters (None: none).
+
+        Only a study other workers share, on a storage whose heartbeats tell a live worker
+        from a dead one (not ``journal:``), has such trials; a dead worker's trial is failed
+        once its heartbeat is stale. Only earlier trials count, so two workers drawing one
+        candidate at once never wait for each other. Not a lock: trials sampled in the same
+        instant can both miss the other's parameters (a window of milliseconds)."""
+        import optuna
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        if self.local or not is_heartbeat_enabled(self.study._storage):
+            return None
+        params = handle.trial.params
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        return next((t for t in running if t.number < handle.number and t.params == params), None)
+
+    def await_twin(self, handle: TrialHandle, twin: Any, deadline: float | None = None,
+                   poll_s: float | None = None) -> bool:
+        """Waits while ``twin`` (``running_twin``'s) runs; True once it finished (``repeat``
+        then reuses its result), False when it failed or its heartbeat went stale (``handle``
+        trains the candidate itself). Polls every ``poll_s`` (``WAIT_POLL_S``) seconds.
+
+        Raises:
+            OutOfTime: ``deadline`` (``time.monotonic``) passed with the twin still running.
+        """
+        while True:
+            state = _off_main_thread(lambda: self._twin_state(twin))
+            if state != "RUNNING":
+                return state in ("COMPLETE", "PRUNED")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OutOfTime(f"trial {handle.number} was waiting for trial {twin.number}")
+            time.sleep(WAIT_POLL_S if poll_s is None else poll_s)
+
     def _twin(self, handle: TrialHandle) -> Any:
         """The first finished trial with ``handle``'s parameters (None when there is none)."""
         import optuna
@@ -167,6 +209,11 @@ class Search:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         return next((t for t in self.study.get_trials(deepcopy=False, states=states)
                      if t.params == params and t.number != handle.number and "repeat_of" not in t.user_attrs), None)
+
+    def _twin_state(self, twin: Any) -> str:
+        """``twin``'s state name, once a stale heartbeat (its worker stopped) has failed it."""
+        self.recover(resume=False)
+        return str(self._frozen(twin).state.name)
 
     def recover(self, resume: bool) -> list[int]:
         """Fails the trials a killed process left running and enqueues them again: those
@@ -199,6 +246,26 @@ class Search:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
+
+
+def _off_main_thread(call: Callable[[], Any]) -> Any:
+    """``call()`` run in a thread of its own, so that Ctrl+C interrupts the wait for it and
+    never a storage call halfway: SQLite can stay locked after one, and the failed trial
+    could then not be told."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except Exception as exc:  # raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _record(trial: Any) -> dict[str, Any]:
