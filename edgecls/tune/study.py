@@ -313,11 +313,13 @@ def _sampler(seed: int) -> Any:
     in its random start-up (Optuna issue #4714); the constant liar does not act on those.
     Trial n's draws depend on the seed and n, so workers, which get distinct trial
     numbers, draw apart, and the seed still decides every draw."""
+    import numpy as np
     import optuna
 
     class TrialSeededTPE(optuna.samplers.TPESampler):
         def before_trial(self, study: Any, trial: Any) -> None:
-            state = [seed % 2**32, trial.number]  # numpy seeds a generator from a list of ints
+            # SeedSequence: numpy's way to derive unrelated streams from related seeds
+            state = int(np.random.SeedSequence([seed % 2**32, trial.number]).generate_state(1)[0])
             for generator in (self._rng, self._random_sampler._rng):  # Optuna keeps them private
                 generator.rng.seed(state)
             super().before_trial(study, trial)
