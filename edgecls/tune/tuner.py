@@ -315,7 +315,7 @@ def _summary(config: TuneConfig, search: Search, meter: LatencyMeter, rows: list
             "trials": len(rows), "complete": states.count("complete"), "pruned": states.count("pruned"),
             "over_budget": states.count(OVER_BUDGET), "failed": states.count("failed"),
             "repeats": sum(1 for r in rows if r.get("repeat_of") is not None),
-            "waited_for_twin": sum(1 for r in rows if r.get("waited_for_twin") is not None),  # repeats too
+            "waited_for_twin": sum(1 for r in rows if r.get("waited_for_twin") is not None),  # among the repeats
             "borderline": sum(1 for r in rows if str(r.get("budget_decision")).startswith("remeasured")
                               and r.get("repeat_of") is None),  # trials decided after extra rounds
             "latency_measured_here": meter.measured, "latency_cache_hits": meter.hits,
