@@ -32,7 +32,8 @@ def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                    "latency_rounds", "budget_decision")},
                      "size_mb": round(size / 1e6, 3) if size else None,
                      "val_accuracy": record.get("val_accuracy"), "pareto": False, "repeat_of": record.get("repeat_of"),
-                     "note": record.get("note"), "run_dir": record.get("run_dir")})
+                     "note": record.get("note"), "run_dir": record.get("run_dir"),
+                     "waited_for_twin": record.get("waited_for_twin")})
     for row in pareto_front(rows):
         row["pareto"] = True
     return rows
@@ -85,7 +86,8 @@ latency_ms, size_mb: the architecture's artifact with untrained weights, as the 
 (latency_ms: the median of latency_rounds benches, whose range is latency_min_ms to latency_max_ms;
 budget_decision remeasured-*: that range held the limit, so more rounds were benched before deciding);
 trained_latency_ms, trained_size_mb: the finalists benched again with their trained weights;
-repeat_of: a trial that drew a finished trial's parameters and reused its result, untrained.</p>
+repeat_of: a trial that drew a finished trial's parameters and reused its result, untrained (or drew
+those of a trial another worker was running, and waited for its result).</p>
 <table><tr>{head}</tr>
 {body}
 </table></body></html>

@@ -7,7 +7,8 @@ processes given the same storage and study name share the study, each asking for
 next trial.
 
 - Sampler: TPE with constraints (a candidate over the budget is told as infeasible, so
-  the sampler learns where the budget lies).
+  the sampler learns where the budget lies) and the constant liar (trials running on other
+  workers count as bad, so workers draw apart); trial n draws from (seed, n).
 - Pruner: successive halving on the val accuracy reported after every epoch (rung 1 is
   the head on cached features, rung 2 the short fine-tune).
 - A trial left running by a killed process is failed once its heartbeat is stale (or at
@@ -15,16 +16,19 @@ next trial.
   the same parameters; failed trials never count towards ``--trials``.
 - A trial whose parameters a finished trial already had is not run again: it is told that
   trial's result (``Search.repeat``) and marked ``repeat_of``; repeats never count
-  towards ``--trials``.
+  towards ``--trials``. One whose parameters an earlier trial is still running on another
+  live worker waits for it (``Search.running_twin``, ``Search.await_twin``), then repeats it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from edgecls.errors import ConfigError
 
@@ -33,10 +37,15 @@ HEARTBEAT_S = 30
 GRACE_S = 120
 RETRIES = 2
 DATASET_ATTR = "dataset"
+WAIT_POLL_S = 2.0  # how often a trial waiting for its twin on another worker asks the storage
 
 
 class Pruned(Exception):
     """Raised inside a trial when the pruner stops it."""
+
+
+class OutOfTime(Exception):
+    """Raised in a trial still waiting for its twin when the search's time is spent."""
 
 
 def default_storage(out: Path) -> str:
@@ -158,6 +167,40 @@ class Search:
         self.study.tell(trial, twin.value if twin.state.name == "COMPLETE" else None, state=twin.state)
         return _record(self._frozen(trial))
 
+    def running_twin(self, handle: TrialHandle) -> Any:
+        """The earliest trial running elsewhere with ``handle``'s parameters (None: none).
+
+        Only a study other workers share, on a storage whose heartbeats tell a live worker
+        from a dead one (not ``journal:``), has such trials; a dead worker's trial is failed
+        once its heartbeat is stale. Only earlier trials count, so two workers drawing one
+        candidate at once never wait for each other. Not a lock: trials sampled in the same
+        instant can both miss the other's parameters (a window of milliseconds)."""
+        import optuna
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        if self.local or not is_heartbeat_enabled(self.study._storage):
+            return None
+        params = handle.trial.params
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        return next((t for t in running if t.number < handle.number and t.params == params), None)
+
+    def await_twin(self, handle: TrialHandle, twin: Any, deadline: float | None = None,
+                   poll_s: float | None = None) -> bool:
+        """Waits while ``twin`` (``running_twin``'s) runs; True once it finished (``repeat``
+        then reuses its result), False when it failed or its heartbeat went stale (``handle``
+        trains the candidate itself). Polls every ``poll_s`` (``WAIT_POLL_S``) seconds.
+
+        Raises:
+            OutOfTime: ``deadline`` (``time.monotonic``) passed with the twin still running.
+        """
+        while True:
+            state = _off_main_thread(lambda: self._twin_state(twin))
+            if state != "RUNNING":
+                return state in ("COMPLETE", "PRUNED")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OutOfTime(f"trial {handle.number} was waiting for trial {twin.number}")
+            time.sleep(WAIT_POLL_S if poll_s is None else poll_s)
+
     def _twin(self, handle: TrialHandle) -> Any:
         """The first finished trial with ``handle``'s parameters (None when there is none)."""
         import optuna
@@ -166,6 +209,11 @@ class Search:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         return next((t for t in self.study.get_trials(deepcopy=False, states=states)
                      if t.params == params and t.number != handle.number and "repeat_of" not in t.user_attrs), None)
+
+    def _twin_state(self, twin: Any) -> str:
+        """``twin``'s state name, once a stale heartbeat (its worker stopped) has failed it."""
+        self.recover(resume=False)
+        return str(self._frozen(twin).state.name)
 
     def recover(self, resume: bool) -> list[int]:
         """Fails the trials a killed process left running and enqueues them again: those
@@ -200,6 +248,26 @@ class Search:
             RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
 
 
+def _off_main_thread(call: Callable[[], Any]) -> Any:
+    """``call()`` run in a thread of its own, so that Ctrl+C interrupts the wait for it and
+    never a storage call halfway: SQLite can stay locked after one, and the failed trial
+    could then not be told."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except Exception as exc:  # raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def _record(trial: Any) -> dict[str, Any]:
     """A trial as a plain dict: number, state, value, params, user attributes."""
     names = {"FAIL": STATE_FAILED, "COMPLETE": STATE_COMPLETE, "PRUNED": STATE_PRUNED}
@@ -219,7 +287,7 @@ def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resourc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     backend = _storage(storage)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    sampler = _sampler(seed)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
     try:
         study = optuna.create_study(study_name=name, storage=backend, load_if_exists=True,
@@ -228,6 +296,35 @@ def open_search(storage: str, name: str, local: bool, seed: int = 0, min_resourc
         raise ConfigError(f"cannot open the study storage {_redacted(storage)}: {_first_line(exc)}",
                           "pass a --storage URL the database accepts (e.g. postgresql://user@host/db)") from None
     return Search(study, local)
+
+
+def _sampler(seed: int) -> Any:
+    """TPE with the constant liar, whose random draws for trial n come from (seed, n).
+
+    The constant liar (Optuna's default since 5.0, set here so it stays on) counts the
+    trials running on other workers as bad results, so a worker drawing meanwhile moves
+    away from them. It is on for every study, not only shared ones: it only acts on
+    running trials other than the one being drawn, and a study that one process writes
+    has none (``--resume`` fails a killed run's leftovers first), so there it draws as
+    plain TPE would and the seed gives the same search.
+
+    Seeding per trial: two workers given the same ``--seed`` would otherwise step through
+    the same random sequence and draw the same candidates one for one while TPE is still
+    in its random start-up (Optuna issue #4714); the constant liar does not act on those.
+    Trial n's draws depend on the seed and n, so workers, which get distinct trial
+    numbers, draw apart, and the seed still decides every draw."""
+    import numpy as np
+    import optuna
+
+    class TrialSeededTPE(optuna.samplers.TPESampler):
+        def before_trial(self, study: Any, trial: Any) -> None:
+            # SeedSequence: numpy's way to derive unrelated streams from related seeds
+            state = int(np.random.SeedSequence([seed % 2**32, trial.number]).generate_state(1)[0])
+            for generator in (self._rng, self._random_sampler._rng):  # Optuna keeps them private
+                generator.rng.seed(state)
+            super().before_trial(study, trial)
+
+    return TrialSeededTPE(seed=seed, n_startup_trials=5, constant_liar=True)
 
 
 def _storage(url: str) -> Any:

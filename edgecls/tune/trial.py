@@ -1,6 +1,7 @@
 """One trial: sample a candidate, reuse the result of a finished trial with the same
-parameters, else measure its signature, train it only if it meets the budget, and report
-its val accuracy epoch by epoch so the pruner can stop it early.
+parameters (or wait for one another worker is running, then reuse it), else measure its
+signature, train it only if it meets the budget, and report its val accuracy epoch by
+epoch so the pruner can stop it early.
 
 Fidelity rises in rungs: the head on cached backbone features first (cheap: the backbone
 runs once per image), then a short fine-tune; a pruned candidate is narrowed after that
@@ -23,7 +24,8 @@ from edgecls.tune import steps
 from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import LatencyMeter, Measurement
 from edgecls.tune.space import Candidate, SearchSpace
-from edgecls.tune.study import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED, Pruned, Search, TrialHandle
+from edgecls.tune.study import (STATE_COMPLETE, STATE_FAILED, STATE_PRUNED, OutOfTime, Pruned, Search,
+                                 TrialHandle)
 
 OVER_BUDGET = "over_budget"
 
@@ -83,21 +85,45 @@ def train_config(candidate: Candidate, data: Path, out: Path, epochs: int, fidel
 
 def run_trial(search: Search, space: SearchSpace, meter: LatencyMeter, budget: Budget, data: Path,
               split_file: Path, folder: Path, fidelity: Fidelity, base: dict[str, Any],
-              say: Callable[[str], None]) -> TrialResult:
-    """Runs one trial of ``search`` to its end and tells the study how it ended."""
+              say: Callable[[str], None], deadline: float | None = None) -> TrialResult:
+    """Runs one trial of ``search`` to its end and tells the study how it ended.
+
+    Raises:
+        OutOfTime: ``deadline`` (``time.monotonic``) passed while the trial waited for its
+            twin; the trial is failed and queued again, as on Ctrl+C.
+    """
     handle = search.ask()
     try:
         candidate = space.sample(handle)
-        repeated = search.repeat(handle)  # a lookup: the trial ends here when it finds a twin
+        repeated = search.repeat(handle) or _after_twin(search, handle, deadline, say)
         if repeated is not None:
             return _repeated(handle, candidate, repeated)
         with search.heartbeat(handle):
             result = _run(handle, candidate, meter, budget, data, split_file, folder, fidelity, base, say)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutOfTime):
         search.abandon(handle)
         raise
     _tell(search, handle, result, budget)
     return result
+
+
+def _after_twin(search: Search, handle: TrialHandle, deadline: float | None,
+                say: Callable[[str], None]) -> dict[str, Any] | None:
+    """Waits for an earlier trial with these parameters running on another worker, then
+    reuses its result (``Search.repeat``); None when there is none or it failed: this
+    trial trains the candidate itself."""
+    twin = search.running_twin(handle)
+    if twin is None:
+        return None
+    say(f"trial {handle.number}: same parameters as trial {twin.number}, running on another worker: "
+        "waiting for its result")
+    with search.heartbeat(handle):  # a waiting worker is alive too
+        finished = search.await_twin(handle, twin, deadline)
+    if not finished:
+        say(f"trial {handle.number}: trial {twin.number} failed or its worker stopped: running the candidate here")
+        return None
+    handle.set("waited_for_twin", twin.number)
+    return search.repeat(handle)
 
 
 def _repeated(handle: TrialHandle, candidate: Candidate, record: dict[str, Any]) -> TrialResult:

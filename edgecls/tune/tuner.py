@@ -33,7 +33,7 @@ from edgecls.tune.budget import Budget
 from edgecls.tune.latency_cache import BenchTarget, LatencyCache, LatencyMeter
 from edgecls.tune.options import DEFAULT_STUDY
 from edgecls.tune.space import Candidate, SearchSpace
-from edgecls.tune.study import Search, default_storage, open_search
+from edgecls.tune.study import OutOfTime, Search, default_storage, open_search
 from edgecls.tune.trial import OVER_BUDGET, Fidelity, TrialResult, run_trial, train_config
 
 SETTINGS = "tune.json"
@@ -238,16 +238,21 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
     known to be over budget, every candidate was tried, the sampler keeps repeating
     tried ones, or trials keep failing."""
     started, failures, repeats = time.monotonic(), 0, 0
+    deadline = None if config.time_s is None else started + config.time_s
     over: set[str] = set()
     signatures = {s.key() for s in config.space.signatures()}
     while search.finished() < config.trials:
         for number in search.recover(resume=False):  # another worker's trial whose heartbeat stopped
             say(f"trial {number} of a stopped worker: marked failed, queued again")
-        if config.time_s is not None and time.monotonic() - started >= config.time_s:
+        if deadline is not None and time.monotonic() >= deadline:
             say(f"time budget of {config.time_s:.0f} s spent: no new trial starts")
             return
-        result = run_trial(search, config.space, meter, config.budget, config.data, split_file,
-                           Path(config.out) / "trials", config.fidelity, config.base, say)
+        try:
+            result = run_trial(search, config.space, meter, config.budget, config.data, split_file,
+                               Path(config.out) / "trials", config.fidelity, config.base, say, deadline)
+        except OutOfTime as stop:
+            say(f"time budget of {config.time_s:.0f} s spent: {stop}, queued again")
+            return
         _say_result(result, say)
         repeats = repeats + 1 if result.repeat_of is not None else 0
         if repeats and _exhausted(config, search, repeats, say):
@@ -310,6 +315,7 @@ def _summary(config: TuneConfig, search: Search, meter: LatencyMeter, rows: list
             "trials": len(rows), "complete": states.count("complete"), "pruned": states.count("pruned"),
             "over_budget": states.count(OVER_BUDGET), "failed": states.count("failed"),
             "repeats": sum(1 for r in rows if r.get("repeat_of") is not None),
+            "waited_for_twin": sum(1 for r in rows if r.get("waited_for_twin") is not None),  # among the repeats
             "borderline": sum(1 for r in rows if str(r.get("budget_decision")).startswith("remeasured")
                               and r.get("repeat_of") is None),  # trials decided after extra rounds
             "latency_measured_here": meter.measured, "latency_cache_hits": meter.hits,
