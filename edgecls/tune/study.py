@@ -320,11 +320,20 @@ def _sampler(seed: int) -> Any:
         def before_trial(self, study: Any, trial: Any) -> None:
             # SeedSequence: numpy's way to derive unrelated streams from related seeds
             state = int(np.random.SeedSequence([seed % 2**32, trial.number]).generate_state(1)[0])
-            for generator in (self._rng, self._random_sampler._rng):  # Optuna keeps them private
+            for generator in _private_generators(self):
                 generator.rng.seed(state)
             super().before_trial(study, trial)
 
     return TrialSeededTPE(seed=seed, n_startup_trials=5, constant_liar=True)
+
+
+def _private_generators(sampler: Any) -> list[Any]:
+    """TPE's and its start-up sampler's random generators (``_rng``, private in Optuna 5):
+    none when a release renames them, and then draws follow the study's one seed, as
+    before per-trial seeding."""
+    owners = (sampler, getattr(sampler, "_random_sampler", None))
+    found = [getattr(owner, "_rng", None) for owner in owners]
+    return [g for g in found if g is not None and hasattr(g, "rng")]
 
 
 def _storage(url: str) -> Any:
