@@ -120,4 +120,14 @@ def test_tflite_denylist_keeps_the_most_sensitive_layer_in_float(prepared: Prepa
     path = get_exporter("tflite").export(prepared.source, remedy.config, tmp_path / "m.tflite")
     plain = get_exporter("tflite").export(prepared.source, quant, tmp_path / "plain.tflite")
     assert path.read_bytes() != plain.read_bytes()  # the denylisted layer really changed the model
-    assert_matches_float(path, "int8", prepared)
+    assert _float_tensors(path) > _float_tensors(plain) == 0  # the layer runs in float
+    assert_matches_float(path, "int8", prepared)  # with the asked uint8 I/O (the export checks)
+
+
+def _float_tensors(model: Path) -> int:
+    """How many tensors of ``model`` are float32 (a full-integer one with uint8 I/O: none)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(model.read_bytes())).subgraphs[0]
+    return sum(t.type == schema.TensorType.FLOAT32 for t in graph.tensors)

@@ -161,10 +161,10 @@ def _guarded(action: Callable[[], bytes], what: str) -> bytes:
 
 
 def _converted(source: ExportSource, quant: QuantizationConfig) -> bytes:
+    if quant.exclude:
+        return _selective_int8(source, quant)
     converter = _converter(source, quant)
     try:
-        if quant.exclude:
-            return _selective_int8(converter, quant)
         with native_stderr_muted():  # its C++ prints its settings ("fully_quantize: 0, ...")
             return converter.convert()
     except Exception as exc:  # the converter raises many types; all mean "cannot convert"
@@ -212,15 +212,14 @@ def _representative(quant: QuantizationConfig) -> Callable[[], Iterator[list[np.
     return dataset
 
 
-def _selective_int8(converter: Any, quant: QuantizationConfig) -> bytes:
-    import tensorflow as tf
-
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=list(quant.exclude), fully_quantize=True)
-    with _tf_interpreter_notice_hidden():
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=_representative(quant), debug_options=options)
-        return debugger.get_nondebug_quantized_model()
+def _selective_int8(source: ExportSource, quant: QuantizationConfig) -> bytes:
+    """The converter's INT8 with the tensors ``quant.exclude`` names kept in float: its
+    calibrate-only pass, then its MLIR quantizer with that denylist and the asked I/O
+    type (what ``QuantizationDebugger.get_nondebug_quantized_model`` does, which leaves
+    int8 I/O whatever the converter was asked)."""
+    calibrated = calibrated_model(source, quant)
+    return _guarded(lambda: tflite_ranges.quantize(calibrated, quant.io_type, quant.per_channel,
+                                                   denylisted_nodes=quant.exclude), "the denylist")
 
 
 @contextmanager

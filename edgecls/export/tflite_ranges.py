@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -149,16 +149,19 @@ def with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> by
     return bytes(flatbuffer_utils.convert_object_to_bytearray(objects))
 
 
-def quantize(calibrated: bytes, io_type: str, per_channel: bool = True) -> bytes:
+def quantize(calibrated: bytes, io_type: str, per_channel: bool = True,
+             denylisted_nodes: Sequence[str] = ()) -> bytes:
     """Full-integer INT8 of a calibrated float flatbuffer by the converter's MLIR
-    quantizer, with ``io_type`` input and output as ``TFLiteConverter`` makes them."""
+    quantizer, with ``io_type`` input and output as ``TFLiteConverter`` makes them; the
+    tensors ``denylisted_nodes`` names stay float."""
     import tensorflow as tf
     from tensorflow.lite.python import convert
 
     dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
     with native_stderr_muted():  # it prints its settings from C++
-        return bytes(convert.mlir_quantize(calibrated, not per_channel,
-                                           input_data_type=dtype, output_data_type=dtype))
+        return bytes(convert.mlir_quantize(calibrated, not per_channel, input_data_type=dtype,
+                                           output_data_type=dtype,
+                                           denylisted_nodes=list(denylisted_nodes) or None))
 
 
 def quantize_with_percentile_ranges(calibrated: bytes, images: np.ndarray, io_type: str,
