@@ -280,9 +280,9 @@ def _io_fields(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_io_type(inp: dict[str, Any], out: dict[str, Any], quant: QuantizationConfig) -> None:
-    """Refuses a full-integer model whose input or output is not the dtype asked for: a
-    quantizer that left an int8 input where uint8 was asked (seen once in CI, on a real
-    Lite0 by ai-edge-quantizer) makes MediaPipe and the Task Library refuse the file."""
+    """Refuses a full-integer model whose input or output is not the dtype asked for (the
+    quantization debugger's denylist model had int8 I/O where uint8 was asked, and
+    MediaPipe and the Task Library refuse such a file)."""
     if quant.precision != "int8":
         return
     got = np.dtype(inp["dtype"]).name, np.dtype(out["dtype"]).name
