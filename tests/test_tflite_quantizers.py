@@ -51,7 +51,7 @@ def test_ai_edge_quantizer_honours_int8_io(prepared: Prepared, tmp_path: Path) -
 
 def test_an_int8_path_that_ignores_the_asked_io_type_is_refused(prepared: Prepared, tmp_path: Path,
                                                                monkeypatch) -> None:
-    """A quantizer leaving int8 I/O where uint8 was asked (what MediaPipe refused in CI)
+    """A quantizer leaving int8 I/O where uint8 was asked (a file MediaPipe refuses)
     is a clear error, so the gate's remedy records it instead of keeping the file."""
     from edgecls.errors import ModelError
     from edgecls.export import tflite_quant
