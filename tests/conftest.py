@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -14,6 +15,16 @@ from helpers.runs import TrainedRuns, tiny_config
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def settled_objects():
+    """After each test module, collects its garbage and freezes the objects that survive
+    (TensorFlow, Keras, session fixtures: ~600 k of them), so the interpreter's full
+    collections stop rescanning them for the rest of the session."""
+    yield
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture

@@ -48,6 +48,18 @@ def input_size(model: Any) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
+def build_for_fit(model: Any, dataset: Any) -> None:
+    """Creates a compiled model's optimizer, loss and metric variables before ``fit``.
+
+    On one device Keras creates them while tracing the first train step, and TensorFlow
+    traces a function that created variables a second time; built here from
+    ``dataset``'s element spec, each step is traced once. Under a distribution strategy
+    Keras builds them itself before tracing (nothing is done here).
+    """
+    if getattr(model, "_distribute_strategy", None) is None:
+        model._symbolic_build(data_batch=dataset.element_spec)
+
+
 def predict(model: Any, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """float32 class scores (N, C) of a Keras model on prepared uint8/float images.
 

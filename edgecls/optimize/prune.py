@@ -21,6 +21,7 @@ import numpy as np
 from edgecls.data.augment import AugmentConfig
 from edgecls.data.pipeline import make_dataset
 from edgecls.errors import ConfigError, EdgeclsError
+from edgecls.models.float_model import build_for_fit
 from edgecls.optimize.finetune import (EpochHook, epoch_hook, open_pruning_job, prepare_for_finetune, top1_accuracy,
                                        write_pruned_run)
 
@@ -176,6 +177,7 @@ def prune_run(run_dir: Path, out_dir: Path, config: PruneConfig,
     callback = make_pruning_callback(kernels, config.sparsity,
                                      max(1, int(config.end_fraction * steps)), config.frequency)
     prepare_for_finetune(model, config.learning_rate)
+    build_for_fit(model, train)
     model.fit(train, epochs=config.epochs, verbose=0, shuffle=False,  # the dataset shuffles
               callbacks=[callback, epoch_hook(on_epoch)])
     callback.finish()

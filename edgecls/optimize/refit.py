@@ -15,6 +15,7 @@ import numpy as np
 
 from edgecls.data.augment import AugmentConfig
 from edgecls.data.pipeline import make_dataset
+from edgecls.models.float_model import build_for_fit
 from edgecls.optimize.channel_graph import ChannelGroup
 from edgecls.optimize.finetune import EpochHook, epoch_hook, prepare_for_finetune
 from edgecls.optimize.reconstruct import reconstruct_sinks
@@ -69,6 +70,7 @@ def finetune(student: Any, teacher: Any | None, split: Any, size: tuple[int, int
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, steps))
     prepare_for_finetune(student, schedule)
     trainer = student if teacher is None else _distiller(student, teacher, config, schedule)
+    build_for_fit(trainer, train)
     keeper = None
     if validation is not None and len(validation[1]):
         from edgecls.optimize.callbacks import KeepBest  # imports Keras at its top

@@ -38,6 +38,7 @@ import numpy as np
 from edgecls.config import from_dict
 from edgecls.data.augment import AugmentConfig, build_augmentation
 from edgecls.data.pipeline import DEFAULT_MEMORY_BUDGET, make_dataset
+from edgecls.models.float_model import build_for_fit
 from edgecls.models.head import BACKBONE, HEAD_LAYERS
 from edgecls.train.config import TrainConfig
 from edgecls.train.phases import Phase
@@ -117,6 +118,7 @@ def fit_head_on_cache(model: Any, split: Any, config: TrainConfig, phase: Phase,
     classes = len(split.labels)
     train_ds = _train_dataset(cache, classes, config.batch_size, config.seed)
     val_ds = _val_dataset(cache, classes, config.batch_size)
+    build_for_fit(head, train_ds)
     head.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
              class_weight=class_weight, callbacks=callbacks, shuffle=False, verbose=0)
     return cache

@@ -27,7 +27,7 @@ from edgecls.data.resolution import explain_image_size
 from edgecls.data.split import SUBSETS, Split, prepare_split
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.models import MODELS, build, list_models
-from edgecls.models.float_model import load_float_model
+from edgecls.models.float_model import build_for_fit, load_float_model
 from edgecls.models.weights import parse_weights
 from edgecls.rundir import RunDir
 from edgecls.train.best_epoch import LOSS_METRIC, kept_epoch_line
@@ -329,6 +329,7 @@ def _schedule(phase: Phase, steps: int) -> Any:
 
 def _fit(model: Any, train_ds: Any, val_ds: Any, phase: Phase, initial_epoch: int,
          class_weight: dict[int, float] | None, callbacks: list[Any], bar: Any | None) -> None:
+    build_for_fit(model, train_ds)
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
                   initial_epoch=initial_epoch, class_weight=class_weight,
