@@ -56,8 +56,9 @@ def build_for_fit(model: Any, dataset: Any) -> None:
     ``dataset``'s element spec, each step is traced once. Under a distribution strategy
     Keras builds them itself before tracing (nothing is done here).
     """
-    if getattr(model, "_distribute_strategy", None) is None:
-        model._symbolic_build(data_batch=dataset.element_spec)
+    build = getattr(model, "_symbolic_build", None)  # private in Keras 3; without it fit traces twice
+    if build is not None and getattr(model, "_distribute_strategy", None) is None:
+        build(data_batch=dataset.element_spec)
 
 
 def predict(model: Any, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
