@@ -1,8 +1,10 @@
 """`edgecls tune` against hand-picked models under a latency budget, on this machine.
 
 1. The default model (EfficientNet-Lite0 at the size `train` picks) is trained with the
-   defaults, exported to INT8 TFLite through the gate and benched (the median p50 of
-   --bench-rounds benches, as for every model here): the latency budget is half that.
+   defaults, exported to INT8 TFLite through the gate and benched: the latency budget is
+   half its p50, the median of --budget-rounds benches interleaved with the hand-picks'
+   just before the search (this machine's timings drift up to 2x between minutes, so all
+   the verdicts come from one measurement).
 2. Hand-picked models that should meet it (--picks; by default Lite0 at 96 px, Lite0 at
    128 px with 30 % of its MACs pruned, Lite1 at 96 px) are trained once with the
    defaults, exported and benched; the best on val among those that meet it is the
@@ -12,10 +14,13 @@
 4. Val and test accuracy of every INT8 artifact (the search ranks trials on val only),
    the paired differences tuned - best hand-pick and tuned - default with their
    95 % intervals, latency against the budget, the search's trials, pruned trials, latency
-   cache hits and wall time, the CPU and the load average; all in WORK/results.json.
+   cache hits and wall time, the CPU and the load average; all in WORK/SEARCH/results.json.
+   --rebench benches every artifact again at the end, interleaved, with each one's ratio
+   to the default's p50 of the same round.
 
-Each model's figures (WORK/NAME/figures.json) and the search (WORK/tune/search.json) are
-kept: running again with the same --work reuses them and only reports.
+Each model's figures (WORK/NAME/figures.json) and the search (WORK/SEARCH/search.json, its
+latency cache beside) are kept: running again with the same --work reuses them and only
+reports; a new --search NAME searches again against the models already trained.
 
     nice -n 5 .venv/bin/python benchmarks/tune_flowers.py [--data DIR] [--work DIR] [--epochs 20]
 """
@@ -46,27 +51,31 @@ PICK = re.compile(r"lite(?P<variant>[0-4])-(?P<size>\d+)(-mac(?P<mac>\d+))?")
 def main() -> None:
     args = _parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="edgecls_tune_bench_"))
+    os.environ.setdefault("EDGECLS_TUNE_CACHE", str(work / args.search / "latency.json"))  # this search's own
     started, load_before = time.monotonic(), os.getloadavg()
     print(f"machine: {_machine()}; load average {_load(load_before)}; {args.epochs} epochs per full training",
           flush=True)
     default = model_figures(args, work / "default", "efficientnet_lite0", None, 0.0)
+    picks = [dict(model_figures(args, work / name, *parse_pick(name)), name=name) for name in args.picks.split(",")]
+    if args.budget_rounds:  # the budget and the picks' verdicts from one interleaved measurement, now
+        _remeasure({"default": default, **{p["name"]: p for p in picks}}, args.budget_rounds)
     budget_ms = default["p50_ms"] / 2
     print(f"default: {default['size']} px, p50 {default['p50_ms']:.2f} ms, trained in {default['seconds']:.0f} s; "
           f"budget {budget_ms:.2f} ms", flush=True)
-    picks = [dict(model_figures(args, work / name, *parse_pick(name)), name=name) for name in args.picks.split(",")]
     meeting = [p for p in picks if p["p50_ms"] <= budget_ms]
     if not meeting:
         print("note: no hand-pick meets the budget here; the best of them all on val stands in", flush=True)
     best_pick = max(meeting or picks, key=lambda p: p["val_accuracy"])
-    tuned, search = _tune(args, work / "tune", budget_ms, 3 * default["seconds"])
+    tuned, search = _tune(args, work / args.search, budget_ms, 3 * default["seconds"])
     check_same_test_images([default, *picks, tuned])
     figures = _print(default, picks, best_pick, tuned, search, budget_ms, time.monotonic() - started)
-    figures.update(machine=_machine(), epochs=args.epochs, load_before=load_before, load_after=os.getloadavg())
+    figures.update(machine=_machine(), epochs=args.epochs, load_before=load_before, load_after=os.getloadavg(),
+                   budget_rounds=args.budget_rounds)
     if args.rebench:
         figures["rebench"] = _rebench({"default": default, **{p["name"]: p for p in picks}, "tuned": tuned},
                                       args.rebench, budget_ms)
-    (work / "results.json").write_text(json.dumps(figures, indent=1, default=str), encoding="utf-8")
-    print(f"load average at the end {_load(os.getloadavg())}; figures in {work / 'results.json'}")
+    (work / args.search / "results.json").write_text(json.dumps(figures, indent=1, default=str), encoding="utf-8")
+    print(f"load average at the end {_load(os.getloadavg())}; figures in {work / args.search / 'results.json'}")
 
 
 def _machine() -> str:
@@ -90,6 +99,13 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--bench-rounds", type=int, default=5, metavar="ROUNDS",
                         help="benches per model; their median p50 is the model's latency (the default's "
                              "sets the budget)")
+    parser.add_argument("--budget-rounds", type=int, default=9, metavar="ROUNDS",
+                        help="bench the default and the hand-picks again ROUNDS times, interleaved, just "
+                             "before the search: their medians set the budget and the picks' verdicts, so "
+                             "all are measured at one time (0: keep each model's benches from its training)")
+    parser.add_argument("--search", default="tune", metavar="NAME",
+                        help="folder of the search under --work, with its own latency cache and results.json; "
+                             "a new NAME searches again against the models already trained")
     parser.add_argument("--rebench", type=int, default=0, metavar="ROUNDS",
                         help="bench every artifact again ROUNDS times, interleaved, to show how firmly each "
                              "meets the budget (one bench of 50 runs decides it; 0: skip)")
@@ -173,10 +189,17 @@ def _tune(args: argparse.Namespace, out: Path, budget_ms: float,
     else:
         config = TuneConfig(data=args.data, out=out, budget=Budget(latency_ms=budget_ms), trials=args.trials,
                             time_s=seconds, fidelity=Fidelity(final_epochs=args.epochs))
-        began = time.monotonic()
-        result = tune(config, say=lambda message: print(f"  tune: {message}", flush=True))
-        search = {**result.summary, "wall_s": time.monotonic() - began, "notes": result.notes,
-                  "winner": result.winner, "time_budget_s": seconds}
+        began, final_began = time.monotonic(), []
+
+        def say(message: str) -> None:
+            if message.startswith("training trial") and not final_began:  # the search ends, the final begins
+                final_began.append(time.monotonic())
+            print(f"  tune: {message}", flush=True)
+
+        result = tune(config, say=say)
+        ended = time.monotonic()
+        search = {**result.summary, "wall_s": ended - began, "search_s": (final_began or [ended])[0] - began,
+                  "notes": result.notes, "winner": result.winner, "time_budget_s": seconds}
         saved.write_text(json.dumps(search, indent=1, default=str), encoding="utf-8")
     winner = search.pop("winner")
     artifact = Path(winner["artifact"])
@@ -188,20 +211,40 @@ def _tune(args: argparse.Namespace, out: Path, budget_ms: float,
     return tuned, search
 
 
-def _rebench(models: dict[str, dict[str, Any]], rounds: int, budget_ms: float) -> dict[str, list[float]]:
-    """p50s of every artifact over ``rounds`` interleaved benches (load drifts between benches:
-    interleaving spreads it over all models alike); prints median and range."""
+def _interleaved_p50s(models: dict[str, dict[str, Any]], rounds: int) -> dict[str, list[float]]:
+    """p50s of every model's artifact over ``rounds`` benches, interleaved (load drifts between
+    benches: interleaving spreads it over all models alike)."""
     from edgecls.tune import steps
 
     p50s: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             p50s[name].append(steps.bench_here(Path(model["artifact"]), None)["latency"]["p50_ms"])
-    print(f"\nre-benched {rounds} times, interleaved: median p50 (min-max) against the {budget_ms:.2f} ms budget")
-    for name, values in p50s.items():
-        print(f"{name:34} {np.median(values):8.2f} ({min(values):.2f}-{max(values):.2f}) "
-              f"{'meets' if np.median(values) <= budget_ms else 'over'}")
     return p50s
+
+
+def _remeasure(models: dict[str, dict[str, Any]], rounds: int) -> None:
+    """Replaces each model's p50 by the median of ``rounds`` interleaved benches taken now."""
+    load = os.getloadavg()
+    for name, values in _interleaved_p50s(models, rounds).items():
+        models[name].update(p50_ms=float(np.median(values)), p50s_ms=values, p50_at_load=load)
+        print(f"{name:34} p50 {np.median(values):6.2f} ms ({min(values):.2f}-{max(values):.2f}), "
+              f"{rounds} interleaved rounds before the search, load {_load(load)}", flush=True)
+
+
+def _rebench(models: dict[str, dict[str, Any]], rounds: int, budget_ms: float) -> dict[str, Any]:
+    """Every artifact benched again over ``rounds`` interleaved rounds; prints each median p50,
+    its range, and the median of its ratio to the default's p50 of the same round (the ratio
+    the budget asks for: <= 0.5), which drift between rounds does not move."""
+    p50s = _interleaved_p50s(models, rounds)
+    print(f"\nre-benched {rounds} times, interleaved: median p50 (min-max) against the {budget_ms:.2f} ms budget; "
+          f"median ratio to the default's p50 in the same round")
+    ratios = {}
+    for name, values in p50s.items():
+        ratios[name] = float(np.median(np.array(values) / np.array(p50s["default"])))
+        print(f"{name:34} {np.median(values):8.2f} ({min(values):.2f}-{max(values):.2f}) "
+              f"{'meets' if np.median(values) <= budget_ms else 'over':>5}  x{ratios[name]:.2f}")
+    return {"p50s_ms": p50s, "ratio_to_default": ratios, "load": os.getloadavg()}
 
 
 def check_same_test_images(models: list[dict[str, Any]]) -> None:
@@ -240,7 +283,8 @@ def _print(default: dict, picks: list[dict], best: dict, tuned: dict, search: di
           f"{search['over_budget']} over budget, {search['failed']} failed, {search['latency_cache_hits']} latency "
           f"cache hits, {search['latency_measured_here']} measured ({search.get('latency_benches_here', 0)} "
           f"benches, {search.get('borderline', 0)} borderline), {search.get('repeats', 0)} repeats reused; "
-          f"search + final {search['wall_s']:.0f} s "
+          f"search {search.get('search_s', float('nan')):.0f} s (finalists' re-bench included), search + final "
+          f"{search['wall_s']:.0f} s "
           f"(time budget, 3 full trainings: {3 * default['seconds']:.0f} s); this invocation {total_s:.0f} s")
     for note in search["notes"]:
         print(f"note: {note}")
