@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -54,6 +55,23 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
         assert row["budget_decision"] == "within" and row["repeat_of"] is None
     assert result.summary["repeats"] == 0 and result.summary["borderline"] == 0
     print(f"tiny search: {seconds:.1f} s")
+
+
+def test_each_trained_trial_estimates_its_full_training(searched) -> None:
+    """What `--time` keeps for the winner: each trained trial records its training time and
+    the estimate of its full training (its trial time plus the epochs the final adds)."""
+    from edgecls.tune import report
+    from edgecls.tune.study import default_storage, open_search
+    from edgecls.tune.tuner import reserved_for_final
+
+    config, result, _, _ = searched
+    records = {r["number"]: r for r in open_search(default_storage(config.out), config.study, local=True).records()}
+    for row in result.rows:
+        record = records[row["trial"]]
+        assert 0 < record["train_s"] <= record["final_estimate_s"]
+    best = records[report.feasible(result.rows)[0]["trial"]]
+    timed = dataclasses.replace(config, time_s=3600.0)
+    assert reserved_for_final(timed, list(records.values())) == best["final_estimate_s"]
 
 
 def test_finalists_are_benched_again_with_their_trained_weights(searched) -> None:

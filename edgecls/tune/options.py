@@ -32,7 +32,9 @@ class TuneOptions:
     host: str | None = option(None, help=("Measure on this device over ssh (user@host[:port]); default: this "
                                           "machine, and every output says so."))
     target: str | None = option(None, help="Device profile (targets/): its format and threads.")
-    time_budget: str | None = option(None, help="No new trial starts after this long, e.g. 3h, 90min.")
+    time_budget: str | None = option(
+        None, help="Wall-clock budget for the search and the winner's full training, e.g. 3h, 90min: no new "
+                   "trial starts once what is left is the best trial's estimated full training.")
     trials: int | None = option(None, help=("Trained trials to finish (all workers together). "
                                             f"Default: {DEFAULT_TRIALS}."))
     storage: str | None = option(None, help=("Study database URL shared by several workers (postgresql://..., "

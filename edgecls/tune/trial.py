@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,22 @@ class Fidelity:
     def trial_epochs(self, candidate: Candidate) -> int:
         return self.head_epochs + self.fine_tune_epochs if candidate.pretrained else self.scratch_epochs
 
+    def final_head_epochs(self, candidate: Candidate) -> int | None:
+        """The winner's head epochs on cached features (None: one phase, from scratch)."""
+        return max(1, self.final_epochs // 3) if candidate.pretrained else None
+
+    def final_estimate_s(self, candidate: Candidate, trial_s: float, epoch_s: float) -> float:
+        """Seconds the winner's full training (and pruning) should take, from its trial's:
+        the trial's time plus the epochs on whole images the full training adds, each as
+        long as the trial's last one (``epoch_s``); the export and bench after it not included."""
+        if candidate.pretrained:
+            added = (self.final_epochs - self.final_head_epochs(candidate)) - self.fine_tune_epochs
+        else:
+            added = self.final_epochs - self.scratch_epochs
+        if candidate.signature.mac_reduction > 0:
+            added += max(2, self.prune_epochs) - self.prune_epochs
+        return trial_s + max(0, added) * epoch_s
+
 
 @dataclass
 class TrialResult:
@@ -69,6 +86,8 @@ class TrialResult:
     note: str | None = None
     decision: str | None = None  # the budget's: within | over | remeasured-within | remeasured-over
     repeat_of: int | None = None  # the finished trial whose result this one reuses
+    train_s: float | None = None  # wall seconds of the trial's training (and pruning)
+    final_estimate_s: float | None = None  # of the full training, were it the winner
 
 
 def train_config(candidate: Candidate, data: Path, out: Path, epochs: int, fidelity: Fidelity,
@@ -151,14 +170,18 @@ def _run(handle: TrialHandle, candidate: Candidate, meter: LatencyMeter, budget:
     low, high = result.measurement.spread(budget.latency_key)
     say(f"trial {handle.number}: {candidate.signature.key()} ({figures[0]:.2f} ms [{low:.2f}-{high:.2f}], "
         f"{figures[1] / 1e6:.2f} MB, {result.decision}) training")
+    reporter, began = _EpochReporter(handle), time.monotonic()
     try:
-        result.val_accuracy, result.run_dir = _train(handle, candidate, data, split_file,
+        result.val_accuracy, result.run_dir = _train(reporter, candidate, data, split_file,
                                                      folder / f"{handle.number:04d}", fidelity, base)
         result.state = STATE_COMPLETE
     except Pruned as stop:
         result.state, result.note = STATE_PRUNED, str(stop)
     except EdgeclsError as exc:
         result.note = f"training failed: {exc}"
+    result.train_s = time.monotonic() - began
+    if result.state == STATE_COMPLETE and reporter.last_epoch_s is not None:
+        result.final_estimate_s = fidelity.final_estimate_s(candidate, result.train_s, reporter.last_epoch_s)
     return result
 
 
@@ -166,7 +189,7 @@ def _figures(measurement: Measurement, budget: Budget) -> tuple[float, int]:
     return measurement.latency_ms(budget.latency_key), measurement.size_bytes
 
 
-def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Path, folder: Path,
+def _train(reporter: _EpochReporter, candidate: Candidate, data: Path, split_file: Path, folder: Path,
            fidelity: Fidelity, base: dict[str, Any]) -> tuple[float, Path]:
     """Trains (and prunes) ``candidate`` at trial fidelity; returns its best val accuracy."""
     if folder.exists():  # a retried trial number never repeats, but a damaged folder might
@@ -175,7 +198,6 @@ def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Pa
     run.mkdir(parents=True)
     shutil.copy(split_file, RunDir(run).split)
     shutil.copy(RunDir(split_file.parent).labels, RunDir(run).labels)
-    reporter = _EpochReporter(handle)
     config = train_config(candidate, data, run, fidelity.trial_epochs(candidate), fidelity, base)
     result = steps.train_run(config, callbacks=[reporter.keras_callback()], evaluate_test=False)
     best = float(result.best_val_accuracy)
@@ -190,10 +212,12 @@ def _train(handle: TrialHandle, candidate: Candidate, data: Path, split_file: Pa
 
 
 class _EpochReporter:
-    """Reports val accuracy to the trial after every epoch of every phase (one step each)."""
+    """Reports val accuracy to the trial after every epoch of every phase (one step each),
+    and keeps how long the last Keras epoch took."""
 
     def __init__(self, handle: TrialHandle) -> None:
         self.handle, self.step = handle, 0
+        self.last_epoch_s: float | None = None
 
     def report(self, value: float) -> None:
         self.step += 1
@@ -205,7 +229,13 @@ class _EpochReporter:
         reporter = self
 
         class _Report(keras.callbacks.Callback):
+            began = time.monotonic()
+
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+                self.began = time.monotonic()
+
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                reporter.last_epoch_s = time.monotonic() - self.began
                 value = (logs or {}).get("val_accuracy")
                 if value is not None:
                     reporter.report(float(value))
@@ -233,6 +263,10 @@ def _tell(search: Search, handle: TrialHandle, result: TrialResult, budget: Budg
         handle.constrain(budget.excess(latency, size))
     if result.run_dir is not None:
         handle.set("run_dir", str(result.run_dir))
+    if result.train_s is not None:
+        handle.set("train_s", round(result.train_s, 1))
+    if result.final_estimate_s is not None:
+        handle.set("final_estimate_s", round(result.final_estimate_s, 1))
     if result.state == OVER_BUDGET:
         handle.set("over_budget", True)
         search.tell(handle, STATE_COMPLETE, 0.0)

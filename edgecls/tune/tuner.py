@@ -60,7 +60,9 @@ class TuneConfig:
         storage: study storage URL (None: SQLite in ``out``).
         study: study name.
         trials: trained trials to finish, this process and others on the same study together.
-        time_s: wall-clock seconds after which no new trial starts (None: no limit).
+        time_s: wall-clock seconds for the search and the winner's full training: no new
+            trial starts once what is left is the best trial's estimated full training
+            (``reserved_for_final``; None: no limit).
         seed: sampler and training seed.
         cache: the latency cache file (None: ``latency_cache.default_cache_path``).
         base: other ``TrainConfig`` fields for every training (e.g. ``augment``).
@@ -244,12 +246,16 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
     while search.finished() < config.trials:
         for number in search.recover(resume=False):  # another worker's trial whose heartbeat stopped
             say(f"trial {number} of a stopped worker: marked failed, queued again")
-        if deadline is not None and time.monotonic() >= deadline:
-            say(f"time budget of {config.time_s:.0f} s spent: no new trial starts")
+        kept = reserved_for_final(config, search.records())
+        if deadline is not None and time.monotonic() + kept >= deadline:
+            say(f"time budget of {config.time_s:.0f} s spent" + (
+                f" (its last {kept:.0f} s kept for the best trial's full training)" if kept else "")
+                + ": no new trial starts")
             return
         try:
             result = run_trial(search, config.space, meter, config.budget, config.data, split_file,
-                               Path(config.out) / "trials", config.fidelity, config.base, say, deadline)
+                               Path(config.out) / "trials", config.fidelity, config.base, say,
+                               None if deadline is None else deadline - kept)
         except OutOfTime as stop:
             say(f"time budget of {config.time_s:.0f} s spent: {stop}, queued again")
             return
@@ -266,6 +272,19 @@ def _search(config: TuneConfig, search: Search, meter: LatencyMeter, split_file:
         if failures >= MAX_FAILURES_IN_A_ROW:
             raise EdgeclsError(f"{failures} trials in a row failed; the last: {result.note}",
                                f"see {config.out}/index.html")
+
+
+def reserved_for_final(config: TuneConfig, records: list[dict[str, Any]]) -> float:
+    """Seconds of ``--time`` kept for the winner's full training: the estimate its trial
+    recorded (``final_estimate_s``) for the best trial so far; 0 without a time budget, a
+    finished trial, or the final training (``finalize``)."""
+    if config.time_s is None or not config.finalize:
+        return 0.0
+    best = report.feasible(report.trial_rows(records))
+    if not best:
+        return 0.0
+    estimate = next((r.get("final_estimate_s") for r in records if r["number"] == best[0]["trial"]), None)
+    return float(estimate or 0.0)
 
 
 def _exhausted(config: TuneConfig, search: Search, repeats: int, say: Say) -> bool:
@@ -392,7 +411,7 @@ def _train_and_export(config: TuneConfig, row: dict[str, Any], split_file: Path)
     signature = finalists.signature_of(row, config.space.precision)
     candidate = Candidate(signature, row["weights"], row["lr"], row["fine_tune_lr"], row["fine_tune_fraction"])
     fidelity = config.fidelity
-    head = max(1, fidelity.final_epochs // 3) if candidate.pretrained else None
+    head = fidelity.final_head_epochs(candidate)
     trained = steps.train_run(train_config(candidate, config.data, full, fidelity.final_epochs, fidelity,
                                            config.base, head_epochs=head))
     test_accuracy = (trained.test_metrics or {}).get("accuracy")
