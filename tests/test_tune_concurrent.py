@@ -1,6 +1,7 @@
 """Workers sharing one study (`edgecls tune --storage`): they draw apart, and a worker that
 draws the candidate another worker is training waits for its result instead of training it
-too. Real Optuna on a real SQLite storage; two ``Search`` objects stand for two workers."""
+too. Real Optuna on real SQLite and journal storages; two ``Search`` objects stand for two
+workers."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from helpers.tune import tiny_space
 pytest.importorskip("optuna")
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One SQLite file for the module (its schema takes a second or two to create); each
-    test opens studies of its own names in it."""
-    return f"sqlite:///{tmp_path_factory.mktemp('concurrent') / 'study.db'}"
+@pytest.fixture(scope="module", params=["sqlite", "journal"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One storage for the module, each kind whose workers wait for a live twin: SQLite
+    (Optuna's heartbeats; its schema takes a second or two to create) and a journal file
+    (our stamps); each test opens studies of its own names in it."""
+    folder = tmp_path_factory.mktemp("concurrent")
+    return f"sqlite:///{folder / 'study.db'}" if request.param == "sqlite" else f"journal:{folder / 'study.log'}"
 
 
 def _draw(handle) -> tuple[int, ...]:
@@ -160,3 +163,27 @@ class Said(list):
         if not self:
             self.then()
         super().append(message)
+
+
+def test_a_journal_worker_stamps_its_trial_and_a_stopped_ones_trial_is_retried(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna has no heartbeats for journal storages: a running trial's worker stamps the time
+    every HEARTBEAT_S seconds, and another worker fails and re-queues a trial whose stamp is
+    older than GRACE_S (its worker was killed), never a fresh one."""
+    monkeypatch.setattr(study, "HEARTBEAT_S", 0.05)
+    url = f"journal:{tmp_path / 'study.log'}"
+    alive, other = (open_search(url, "stamps", local=False) for _ in range(2))
+    trial = alive.ask()
+    trial.choose("size", [32, 48])
+    with alive.heartbeat(trial):
+        first = alive._frozen(trial.trial).system_attrs[study.STAMP_ATTR]
+        time.sleep(0.3)
+        later = alive._frozen(trial.trial).system_attrs[study.STAMP_ATTR]
+        assert later > first  # stamped again while it runs
+        assert other.recover(resume=False) == []  # fresh: its worker is alive
+    killed = alive._frozen(trial.trial)
+    alive.study._storage.set_trial_system_attr(killed._trial_id, study.STAMP_ATTR, time.time() - study.GRACE_S - 1)
+    assert other.recover(resume=False) == [trial.number]
+    retry = other.ask()
+    assert retry.retry_of == trial.number and retry.trial.params == trial.trial.params
+

@@ -13,7 +13,9 @@ next trial.
   the head on cached features, rung 2 the short fine-tune).
 - A trial left running by a killed process is failed once its heartbeat is stale (or at
   once on ``--resume`` of a study that only this machine writes) and enqueued again with
-  the same parameters; failed trials never count towards ``--trials``.
+  the same parameters; failed trials never count towards ``--trials``. Optuna keeps the
+  heartbeats of database storages; a ``journal:`` storage has none in Optuna, so there a
+  thread stamps the running trial's time into it (``StampedHeartbeat``).
 - A trial whose parameters a finished trial already had is not run again: it is told that
   trial's result (``Search.repeat``) and marked ``repeat_of``; repeats never count
   towards ``--trials``. One whose parameters an earlier trial is still running on another
@@ -22,6 +24,7 @@ next trial.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -38,6 +41,7 @@ GRACE_S = 120
 RETRIES = 2
 DATASET_ATTR = "dataset"
 WAIT_POLL_S = 2.0  # how often a trial waiting for its twin on another worker asks the storage
+STAMP_ATTR = "edgecls:heartbeat"  # a journal trial's system attribute: its worker's last sign of life (epoch s)
 
 
 class Pruned(Exception):
@@ -120,10 +124,19 @@ class Search:
         self._retry(self._frozen(handle.trial))
 
     def heartbeat(self, handle: TrialHandle) -> Any:
-        """A context that keeps the trial's heartbeat while it runs (a no-op without one)."""
+        """A context that keeps the trial's heartbeat while it runs: Optuna's, or our stamp
+        on a journal storage."""
         from optuna.storages._heartbeat import get_heartbeat_thread
 
+        if self._stamped():
+            return StampedHeartbeat(self.study._storage, handle.trial._trial_id)
         return get_heartbeat_thread(handle.trial._trial_id, self.study._storage)
+
+    def _stamped(self) -> bool:
+        """Whether liveness comes from our stamps (a journal storage: no Optuna heartbeat)."""
+        from optuna.storages.journal import JournalStorage
+
+        return isinstance(self.study._storage, JournalStorage)
 
     def records(self) -> list[dict[str, Any]]:
         """Every trial as a plain dict: number, state, value, params, user attributes."""
@@ -170,15 +183,14 @@ class Search:
     def running_twin(self, handle: TrialHandle) -> Any:
         """The earliest trial running elsewhere with ``handle``'s parameters (None: none).
 
-        Only a study other workers share, on a storage whose heartbeats tell a live worker
-        from a dead one (not ``journal:``), has such trials; a dead worker's trial is failed
+        Only a study other workers share has such trials; a dead worker's trial is failed
         once its heartbeat is stale. Only earlier trials count, so two workers drawing one
         candidate at once never wait for each other. Not a lock: trials sampled in the same
         instant can both miss the other's parameters (a window of milliseconds)."""
         import optuna
         from optuna.storages._heartbeat import is_heartbeat_enabled
 
-        if self.local or not is_heartbeat_enabled(self.study._storage):
+        if self.local or not (is_heartbeat_enabled(self.study._storage) or self._stamped()):
             return None
         params = handle.trial.params
         running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
@@ -226,8 +238,8 @@ class Search:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(self.study)
-        if resume and self.local:
-            for trial in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        for trial in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            if (resume and self.local) or (self._stamped() and stale_stamp(trial)):
                 if self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
                     self._retry(self._frozen(trial))
         failed = [t for t in self.study.get_trials(states=(optuna.trial.TrialState.FAIL,))
@@ -246,6 +258,42 @@ class Search:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)(self.study, trial)
+
+
+class StampedHeartbeat:
+    """While open, stamps the trial's time into the storage every ``HEARTBEAT_S`` seconds,
+    from a thread of its own (``STAMP_ATTR``); ``stale_stamp`` tells a dead worker's trial."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="edgecls-heartbeat", daemon=True)
+
+    def __enter__(self) -> StampedHeartbeat:
+        self._stamp()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(Exception):  # a trial finished meanwhile no longer takes stamps
+                self._stamp()
+
+    def _stamp(self) -> None:
+        self.storage.set_trial_system_attr(self.trial_id, STAMP_ATTR, time.time())
+
+
+def stale_stamp(trial: Any, now: float | None = None) -> bool:
+    """Whether a running journal trial's worker stopped: no stamp for ``GRACE_S`` seconds
+    (or none since it started: killed before its first stamp)."""
+    stamp = trial.system_attrs.get(STAMP_ATTR)
+    if stamp is None:
+        stamp = trial.datetime_start.timestamp() if trial.datetime_start else None
+    return stamp is not None and (time.time() if now is None else now) - float(stamp) > GRACE_S
 
 
 def _off_main_thread(call: Callable[[], Any]) -> Any:
