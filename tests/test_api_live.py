@@ -91,10 +91,14 @@ def test_ctrl_c_ends_run_live_cleanly_with_the_summary(model: Path, tmp_path: Pa
 
     interrupter = threading.Thread(target=interrupt_after_the_first_frame, daemon=True)
     interrupter.start()
+    # A suite started as a background job (`cmd &`) inherits SIGINT ignored, which run_live
+    # keeps ignored (as under nohup): this test gives it Python's own handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         summary = edgecls.run_live(model, source=str(video), jsonl=jsonl)
     finally:
         ended.set()
+        signal.signal(signal.SIGINT, previous)
     interrupter.join()
     assert summary.interrupted and 1 <= summary.frames < 3000
     assert len(jsonl.read_text().splitlines()) == summary.frames  # every frame written, file closed

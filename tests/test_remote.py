@@ -28,7 +28,7 @@ from edgecls.bench.runner import BenchOptions
 from edgecls.errors import ConfigError, EdgeclsError
 from edgecls.remote.bench import RemoteBenchJob, bench_arguments
 from edgecls.remote.deploy import DeployJob, UnitState, install_steps, systemd_quote, unit_text
-from helpers.cli import run_cli
+from helpers.cli import edgecls, run_cli
 from helpers.images import write_color_folder
 from edgecls.remote.device import Environment, Interpreter, PrepareOptions, extras_for, prepare, probe
 from edgecls.remote.host import parse_host, parse_hosts
@@ -85,10 +85,14 @@ def connect(lab: SshLab):
         transport.close()
 
 
-def cli(*args: str, lab: SshLab, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "EDGECLS_SSH_CONFIG": str(lab.config), "COLUMNS": "160"}
+def cli(*args: str, lab: SshLab, fresh: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m edgecls ARGS`` against the lab; ``fresh=False`` runs it in this process
+    (each command keeps one call in a fresh process)."""
+    env = {"EDGECLS_SSH_CONFIG": str(lab.config), "COLUMNS": "160"}
+    if not fresh:
+        return edgecls(*args, env=env)
     return subprocess.run([sys.executable, "-m", "edgecls", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, check=False)
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=timeout, check=False)
 
 
 def test_host_specs() -> None:
@@ -304,7 +308,8 @@ def test_bench_on_two_hosts_in_parallel_with_one_unreachable(lab: SshLab, onnx_m
         assert record["accuracy"]["reference"] == {**record["accuracy"]["reference"], "model": str(onnx_models[0]),
                                                    "agreement": 1.0}
         assert record["machine"]["python"]
-    shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), "--html", str(tmp_path / "r.html"), lab=lab)
+    shown = cli("report", str(out), "--md", str(tmp_path / "r.md"), "--html", str(tmp_path / "r.html"), lab=lab,
+                fresh=False)
     assert shown.returncode == 0, shown.stderr
     assert f"{lab.servers[0].spec} · x86-cpu" in shown.stdout and "device-1 · x86-cpu" in shown.stdout
     assert f"{closed}: unreachable" in shown.stdout
@@ -335,7 +340,7 @@ def test_run_streams_json_lines_back_and_sends_the_model_once(lab: SshLab, onnx_
     assert len(lines) == 2 and all(line["label"] == "red" and len(line["topk"]) == 2 for line in lines)
     assert "copied tiny_fp32.onnx" in first.stderr and "2 frames" in first.stderr
     again = cli("run", str(onnx_models[0]), "--remote", "device-0", "--remote-python", sys.executable,
-                "--source", str(tmp_path / "nowhere"), lab=lab)
+                "--source", str(tmp_path / "nowhere"), lab=lab, fresh=False)
     assert "model unchanged" in again.stderr
     assert again.returncode == 2 and "nowhere" in again.stderr  # the device's own error, exit code kept
 
@@ -424,10 +429,10 @@ def test_deploy_prints_a_valid_unit_then_installs_it_idempotently(lab: SshLab, o
     installed = image / "etc/systemd/system/edgecls-classifier.service"
     assert installed.read_text() == unit
     assert (image / "etc/systemd/system/multi-user.target.wants/edgecls-classifier.service").is_symlink()
-    second = cli(*service, lab=lab)
+    second = cli(*service, lab=lab, fresh=False)
     assert second.returncode == 0 and "up to date, nothing changed" in second.stdout, second.stdout
     model.write_bytes(onnx_models[1].read_bytes())  # a new version of the model
-    third = cli(*service, lab=lab)
+    third = cli(*service, lab=lab, fresh=False)
     assert "model: copied classifier.onnx" in third.stdout and "wrote" not in third.stdout
     assert Path(model_on_device).read_bytes() == onnx_models[1].read_bytes()
 
@@ -509,7 +514,7 @@ def test_deploy_refuses_a_worse_model_and_records_which_replaced_which(lab: SshL
     device = lab.servers[1]
     old, new = onnx_models
     common = ("--host", device.spec, "--remote-python", sys.executable, "--name", "edgecls-judged")
-    first = cli("deploy", str(old), *common, lab=lab)
+    first = cli("deploy", str(old), *common, lab=lab, fresh=False)
     assert first.returncode == 0, first.stderr
     record_path = device.home / ".edgecls/deploy/edgecls-judged/deployed.json"
     record = json.loads(record_path.read_text())
@@ -520,11 +525,11 @@ def test_deploy_refuses_a_worse_model_and_records_which_replaced_which(lab: SshL
         "new": {"kind": "artifact", "sha256": file_sha256(new), "run": None},
         "old": {"kind": "artifact", "sha256": file_sha256(old), "run": None},
         "overall": {"difference_pp": -6.0, "interval_pp": [-9.1, -2.8], "images": 300}}))
-    refused = cli("deploy", str(new), *common, "--comparison", str(report), lab=lab)
+    refused = cli("deploy", str(new), *common, "--comparison", str(report), lab=lab, fresh=False)
     assert refused.returncode == 2 and "refused: tiny_int8.onnx is worse" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and "--force" in refused.stderr
     assert json.loads(record_path.read_text()) == record  # nothing changed on the device
-    forced = cli("deploy", str(new), *common, "--comparison", str(report), "--force", lab=lab)
+    forced = cli("deploy", str(new), *common, "--comparison", str(report), "--force", lab=lab, fresh=False)
     assert forced.returncode == 0, forced.stderr
     assert "replaces tiny_fp32.onnx (forced): worse" in forced.stdout
     replaced = json.loads(record_path.read_text())

@@ -75,14 +75,14 @@ def layout(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
 
 
-def launch(tmp: Path, args: list[str], **env: str) -> subprocess.Popen:
+def launch(tmp: Path, args: list[str], runner: str = RUNNER, **env: str) -> subprocess.Popen:
     """`edgecls train ARGS` in a fresh process (tiny_cnn registered), scratch dirs in tmp."""
     scratch = tmp / "scratch"
     scratch.mkdir(exist_ok=True)
     environ = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "EDGECLS_CPU_REPLICAS")}
     environ.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(Path(edgecls.__file__).parents[1])]),
                    TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch), **env)
-    return subprocess.Popen([sys.executable, "-c", RUNNER, "train", *args, "--no-progress"],
+    return subprocess.Popen([sys.executable, "-c", runner, "train", *args, "--no-progress"],
                             env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -148,11 +148,8 @@ def assert_like_single_process(run: RunDir, single: RunDir) -> None:
     assert float(history(run)[-1]["val_accuracy"]) == pytest.approx(val_accuracy_of(run), abs=1e-5)
 
 
-def test_mirrored_on_two_logical_cpus(data: Path, backbone: Path, single: RunDir,
-                                      tmp_path: Path) -> None:
-    run = RunDir(tmp_path / "run")
-    args = train_args(data, backbone, run.root, tmp_path)
-    output = finish(launch(tmp_path, args, EDGECLS_CPU_REPLICAS="2"))
+def test_mirrored_on_two_logical_cpus(mirrored: tuple[RunDir, str], single: RunDir) -> None:
+    run, output = mirrored
     assert "on 2 mirrored replicas" in output
     assert "freshly-initialized weights" not in output  # tests/test_weights_reload.py
     assert_like_single_process(run, single)
@@ -233,17 +230,40 @@ for sync in (False, True):
 """
 
 
-def test_batchnorm_statistics_agree_over_replicas(tmp_path: Path) -> None:
+# BATCHNORM_CHECK runs in the mirrored run's process once `edgecls train` is done (both need
+# two logical CPUs: one TensorFlow start, not two), on the strategy the run made (a second
+# strategy in one process would reuse its collective instance keys).
+TRAIN_THEN_CHECK = f"""
+import sys, helpers.runs
+from edgecls.train import distribute, fit
+made = []
+fit.make_strategy = lambda *args, **kw: made.append(distribute.make_strategy(*args, **kw)) or made[-1]
+from edgecls.cli import main
+sys.argv = ['edgecls', *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit_info:
+    if exit_info.code:
+        raise
+distribute.make_strategy = lambda: made[0]
+{BATCHNORM_CHECK}"""
+
+
+@pytest.fixture(scope="module")
+def mirrored(data: Path, backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, str]:
+    """(run, output) of `edgecls train` on 2 logical CPUs, then BATCHNORM_CHECK's two lines."""
+    tmp = tmp_path_factory.mktemp("mirrored")
+    run = RunDir(tmp / "run")
+    args = train_args(data, backbone, run.root, tmp)
+    return run, finish(launch(tmp, args, TRAIN_THEN_CHECK, EDGECLS_CPU_REPLICAS="2"))
+
+
+def test_batchnorm_statistics_agree_over_replicas(mirrored: tuple[RunDir, str]) -> None:
     """Keras lets each replica's BatchNorm moving statistics drift apart; the sync
     callback averages them before validation, so every replica (and the checkpoint)
     holds the same ones."""
-    environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    environ.update(PYTHONPATH=str(Path(edgecls.__file__).parents[1]), TF_CPP_MIN_LOG_LEVEL="3",
-                   EDGECLS_CPU_REPLICAS="2")
-    result = subprocess.run([sys.executable, "-c", BATCHNORM_CHECK], env=environ, text=True,
-                            capture_output=True, timeout=TIMEOUT)
-    assert result.returncode == 0, result.stderr
-    spread = dict(line.split() for line in result.stdout.splitlines())
+    lines = [line.split() for line in mirrored[1].splitlines()]
+    spread = dict(words for words in lines if len(words) == 2 and words[0] in ("free", "sync"))
     assert float(spread["free"]) > 1e-4  # what the callback fixes
     assert float(spread["sync"]) == 0.0
 
