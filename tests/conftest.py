@@ -1,4 +1,8 @@
-"""Shared test fixtures: tiny generated image folders and the optional shared data."""
+"""Shared test fixtures: tiny generated image folders and the optional shared data.
+
+Under pytest-xdist (``-n auto``) the session fixtures that train still train once per
+session: under a lock, in a folder all the workers share (``helpers.runs.build_once``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,19 @@ import pytest
 
 from helpers.export import Prepared, prepare_run
 from helpers.images import write_image_folder
-from helpers.runs import TrainedRuns, tiny_config
+from helpers.runs import TrainedRuns, build_once, tiny_config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MAX_WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown without the plugin
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core this process may use, at most ``MAX_WORKERS`` (each
+    worker holds its own TensorFlow, ~1 GB, and many tests start processes of their own)."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,9 +54,16 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
+def session_builds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this session shared by all its xdist workers (their temp folders' parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "session_builds"
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(session_builds: Path) -> TrainedRuns:
     """Tiny runs trained once per session (tests/helpers/runs.py), copied per use."""
-    return TrainedRuns(tmp_path_factory.mktemp("trained_runs"))
+    return TrainedRuns(session_builds / "trained_runs")
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +73,17 @@ def tiny_run(tiny_runs: TrainedRuns, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def trained_tiny_cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained_tiny_cnn(session_builds: Path) -> tuple[Path, Path]:
     """(data folder, run directory) of a 2-epoch ``tiny_config`` run from scratch through
     ``edgecls.train``, once per session: read it, do not write into it."""
     from edgecls.train.fit import train
 
-    root = tmp_path_factory.mktemp("trained_tiny_cnn")
-    data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
-    train(tiny_config(data, root / "run"))
-    return data, root / "run"
+    def build(root: Path) -> None:
+        data = write_image_folder(root / "images", {"circle_r": 20, "square_g": 20, "circle_b": 20})
+        train(tiny_config(data, root / "run"))
+
+    root = build_once(session_builds / "trained_tiny_cnn", build)
+    return root / "images", root / "run"
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ quick training without a real backbone. Importing this module registers the fami
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -65,20 +66,32 @@ class TrainedRuns:
     A copy is a fresh ``<root>/run`` folder (whatever a test writes there stays its own)
     beside a ``<root>/images`` link to the shared generated images; both runs come from
     the same images and the same seed, so a copy is what ``make_run`` would have made.
+    ``cache`` may be shared by the session's test processes: each run is trained once.
     """
 
     def __init__(self, cache: Path) -> None:
         self._cache = cache
-        self._runs: dict[int, Path] = {}
 
     def copy(self, root: Path, epochs: int = 12) -> Path:
         """A finished run trained ``epochs`` epochs on the tiny default model, under ``root``."""
-        if epochs not in self._runs:
-            self._runs[epochs] = make_run(self._cache / f"epochs{epochs}", epochs=epochs)
-        source = self._runs[epochs]
+        built = build_once(self._cache / f"epochs{epochs}", lambda folder: make_run(folder, epochs=epochs))
         root.mkdir(parents=True, exist_ok=True)
-        (root / "images").symlink_to(source.parent / "images", target_is_directory=True)
-        return Path(shutil.copytree(source, root / "run"))
+        (root / "images").symlink_to(built / "images", target_is_directory=True)
+        return Path(shutil.copytree(built / "run", root / "run"))
+
+
+def build_once(folder: Path, build: Callable[[Path], Any]) -> Path:
+    """``folder`` once ``build(folder)`` has filled it, in one of the processes sharing it
+    (pytest-xdist workers): the others wait on its lock file, then reuse it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part way
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
 
 
 TINY = "tiny_cnn"
