@@ -287,13 +287,13 @@ class StampedHeartbeat:
         self.storage.set_trial_system_attr(self.trial_id, STAMP_ATTR, time.time())
 
 
-def stale_stamp(trial: Any, now: float | None = None) -> bool:
+def stale_stamp(trial: Any) -> bool:
     """Whether a running journal trial's worker stopped: no stamp for ``GRACE_S`` seconds
     (or none since it started: killed before its first stamp)."""
     stamp = trial.system_attrs.get(STAMP_ATTR)
     if stamp is None:
         stamp = trial.datetime_start.timestamp() if trial.datetime_start else None
-    return stamp is not None and (time.time() if now is None else now) - float(stamp) > GRACE_S
+    return stamp is not None and time.time() - float(stamp) > GRACE_S
 
 
 def _off_main_thread(call: Callable[[], Any]) -> Any:
