@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from edgecls.tune.budget import Budget
-from edgecls.tune.tuner import NoCandidateError, tune
+from edgecls.tune import report
+from edgecls.tune.study import STATE_COMPLETE, default_storage, open_search
+from edgecls.tune.tuner import NoCandidateError, reserved_for_final, tune
 from helpers.tune import tiny_tune_config
 
 
@@ -60,10 +62,6 @@ def test_tiny_search_ends_with_the_winner_exported_through_the_gate(searched) ->
 def test_each_trained_trial_estimates_its_full_training(searched) -> None:
     """What `--time` keeps for the winner: each trained trial records its training time and
     the estimate of its full training (its trial time plus the epochs the final adds)."""
-    from edgecls.tune import report
-    from edgecls.tune.study import default_storage, open_search
-    from edgecls.tune.tuner import reserved_for_final
-
     config, result, _, _ = searched
     records = {r["number"]: r for r in open_search(default_storage(config.out), config.study, local=True).records()}
     for row in result.rows:
@@ -118,8 +116,7 @@ def test_resume_retries_a_trial_left_running_by_a_kill(searched, monkeypatch) ->
     ends there, every candidate tried."""
     import dataclasses
 
-    from edgecls.tune import report, steps
-    from edgecls.tune.study import default_storage, open_search
+    from edgecls.tune import steps
 
     config, _, _, _ = searched
     search = open_search(default_storage(config.out), config.study, local=True)
@@ -260,7 +257,6 @@ def test_a_search_whose_sampler_keeps_repeating_ends(tmp_path: Path) -> None:
     """Repeats cost a lookup and count towards nothing, so a sampler that keeps drawing tried
     candidates would never reach --trials: the search ends after MAX_REPEATS_IN_A_ROW of
     them, or at once when the space has no untried candidate left."""
-    from edgecls.tune.study import STATE_COMPLETE, open_search
     from edgecls.tune.tuner import MAX_REPEATS_IN_A_ROW, _exhausted
 
     config = tiny_tune_config(tmp_path, tmp_path / "out", tmp_path / "cache")
